@@ -1,0 +1,141 @@
+/* The shared BERT encoder (post-LN, as bert-base): embeddings + LayerNorm, L layers of
+ * multi-head self-attention and GELU FFN each followed by residual + LayerNorm, a tanh pooler
+ * on [CLS] and a task head (C logits, or 1 for regression). fp32, forward and backward.
+ *
+ * Life cycle:
+ *   pb_model_declare(m, cfg)       backbone + head tensors enter the parameter table
+ *   (a method attaches: adds tensors, flips trainable flags, installs hooks)
+ *   pb_model_alloc(m, B, T)        one allocation per family: params, grads, AdamW, activations
+ *   pb_model_init_random / load    values
+ *   pb_forward / pb_backward / pb_adamw_step
+ */
+#ifndef PB_BERT_H
+#define PB_BERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backbone/hooks.h"
+#include "backbone/params.h"
+
+typedef struct {
+  int vocab_size;       /* V */
+  int hidden;           /* d */
+  int layers;           /* L */
+  int heads;            /* A (d % A == 0) */
+  int ffn;              /* F, intermediate size */
+  int max_pos;          /* P, max_position_embeddings */
+  int type_vocab;       /* token types (2) */
+  float ln_eps;         /* layer_norm_eps (1e-12) */
+  float hidden_dropout; /* hidden_dropout_prob (0.1) */
+  float attn_dropout;   /* attention_probs_dropout_prob (0.1) */
+  float init_range;     /* initializer_range (0.02) */
+  int num_labels;       /* C: classes, or 1 for regression */
+} pb_config;
+
+/* bert-base-uncased shape (V 30522, d 768, L 12, A 12, F 3072, P 512) with C labels */
+void pb_config_bert_base(pb_config *c, int num_labels);
+/* the embedded default shape (V 30522, d 256, L 4, A 4, F 1024, P 512) */
+void pb_config_default(pb_config *c, int num_labels);
+/* checks d % A, positive sizes; returns status with a message naming `what` */
+int pb_config_validate(const pb_config *c, const char *what);
+
+/* indices into the parameter table of one encoder layer's tensors */
+typedef struct {
+  int qw, qb, kw, kb, vw, vb;   /* attention.self.{query,key,value}.{weight [d,d], bias [d]} */
+  int ow, ob, ln1w, ln1b;       /* attention.output.dense [d,d],[d]; attention.output.LayerNorm [d] */
+  int iw, ib;                   /* intermediate.dense [F,d], [F] */
+  int fw, fb, ln2w, ln2b;       /* output.dense [d,F], [d]; output.LayerNorm [d] */
+} pb_layer_idx;
+
+/* saved activations of one layer, all pointers into the activation block (N = B*T rows) */
+typedef struct {
+  float *q, *k, *v;        /* [N,d] projections (after linear hooks) */
+  float *probs;            /* [B,A,T,T] softmax before dropout */
+  float *ctx;              /* [N,d] attention context, input of the output projection */
+  float *attn_o;           /* [N,d] output projection, before dropout */
+  float *sub1;             /* [N,d] after dropout and the sublayer hook */
+  float *ln1_in;           /* [N,d] residual sum h_prev + sub1 */
+  float *ln1_mean, *ln1_rstd; /* [N] */
+  float *ln1;              /* [N,d] LayerNorm output = FFN input */
+  float *ffn_pre;          /* [N,F] intermediate before GELU */
+  float *ffn_act;          /* [N,F] after GELU */
+  float *ffn_o;            /* [N,d] output dense, before dropout */
+  float *sub2;             /* [N,d] after dropout and the sublayer hook */
+  float *ln2_in;           /* [N,d] residual sum ln1 + sub2 */
+  float *ln2_mean, *ln2_rstd; /* [N] */
+  float *ln2;              /* [N,d] LayerNorm output */
+  float *out;              /* [N,d] layer output = ln2 (+ layer hook) */
+} pb_layer_acts;
+
+typedef struct {
+  float *emb_sum;          /* [N,d] word + position + type */
+  float *emb_mean, *emb_rstd; /* [N] */
+  float *emb_ln;           /* [N,d] LayerNorm output before dropout */
+  float *h0;               /* [N,d] embedding output (after dropout) = input of layer 0 */
+  pb_layer_acts *layer;    /* [L] */
+  float *cls;              /* [B,d] [CLS] rows of the last layer */
+  float *pooled;           /* [B,d] tanh(pooler) */
+  float *pooled_drop;      /* [B,d] after dropout */
+  float *logits;           /* [B,C] */
+  float *probs;            /* [B,C] softmax (classification) */
+  /* gradient scratch */
+  float *dh, *dh2;         /* [N,d] running gradient wrt the residual stream */
+  float *dbuf_d;           /* [N,d] */
+  float *dbuf_d2, *dbuf_d3, *dbuf_d4; /* [N,d] */
+  float *dbuf_f;           /* [N,F] */
+  float *dscratch;         /* [B,A,T,T] */
+  float *dsmall;           /* [B,d] x 3 + [B,C] */
+} pb_acts;
+
+typedef struct pb_model {
+  pb_config cfg;
+  pb_params params;        /* the one parameter table */
+  int word, pos, type, emb_lnw, emb_lnb; /* embedding tensor indices */
+  pb_layer_idx *layer;     /* [L] */
+  int pool_w, pool_b;      /* bert.pooler.dense [d,d], [d] */
+  int cls_w, cls_b;        /* classifier [C,d], [C] */
+
+  const pb_hook_ops *hooks;/* installed by a method; NULL = plain backbone */
+  void *hook_ctx;
+  float *hook_acts;        /* method activation block (inside act_mem) */
+
+  int B, T;                /* activation capacity */
+  float *act_mem;          /* the one activation allocation */
+  size_t act_floats;
+  pb_acts acts;
+
+  /* last forward */
+  int cur_B, cur_T;
+  const int *ids, *types, *mask; /* [B*T], borrowed until the next forward */
+  const int *labels;       /* [B] or NULL */
+  const float *targets;    /* [B] or NULL */
+  float loss;
+  int training;            /* dropout on */
+  uint64_t seed;           /* dropout seed of the current step */
+} pb_model;
+
+int pb_model_declare(pb_model *m, const pb_config *cfg);
+void pb_model_set_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx);
+/* allocates parameter families (if not yet) and activations for batches up to B x T */
+int pb_model_alloc(pb_model *m, int B, int T);
+void pb_model_free(pb_model *m);
+/* BERT init: normal(0, init_range) weights, zero biases, LayerNorm 1/0; method tensors per their init */
+void pb_model_init_random(pb_model *m, uint64_t seed);
+/* Tensor pointer helpers */
+static inline float *pb_w(pb_model *m, int idx) { return m->params.t[idx].data; }
+static inline float *pb_g(pb_model *m, int idx) { return m->params.t[idx].grad; }
+
+/* Forward over ids/types/mask [B,T] (B <= capacity, T <= capacity). With training != 0 dropout
+ * is on, seeded by `seed`. labels (classification) or targets (regression, C = 1) may both be
+ * NULL (no loss). Logits land in m->acts.logits [B,C]; the loss in *loss (if non-NULL). */
+int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, int B, int T,
+               const int *labels, const float *targets, int training, uint64_t seed, float *loss);
+/* Backward of the last forward (which must have had labels/targets): accumulates into the
+ * gradients of every trainable tensor. Frozen weights get no gradient work. */
+int pb_backward(pb_model *m);
+
+/* A short fingerprint of the backbone (config + frozen backbone values), hex, 16 chars. */
+void pb_model_fingerprint(const pb_model *m, char out[17]);
+
+#endif

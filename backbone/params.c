@@ -1,0 +1,198 @@
+#include "backbone/params.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backbone/status.h"
+
+int pb_params_add(pb_params *p, const char *name, pb_owner owner, int ndim, const int *shape,
+                  pb_init_kind init, float init_a) {
+  if (ndim < 1 || ndim > PB_MAX_DIMS) return pb_set_error(PB_ERR_ARG, "tensor %s: bad rank %d", name, ndim);
+  if (strlen(name) >= PB_NAME_MAX) return pb_set_error(PB_ERR_ARG, "tensor name too long: %s", name);
+  if (pb_params_find(p, name) >= 0) return pb_set_error(PB_ERR_ARG, "tensor %s declared twice", name);
+  if (p->frozen_mem || p->train_mem) return pb_set_error(PB_ERR_ARG, "tensor %s declared after allocation", name);
+  if (p->n == p->cap) {
+    int cap = p->cap ? 2 * p->cap : 64;
+    pb_tensor *t = realloc(p->t, (size_t)cap * sizeof *t);
+    if (!t) return pb_set_error(PB_ERR_NOMEM, "parameter table: out of memory");
+    p->t = t;
+    p->cap = cap;
+  }
+  pb_tensor *t = &p->t[p->n];
+  memset(t, 0, sizeof *t);
+  snprintf(t->name, sizeof t->name, "%s", name);
+  t->ndim = ndim;
+  t->numel = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] <= 0) return pb_set_error(PB_ERR_ARG, "tensor %s: dimension %d is %d", name, i, shape[i]);
+    t->shape[i] = shape[i];
+    t->numel *= (size_t)shape[i];
+  }
+  t->owner = owner;
+  t->stored = owner != PB_OWNER_BACKBONE;
+  t->decay = ndim >= 2;
+  t->init = init;
+  t->init_a = init_a;
+  return p->n++;
+}
+
+int pb_params_find(const pb_params *p, const char *name) {
+  for (int i = 0; i < p->n; i++)
+    if (strcmp(p->t[i].name, name) == 0) return i;
+  return -1;
+}
+
+static float *alloc_touched(size_t n) {
+  if (n == 0) n = 1;
+  float *m = NULL;
+  if (posix_memalign((void **)&m, 64, n * sizeof(float)) != 0) return NULL;
+  memset(m, 0, n * sizeof(float)); /* touch every page now, not in the first step */
+  return m;
+}
+
+int pb_params_alloc(pb_params *p) {
+  p->n_frozen = p->n_train = 0;
+  for (int i = 0; i < p->n; i++) {
+    if (p->t[i].trainable) p->n_train += p->t[i].numel;
+    else p->n_frozen += p->t[i].numel;
+  }
+  p->frozen_mem = alloc_touched(p->n_frozen);
+  p->train_mem = alloc_touched(p->n_train);
+  p->grad_mem = alloc_touched(p->n_train);
+  p->m_mem = alloc_touched(p->n_train);
+  p->v_mem = alloc_touched(p->n_train);
+  if (!p->frozen_mem || !p->train_mem || !p->grad_mem || !p->m_mem || !p->v_mem) {
+    pb_params_free(p);
+    return pb_set_error(PB_ERR_NOMEM, "cannot allocate %zu frozen + %zu trainable parameters", p->n_frozen,
+                        p->n_train);
+  }
+  size_t of = 0, ot = 0;
+  for (int i = 0; i < p->n; i++) {
+    pb_tensor *t = &p->t[i];
+    if (t->trainable) {
+      t->data = p->train_mem + ot;
+      t->grad = p->grad_mem + ot;
+      t->m = p->m_mem + ot;
+      t->v = p->v_mem + ot;
+      ot += t->numel;
+    } else {
+      t->data = p->frozen_mem + of;
+      t->grad = t->m = t->v = NULL;
+      of += t->numel;
+    }
+  }
+  return PB_OK;
+}
+
+void pb_params_free(pb_params *p) {
+  free(p->frozen_mem);
+  free(p->train_mem);
+  free(p->grad_mem);
+  free(p->m_mem);
+  free(p->v_mem);
+  free(p->t);
+  memset(p, 0, sizeof *p);
+}
+
+void pb_params_init(pb_params *p, pb_rng *rng) {
+  for (int i = 0; i < p->n; i++) {
+    pb_tensor *t = &p->t[i];
+    for (size_t j = 0; j < t->numel; j++) {
+      switch (t->init) {
+        case PB_INIT_ZERO: t->data[j] = 0.0f; break;
+        case PB_INIT_ONE: t->data[j] = 1.0f; break;
+        case PB_INIT_NORMAL: t->data[j] = t->init_a * pb_rng_normal(rng); break;
+        case PB_INIT_UNIFORM: t->data[j] = t->init_a * (2.0f * pb_rng_uniform(rng) - 1.0f); break;
+      }
+    }
+  }
+  p->version++;
+}
+
+void pb_params_zero_grad(pb_params *p) {
+  if (p->grad_mem) memset(p->grad_mem, 0, p->n_train * sizeof(float));
+}
+
+size_t pb_params_count(const pb_params *p, int owner, int trainable_only, int stored_only) {
+  size_t s = 0;
+  for (int i = 0; i < p->n; i++) {
+    const pb_tensor *t = &p->t[i];
+    if (owner >= 0 && (int)t->owner != owner) continue;
+    if (trainable_only && !t->trainable) continue;
+    if (stored_only && !t->stored) continue;
+    s += t->numel;
+  }
+  return s;
+}
+
+void pb_fmt_count(char *buf, size_t n, uint64_t v) {
+  char tmp[32];
+  int len = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
+  char out[48];
+  int o = 0;
+  for (int i = 0; i < len; i++) {
+    if (i > 0 && (len - i) % 3 == 0) out[o++] = ',';
+    out[o++] = tmp[i];
+  }
+  out[o] = 0;
+  snprintf(buf, n, "%s", out);
+}
+
+void pb_params_report(const pb_params *p, char *buf, size_t n) {
+  size_t all = pb_params_count(p, -1, 0, 0), tr = pb_params_count(p, -1, 1, 0);
+  char a[48], b[48];
+  pb_fmt_count(a, sizeof a, tr);
+  pb_fmt_count(b, sizeof b, all);
+  snprintf(buf, n, "trainable params: %s || all params: %s || trainable%%: %.4f", a, b,
+           all ? 100.0 * (double)tr / (double)all : 0.0);
+}
+
+void pb_adamw_defaults(pb_adamw *o) {
+  o->lr = 1e-3f;
+  o->beta1 = 0.9f;
+  o->beta2 = 0.999f;
+  o->eps = 1e-8f;
+  o->weight_decay = 0.01f;
+  o->warmup_steps = 0;
+  o->total_steps = 0;
+}
+
+float pb_adamw_lr(const pb_adamw *o, int t) {
+  if (o->warmup_steps > 0 && t <= o->warmup_steps) return o->lr * (float)t / (float)o->warmup_steps;
+  if (o->total_steps > 0) {
+    if (t >= o->total_steps) return 0.0f;
+    int span = o->total_steps - o->warmup_steps;
+    return span > 0 ? o->lr * (float)(o->total_steps - t) / (float)span : o->lr;
+  }
+  return o->lr;
+}
+
+int pb_adamw_step(pb_params *p, const pb_adamw *o, int t) {
+  if (t < 1) return pb_set_error(PB_ERR_ARG, "adamw: step must be >= 1 (got %d)", t);
+  const float lr = pb_adamw_lr(o, t);
+  const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+  const float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
+  const float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
+  for (int i = 0; i < p->n; i++) {
+    pb_tensor *tn = &p->t[i];
+    if (!tn->trainable) continue;
+    float *w = tn->data, *g = tn->grad, *m = tn->m, *v = tn->v;
+    const float decay = tn->decay ? 1.0f - lr * o->weight_decay : 1.0f;
+    const long n = (long)tn->numel;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long j = 0; j < n; j++) {
+      float gj = g[j];
+      float mj = b1 * m[j] + (1.0f - b1) * gj;
+      float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
+      m[j] = mj;
+      v[j] = vj;
+      w[j] = w[j] * decay - step_size * mj / (sqrtf(vj) / bc2_sqrt + eps);
+    }
+    pb_opc_add(PB_OPK_FLOP, 12 * (uint64_t)n);
+    pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
+  }
+  p->version++;
+  return PB_OK;
+}

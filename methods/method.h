@@ -1,0 +1,62 @@
+/* The method plug-in interface, in the style of SQLite's VFS: a versioned `static const` table
+ * of function pointers. Optional members may be NULL; every member returns an int status
+ * (PB_OK or a negative code after pb_set_error). The core allocates ctx_size bytes (zeroed)
+ * for the method's private state and passes it to every call.
+ *
+ * Adding a method = one file in methods/ defining `const pb_method pb_method_NAME` plus one
+ * line in methods/registry.c. Methods see the backbone (backbone/*.h) and never the harness. */
+#ifndef PB_METHOD_H
+#define PB_METHOD_H
+
+#include <stddef.h>
+
+#include "backbone/bert.h"
+#include "counters/opcount.h"
+
+#define PB_METHOD_VERSION 1
+
+typedef struct pb_method {
+  int version;              /* PB_METHOD_VERSION; grows when members are appended */
+  const char *name;         /* "lora", "adapter", ... (CLI --method NAME) */
+  const char *summary;      /* one line for `peftbench methods` */
+  const char *options_help; /* "r=INT (8)  alpha=FLOAT (16)  ..." */
+  size_t ctx_size;          /* bytes of private state the core allocates */
+
+  /* defaults into ctx (required) */
+  int (*init)(void *ctx);
+  /* one option `key=value`; unknown keys -> PB_ERR_ARG with the list of valid keys */
+  int (*set_option)(void *ctx, const char *key, const char *value);
+  /* the resolved configuration as "key=value,key=value" (results, tables, task-file metadata) */
+  int (*describe)(const void *ctx, char *buf, size_t n);
+  /* Declare the method's tensors into m->params, set which tensors are trainable/stored, and
+   * install the hooks (pb_model_set_hooks). Called after pb_model_declare, before alloc. */
+  int (*attach)(void *ctx, pb_model *m);
+  /* optional: fold the method into the backbone weights (zero added inference ops) and back */
+  int (*merge)(void *ctx, pb_model *m);
+  int (*unmerge)(void *ctx, pb_model *m);
+  /* optional: analytic op count the method adds to one forward over B x T tokens (all real),
+   * plus the backward when `training` (the same formulas as backbone/ops.h). Adds into *out
+   * under owner PB_OPO_METHOD. `merged` asks for the merged-inference count. */
+  int (*ops)(const void *ctx, const pb_config *cfg, int B, int T, int training, int merged, pb_opcounts *out);
+  /* optional: free anything the method allocated itself */
+  int (*destroy)(void *ctx);
+} pb_method;
+
+/* registry (methods/registry.c) */
+int pb_method_count(void);
+const pb_method *pb_method_at(int i);
+const pb_method *pb_method_find(const char *name); /* NULL if unknown */
+/* "full, lora, adapter, layerconnect" */
+void pb_method_names(char *buf, size_t n);
+
+/* A method instance: the ops table plus its allocated ctx. */
+typedef struct {
+  const pb_method *m;
+  void *ctx;
+} pb_method_inst;
+
+/* finds `name`, allocates + inits ctx, applies "k=v" options (NULL-terminated list or NULL) */
+int pb_method_create(pb_method_inst *inst, const char *name, const char *const *options);
+void pb_method_destroy(pb_method_inst *inst);
+
+#endif
