@@ -53,21 +53,20 @@ typedef struct {
   float *q, *k, *v;        /* [N,d] projections (after linear hooks) */
   float *probs;            /* [B,A,T,T] softmax before dropout */
   float *ctx;              /* [N,d] attention context, input of the output projection */
-  float *attn_o;           /* [N,d] output projection, before dropout */
-  float *sub1;             /* [N,d] after dropout and the sublayer hook */
-  float *ln1_in;           /* [N,d] residual sum h_prev + sub1 */
+  float *attn_o;           /* [N,d] output projection after dropout = attention sublayer hook input */
+  float *ln1_in;           /* [N,d] residual sum h_prev + sublayer(attn_o) */
   float *ln1_mean, *ln1_rstd; /* [N] */
   float *ln1;              /* [N,d] LayerNorm output = FFN input */
   float *ffn_pre;          /* [N,F] intermediate before GELU */
   float *ffn_act;          /* [N,F] after GELU */
-  float *ffn_o;            /* [N,d] output dense, before dropout */
-  float *sub2;             /* [N,d] after dropout and the sublayer hook */
-  float *ln2_in;           /* [N,d] residual sum ln1 + sub2 */
+  float *ffn_o;            /* [N,d] output dense after dropout = FFN sublayer hook input */
+  float *ln2_in;           /* [N,d] residual sum ln1 + sublayer(ffn_o) */
   float *ln2_mean, *ln2_rstd; /* [N] */
   float *ln2;              /* [N,d] LayerNorm output */
-  float *out;              /* [N,d] layer output = ln2 (+ layer hook) */
+  float *out;              /* [N,d] layer output: ln2 + layer hook (aliases ln2 without one) */
 } pb_layer_acts;
 
+#define PB_NDBUF 10
 typedef struct {
   float *emb_sum;          /* [N,d] word + position + type */
   float *emb_mean, *emb_rstd; /* [N] */
@@ -76,16 +75,14 @@ typedef struct {
   pb_layer_acts *layer;    /* [L] */
   float *cls;              /* [B,d] [CLS] rows of the last layer */
   float *pooled;           /* [B,d] tanh(pooler) */
-  float *pooled_drop;      /* [B,d] after dropout */
+  float *pooled_drop;      /* [B,d] after dropout = classifier input */
   float *logits;           /* [B,C] */
   float *probs;            /* [B,C] softmax (classification) */
-  /* gradient scratch */
-  float *dh, *dh2;         /* [N,d] running gradient wrt the residual stream */
-  float *dbuf_d;           /* [N,d] */
-  float *dbuf_d2, *dbuf_d3, *dbuf_d4; /* [N,d] */
-  float *dbuf_f;           /* [N,F] */
+  /* backward scratch */
+  float *dbuf[PB_NDBUF];   /* [N,d] each */
+  float *dbuf_f[2];        /* [N,F] each */
   float *dscratch;         /* [B,A,T,T] */
-  float *dsmall;           /* [B,d] x 3 + [B,C] */
+  float *dsmall;           /* [4*B*d + B*C] head gradients */
 } pb_acts;
 
 typedef struct pb_model {
@@ -104,6 +101,7 @@ typedef struct pb_model {
   float *act_mem;          /* the one activation allocation */
   size_t act_floats;
   pb_acts acts;
+  int *zero_types;         /* [B*T] zeros, used when a forward gets no token types */
 
   /* last forward */
   int cur_B, cur_T;
