@@ -47,11 +47,14 @@ ADAM = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 FINAL_NAMES = ["classifier.weight", "bert.encoder.layer.0.attention.self.query.weight"]
 # Tolerances the C test applies (stored in the fixture metadata as documentation / single source).
 TOLERANCES = {
-    "logits_abs": 1e-5,       # max |c - ref| <= tol * max(1, max|ref|)
-    "loss_abs": 1e-5,
-    "grad_rel": 1e-4,         # per tensor: max |c - ref| <= tol * max(1, max|ref|)
-    "adamw_loss_abs": 1e-4,
-    "final_abs": 1e-5,        # per tensor: max |c - ref| (5 steps of lr 1e-3)
+    # Measured (C fp32 vs this float64 reference): logits 5e-7, loss 0, grads <= 9e-7 relative to
+    # max(1, max|ref|), AdamW losses <= 3e-6, final params <= 2e-7. Tight enough that a LayerNorm
+    # eps of 1e-5 instead of config's 1e-12 fails (logits move 1.6e-5, grads 2.6e-5 relative).
+    "logits_abs": 3e-6,       # max |c - ref| <= tol * max(1, max|ref|)
+    "loss_abs": 3e-6,         # |c - ref| <= tol * max(1, |ref|)
+    "grad_rel": 1e-5,         # per tensor: max |c - ref| <= tol * max(1, max|ref|)
+    "adamw_loss_abs": 2e-5,   # loss before each of the 5 steps
+    "final_abs": 5e-6,        # per tensor: max |c - ref| after the 5 steps of lr 1e-3
 }
 
 SPECIALS = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
