@@ -1,0 +1,531 @@
+/* Layer kernels (fast versions): forward and backward of every op in backbone/ops.h.
+ *
+ * - GEMMs go to OpenBLAS (cblas_sgemm, row-major); weights are w[OC,IC] as in HF.
+ * - Backward kernels accumulate (+=); a NULL gradient skips its work and its op count.
+ * - Every kernel charges the counts of the table in ops.h with pb_opc_add, once per call,
+ *   from the calling thread (never inside a parallel region).
+ * - Attention parallelises over (batch, head) pairs with OpenMP when pb_get_threads() > 1 and
+ *   runs BLAS single-threaded inside, so OpenMP and the OpenBLAS pool never run together.
+ *   Elementwise kernels are serial (memory-bound, and no pool contention after a GEMM).
+ * - Dropout is counter-based (pb_dropout_keep): backward regenerates the mask from the seed.
+ * - Reductions (layernorm mean/var, softmax sums, losses) accumulate in float except the
+ *   losses, which accumulate in double.
+ * The naive twins (plain loops, no BLAS, no threads) live in backbone/ops_naive.c.
+ */
+#include "backbone/ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backbone/rng.h"
+#include "counters/opcount.h"
+
+/* ------------------------------------------------------------------ threading */
+
+static int g_threads = 0; /* 0 = not yet decided */
+
+void pb_set_threads(int n) {
+  if (n < 1) n = 1;
+  g_threads = n;
+  openblas_set_num_threads(n);
+  omp_set_num_threads(n);
+}
+
+int pb_get_threads(void) {
+  if (g_threads == 0) {
+    int n = 0;
+    const char *e = getenv("OPENBLAS_NUM_THREADS");
+    if (e && *e) n = atoi(e);
+    if (n < 1) n = omp_get_num_procs();
+    pb_set_threads(n);
+  }
+  return g_threads;
+}
+
+/* ------------------------------------------------------------------ linear */
+
+void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
+  if (N <= 0 || OC <= 0) return;
+  (void)pb_get_threads();
+  if (IC > 0) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+  } else {
+    memset(out, 0, (size_t)N * OC * sizeof(float));
+  }
+  if (b) {
+    for (int n = 0; n < N; n++) {
+      float *o = out + (size_t)n * OC;
+      for (int c = 0; c < OC; c++) o[c] += b[c];
+    }
+  }
+  pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
+  if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+}
+
+void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                   int N, int IC, int OC) {
+  if (N <= 0 || OC <= 0) return;
+  (void)pb_get_threads();
+  uint64_t macs = 0;
+  if (dinp && IC > 0) {
+    /* dinp[N,IC] += dout[N,OC] @ w[OC,IC] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
+  }
+  if (dinp) macs += (uint64_t)N * IC * OC;
+  if (dw && IC > 0) {
+    /* dw[OC,IC] += dout^T[OC,N] @ inp[N,IC] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+  }
+  if (dw) macs += (uint64_t)N * IC * OC;
+  if (db) {
+    for (int n = 0; n < N; n++) {
+      const float *g = dout + (size_t)n * OC;
+      for (int c = 0; c < OC; c++) db[c] += g[c];
+    }
+  }
+  if (macs) pb_opc_add(PB_OPK_MAC, macs);
+  if (db) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+}
+
+/* ------------------------------------------------------------------ layernorm (as llm.c) */
+
+void pb_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                      int N, int C, float eps) {
+  if (N <= 0 || C <= 0) return;
+  for (int n = 0; n < N; n++) {
+    const float *x = inp + (size_t)n * C;
+    float m = 0.0f;
+    for (int i = 0; i < C; i++) m += x[i];
+    m /= (float)C;
+    float v = 0.0f;
+    for (int i = 0; i < C; i++) {
+      float xm = x[i] - m;
+      v += xm * xm;
+    }
+    v /= (float)C;
+    float s = 1.0f / sqrtf(v + eps);
+    float *o = out + (size_t)n * C;
+    for (int i = 0; i < C; i++) {
+      float y = (x[i] - m) * s;
+      if (w) y *= w[i];
+      if (b) y += b[i];
+      o[i] = y;
+    }
+    if (mean) mean[n] = m;
+    if (rstd) rstd[n] = s;
+  }
+  pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)N * C);
+  pb_opc_add(PB_OPK_TRANS, (uint64_t)N);
+}
+
+void pb_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                      const float *mean, const float *rstd, int N, int C) {
+  if (N <= 0 || C <= 0) return;
+  for (int n = 0; n < N; n++) {
+    const float *x = inp + (size_t)n * C;
+    const float *g = dout + (size_t)n * C;
+    const float m = mean[n], s = rstd[n];
+    if (dinp) {
+      float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+      for (int i = 0; i < C; i++) {
+        float norm = (x[i] - m) * s;
+        float dnorm = w ? w[i] * g[i] : g[i];
+        dnorm_mean += dnorm;
+        dnorm_norm_mean += dnorm * norm;
+      }
+      dnorm_mean /= (float)C;
+      dnorm_norm_mean /= (float)C;
+      float *di = dinp + (size_t)n * C;
+      for (int i = 0; i < C; i++) {
+        float norm = (x[i] - m) * s;
+        float dnorm = w ? w[i] * g[i] : g[i];
+        di[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+      }
+    }
+    if (dw)
+      for (int i = 0; i < C; i++) dw[i] += (x[i] - m) * s * g[i];
+    if (db)
+      for (int i = 0; i < C; i++) db[i] += g[i];
+  }
+  uint64_t nc = (uint64_t)N * C, fl = 0;
+  if (dinp) fl += 10 * nc;
+  if (dw) fl += 3 * nc;
+  if (db) fl += nc;
+  if (fl) pb_opc_add(PB_OPK_FLOP, fl);
+}
+
+/* ------------------------------------------------------------------ activations */
+
+#define PB_INV_SQRT2 0.70710678118654752440f
+#define PB_INV_SQRT_2PI 0.39894228040143267794f
+
+void pb_gelu_fwd(float *out, const float *inp, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float x = inp[i];
+    out[i] = 0.5f * x * (1.0f + erff(x * PB_INV_SQRT2));
+  }
+  pb_opc_add(PB_OPK_FLOP, 4 * (uint64_t)n);
+  pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
+}
+
+void pb_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
+  /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
+  for (size_t i = 0; i < n; i++) {
+    float x = inp[i];
+    float cdf = 0.5f * (1.0f + erff(x * PB_INV_SQRT2));
+    float pdf = PB_INV_SQRT_2PI * expf(-0.5f * x * x);
+    dinp[i] += (cdf + x * pdf) * dout[i];
+  }
+  pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)n);
+  pb_opc_add(PB_OPK_TRANS, 2 * (uint64_t)n);
+}
+
+void pb_tanh_fwd(float *out, const float *inp, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+  pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
+}
+
+void pb_tanh_bwd(float *dinp, const float *out, const float *dout, size_t n) {
+  for (size_t i = 0; i < n; i++) dinp[i] += (1.0f - out[i] * out[i]) * dout[i];
+  pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)n);
+}
+
+void pb_relu_fwd(float *out, const float *inp, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+}
+
+void pb_relu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (inp[i] > 0.0f) dinp[i] += dout[i];
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+}
+
+void pb_add(float *out, const float *a, const float *b, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+}
+
+/* ------------------------------------------------------------------ dropout */
+
+int pb_dropout_keep(uint64_t seed, uint64_t i, float p) {
+  if (!(p > 0.0f)) return 1;
+  /* hash the seed once, mix in the index with a Weyl step, hash again: 24 uniform bits */
+  uint64_t h = pb_hash64(pb_hash64(seed) ^ (i * 0xD1B54A32D192ED03ULL));
+  float u = (float)(h >> 40) * (1.0f / 16777216.0f); /* [0,1), exact in float */
+  return u >= p;
+}
+
+float pb_dropout_scale_(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
+
+void pb_dropout_fwd(float *out, const float *inp, size_t n, float p, uint64_t seed) {
+  if (!(p > 0.0f)) {
+    if (out != inp) memmove(out, inp, n * sizeof(float));
+    return;
+  }
+  const float scale = pb_dropout_scale_(p);
+  for (size_t i = 0; i < n; i++) out[i] = pb_dropout_keep(seed, i, p) ? inp[i] * scale : 0.0f;
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+}
+
+/* dinp += mask * dout / (1-p). If dinp == dout (in place) the gradient is overwritten
+ * instead: dinp = mask * dout / (1-p). p <= 0: dinp += dout (nothing when in place). */
+void pb_dropout_bwd(float *dinp, const float *dout, size_t n, float p, uint64_t seed) {
+  const int inplace = (const float *)dinp == dout;
+  if (!(p > 0.0f)) {
+    if (!inplace)
+      for (size_t i = 0; i < n; i++) dinp[i] += dout[i];
+    return;
+  }
+  const float scale = pb_dropout_scale_(p);
+  if (inplace) {
+    for (size_t i = 0; i < n; i++) dinp[i] = pb_dropout_keep(seed, i, p) ? dinp[i] * scale : 0.0f;
+  } else {
+    for (size_t i = 0; i < n; i++)
+      if (pb_dropout_keep(seed, i, p)) dinp[i] += dout[i] * scale;
+  }
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+}
+
+/* ------------------------------------------------------------------ embeddings */
+
+/* ids, types [B*T] must be valid rows of wte / wtt (the caller checks them against the vocab
+ * and type sizes); a negative id contributes nothing. types == NULL means type 0 everywhere;
+ * wtt == NULL means no token-type table. */
+void pb_embed_fwd(float *out, const int *ids, const int *types, const float *wte, const float *wpe,
+                  const float *wtt, int B, int T, int d) {
+  if (B <= 0 || T <= 0 || d <= 0) return;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      size_t r = (size_t)b * T + t;
+      float *o = out + r * d;
+      const float *p = wpe + (size_t)t * d;
+      for (int i = 0; i < d; i++) o[i] = p[i];
+      if (ids[r] >= 0) {
+        const float *e = wte + (size_t)ids[r] * d;
+        for (int i = 0; i < d; i++) o[i] += e[i];
+      }
+      int ty = types ? types[r] : 0;
+      if (wtt && ty >= 0) {
+        const float *e = wtt + (size_t)ty * d;
+        for (int i = 0; i < d; i++) o[i] += e[i];
+      }
+    }
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B * T * d);
+}
+
+void pb_embed_bwd(float *dwte, float *dwpe, float *dwtt, const float *dout, const int *ids, const int *types,
+                  int B, int T, int d) {
+  if (B <= 0 || T <= 0 || d <= 0) return;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      size_t r = (size_t)b * T + t;
+      const float *g = dout + r * d;
+      if (dwte && ids[r] >= 0) {
+        float *e = dwte + (size_t)ids[r] * d;
+        for (int i = 0; i < d; i++) e[i] += g[i];
+      }
+      if (dwpe) {
+        float *e = dwpe + (size_t)t * d;
+        for (int i = 0; i < d; i++) e[i] += g[i];
+      }
+      int ty = types ? types[r] : 0;
+      if (dwtt && ty >= 0) {
+        float *e = dwtt + (size_t)ty * d;
+        for (int i = 0; i < d; i++) e[i] += g[i];
+      }
+    }
+  uint64_t nd = (uint64_t)B * T * d;
+  uint64_t fl = (dwte ? nd : 0) + (dwpe ? nd : 0) + (dwtt ? nd : 0);
+  if (fl) pb_opc_add(PB_OPK_FLOP, fl);
+}
+
+/* ------------------------------------------------------------------ attention */
+
+#define PB_ATTN_MASKED (-1e9f) /* score of a padded key: exp underflows to exactly 0 */
+
+/* shared with the naive twins in ops_naive.c (ops.h stays the public interface) */
+float pb_dropout_scale_(float p);
+void pb_attn_count_fwd(int B, int T, int d, int A, float p);
+void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int d, int A, float p);
+
+/* forward of one (b,h) pair; tmp: T*T floats or NULL (then the dropout product is done by
+ * plain loops) */
+static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float *k, const float *v,
+                          const int *mask, int b, int h, int T, int d, int A, float p, uint64_t seed,
+                          float *tmp) {
+  const int hd = d / A;
+  const float sc = 1.0f / sqrtf((float)hd);
+  const float *qh = q + (size_t)b * T * d + (size_t)h * hd;
+  const float *kh = k + (size_t)b * T * d + (size_t)h * hd;
+  const float *vh = v + (size_t)b * T * d + (size_t)h * hd;
+  float *ch = ctx + (size_t)b * T * d + (size_t)h * hd;
+  float *P = probs + ((size_t)b * A + h) * T * T;
+  const int *mk = mask ? mask + (size_t)b * T : NULL;
+  /* scores P[T,T] = sc * q_h k_h^T */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, sc, qh, d, kh, d, 0.0f, P, T);
+  for (int i = 0; i < T; i++) {
+    float *row = P + (size_t)i * T;
+    float mx = -INFINITY;
+    for (int j = 0; j < T; j++) {
+      if (mk && mk[j] == 0) row[j] = PB_ATTN_MASKED;
+      if (row[j] > mx) mx = row[j];
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < T; j++) {
+      row[j] = expf(row[j] - mx);
+      sum += row[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < T; j++) row[j] *= inv;
+  }
+  if (!(p > 0.0f)) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vh, d, 0.0f, ch, d);
+    return;
+  }
+  const float dsc = pb_dropout_scale_(p);
+  const uint64_t base = ((uint64_t)b * A + h) * T * T;
+  if (tmp) {
+    for (size_t e = 0; e < (size_t)T * T; e++) tmp[e] = pb_dropout_keep(seed, base + e, p) ? P[e] * dsc : 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, tmp, T, vh, d, 0.0f, ch, d);
+  } else {
+    for (int i = 0; i < T; i++) {
+      float *c = ch + (size_t)i * d;
+      for (int x = 0; x < hd; x++) c[x] = 0.0f;
+      for (int j = 0; j < T; j++) {
+        size_t e = (size_t)i * T + j;
+        if (!pb_dropout_keep(seed, base + e, p)) continue;
+        float pij = P[e] * dsc;
+        const float *vr = vh + (size_t)j * d;
+        for (int x = 0; x < hd; x++) c[x] += pij * vr[x];
+      }
+    }
+  }
+}
+
+void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, const float *v, const int *mask,
+                      int B, int T, int d, int A, float p, uint64_t seed) {
+  if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  const int nthr = pb_get_threads();
+  const int npairs = B * A;
+  const int drop = p > 0.0f;
+  /* One T*T buffer per thread for the dropped probabilities; NULL falls back to loops. */
+  if (nthr > 1 && npairs > 1) {
+    openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
+#pragma omp parallel num_threads(nthr)
+    {
+      float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
+#pragma omp for schedule(dynamic, 1)
+      for (int pair = 0; pair < npairs; pair++)
+        attn_fwd_pair(ctx, probs, q, k, v, mask, pair / A, pair % A, T, d, A, p, seed, tmp);
+      free(tmp);
+    }
+    openblas_set_num_threads(nthr);
+  } else {
+    float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
+    for (int pair = 0; pair < npairs; pair++)
+      attn_fwd_pair(ctx, probs, q, k, v, mask, pair / A, pair % A, T, d, A, p, seed, tmp);
+    free(tmp);
+  }
+  pb_attn_count_fwd(B, T, d, A, p);
+}
+
+/* backward of one (b,h) pair; Sc: this pair's T*T slice of scratch */
+static void attn_bwd_pair(float *dq, float *dk, float *dv, float *Sc, const float *dctx, const float *q,
+                          const float *k, const float *v, const float *probs, int b, int h, int T, int d,
+                          int A, float p, uint64_t seed) {
+  const int hd = d / A;
+  const float sc = 1.0f / sqrtf((float)hd);
+  const size_t off = (size_t)b * T * d + (size_t)h * hd;
+  const float *P = probs + ((size_t)b * A + h) * T * T;
+  const int drop = p > 0.0f;
+  const float dsc = pb_dropout_scale_(p);
+  const uint64_t base = ((uint64_t)b * A + h) * T * T;
+  const size_t TT = (size_t)T * T;
+  /* dv_h += P_drop^T dctx_h */
+  if (dv) {
+    const float *Pd = P;
+    if (drop) {
+      for (size_t e = 0; e < TT; e++) Sc[e] = pb_dropout_keep(seed, base + e, p) ? P[e] * dsc : 0.0f;
+      Pd = Sc;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, Pd, T, dctx + off, d, 1.0f, dv + off, d);
+  }
+  if (!dq && !dk) return;
+  /* dP_drop = dctx_h v_h^T, then through the dropout mask */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dctx + off, d, v + off, d, 0.0f, Sc, T);
+  if (drop)
+    for (size_t e = 0; e < TT; e++) Sc[e] = pb_dropout_keep(seed, base + e, p) ? Sc[e] * dsc : 0.0f;
+  /* softmax backward: dS = P * (dP - sum_j P dP) */
+  for (int i = 0; i < T; i++) {
+    const float *pr = P + (size_t)i * T;
+    float *g = Sc + (size_t)i * T;
+    float s = 0.0f;
+    for (int j = 0; j < T; j++) s += pr[j] * g[j];
+    for (int j = 0; j < T; j++) g[j] = pr[j] * (g[j] - s);
+  }
+  if (dq) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, sc, Sc, T, k + off, d, 1.0f, dq + off, d);
+  if (dk) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, sc, Sc, T, q + off, d, 1.0f, dk + off, d);
+}
+
+void pb_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dctx, const float *q,
+                      const float *k, const float *v, const float *probs, int B, int T, int d, int A, float p,
+                      uint64_t seed) {
+  if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  const int nthr = pb_get_threads();
+  const int npairs = B * A;
+  if (nthr > 1 && npairs > 1) {
+    openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
+#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
+    for (int pair = 0; pair < npairs; pair++)
+      attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,
+                    A, p, seed);
+    openblas_set_num_threads(nthr);
+  } else {
+    for (int pair = 0; pair < npairs; pair++)
+      attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,
+                    A, p, seed);
+  }
+  pb_attn_count_bwd(dq, dk, dv, B, T, d, A, p);
+}
+
+/* op counts of the attention kernels, shared with the naive twins */
+void pb_attn_count_fwd(int B, int T, int d, int A, float p) {
+  uint64_t S = (uint64_t)B * A * T * T, hd = (uint64_t)(d / A);
+  pb_opc_add(PB_OPK_MAC, 2 * S * hd);
+  pb_opc_add(PB_OPK_FLOP, 6 * S + (p > 0.0f ? S : 0));
+  pb_opc_add(PB_OPK_TRANS, S);
+}
+
+/* 4*S*hd MACs = S*hd each for dP, dv, dq, dk; a NULL gradient skips its part (dP is needed by
+ * dq or dk); the 4*S (+S) softmax/dropout backward FLOPs are charged when dq or dk is wanted. */
+void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int d, int A, float p) {
+  uint64_t S = (uint64_t)B * A * T * T, hd = (uint64_t)(d / A);
+  uint64_t parts = (dv ? 1 : 0) + (dq ? 1 : 0) + (dk ? 1 : 0) + ((dq || dk) ? 1 : 0);
+  if (parts) pb_opc_add(PB_OPK_MAC, parts * S * hd);
+  if (dq || dk) pb_opc_add(PB_OPK_FLOP, 4 * S + (p > 0.0f ? S : 0));
+}
+
+/* ------------------------------------------------------------------ losses */
+
+float pb_softmax_ce_fwd(float *probs, const float *logits, const int *labels, int B, int C) {
+  if (B <= 0 || C <= 0) return NAN;
+  double loss = 0.0;
+  for (int b = 0; b < B; b++) {
+    const float *x = logits + (size_t)b * C;
+    float *pr = probs + (size_t)b * C;
+    float mx = x[0];
+    for (int c = 1; c < C; c++)
+      if (x[c] > mx) mx = x[c];
+    float sum = 0.0f;
+    for (int c = 0; c < C; c++) {
+      pr[c] = expf(x[c] - mx);
+      sum += pr[c];
+    }
+    float inv = 1.0f / sum;
+    for (int c = 0; c < C; c++) pr[c] *= inv;
+    int y = labels ? labels[b] : -1;
+    if (y < 0 || y >= C)
+      loss = NAN; /* invalid label: the caller must see it */
+    else
+      loss += (double)logf(sum) + (double)mx - (double)x[y];
+  }
+  pb_opc_add(PB_OPK_FLOP, 4 * (uint64_t)B * C + (uint64_t)B);
+  pb_opc_add(PB_OPK_TRANS, (uint64_t)B * C + (uint64_t)B);
+  return (float)(loss / B);
+}
+
+/* rows with an invalid label (< 0 or >= C) get no gradient */
+void pb_softmax_ce_bwd(float *dlogits, const float *probs, const int *labels, int B, int C) {
+  if (B <= 0 || C <= 0) return;
+  const float invB = 1.0f / (float)B;
+  for (int b = 0; b < B; b++) {
+    int y = labels ? labels[b] : -1;
+    if (y < 0 || y >= C) continue;
+    const float *pr = probs + (size_t)b * C;
+    float *g = dlogits + (size_t)b * C;
+    for (int c = 0; c < C; c++) g[c] += (pr[c] - (c == y ? 1.0f : 0.0f)) * invB;
+  }
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B * C);
+}
+
+float pb_mse_fwd(const float *pred, const float *target, int B) {
+  if (B <= 0) return NAN;
+  double s = 0.0;
+  for (int b = 0; b < B; b++) {
+    double e = (double)pred[b] - (double)target[b];
+    s += e * e;
+  }
+  pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)B);
+  return (float)(s / B);
+}
+
+void pb_mse_bwd(float *dpred, const float *pred, const float *target, int B) {
+  if (B <= 0) return;
+  const float k = 2.0f / (float)B;
+  for (int b = 0; b < B; b++) dpred[b] += k * (pred[b] - target[b]);
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B);
+}

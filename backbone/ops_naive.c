@@ -1,0 +1,144 @@
+/* Naive reference twins of the BLAS/threaded kernels in ops.c: plain loops, no BLAS, no
+ * threads. Dot products accumulate in double, so the fast kernels are compared against a
+ * more accurate result. They charge the same op counts as the fast kernels. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "backbone/ops.h"
+#include "counters/opcount.h"
+
+#define PB_ATTN_MASKED (-1e9f) /* as in ops.c */
+
+/* defined in ops.c */
+float pb_dropout_scale_(float p);
+void pb_attn_count_fwd(int B, int T, int d, int A, float p);
+void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int d, int A, float p);
+
+void pb_matmul_fwd_naive(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
+  if (N <= 0 || OC <= 0) return;
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < OC; o++) {
+      double s = 0.0;
+      for (int i = 0; i < IC; i++) s += (double)inp[(size_t)n * IC + i] * w[(size_t)o * IC + i];
+      out[(size_t)n * OC + o] = (float)s + (b ? b[o] : 0.0f);
+    }
+  pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
+  if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+}
+
+void pb_matmul_bwd_naive(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                         int N, int IC, int OC) {
+  if (N <= 0 || OC <= 0) return;
+  uint64_t macs = 0;
+  if (dinp) {
+    for (int n = 0; n < N; n++)
+      for (int i = 0; i < IC; i++) {
+        double s = 0.0;
+        for (int o = 0; o < OC; o++) s += (double)dout[(size_t)n * OC + o] * w[(size_t)o * IC + i];
+        dinp[(size_t)n * IC + i] += (float)s;
+      }
+    macs += (uint64_t)N * IC * OC;
+  }
+  if (dw) {
+    for (int o = 0; o < OC; o++)
+      for (int i = 0; i < IC; i++) {
+        double s = 0.0;
+        for (int n = 0; n < N; n++) s += (double)dout[(size_t)n * OC + o] * inp[(size_t)n * IC + i];
+        dw[(size_t)o * IC + i] += (float)s;
+      }
+    macs += (uint64_t)N * IC * OC;
+  }
+  if (db) {
+    for (int o = 0; o < OC; o++) {
+      double s = 0.0;
+      for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+      db[o] += (float)s;
+    }
+  }
+  if (macs) pb_opc_add(PB_OPK_MAC, macs);
+  if (db) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+}
+
+void pb_attention_fwd_naive(float *ctx, float *probs, const float *q, const float *k, const float *v,
+                            const int *mask, int B, int T, int d, int A, float p, uint64_t seed) {
+  if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  const int hd = d / A;
+  const float sc = 1.0f / sqrtf((float)hd);
+  const float dsc = pb_dropout_scale_(p);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < A; h++) {
+      float *P = probs + ((size_t)b * A + h) * T * T;
+      const uint64_t base = ((uint64_t)b * A + h) * T * T;
+      for (int i = 0; i < T; i++) {
+        const float *qi = q + ((size_t)b * T + i) * d + (size_t)h * hd;
+        float *row = P + (size_t)i * T;
+        float mx = -INFINITY;
+        for (int j = 0; j < T; j++) {
+          const float *kj = k + ((size_t)b * T + j) * d + (size_t)h * hd;
+          double s = 0.0;
+          for (int x = 0; x < hd; x++) s += (double)qi[x] * kj[x];
+          row[j] = (float)s * sc;
+          if (mask && mask[(size_t)b * T + j] == 0) row[j] = PB_ATTN_MASKED;
+          if (row[j] > mx) mx = row[j];
+        }
+        double sum = 0.0;
+        for (int j = 0; j < T; j++) {
+          row[j] = expf(row[j] - mx);
+          sum += row[j];
+        }
+        for (int j = 0; j < T; j++) row[j] = (float)(row[j] / sum);
+        float *ci = ctx + ((size_t)b * T + i) * d + (size_t)h * hd;
+        for (int x = 0; x < hd; x++) {
+          double s = 0.0;
+          for (int j = 0; j < T; j++) {
+            float pij = row[j];
+            if (p > 0.0f) pij = pb_dropout_keep(seed, base + (uint64_t)i * T + j, p) ? pij * dsc : 0.0f;
+            s += (double)pij * v[((size_t)b * T + j) * d + (size_t)h * hd + x];
+          }
+          ci[x] = (float)s;
+        }
+      }
+    }
+  pb_attn_count_fwd(B, T, d, A, p);
+}
+
+void pb_attention_bwd_naive(float *dq, float *dk, float *dv, float *scratch, const float *dctx, const float *q,
+                            const float *k, const float *v, const float *probs, int B, int T, int d, int A,
+                            float p, uint64_t seed) {
+  if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  const int hd = d / A;
+  const float sc = 1.0f / sqrtf((float)hd);
+  const float dsc = pb_dropout_scale_(p);
+#define IDX(bb, t, x) (((size_t)(bb) * T + (t)) * d + (size_t)h * hd + (x))
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < A; h++) {
+      const float *P = probs + ((size_t)b * A + h) * T * T;
+      float *G = scratch + ((size_t)b * A + h) * T * T; /* dP, then dS */
+      const uint64_t base = ((uint64_t)b * A + h) * T * T;
+      for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) {
+          const int keep = p > 0.0f ? pb_dropout_keep(seed, base + (uint64_t)i * T + j, p) : 1;
+          const float mult = p > 0.0f ? (keep ? dsc : 0.0f) : 1.0f;
+          double s = 0.0; /* dP_drop[i,j] = dctx_i . v_j */
+          for (int x = 0; x < hd; x++) s += (double)dctx[IDX(b, i, x)] * v[IDX(b, j, x)];
+          G[(size_t)i * T + j] = (float)s * mult;
+          if (dv) /* dv_j += P_drop[i,j] dctx_i */
+            for (int x = 0; x < hd; x++) dv[IDX(b, j, x)] += P[(size_t)i * T + j] * mult * dctx[IDX(b, i, x)];
+        }
+      for (int i = 0; i < T; i++) {
+        double s = 0.0;
+        for (int j = 0; j < T; j++) s += (double)P[(size_t)i * T + j] * G[(size_t)i * T + j];
+        for (int j = 0; j < T; j++) G[(size_t)i * T + j] = P[(size_t)i * T + j] * (G[(size_t)i * T + j] - (float)s);
+      }
+      for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) {
+          const float g = G[(size_t)i * T + j] * sc;
+          for (int x = 0; x < hd; x++) {
+            if (dq) dq[IDX(b, i, x)] += g * k[IDX(b, j, x)];
+            if (dk) dk[IDX(b, j, x)] += g * q[IDX(b, i, x)];
+          }
+        }
+    }
+#undef IDX
+  pb_attn_count_bwd(dq, dk, dv, B, T, d, A, p);
+}

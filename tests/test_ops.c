@@ -1,0 +1,581 @@
+/* test_ops: the layer kernels of backbone/ops.h.
+ *  1. fast kernels == naive twins (matmul fwd/bwd, attention fwd/bwd with padding and dropout,
+ *     1 and 2 threads), relative to the largest magnitude, tol 1e-5
+ *  2. finite-difference gradient checks of every backward (loss = sum(out * R) in double,
+ *     central differences, eps 1e-3 on fp32 inputs, error = max|analytic - numeric| /
+ *     max(max|numeric|, 1e-3), tol 1e-2), and that backward accumulates (+=): twice = 2x
+ *  3. exact op counts of every kernel vs the ops.h table, NULL grads and p = 0 dropout
+ *  4. dropout statistics, determinism, seed dependence, backward mask, in-place use
+ * Exits non-zero on any failure. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backbone/ops.h"
+#include "backbone/rng.h"
+#include "counters/opcount.h"
+
+static int g_fail = 0, g_checks = 0;
+#define CHECK(cond, ...)                                 \
+  do {                                                   \
+    g_checks++;                                          \
+    if (!(cond)) {                                       \
+      g_fail++;                                          \
+      printf("FAIL %s:%d: ", __FILE__, __LINE__);        \
+      printf(__VA_ARGS__);                               \
+      printf("\n");                                      \
+    }                                                    \
+  } while (0)
+
+#define TOL_TWIN 1e-5
+#define TOL_GRAD 1e-2
+#define FD_EPS 1e-3f
+
+static pb_rng g_rng;
+
+static float *fnew(size_t n) {
+  float *p = calloc(n ? n : 1, sizeof(float));
+  if (!p) {
+    printf("FAIL: out of memory\n");
+    exit(2);
+  }
+  return p;
+}
+static float *frand(size_t n, float scale) {
+  float *p = fnew(n);
+  for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * pb_rng_uniform(&g_rng) - 1.0f);
+  return p;
+}
+static float *fdup(const float *a, size_t n) {
+  float *p = fnew(n);
+  memcpy(p, a, n * sizeof(float));
+  return p;
+}
+/* max|a-b| / max|b| (b the reference) */
+static double relerr(const float *a, const float *b, size_t n) {
+  double md = 0.0, mb = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - b[i]);
+    if (!(d <= md)) md = d; /* NaN propagates */
+    if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+  }
+  return md / (mb > 1e-30 ? mb : 1e-30);
+}
+static double dot_d(const float *a, const float *b, size_t n) {
+  double s = 0.0;
+  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+  return s;
+}
+
+/* ------------------------------------------------------------ finite differences */
+
+typedef double (*lossfn)(void);
+
+/* Perturbs x[0..n) by +-eps, compares (L+ - L-)/2eps with the analytic gradient g. */
+static void fd_check(const char *what, lossfn L, float *x, size_t n, const float *g) {
+  double md = 0.0, mn = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    float x0 = x[i];
+    x[i] = x0 + FD_EPS;
+    double lp = L();
+    x[i] = x0 - FD_EPS;
+    double lm = L();
+    x[i] = x0;
+    double num = (lp - lm) / (2.0 * (double)FD_EPS);
+    double d = fabs(num - g[i]);
+    if (!(d <= md)) md = d;
+    if (fabs(num) > mn) mn = fabs(num);
+  }
+  double err = md / (mn > 1e-3 ? mn : 1e-3);
+  printf("  grad %-28s n=%-4zu max|num|=%.3g rel err %.2e (tol %.0e)\n", what, n, mn, err, TOL_GRAD);
+  CHECK(err < TOL_GRAD, "gradient %s: rel err %.3e", what, err);
+}
+
+/* g2 (after two backward calls) must equal 2 * g1 (after one) */
+static void check_accum(const char *what, const float *g1, const float *g2, size_t n) {
+  float *t = fnew(n);
+  for (size_t i = 0; i < n; i++) t[i] = 2.0f * g1[i];
+  double e = relerr(g2, t, n);
+  CHECK(e < 1e-6, "%s: backward does not accumulate (err %.3e)", what, e);
+  free(t);
+}
+
+/* ------------------------------------------------------------ op counts */
+
+static void count_begin(void) {
+  pb_opc_reset();
+  pb_opc_enable(1);
+}
+static void count_end(const char *what, uint64_t mac, uint64_t flop, uint64_t trans) {
+  pb_opc_enable(0);
+  pb_opcounts c = pb_opc_snapshot();
+  uint64_t m = pb_opcounts_kind(&c, -1, PB_OPK_MAC), f = pb_opcounts_kind(&c, -1, PB_OPK_FLOP),
+           t = pb_opcounts_kind(&c, -1, PB_OPK_TRANS);
+  CHECK(m == mac && f == flop && t == trans,
+        "op count %s: got MAC %llu FLOP %llu TRANS %llu, want %llu %llu %llu", what, (unsigned long long)m,
+        (unsigned long long)f, (unsigned long long)t, (unsigned long long)mac, (unsigned long long)flop,
+        (unsigned long long)trans);
+}
+
+/* ------------------------------------------------------------ matmul */
+
+enum { MN = 7, MIC = 13, MOC = 5 };
+static float *m_inp, *m_w, *m_b, *m_R;
+static double loss_matmul(void) {
+  float out[MN * MOC];
+  pb_matmul_fwd(out, m_inp, m_w, m_b, MN, MIC, MOC);
+  return dot_d(out, m_R, MN * MOC);
+}
+
+static void test_matmul(void) {
+  printf("matmul N=%d IC=%d OC=%d\n", MN, MIC, MOC);
+  m_inp = frand(MN * MIC, 1.0f);
+  m_w = frand(MOC * MIC, 1.0f);
+  m_b = frand(MOC, 1.0f);
+  m_R = frand(MN * MOC, 1.0f);
+  float *o1 = fnew(MN * MOC), *o2 = fnew(MN * MOC);
+  for (int withb = 0; withb < 2; withb++) {
+    pb_matmul_fwd(o1, m_inp, m_w, withb ? m_b : NULL, MN, MIC, MOC);
+    pb_matmul_fwd_naive(o2, m_inp, m_w, withb ? m_b : NULL, MN, MIC, MOC);
+    double e = relerr(o1, o2, MN * MOC);
+    printf("  fwd vs naive (bias %d): %.2e\n", withb, e);
+    CHECK(e < TOL_TWIN, "matmul fwd vs naive %.3e", e);
+  }
+  /* backward vs naive, starting from the same non-zero gradients (accumulation) */
+  float *di0 = frand(MN * MIC, 1.0f), *dw0 = frand(MOC * MIC, 1.0f), *db0 = frand(MOC, 1.0f);
+  float *di1 = fdup(di0, MN * MIC), *dw1 = fdup(dw0, MOC * MIC), *db1 = fdup(db0, MOC);
+  float *di2 = fdup(di0, MN * MIC), *dw2 = fdup(dw0, MOC * MIC), *db2 = fdup(db0, MOC);
+  pb_matmul_bwd(di1, dw1, db1, m_R, m_inp, m_w, MN, MIC, MOC);
+  pb_matmul_bwd_naive(di2, dw2, db2, m_R, m_inp, m_w, MN, MIC, MOC);
+  double e1 = relerr(di1, di2, MN * MIC), e2 = relerr(dw1, dw2, MOC * MIC), e3 = relerr(db1, db2, MOC);
+  printf("  bwd vs naive: dinp %.2e dw %.2e db %.2e\n", e1, e2, e3);
+  CHECK(e1 < TOL_TWIN && e2 < TOL_TWIN && e3 < TOL_TWIN, "matmul bwd vs naive");
+  /* gradient check + accumulation */
+  float *gi = fnew(MN * MIC), *gw = fnew(MOC * MIC), *gb = fnew(MOC);
+  pb_matmul_bwd(gi, gw, gb, m_R, m_inp, m_w, MN, MIC, MOC);
+  fd_check("matmul dinp", loss_matmul, m_inp, MN * MIC, gi);
+  fd_check("matmul dw", loss_matmul, m_w, MOC * MIC, gw);
+  fd_check("matmul db", loss_matmul, m_b, MOC, gb);
+  float *hi = fdup(gi, MN * MIC), *hw = fdup(gw, MOC * MIC), *hb = fdup(gb, MOC);
+  pb_matmul_bwd(hi, hw, hb, m_R, m_inp, m_w, MN, MIC, MOC);
+  check_accum("matmul dinp", gi, hi, MN * MIC);
+  check_accum("matmul dw", gw, hw, MOC * MIC);
+  check_accum("matmul db", gb, hb, MOC);
+  /* NULL grads are skipped: only dw requested leaves dinp/db untouched */
+  /* op counts */
+  const uint64_t mac = (uint64_t)MN * MIC * MOC, nb = (uint64_t)MN * MOC;
+  count_begin(); pb_matmul_fwd(o1, m_inp, m_w, m_b, MN, MIC, MOC); count_end("matmul_fwd b", mac, nb, 0);
+  count_begin(); pb_matmul_fwd(o1, m_inp, m_w, NULL, MN, MIC, MOC); count_end("matmul_fwd", mac, 0, 0);
+  count_begin(); pb_matmul_fwd_naive(o1, m_inp, m_w, m_b, MN, MIC, MOC); count_end("matmul_fwd_naive", mac, nb, 0);
+  count_begin(); pb_matmul_bwd(hi, hw, hb, m_R, m_inp, m_w, MN, MIC, MOC); count_end("matmul_bwd all", 2 * mac, nb, 0);
+  count_begin(); pb_matmul_bwd(hi, NULL, NULL, m_R, m_inp, m_w, MN, MIC, MOC); count_end("matmul_bwd dinp", mac, 0, 0);
+  count_begin(); pb_matmul_bwd(NULL, hw, NULL, m_R, m_inp, m_w, MN, MIC, MOC); count_end("matmul_bwd dw", mac, 0, 0);
+  count_begin(); pb_matmul_bwd(NULL, NULL, hb, m_R, m_inp, m_w, MN, MIC, MOC); count_end("matmul_bwd db", 0, nb, 0);
+  count_begin(); pb_matmul_bwd_naive(hi, NULL, hb, m_R, m_inp, m_w, MN, MIC, MOC); count_end("matmul_bwd_naive", mac, nb, 0);
+  free(o1); free(o2); free(di0); free(dw0); free(db0); free(di1); free(dw1); free(db1); free(di2); free(dw2);
+  free(db2); free(gi); free(gw); free(gb); free(hi); free(hw); free(hb);
+  free(m_inp); free(m_w); free(m_b); free(m_R);
+}
+
+/* ------------------------------------------------------------ layernorm */
+
+enum { LN = 4, LC = 9 };
+static float *l_inp, *l_w, *l_b, *l_R;
+static double loss_ln(void) {
+  float out[LN * LC], mean[LN], rstd[LN];
+  pb_layernorm_fwd(out, mean, rstd, l_inp, l_w, l_b, LN, LC, 1e-5f);
+  return dot_d(out, l_R, LN * LC);
+}
+
+static void test_layernorm(void) {
+  printf("layernorm N=%d C=%d\n", LN, LC);
+  l_inp = frand(LN * LC, 2.0f);
+  l_w = frand(LC, 1.0f);
+  l_b = frand(LC, 1.0f);
+  l_R = frand(LN * LC, 1.0f);
+  float out[LN * LC], mean[LN], rstd[LN];
+  pb_layernorm_fwd(out, mean, rstd, l_inp, l_w, l_b, LN, LC, 1e-5f);
+  /* forward against a double reference */
+  double maxe = 0.0;
+  for (int n = 0; n < LN; n++) {
+    double m = 0, v = 0;
+    for (int i = 0; i < LC; i++) m += l_inp[n * LC + i];
+    m /= LC;
+    for (int i = 0; i < LC; i++) v += (l_inp[n * LC + i] - m) * (l_inp[n * LC + i] - m);
+    v /= LC;
+    for (int i = 0; i < LC; i++) {
+      double y = (l_inp[n * LC + i] - m) / sqrt(v + 1e-5) * l_w[i] + l_b[i];
+      if (fabs(y - out[n * LC + i]) > maxe) maxe = fabs(y - out[n * LC + i]);
+    }
+  }
+  printf("  fwd vs double reference: max abs err %.2e (tol 1e-5)\n", maxe);
+  CHECK(maxe < 1e-5, "layernorm fwd err %.3e", maxe);
+  float *gi = fnew(LN * LC), *gw = fnew(LC), *gb = fnew(LC);
+  pb_layernorm_bwd(gi, gw, gb, l_R, l_inp, l_w, mean, rstd, LN, LC);
+  fd_check("layernorm dinp", loss_ln, l_inp, LN * LC, gi);
+  fd_check("layernorm dw", loss_ln, l_w, LC, gw);
+  fd_check("layernorm db", loss_ln, l_b, LC, gb);
+  float *hi = fdup(gi, LN * LC), *hw = fdup(gw, LC), *hb = fdup(gb, LC);
+  pb_layernorm_bwd(hi, hw, hb, l_R, l_inp, l_w, mean, rstd, LN, LC);
+  check_accum("layernorm dinp", gi, hi, LN * LC);
+  check_accum("layernorm dw", gw, hw, LC);
+  check_accum("layernorm db", gb, hb, LC);
+  const uint64_t nc = LN * LC;
+  count_begin(); pb_layernorm_fwd(out, mean, rstd, l_inp, l_w, l_b, LN, LC, 1e-5f); count_end("layernorm_fwd", 0, 8 * nc, LN);
+  count_begin(); pb_layernorm_bwd(hi, hw, hb, l_R, l_inp, l_w, mean, rstd, LN, LC); count_end("layernorm_bwd all", 0, 14 * nc, 0);
+  count_begin(); pb_layernorm_bwd(hi, NULL, NULL, l_R, l_inp, l_w, mean, rstd, LN, LC); count_end("layernorm_bwd dinp", 0, 10 * nc, 0);
+  count_begin(); pb_layernorm_bwd(NULL, hw, NULL, l_R, l_inp, l_w, mean, rstd, LN, LC); count_end("layernorm_bwd dw", 0, 3 * nc, 0);
+  count_begin(); pb_layernorm_bwd(NULL, NULL, hb, l_R, l_inp, l_w, mean, rstd, LN, LC); count_end("layernorm_bwd db", 0, nc, 0);
+  free(gi); free(gw); free(gb); free(hi); free(hw); free(hb);
+  free(l_inp); free(l_w); free(l_b); free(l_R);
+}
+
+/* ------------------------------------------------------------ activations, add, dropout */
+
+enum { EN = 50 };
+static float *e_inp, *e_R;
+static int e_kind; /* 0 gelu, 1 tanh, 2 relu, 3 dropout */
+static double loss_elem(void) {
+  float out[EN];
+  switch (e_kind) {
+    case 0: pb_gelu_fwd(out, e_inp, EN); break;
+    case 1: pb_tanh_fwd(out, e_inp, EN); break;
+    case 2: pb_relu_fwd(out, e_inp, EN); break;
+    default: pb_dropout_fwd(out, e_inp, EN, 0.3f, 77); break;
+  }
+  return dot_d(out, e_R, EN);
+}
+
+static void test_elementwise(void) {
+  printf("elementwise n=%d\n", EN);
+  e_inp = frand(EN, 3.0f);
+  for (int i = 0; i < EN; i++) /* keep relu away from its kink */
+    if (fabsf(e_inp[i]) < 0.05f) e_inp[i] = 0.1f;
+  e_R = frand(EN, 1.0f);
+  float out[EN], g[EN], h[EN];
+  /* forward values against libm in double */
+  pb_gelu_fwd(out, e_inp, EN);
+  double me = 0;
+  for (int i = 0; i < EN; i++) {
+    double x = e_inp[i], y = 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    if (fabs(y - out[i]) > me) me = fabs(y - out[i]);
+  }
+  printf("  gelu fwd vs double erf form: %.2e (tol 1e-5)\n", me);
+  CHECK(me < 1e-5, "gelu fwd %.3e", me);
+  const char *names[] = {"gelu", "tanh", "relu", "dropout p=0.3"};
+  for (e_kind = 0; e_kind < 4; e_kind++) {
+    memset(g, 0, sizeof g);
+    for (int rep = 0; rep < 2; rep++) {
+      switch (e_kind) {
+        case 0: pb_gelu_bwd(g, e_inp, e_R, EN); break;
+        case 1: pb_tanh_fwd(out, e_inp, EN); pb_tanh_bwd(g, out, e_R, EN); break;
+        case 2: pb_relu_bwd(g, e_inp, e_R, EN); break;
+        default: pb_dropout_bwd(g, e_R, EN, 0.3f, 77); break;
+      }
+      if (rep == 0) {
+        memcpy(h, g, sizeof g);
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s dinp", names[e_kind]);
+        fd_check(nm, loss_elem, e_inp, EN, g);
+      }
+    }
+    check_accum(names[e_kind], h, g, EN);
+  }
+  float a[EN];
+  pb_add(a, e_inp, e_R, EN);
+  int ok = 1;
+  for (int i = 0; i < EN; i++) ok &= a[i] == e_inp[i] + e_R[i];
+  memcpy(a, e_inp, sizeof a);
+  pb_add(a, a, e_R, EN); /* aliasing allowed */
+  for (int i = 0; i < EN; i++) ok &= a[i] == e_inp[i] + e_R[i];
+  CHECK(ok, "add");
+  const uint64_t n = EN;
+  count_begin(); pb_gelu_fwd(out, e_inp, n); count_end("gelu_fwd", 0, 4 * n, n);
+  count_begin(); pb_gelu_bwd(g, e_inp, e_R, n); count_end("gelu_bwd", 0, 8 * n, 2 * n);
+  count_begin(); pb_tanh_fwd(out, e_inp, n); count_end("tanh_fwd", 0, 0, n);
+  count_begin(); pb_tanh_bwd(g, out, e_R, n); count_end("tanh_bwd", 0, 3 * n, 0);
+  count_begin(); pb_relu_fwd(out, e_inp, n); count_end("relu_fwd", 0, n, 0);
+  count_begin(); pb_relu_bwd(g, e_inp, e_R, n); count_end("relu_bwd", 0, n, 0);
+  count_begin(); pb_add(a, e_inp, e_R, n); count_end("add", 0, n, 0);
+  count_begin(); pb_dropout_fwd(out, e_inp, n, 0.1f, 3); count_end("dropout_fwd p=0.1", 0, n, 0);
+  count_begin(); pb_dropout_bwd(g, e_R, n, 0.1f, 3); count_end("dropout_bwd p=0.1", 0, n, 0);
+  count_begin(); pb_dropout_fwd(out, e_inp, n, 0.0f, 3); count_end("dropout_fwd p=0", 0, 0, 0);
+  count_begin(); pb_dropout_bwd(g, e_R, n, 0.0f, 3); count_end("dropout_bwd p=0", 0, 0, 0);
+  free(e_inp); free(e_R);
+}
+
+static void test_dropout(void) {
+  enum { DN = 100000 };
+  printf("dropout n=%d\n", DN);
+  float *x = fnew(DN), *y = fnew(DN), *y2 = fnew(DN), *g = fnew(DN), *ones = fnew(DN);
+  for (int i = 0; i < DN; i++) x[i] = ones[i] = 1.0f;
+  const float ps[] = {0.1f, 0.5f};
+  for (int k = 0; k < 2; k++) {
+    float p = ps[k];
+    pb_dropout_fwd(y, x, DN, p, 1234);
+    int kept = 0, scaled_ok = 1;
+    for (int i = 0; i < DN; i++) {
+      if (y[i] != 0.0f) {
+        kept++;
+        scaled_ok &= fabsf(y[i] - 1.0f / (1.0f - p)) < 1e-6f;
+      }
+      scaled_ok &= (y[i] != 0.0f) == pb_dropout_keep(1234, (uint64_t)i, p);
+    }
+    double frac = (double)kept / DN;
+    printf("  p=%.1f kept fraction %.4f (want %.2f +- 0.01)\n", p, frac, 1.0 - p);
+    CHECK(fabs(frac - (1.0 - p)) < 0.01, "dropout kept fraction %.4f for p=%.2f", frac, p);
+    CHECK(scaled_ok, "dropout scale 1/(1-p) or keep() disagreement");
+    pb_dropout_fwd(y2, x, DN, p, 1234);
+    CHECK(memcmp(y, y2, DN * sizeof(float)) == 0, "dropout not deterministic for a seed");
+    pb_dropout_fwd(y2, x, DN, p, 1235);
+    int diff = 0;
+    for (int i = 0; i < DN; i++) diff += (y[i] != 0.0f) != (y2[i] != 0.0f);
+    CHECK(diff > DN * p / 2, "dropout masks of seeds 1234/1235 differ in only %d places", diff);
+    memset(g, 0, DN * sizeof(float));
+    pb_dropout_bwd(g, ones, DN, p, 1234);
+    CHECK(memcmp(g, y, DN * sizeof(float)) == 0, "dropout backward mask differs from forward");
+    /* in place: fwd out == inp, bwd dinp == dout overwrite */
+    memcpy(y2, x, DN * sizeof(float));
+    pb_dropout_fwd(y2, y2, DN, p, 1234);
+    CHECK(memcmp(y2, y, DN * sizeof(float)) == 0, "dropout in place differs");
+    memcpy(y2, x, DN * sizeof(float));
+    pb_dropout_bwd(y2, y2, DN, p, 1234);
+    CHECK(memcmp(y2, y, DN * sizeof(float)) == 0, "dropout backward in place differs");
+  }
+  /* p = 0: identity */
+  pb_dropout_fwd(y, x, DN, 0.0f, 1);
+  CHECK(memcmp(y, x, DN * sizeof(float)) == 0, "dropout p=0 is not the identity");
+  memset(g, 0, DN * sizeof(float));
+  pb_dropout_bwd(g, ones, DN, 0.0f, 1);
+  CHECK(memcmp(g, ones, DN * sizeof(float)) == 0, "dropout bwd p=0 is not dinp += dout");
+  CHECK(pb_dropout_keep(9, 9, 0.0f) == 1, "keep with p=0");
+  free(x); free(y); free(y2); free(g); free(ones);
+}
+
+/* ------------------------------------------------------------ embeddings */
+
+enum { EB = 2, ET = 3, ED = 4, EV = 6, ETY = 2 };
+static float *t_wte, *t_wpe, *t_wtt, *t_R;
+static const int t_ids[EB * ET] = {1, 5, 1, 0, 3, 5};
+static const int t_types[EB * ET] = {0, 0, 1, 0, 1, 1};
+static double loss_embed(void) {
+  float out[EB * ET * ED];
+  pb_embed_fwd(out, t_ids, t_types, t_wte, t_wpe, t_wtt, EB, ET, ED);
+  return dot_d(out, t_R, EB * ET * ED);
+}
+
+static void test_embed(void) {
+  printf("embeddings B=%d T=%d d=%d vocab=%d types=%d\n", EB, ET, ED, EV, ETY);
+  t_wte = frand(EV * ED, 1.0f);
+  t_wpe = frand(ET * ED, 1.0f);
+  t_wtt = frand(ETY * ED, 1.0f);
+  t_R = frand(EB * ET * ED, 1.0f);
+  float out[EB * ET * ED];
+  pb_embed_fwd(out, t_ids, t_types, t_wte, t_wpe, t_wtt, EB, ET, ED);
+  int ok = 1;
+  for (int r = 0; r < EB * ET; r++)
+    for (int i = 0; i < ED; i++)
+      ok &= fabsf(out[r * ED + i] - (t_wte[t_ids[r] * ED + i] + t_wpe[(r % ET) * ED + i] +
+                                     t_wtt[t_types[r] * ED + i])) < 1e-6f;
+  CHECK(ok, "embed fwd values");
+  float *ge = fnew(EV * ED), *gp = fnew(ET * ED), *gt = fnew(ETY * ED);
+  pb_embed_bwd(ge, gp, gt, t_R, t_ids, t_types, EB, ET, ED);
+  fd_check("embed dwte", loss_embed, t_wte, EV * ED, ge);
+  fd_check("embed dwpe", loss_embed, t_wpe, ET * ED, gp);
+  fd_check("embed dwtt", loss_embed, t_wtt, ETY * ED, gt);
+  float *he = fdup(ge, EV * ED), *hp = fdup(gp, ET * ED), *ht = fdup(gt, ETY * ED);
+  pb_embed_bwd(he, hp, ht, t_R, t_ids, t_types, EB, ET, ED);
+  check_accum("embed dwte", ge, he, EV * ED);
+  check_accum("embed dwpe", gp, hp, ET * ED);
+  check_accum("embed dwtt", gt, ht, ETY * ED);
+  const uint64_t nd = EB * ET * ED;
+  count_begin(); pb_embed_fwd(out, t_ids, t_types, t_wte, t_wpe, t_wtt, EB, ET, ED); count_end("embed_fwd", 0, 2 * nd, 0);
+  count_begin(); pb_embed_bwd(he, hp, ht, t_R, t_ids, t_types, EB, ET, ED); count_end("embed_bwd all", 0, 3 * nd, 0);
+  count_begin(); pb_embed_bwd(NULL, hp, NULL, t_R, t_ids, t_types, EB, ET, ED); count_end("embed_bwd wpe", 0, nd, 0);
+  count_begin(); pb_embed_bwd(NULL, NULL, NULL, t_R, t_ids, t_types, EB, ET, ED); count_end("embed_bwd none", 0, 0, 0);
+  free(ge); free(gp); free(gt); free(he); free(hp); free(ht);
+  free(t_wte); free(t_wpe); free(t_wtt); free(t_R);
+}
+
+/* ------------------------------------------------------------ attention */
+
+enum { AB = 2, AT = 5, AD = 12, AA = 3 };
+#define ANUM (AB * AT * AD)
+#define SNUM (AB * AA * AT * AT)
+static float *a_q, *a_k, *a_v, *a_R;
+static const int a_mask[AB * AT] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0}; /* batch 1: last two keys padded */
+static float a_p;
+static double loss_attn(void) {
+  float ctx[ANUM], probs[SNUM];
+  pb_attention_fwd(ctx, probs, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, a_p, 4242);
+  return dot_d(ctx, a_R, ANUM);
+}
+
+static void attn_twins(float p, int threads) {
+  pb_set_threads(threads);
+  float c1[ANUM], c2[ANUM], p1[SNUM], p2[SNUM], s1[SNUM], s2[SNUM];
+  pb_attention_fwd(c1, p1, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, p, 99);
+  pb_attention_fwd_naive(c2, p2, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, p, 99);
+  double ec = relerr(c1, c2, ANUM), ep = relerr(p1, p2, SNUM);
+  float *g1[3], *g2[3];
+  for (int i = 0; i < 3; i++) {
+    g1[i] = frand(ANUM, 1.0f);
+    g2[i] = fdup(g1[i], ANUM);
+  }
+  pb_attention_bwd(g1[0], g1[1], g1[2], s1, a_R, a_q, a_k, a_v, p1, AB, AT, AD, AA, p, 99);
+  pb_attention_bwd_naive(g2[0], g2[1], g2[2], s2, a_R, a_q, a_k, a_v, p2, AB, AT, AD, AA, p, 99);
+  double eq = relerr(g1[0], g2[0], ANUM), ek = relerr(g1[1], g2[1], ANUM), ev = relerr(g1[2], g2[2], ANUM);
+  printf("  fast vs naive p=%.1f threads=%d: ctx %.2e probs %.2e dq %.2e dk %.2e dv %.2e\n", p, threads, ec, ep,
+         eq, ek, ev);
+  CHECK(ec < TOL_TWIN && ep < TOL_TWIN && eq < TOL_TWIN && ek < TOL_TWIN && ev < TOL_TWIN,
+        "attention fast vs naive (p=%.1f threads=%d)", p, threads);
+  /* padded keys get exactly zero probability */
+  int zero = 1;
+  for (int h = 0; h < AA; h++)
+    for (int i = 0; i < AT; i++)
+      for (int j = 3; j < AT; j++) zero &= p1[((1 * AA + h) * AT + i) * AT + j] == 0.0f;
+  CHECK(zero, "padded keys have non-zero probability");
+  for (int i = 0; i < 3; i++) {
+    free(g1[i]);
+    free(g2[i]);
+  }
+}
+
+static void test_attention(void) {
+  printf("attention B=%d T=%d d=%d A=%d (batch 1 has 2 padded keys)\n", AB, AT, AD, AA);
+  a_q = frand(ANUM, 1.0f);
+  a_k = frand(ANUM, 1.0f);
+  a_v = frand(ANUM, 1.0f);
+  a_R = frand(ANUM, 1.0f);
+  const int saved = pb_get_threads();
+  attn_twins(0.0f, 1);
+  attn_twins(0.1f, 1);
+  attn_twins(0.0f, 2);
+  attn_twins(0.1f, 2);
+  /* 1 vs 2 threads give the same result */
+  {
+    float c1[ANUM], c2[ANUM], pr[SNUM];
+    pb_set_threads(1);
+    pb_attention_fwd(c1, pr, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, 0.1f, 5);
+    pb_set_threads(2);
+    pb_attention_fwd(c2, pr, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, 0.1f, 5);
+    CHECK(relerr(c1, c2, ANUM) < 1e-6, "attention 1 vs 2 threads");
+  }
+  pb_set_threads(saved);
+  const float ps[] = {0.0f, 0.1f};
+  for (int k = 0; k < 2; k++) {
+    a_p = ps[k];
+    float ctx[ANUM], probs[SNUM], scratch[SNUM];
+    pb_attention_fwd(ctx, probs, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, a_p, 4242);
+    float *gq = fnew(ANUM), *gk = fnew(ANUM), *gv = fnew(ANUM);
+    pb_attention_bwd(gq, gk, gv, scratch, a_R, a_q, a_k, a_v, probs, AB, AT, AD, AA, a_p, 4242);
+    char nm[64];
+    snprintf(nm, sizeof nm, "attention dq (p=%.1f)", a_p);
+    fd_check(nm, loss_attn, a_q, ANUM, gq);
+    snprintf(nm, sizeof nm, "attention dk (p=%.1f)", a_p);
+    fd_check(nm, loss_attn, a_k, ANUM, gk);
+    snprintf(nm, sizeof nm, "attention dv (p=%.1f)", a_p);
+    fd_check(nm, loss_attn, a_v, ANUM, gv);
+    /* padded keys/values get no gradient */
+    int zero = 1;
+    for (int t = 3; t < AT; t++)
+      for (int i = 0; i < AD; i++) zero &= gk[(AT + t) * AD + i] == 0.0f && gv[(AT + t) * AD + i] == 0.0f;
+    CHECK(zero, "padded keys received gradient");
+    float *hq = fdup(gq, ANUM), *hk = fdup(gk, ANUM), *hv = fdup(gv, ANUM);
+    pb_attention_bwd(hq, hk, hv, scratch, a_R, a_q, a_k, a_v, probs, AB, AT, AD, AA, a_p, 4242);
+    check_accum("attention dq", gq, hq, ANUM);
+    check_accum("attention dk", gk, hk, ANUM);
+    check_accum("attention dv", gv, hv, ANUM);
+    const uint64_t S = SNUM, hd = AD / AA, dr = a_p > 0 ? S : 0;
+    count_begin(); pb_attention_fwd(ctx, probs, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, a_p, 1);
+    count_end("attention_fwd", 2 * S * hd, 6 * S + dr, S);
+    count_begin(); pb_attention_fwd_naive(ctx, probs, a_q, a_k, a_v, a_mask, AB, AT, AD, AA, a_p, 1);
+    count_end("attention_fwd_naive", 2 * S * hd, 6 * S + dr, S);
+    count_begin(); pb_attention_bwd(hq, hk, hv, scratch, a_R, a_q, a_k, a_v, probs, AB, AT, AD, AA, a_p, 1);
+    count_end("attention_bwd", 4 * S * hd, 4 * S + dr, 0);
+    count_begin(); pb_attention_bwd_naive(hq, hk, hv, scratch, a_R, a_q, a_k, a_v, probs, AB, AT, AD, AA, a_p, 1);
+    count_end("attention_bwd_naive", 4 * S * hd, 4 * S + dr, 0);
+    count_begin(); pb_attention_bwd(NULL, NULL, hv, scratch, a_R, a_q, a_k, a_v, probs, AB, AT, AD, AA, a_p, 1);
+    count_end("attention_bwd dv only", S * hd, 0, 0);
+    free(gq); free(gk); free(gv); free(hq); free(hk); free(hv);
+  }
+  free(a_q); free(a_k); free(a_v); free(a_R);
+}
+
+/* ------------------------------------------------------------ losses */
+
+enum { LB = 4, LCC = 3 };
+static float *c_logits, *c_pred, *c_target;
+static const int c_labels[LB] = {0, 2, 1, 2};
+static double loss_ce(void) {
+  float probs[LB * LCC];
+  return pb_softmax_ce_fwd(probs, c_logits, c_labels, LB, LCC);
+}
+static double loss_mse(void) { return pb_mse_fwd(c_pred, c_target, LB); }
+
+static void test_losses(void) {
+  printf("losses B=%d C=%d\n", LB, LCC);
+  c_logits = frand(LB * LCC, 2.0f);
+  c_pred = frand(LB, 2.0f);
+  c_target = frand(LB, 2.0f);
+  float probs[LB * LCC];
+  float L = pb_softmax_ce_fwd(probs, c_logits, c_labels, LB, LCC);
+  double ref = 0;
+  for (int b = 0; b < LB; b++) {
+    double s = 0;
+    for (int c = 0; c < LCC; c++) s += exp(c_logits[b * LCC + c]);
+    ref += log(s) - c_logits[b * LCC + c_labels[b]];
+  }
+  ref /= LB;
+  printf("  softmax_ce %.6f vs double %.6f\n", L, ref);
+  CHECK(fabs(L - ref) < 1e-5, "softmax_ce value");
+  float g[LB * LCC] = {0}, h[LB * LCC];
+  pb_softmax_ce_bwd(g, probs, c_labels, LB, LCC);
+  fd_check("softmax_ce dlogits", loss_ce, c_logits, LB * LCC, g);
+  memcpy(h, g, sizeof g);
+  pb_softmax_ce_bwd(h, probs, c_labels, LB, LCC);
+  check_accum("softmax_ce", g, h, LB * LCC);
+  int bad[LB] = {0, 7, 1, 2};
+  CHECK(isnan(pb_softmax_ce_fwd(probs, c_logits, bad, LB, LCC)), "invalid label must give NaN loss");
+  float m = pb_mse_fwd(c_pred, c_target, LB);
+  double mref = 0;
+  for (int b = 0; b < LB; b++) mref += ((double)c_pred[b] - c_target[b]) * ((double)c_pred[b] - c_target[b]);
+  mref /= LB;
+  CHECK(fabs(m - mref) < 1e-5, "mse value %f vs %f", m, mref);
+  float gm[LB] = {0}, hm[LB];
+  pb_mse_bwd(gm, c_pred, c_target, LB);
+  fd_check("mse dpred", loss_mse, c_pred, LB, gm);
+  memcpy(hm, gm, sizeof gm);
+  pb_mse_bwd(hm, c_pred, c_target, LB);
+  check_accum("mse", gm, hm, LB);
+  const uint64_t B = LB, BC = LB * LCC;
+  count_begin(); pb_softmax_ce_fwd(probs, c_logits, c_labels, LB, LCC); count_end("softmax_ce_fwd", 0, 4 * BC + B, BC + B);
+  count_begin(); pb_softmax_ce_bwd(h, probs, c_labels, LB, LCC); count_end("softmax_ce_bwd", 0, 2 * BC, 0);
+  count_begin(); pb_mse_fwd(c_pred, c_target, LB); count_end("mse_fwd", 0, 3 * B, 0);
+  count_begin(); pb_mse_bwd(hm, c_pred, c_target, LB); count_end("mse_bwd", 0, 2 * B, 0);
+  /* owner routing: counts land on the current owner */
+  int prev = pb_opc_set_owner(PB_OPO_HEAD);
+  count_begin();
+  pb_mse_fwd(c_pred, c_target, LB);
+  pb_opc_enable(0);
+  pb_opcounts c = pb_opc_snapshot();
+  CHECK(c.c[PB_OPO_HEAD][PB_OPK_FLOP] == 3 * B && c.c[PB_OPO_BACKBONE][PB_OPK_FLOP] == 0, "owner routing");
+  pb_opc_set_owner(prev);
+  free(c_logits); free(c_pred); free(c_target);
+}
+
+int main(void) {
+  pb_rng_seed(&g_rng, 20240601);
+  printf("test_ops: threads=%d; twin tol %.0e, gradient tol %.0e (FD eps %.0e, loss in double)\n",
+         pb_get_threads(), TOL_TWIN, TOL_GRAD, (double)FD_EPS);
+  test_matmul();
+  test_layernorm();
+  test_elementwise();
+  test_dropout();
+  test_embed();
+  test_attention();
+  test_losses();
+  printf("test_ops: %d checks, %d failed\n", g_checks, g_fail);
+  return g_fail ? 1 : 0;
+}
