@@ -133,6 +133,11 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
  * gradients of every trainable tensor. Frozen weights get no gradient work. */
 int pb_backward(pb_model *m);
 
+/* Analytic op count (backbone + head owners) of one forward over B x T real tokens, plus the
+ * loss and backward when `training` (dropout from the config on), added into *out. Uses the
+ * declared table for which tensors train; no memory or weights are needed. */
+int pb_bert_ops(const pb_model *m, int B, int T, int training, pb_opcounts *out);
+
 /* A short fingerprint of the backbone (config + frozen backbone values), hex, 16 chars. */
 void pb_model_fingerprint(const pb_model *m, char out[17]);
 
