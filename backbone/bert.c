@@ -443,6 +443,36 @@ static int layer_backward(pb_model *m, int l, const float *hprev, const float *d
   return PB_OK;
 }
 
+/* from the gradient wrt the last layer's output in dbuf[0] down to the embeddings */
+static int backward_encoder(pb_model *m) {
+  const pb_config *c = &m->cfg;
+  const int B = m->cur_B, T = m->cur_T, N = B * T, d = c->hidden;
+  const float ph = m->training ? c->hidden_dropout : 0.0f;
+  pb_acts *a = &m->acts;
+  float *dh = a->dbuf[0], *dprev = a->dbuf[1];
+  for (int l = c->layers - 1; l >= 0; l--) {
+    const float *hprev = l > 0 ? a->layer[l - 1].out : a->h0;
+    int rc = layer_backward(m, l, hprev, dh, dprev, B, T);
+    if (rc) return rc;
+    float *t = dh;
+    dh = dprev;
+    dprev = t;
+  }
+  /* embeddings: only when one of their tensors trains */
+  int emb_train = is_trainable(m, m->word) || is_trainable(m, m->pos) || is_trainable(m, m->type);
+  if (emb_train || is_trainable(m, m->emb_lnw) || is_trainable(m, m->emb_lnb)) {
+    float *demb_ln = dprev, *demb_sum = a->dbuf[2];
+    memset(demb_ln, 0, (size_t)N * d * sizeof(float));
+    pb_dropout_bwd(demb_ln, dh, (size_t)N * d, ph, site_seed(m, -1, SITE_EMB));
+    if (emb_train) memset(demb_sum, 0, (size_t)N * d * sizeof(float));
+    pb_layernorm_bwd(emb_train ? demb_sum : NULL, pb_g(m, m->emb_lnw), pb_g(m, m->emb_lnb), demb_ln, a->emb_sum,
+                     pb_w(m, m->emb_lnw), a->emb_mean, a->emb_rstd, N, d);
+    if (emb_train)
+      pb_embed_bwd(pb_g(m, m->word), pb_g(m, m->pos), pb_g(m, m->type), demb_sum, m->ids, m->types, B, T, d);
+  }
+  return PB_OK;
+}
+
 int pb_backward(pb_model *m) {
   const pb_config *c = &m->cfg;
   if (!m->labels && !m->targets) return pb_set_error(PB_ERR_ARG, "backward: the last forward had no labels");
@@ -463,34 +493,22 @@ int pb_backward(pb_model *m) {
   pb_matmul_bwd(dcls, pb_g(m, m->pool_w), pb_g(m, m->pool_b), dpool_pre, a->cls, pb_w(m, m->pool_w), B, d, d);
   /* back into the residual stream at the [CLS] rows */
   pb_opc_set_owner(PB_OPO_BACKBONE);
-  float *dh = a->dbuf[0], *dprev = a->dbuf[1];
+  float *dh = a->dbuf[0];
   memset(dh, 0, (size_t)N * d * sizeof(float));
   for (int b = 0; b < B; b++) memcpy(dh + (size_t)b * T * d, dcls + (size_t)b * d, (size_t)d * sizeof(float));
-  for (int l = c->layers - 1; l >= 0; l--) {
-    const float *hprev = l > 0 ? a->layer[l - 1].out : a->h0;
-    int rc = layer_backward(m, l, hprev, dh, dprev, B, T);
-    if (rc) {
-      pb_opc_set_owner(prev_owner);
-      return rc;
-    }
-    float *t = dh;
-    dh = dprev;
-    dprev = t;
-  }
-  /* embeddings: only when one of their tensors trains */
-  int emb_train = is_trainable(m, m->word) || is_trainable(m, m->pos) || is_trainable(m, m->type);
-  if (emb_train || is_trainable(m, m->emb_lnw) || is_trainable(m, m->emb_lnb)) {
-    float *demb_ln = dprev, *demb_sum = a->dbuf[2];
-    memset(demb_ln, 0, (size_t)N * d * sizeof(float));
-    pb_dropout_bwd(demb_ln, dh, (size_t)N * d, ph, site_seed(m, -1, SITE_EMB));
-    if (emb_train) memset(demb_sum, 0, (size_t)N * d * sizeof(float));
-    pb_layernorm_bwd(emb_train ? demb_sum : NULL, pb_g(m, m->emb_lnw), pb_g(m, m->emb_lnb), demb_ln, a->emb_sum,
-                     pb_w(m, m->emb_lnw), a->emb_mean, a->emb_rstd, N, d);
-    if (emb_train)
-      pb_embed_bwd(pb_g(m, m->word), pb_g(m, m->pos), pb_g(m, m->type), demb_sum, m->ids, m->types, B, T, d);
-  }
+  int rc = backward_encoder(m);
   pb_opc_set_owner(prev_owner);
-  return PB_OK;
+  return rc;
+}
+
+int pb_backward_hidden(pb_model *m, const float *dout) {
+  const size_t n = (size_t)m->cur_B * m->cur_T * m->cfg.hidden;
+  if (!m->act_mem || n == 0) return pb_set_error(PB_ERR_ARG, "backward: no forward to go back through");
+  memcpy(m->acts.dbuf[0], dout, n * sizeof(float));
+  int prev_owner = pb_opc_set_owner(PB_OPO_BACKBONE);
+  int rc = backward_encoder(m);
+  pb_opc_set_owner(prev_owner);
+  return rc;
 }
 
 /* ---------------------------------------------------------------- fingerprint */

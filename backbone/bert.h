@@ -133,6 +133,10 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
  * gradients of every trainable tensor. Frozen weights get no gradient work. */
 int pb_backward(pb_model *m);
 
+/* Backward of the last forward from an external gradient wrt the last layer's output
+ * dout [B*T, d] (e.g. a masked-language-model head), skipping the classification head. */
+int pb_backward_hidden(pb_model *m, const float *dout);
+
 /* Analytic op count (backbone + head owners) of one forward over B x T real tokens, plus the
  * loss and backward when `training` (dropout from the config on), added into *out. Uses the
  * declared table for which tensors train; no memory or weights are needed. */
