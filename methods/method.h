@@ -4,7 +4,7 @@
  * for the method's private state and passes it to every call.
  *
  * Adding a method = one file in methods/ defining `const pb_method pb_method_NAME` plus one
- * line in methods/registry.c. Methods see the backbone (backbone/*.h) and never the harness. */
+ * line in methods/registry.c. Methods see the backbone (backbone/ headers) and never the harness. */
 #ifndef PB_METHOD_H
 #define PB_METHOD_H
 
