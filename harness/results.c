@@ -1,0 +1,115 @@
+#include "harness/results.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backbone/fileio.h"
+#include "backbone/status.h"
+
+cJSON *pb_ops_json(const pb_opcounts *c, double scale) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return NULL;
+  for (int k = 0; k <= PB_OPK_COUNT; k++) { /* the three kinds, then "flops" */
+    cJSON *kind = cJSON_AddObjectToObject(o, k < PB_OPK_COUNT ? pb_opkind_name(k) : "flops");
+    double total = 0;
+    for (int w = 0; w < PB_OPO_COUNT; w++) {
+      double v = k < PB_OPK_COUNT ? (double)c->c[w][k] : (double)pb_opcounts_flops(c, w);
+      total += v;
+      cJSON_AddNumberToObject(kind, pb_opowner_name(w), v / scale);
+    }
+    cJSON_AddNumberToObject(kind, "total", total / scale);
+  }
+  return o;
+}
+
+int pb_result_append(const char *path, const cJSON *obj) {
+  char *line = cJSON_PrintUnformatted(obj);
+  if (!line) return pb_set_error(PB_ERR_NOMEM, "%s: cannot serialise the result", path);
+  int rc = pb_append_line(path, line);
+  free(line);
+  return rc;
+}
+
+int pb_results_read(const char *path, cJSON **out, int *n_bad) {
+  char *data = NULL;
+  size_t len = 0;
+  *out = NULL;
+  if (n_bad) *n_bad = 0;
+  int rc = pb_read_file(path, &data, &len);
+  if (rc) return rc;
+  cJSON *arr = cJSON_CreateArray();
+  if (!arr) {
+    free(data);
+    return pb_set_error(PB_ERR_NOMEM, "%s: out of memory", path);
+  }
+  char *p = data;
+  while (p < data + len) {
+    char *nl = memchr(p, '\n', (size_t)(data + len - p));
+    if (nl) *nl = 0;
+    if (*p) {
+      cJSON *o = cJSON_Parse(p);
+      if (o && cJSON_IsObject(o)) cJSON_AddItemToArray(arr, o);
+      else {
+        cJSON_Delete(o);
+        if (n_bad) (*n_bad)++;
+      }
+    }
+    if (!nl) break;
+    p = nl + 1;
+  }
+  free(data);
+  *out = arr;
+  return PB_OK;
+}
+
+cJSON *pb_host_json(int threads) {
+  cJSON *h = cJSON_CreateObject();
+  char name[256] = "";
+  gethostname(name, sizeof name - 1);
+  cJSON_AddStringToObject(h, "hostname", name);
+  char cpu[256] = "unknown";
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (f) {
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+      if (strncmp(line, "model name", 10) == 0) {
+        char *c = strchr(line, ':');
+        if (c) {
+          c++;
+          while (*c == ' ') c++;
+          c[strcspn(c, "\n")] = 0;
+          snprintf(cpu, sizeof cpu, "%s", c);
+        }
+        break;
+      }
+    }
+    fclose(f);
+  }
+  cJSON_AddStringToObject(h, "cpu", cpu);
+  cJSON_AddNumberToObject(h, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
+  cJSON_AddNumberToObject(h, "threads", threads);
+  return h;
+}
+
+const char *pb_source_commit(void) {
+  static char sha[64];
+  static int done = 0;
+  if (done) return sha[0] ? sha : NULL;
+  done = 1;
+  FILE *p = popen("git -C '" PB_SOURCE_DIR "' rev-parse HEAD 2>/dev/null", "r");
+  if (!p) return NULL;
+  if (!fgets(sha, sizeof sha, p)) sha[0] = 0;
+  sha[strcspn(sha, "\n")] = 0;
+  if (pclose(p) != 0) sha[0] = 0;
+  return sha[0] ? sha : NULL;
+}
+
+void pb_utc_now(char *buf, int n) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, (size_t)n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,67 @@
+/* Result records: one JSON object per run, appended atomically as one line of a JSONL file
+ * (backbone/fileio.h pb_append_line), and read back for tables, plots and checks.
+ *
+ * Schema "peftbench-result/1" (every key always present; null where not measured):
+ * {
+ *   "schema": "peftbench-result/1", "time": "2026-11-23T17:00:00Z",
+ *   "task": "sst2", "method": "lora",
+ *   "method_config": {"r": "8", "alpha": "16", ...},   (strings, from the method's describe)
+ *   "method_desc": "r=8,alpha=16,targets=query+value,dropout=0",
+ *   "seed": 0,
+ *   "backbone": {"source": "models/default" | "<dir>" | "random-init", "pretrained": bool,
+ *                "fingerprint": "16 hex", "config": {"vocab_size", "hidden", "layers", "heads",
+ *                "ffn", "max_pos"}},
+ *   "data": {"data_dir": str, "train_examples": int, "eval_examples": {"dev": int},
+ *            "max_len": int, "truncated_train": int},
+ *   "train": {"epochs": int, "steps": int, "batch": int, "lr": num, "warmup_steps": int,
+ *             "weight_decay": num, "final_loss": num, "loss_curve": [[step, loss], ...],
+ *             "interrupted": false},
+ *   "metrics": {"splits": {"dev": {"accuracy": num, ...}, ...}, "score": num, "main": "accuracy",
+ *               "majority_baseline": num},
+ *   "params": {"backbone": int, "method": int, "head": int, "trainable": int, "stored": int,
+ *              "all": int, "trainable_pct": num, "report": "trainable params: ... || ..."},
+ *   "storage": {"path": str, "file_bytes": int, "tensor_bytes": int},
+ *   "ops": {
+ *     "inference_per_example": OPS,   mean over eval examples at their real lengths
+ *     "mean_tokens": num,             mean real length of those examples
+ *     "inference_T128": OPS,          one example at T = 128
+ *     "per_token_T128": OPS,          inference_T128 / 128 (numbers, not integers)
+ *     "method_merged_T128": OPS|null, the method's added ops when merged (LoRA), else null
+ *     "train_step": OPS, "train_step_shape": [B, T],   one training step (fwd+bwd+AdamW)
+ *     "measured": {"train": OPS, "eval": OPS, "eval_analytic": OPS, "eval_match": bool}
+ *   },
+ *   "counters": <counters/papi.h pb_papi_to_json object>,
+ *   "timings": {"train": {"wall_s", "cpu_s", "intervals"}, "eval": {...}, "total_wall_s": num},
+ *   "memory": {"peak_rss_kb", "vm_hwm_kb", "current_rss_kb"},
+ *   "host": {"hostname": str, "cpu": str, "cores": int, "threads": int},
+ *   "commit": "git sha" | null
+ * }
+ * OPS = {"matmul_macs": {"backbone", "head", "method", "optimizer", "total"},
+ *        "elementwise_flops": {...}, "transcendental": {...}, "flops": {...}}
+ * (flops = 2*MACs + elementwise + transcendental, per owner and total).
+ */
+#ifndef PB_RESULTS_H
+#define PB_RESULTS_H
+
+#include <cjson/cJSON.h>
+
+#include "counters/opcount.h"
+
+#define PB_RESULT_SCHEMA "peftbench-result/1"
+
+/* OPS object of the schema above; `scale` divides every number (1 = exact integers). */
+cJSON *pb_ops_json(const pb_opcounts *c, double scale);
+/* Appends obj as one line (atomic, fsync'ed); status + message naming the file. */
+int pb_result_append(const char *path, const cJSON *obj);
+
+/* Reads every record of a JSONL file. Lines that do not parse as a JSON object (a torn last
+ * line after a crash) are skipped and counted in *n_bad. *out is a cJSON array (free it). */
+int pb_results_read(const char *path, cJSON **out, int *n_bad);
+
+/* "host" object and the source commit (NULL when unknown; static storage). */
+cJSON *pb_host_json(int threads);
+const char *pb_source_commit(void);
+/* ISO-8601 UTC time of now into buf[n] */
+void pb_utc_now(char *buf, int n);
+
+#endif
