@@ -1,0 +1,302 @@
+/* Bottleneck adapters (Houlsby et al. 2019; Pfeiffer et al. 2020) on the sublayer hook.
+ *
+ * On an adapted sublayer output x[N,d] (after the output projection and its dropout, before
+ * residual + LayerNorm) the hook writes
+ *     y = x + W_up act(W_down x + b_down) + b_up
+ * with W_down [r,d], b_down [r], W_up [d,r], b_up [d] per adapter, act = relu | gelu.
+ * Placement: mode=pfeiffer adapts the FFN sublayer of every layer (PB_SUB_FFN); mode=houlsby
+ * adapts the attention sublayer (PB_SUB_ATTN) and the FFN sublayer. A site that is not
+ * adapted is the identity (y = x, dx += dy): a copy, no arithmetic, nothing charged.
+ *
+ * Tensors (owner METHOD, trainable, stored): "adapter.layer.L.<attn|ffn>.down.weight" [r,d],
+ * ".down.bias" [r], ".up.weight" [d,r], ".up.bias" [d]. Params per adapter 2dr + r + d:
+ * bert-base r=8 -> pfeiffer 12 * 13,064 = 156,768; houlsby 313,536.
+ * train_ln=1 also trains (and stores) the LayerNorm right after each adapted sublayer
+ * (output.LayerNorm for ffn, attention.output.LayerNorm for attn): those are backbone-owned
+ * tensors, so they count as trainable backbone parameters, not method parameters.
+ *
+ * Initialisation (near identity): W_down ~ N(0, init_std) (default 1e-2, as Houlsby's
+ * "near-identity" std), b_down = 0, W_up = 0, b_up = 0, so y = x exactly at step 0 and training
+ * starts at the backbone. With W_up = 0 the W_down/b_down gradients are zero on the very first
+ * step (only W_up, b_up move); from step 2 on all of them do. That is the LoRA-style choice.
+ *
+ * Op counts (what the hooks charge, owner METHOD; N tokens per adapter; kernels of ops.h):
+ *   forward   MAC 2*N*d*r          FLOP N*r (b_down) + act_f + N*d (b_up) + N*d (residual)
+ *                                  TRANS act_t
+ *   backward  MAC 4*N*d*r          FLOP N*d (db_up) + act_b + N*r (db_down) + N*d (dx += dy)
+ *                                  TRANS act_bt
+ *   relu: act_f = N*r, act_b = N*r, no TRANS; gelu: act_f = 4*N*r, act_t = N*r,
+ *   act_b = 8*N*r, act_bt = 2*N*r.
+ * MACs per token 2dr per adapter: bert-base r=8 pfeiffer 147,456, houlsby 294,912.
+ * Not mergeable (the bottleneck is nonlinear). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backbone/ops.h"
+#include "backbone/status.h"
+#include "methods/method.h"
+
+enum { AD_PFEIFFER = 0, AD_HOULSBY = 1 };
+enum { AD_RELU = 0, AD_GELU = 1 };
+enum { AD_DW = 0, AD_DB, AD_UW, AD_UB, AD_NT }; /* tensors of one adapter */
+
+typedef struct {
+  /* options */
+  int mode;       /* AD_PFEIFFER | AD_HOULSBY */
+  int r;          /* bottleneck size */
+  int act;        /* AD_RELU | AD_GELU */
+  int train_ln;   /* 1: also train the LayerNorm after each adapted sublayer */
+  float init_std; /* std of W_down at init */
+  /* attached state */
+  pb_model *m;    /* borrowed */
+  int L, d;       /* layers, hidden size of the attached model */
+  int *idx;       /* [L][PB_SUB_COUNT][AD_NT] tensor indices, -1 where the site is not adapted */
+  /* activation block (from reserve) */
+  int capN;       /* B*T capacity of the block */
+  float *acts;    /* [n_adapters][2][capN*r]: z = W_down x + b_down, a = act(z) per adapter */
+  float *scratch; /* [2][capN*r]: da, dz of the backward */
+} adapter_ctx;
+
+static int ad_adapted(const adapter_ctx *c, int site) { return site == PB_SUB_FFN || c->mode == AD_HOULSBY; }
+static int ad_per_layer(const adapter_ctx *c) { return c->mode == AD_HOULSBY ? 2 : 1; }
+/* slot of (l, site) in the activation block */
+static int ad_slot(const adapter_ctx *c, int l, int site) {
+  return c->mode == AD_HOULSBY ? 2 * l + site : l;
+}
+
+static int ad_init(void *vctx) {
+  adapter_ctx *c = vctx;
+  memset(c, 0, sizeof *c);
+  c->mode = AD_PFEIFFER;
+  c->r = 8;
+  c->act = AD_RELU;
+  c->train_ln = 0;
+  c->init_std = 1e-2f;
+  return PB_OK;
+}
+
+static int parse_int(const char *v, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi) return 0;
+  *out = x;
+  return 1;
+}
+
+static int ad_set_option(void *vctx, const char *key, const char *value) {
+  adapter_ctx *c = vctx;
+  long x;
+  if (strcmp(key, "mode") == 0) {
+    if (strcmp(value, "pfeiffer") == 0) c->mode = AD_PFEIFFER;
+    else if (strcmp(value, "houlsby") == 0) c->mode = AD_HOULSBY;
+    else return pb_set_error(PB_ERR_ARG, "adapter: mode must be pfeiffer or houlsby (got '%s')", value);
+  } else if (strcmp(key, "r") == 0 || strcmp(key, "bottleneck") == 0) {
+    if (!parse_int(value, 1, 1 << 20, &x))
+      return pb_set_error(PB_ERR_ARG, "adapter: r must be a positive integer (got '%s')", value);
+    c->r = (int)x;
+  } else if (strcmp(key, "act") == 0) {
+    if (strcmp(value, "relu") == 0) c->act = AD_RELU;
+    else if (strcmp(value, "gelu") == 0) c->act = AD_GELU;
+    else return pb_set_error(PB_ERR_ARG, "adapter: act must be relu or gelu (got '%s')", value);
+  } else if (strcmp(key, "train_ln") == 0) {
+    if (!parse_int(value, 0, 1, &x)) return pb_set_error(PB_ERR_ARG, "adapter: train_ln must be 0 or 1 (got '%s')", value);
+    c->train_ln = (int)x;
+  } else if (strcmp(key, "init_std") == 0) {
+    char *end;
+    errno = 0;
+    float f = strtof(value, &end);
+    if (errno || end == value || *end || !(f >= 0.0f) || f > 10.0f)
+      return pb_set_error(PB_ERR_ARG, "adapter: init_std must be a number in [0, 10] (got '%s')", value);
+    c->init_std = f;
+  } else {
+    return pb_set_error(PB_ERR_ARG, "adapter: unknown option '%s' (valid: mode, r, act, train_ln, init_std)", key);
+  }
+  return PB_OK;
+}
+
+static int ad_describe(const void *vctx, char *buf, size_t n) {
+  const adapter_ctx *c = vctx;
+  snprintf(buf, n, "mode=%s,r=%d,act=%s,train_ln=%d,init_std=%g", c->mode == AD_HOULSBY ? "houlsby" : "pfeiffer",
+           c->r, c->act == AD_GELU ? "gelu" : "relu", c->train_ln, (double)c->init_std);
+  return PB_OK;
+}
+
+/* ------------------------------------------------------------------ hooks */
+
+static int ad_reserve(void *vctx, int B, int T, float *acts, size_t *nfloats) {
+  adapter_ctx *c = vctx;
+  const size_t capN = (size_t)B * T, per = capN * (size_t)c->r;
+  const size_t n_ad = (size_t)c->L * ad_per_layer(c);
+  *nfloats = n_ad * 2 * per + 2 * per;
+  if (acts) {
+    c->capN = (int)capN;
+    c->acts = acts;
+    c->scratch = acts + n_ad * 2 * per;
+  }
+  return PB_OK;
+}
+
+static int ad_check(const adapter_ctx *c, int l, int site, int N, int d) {
+  if (!c->acts) return pb_set_error(PB_ERR_ARG, "adapter: hook called before pb_model_alloc");
+  if (l < 0 || l >= c->L || site < 0 || site >= PB_SUB_COUNT)
+    return pb_set_error(PB_ERR_ARG, "adapter: bad hook site (layer %d, site %d)", l, site);
+  if (d != c->d || N < 0 || N > c->capN)
+    return pb_set_error(PB_ERR_SHAPE, "adapter: hook got %d x %d rows, capacity %d x %d", N, d, c->capN, c->d);
+  return PB_OK;
+}
+
+/* y[N,d] = x + W_up act(W_down x + b_down) + b_up   (or y = x on a site that is not adapted) */
+static int ad_sublayer_fwd(void *vctx, int l, int site, const float *x, float *y, int N, int d) {
+  adapter_ctx *c = vctx;
+  int rc = ad_check(c, l, site, N, d);
+  if (rc) return rc;
+  const size_t nd = (size_t)N * d;
+  if (!ad_adapted(c, site)) {
+    memcpy(y, x, nd * sizeof(float)); /* identity: not method arithmetic, not charged */
+    return PB_OK;
+  }
+  pb_model *m = c->m;
+  const int *ix = c->idx + ((size_t)l * PB_SUB_COUNT + site) * AD_NT;
+  const int r = c->r;
+  const size_t per = (size_t)c->capN * r;
+  float *z = c->acts + (size_t)ad_slot(c, l, site) * 2 * per, *a = z + per; /* [N,r] each */
+  pb_matmul_fwd(z, x, pb_w(m, ix[AD_DW]), pb_w(m, ix[AD_DB]), N, d, r);
+  if (c->act == AD_GELU) pb_gelu_fwd(a, z, (size_t)N * r);
+  else pb_relu_fwd(a, z, (size_t)N * r);
+  pb_matmul_fwd(y, a, pb_w(m, ix[AD_UW]), pb_w(m, ix[AD_UB]), N, r, d);
+  pb_add(y, y, x, nd);
+  return PB_OK;
+}
+
+/* dx[N,d] += dy + W_down^T (act'(z) * (W_up^T dy)); parameter grads accumulate */
+static int ad_sublayer_bwd(void *vctx, int l, int site, const float *x, const float *dy, float *dx, int N, int d) {
+  adapter_ctx *c = vctx;
+  int rc = ad_check(c, l, site, N, d);
+  if (rc) return rc;
+  const size_t nd = (size_t)N * d;
+  if (!ad_adapted(c, site)) {
+    for (size_t i = 0; i < nd; i++) dx[i] += dy[i]; /* identity: not charged */
+    return PB_OK;
+  }
+  pb_model *m = c->m;
+  const int *ix = c->idx + ((size_t)l * PB_SUB_COUNT + site) * AD_NT;
+  const int r = c->r;
+  const size_t per = (size_t)c->capN * r, nr = (size_t)N * r;
+  const float *z = c->acts + (size_t)ad_slot(c, l, site) * 2 * per, *a = z + per;
+  float *da = c->scratch, *dz = c->scratch + per;
+  memset(da, 0, nr * sizeof(float));
+  memset(dz, 0, nr * sizeof(float));
+  pb_matmul_bwd(da, pb_g(m, ix[AD_UW]), pb_g(m, ix[AD_UB]), dy, a, pb_w(m, ix[AD_UW]), N, r, d);
+  if (c->act == AD_GELU) pb_gelu_bwd(dz, z, da, nr);
+  else pb_relu_bwd(dz, z, da, nr);
+  pb_matmul_bwd(dx, pb_g(m, ix[AD_DW]), pb_g(m, ix[AD_DB]), dz, x, pb_w(m, ix[AD_DW]), N, d, r);
+  pb_add(dx, dx, dy, nd); /* the adapter's own skip connection */
+  return PB_OK;
+}
+
+static const pb_hook_ops adapter_hooks = {
+    .reserve = ad_reserve,
+    .sublayer_fwd = ad_sublayer_fwd,
+    .sublayer_bwd = ad_sublayer_bwd,
+};
+
+/* ------------------------------------------------------------------ attach */
+
+static int ad_attach(void *vctx, pb_model *m) {
+  adapter_ctx *c = vctx;
+  if (m->params.frozen_mem || m->params.train_mem)
+    return pb_set_error(PB_ERR_ARG, "adapter: attach must come before pb_model_alloc");
+  const int L = m->cfg.layers, d = m->cfg.hidden, r = c->r;
+  free(c->idx);
+  c->idx = malloc((size_t)L * PB_SUB_COUNT * AD_NT * sizeof(int));
+  if (!c->idx) return pb_set_error(PB_ERR_NOMEM, "adapter: out of memory");
+  c->L = L;
+  c->d = d;
+  c->m = m;
+  c->acts = c->scratch = NULL;
+  static const char *site_name[PB_SUB_COUNT] = {"attn", "ffn"};
+  char name[PB_NAME_MAX];
+  for (int l = 0; l < L; l++) {
+    for (int s = 0; s < PB_SUB_COUNT; s++) {
+      int *ix = c->idx + ((size_t)l * PB_SUB_COUNT + s) * AD_NT;
+      for (int k = 0; k < AD_NT; k++) ix[k] = -1;
+      if (!ad_adapted(c, s)) continue;
+      const struct {
+        const char *suffix;
+        int ndim, s0, s1;
+        pb_init_kind init;
+        float a;
+      } spec[AD_NT] = {
+          {"down.weight", 2, r, d, PB_INIT_NORMAL, c->init_std},
+          {"down.bias", 1, r, 0, PB_INIT_ZERO, 0.0f},
+          {"up.weight", 2, d, r, PB_INIT_ZERO, 0.0f},
+          {"up.bias", 1, d, 0, PB_INIT_ZERO, 0.0f},
+      };
+      for (int k = 0; k < AD_NT; k++) {
+        snprintf(name, sizeof name, "adapter.layer.%d.%s.%s", l, site_name[s], spec[k].suffix);
+        int shape[2] = {spec[k].s0, spec[k].s1};
+        int i = pb_params_add(&m->params, name, PB_OWNER_METHOD, spec[k].ndim, shape, spec[k].init, spec[k].a);
+        if (i < 0) return i;
+        m->params.t[i].trainable = 1;
+        m->params.t[i].stored = 1;
+        ix[k] = i;
+      }
+      if (c->train_ln) {
+        const pb_layer_idx *w = &m->layer[l];
+        int lw = s == PB_SUB_ATTN ? w->ln1w : w->ln2w, lb = s == PB_SUB_ATTN ? w->ln1b : w->ln2b;
+        m->params.t[lw].trainable = m->params.t[lb].trainable = 1;
+        m->params.t[lw].stored = m->params.t[lb].stored = 1;
+      }
+    }
+  }
+  pb_model_set_hooks(m, &adapter_hooks, c);
+  return PB_OK;
+}
+
+/* analytic count: exactly what ad_sublayer_fwd / ad_sublayer_bwd charge (see the top comment) */
+static int ad_ops(const void *vctx, const pb_config *cfg, int B, int T, int training, int merged, pb_opcounts *out) {
+  const adapter_ctx *c = vctx;
+  (void)merged; /* not mergeable: merged inference costs the same */
+  const uint64_t N = (uint64_t)B * T, d = (uint64_t)cfg->hidden, r = (uint64_t)c->r;
+  const uint64_t n_ad = (uint64_t)cfg->layers * ad_per_layer(c);
+  const int gelu = c->act == AD_GELU;
+  uint64_t mac = 2 * N * d * r;
+  uint64_t flop = N * r + (gelu ? 4 : 1) * N * r + N * d + N * d;
+  uint64_t trans = gelu ? N * r : 0;
+  if (training) {
+    mac += 4 * N * d * r;
+    flop += N * d + (gelu ? 8 : 1) * N * r + N * r + N * d;
+    trans += gelu ? 2 * N * r : 0;
+  }
+  out->c[PB_OPO_METHOD][PB_OPK_MAC] += n_ad * mac;
+  out->c[PB_OPO_METHOD][PB_OPK_FLOP] += n_ad * flop;
+  out->c[PB_OPO_METHOD][PB_OPK_TRANS] += n_ad * trans;
+  return PB_OK;
+}
+
+static int ad_destroy(void *vctx) {
+  adapter_ctx *c = vctx;
+  free(c->idx);
+  c->idx = NULL;
+  return PB_OK;
+}
+
+const pb_method pb_method_adapter = {
+    PB_METHOD_VERSION,
+    "adapter",
+    "bottleneck adapters after the FFN (pfeiffer) or after attention and FFN (houlsby)",
+    "mode=pfeiffer|houlsby (pfeiffer)  r=INT bottleneck (8)  act=relu|gelu (relu)  train_ln=0|1 (0)  "
+    "init_std=FLOAT std of W_down, W_up starts at 0 (0.01)",
+    sizeof(adapter_ctx),
+    ad_init,
+    ad_set_option,
+    ad_describe,
+    ad_attach,
+    NULL, /* merge: nonlinear, not mergeable */
+    NULL,
+    ad_ops,
+    ad_destroy,
+};
