@@ -40,6 +40,8 @@ typedef struct pb_method {
   int (*ops)(const void *ctx, const pb_config *cfg, int B, int T, int training, int merged, pb_opcounts *out);
   /* optional: free anything the method allocated itself */
   int (*destroy)(void *ctx);
+  /* optional (0 = the harness default 1e-3): the learning rate this method trains well with */
+  double default_lr;
 } pb_method;
 
 /* registry (methods/registry.c) */
