@@ -1,0 +1,450 @@
+/* LoRA (Hu et al. 2021; HF PEFT semantics): on each targeted linear site of every layer,
+ *
+ *     y = x W^T + b  +  scale * (drop(x) A^T) B^T,      scale = alpha / r,
+ *
+ * with A [r, in] (kaiming-uniform like PEFT, or gaussian N(0, 1/r)) and B [out, r] zero, so
+ * training starts exactly at the backbone. The backbone stays frozen; A and B train.
+ *
+ * Tensors: "lora.layer.L.<target>.A" [r, in] and "lora.layer.L.<target>.B" [out, r] for each
+ * target in query, key, value, attn_out, ffn_in, ffn_out (default query,value).
+ *
+ * Dropout (training only) is counter-based on the LoRA input x, seeded from the step seed of
+ * set_mode hashed with (layer, site): backward regenerates drop(x) instead of storing it.
+ *
+ * merge(): W += scale * B A on every target and the hooks switch off (zero added inference
+ * ops); unmerge(): W -= scale * B A and the hooks switch back on.
+ *
+ * Operation count per targeted site and layer over N tokens (what the hooks charge; `ops`
+ * reproduces it exactly), p = dropout when training else 0:
+ *   forward   MAC  N*in*r + N*r*out                 (u = drop(x) A^T ; t = u B^T)
+ *             FLOP N*r (u *= scale) + N*out (y += t) + N*in if p > 0 (dropout of x)
+ *   backward  MAC  2*N*r*out (du, dB) + 2*N*in*r (dx, dA)
+ *             FLOP N*r (du *= scale) + 2*N*in if p > 0 (regenerate drop(x); dropout backward)
+ * Merged inference: 0. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backbone/ops.h"
+#include "backbone/rng.h"
+#include "backbone/status.h"
+#include "methods/method.h"
+
+enum { LORA_INIT_KAIMING = 0, LORA_INIT_GAUSSIAN = 1 };
+
+static const char *const site_names[PB_LIN_COUNT] = {"query", "key", "value", "attn_out", "ffn_in", "ffn_out"};
+
+typedef struct {
+  /* options */
+  int r;              /* rank (8) */
+  float alpha;        /* scale = alpha / r (16) */
+  float dropout;      /* dropout probability on the LoRA input, training only (0) */
+  unsigned targets;   /* bit s set: linear site s (pb_linear_site) is adapted (query|value) */
+  int init;           /* LORA_INIT_KAIMING | LORA_INIT_GAUSSIAN */
+  /* attached state */
+  pb_model *m;        /* model attached to (borrowed) */
+  int L;              /* layers */
+  int ntargets;       /* number of bits set in targets */
+  int slot[PB_LIN_COUNT]; /* site -> 0..ntargets-1 (or -1) */
+  int *ia, *ib;       /* [L * PB_LIN_COUNT] parameter-table index of A [r,in] / B [out,r]; -1: not adapted */
+  int merged;         /* 1: scale*B*A folded into W, hooks are no-ops */
+  /* activations (inside the model's activation block) */
+  int Ncap;           /* token rows the block was sized for (B*T) */
+  float *u;           /* [L][ntargets][Ncap, r]: scale * drop(x) A^T, saved for backward */
+  float *du;          /* [Ncap, r] backward scratch */
+  float *scratch;     /* [Ncap, maxdim]: drop(x) or u B^T */
+  float *scratch2;    /* [Ncap, maxin]: d drop(x) (only when dropout > 0) */
+  /* current step */
+  int training;       /* dropout on */
+  uint64_t seed;      /* step seed from set_mode */
+} lora_ctx;
+
+static float lora_scale(const lora_ctx *c) { return c->alpha / (float)c->r; }
+
+/* in/out features of a linear site for a config */
+static void site_dims(const pb_config *cfg, int site, int *in, int *out) {
+  *in = cfg->hidden;
+  *out = cfg->hidden;
+  if (site == PB_LIN_FFN_IN) *out = cfg->ffn;
+  if (site == PB_LIN_FFN_OUT) *in = cfg->ffn;
+}
+
+/* index of the backbone weight of a linear site in layer l */
+static int site_weight(const pb_model *m, int l, int site) {
+  const pb_layer_idx *x = &m->layer[l];
+  switch (site) {
+    case PB_LIN_QUERY: return x->qw;
+    case PB_LIN_KEY: return x->kw;
+    case PB_LIN_VALUE: return x->vw;
+    case PB_LIN_ATTN_OUT: return x->ow;
+    case PB_LIN_FFN_IN: return x->iw;
+    default: return x->fw;
+  }
+}
+
+/* dropout stream of (step, layer, site), distinct from the backbone's own sites */
+static uint64_t lora_seed(const lora_ctx *c, int l, int site) {
+  return pb_hash64(c->seed ^ pb_hash64((0x4C6F5241ULL << 24) ^ (((uint64_t)(l + 1) << 8) | (uint64_t)site)));
+}
+
+/* ---------------------------------------------------------------- options */
+
+static int lora_init(void *vctx) {
+  lora_ctx *c = vctx;
+  memset(c, 0, sizeof *c);
+  c->r = 8;
+  c->alpha = 16.0f;
+  c->dropout = 0.0f;
+  c->targets = (1u << PB_LIN_QUERY) | (1u << PB_LIN_VALUE);
+  c->init = LORA_INIT_KAIMING;
+  return PB_OK;
+}
+
+/* "query,value" (separators , + | ; : or space) or "all" -> bit set */
+static int parse_targets(const char *v, unsigned *out) {
+  unsigned bits = 0;
+  const char *p = v;
+  while (*p) {
+    size_t len = strcspn(p, ",+|;: ");
+    if (len > 0) {
+      int found = 0;
+      if (len == 3 && strncmp(p, "all", 3) == 0) {
+        bits |= (1u << PB_LIN_COUNT) - 1;
+        found = 1;
+      }
+      for (int s = 0; s < PB_LIN_COUNT && !found; s++)
+        if (strlen(site_names[s]) == len && strncmp(p, site_names[s], len) == 0) {
+          bits |= 1u << s;
+          found = 1;
+        }
+      if (!found)
+        return pb_set_error(PB_ERR_ARG,
+                            "lora: unknown target '%.*s' in '%s' (valid: query,key,value,attn_out,ffn_in,ffn_out,all)",
+                            (int)len, p, v);
+      p += len;
+    }
+    if (*p) p++;
+  }
+  if (!bits) return pb_set_error(PB_ERR_ARG, "lora: targets '%s' names no linear site", v);
+  *out = bits;
+  return PB_OK;
+}
+
+static int parse_float(const char *key, const char *v, double lo, double hi, int hi_open, float *out) {
+  char *end = NULL;
+  double x = strtod(v, &end);
+  if (!*v || !end || *end || !isfinite(x) || x < lo || (hi_open ? x >= hi : x > hi))
+    return pb_set_error(PB_ERR_ARG, "lora: %s=%s is not a number in [%g, %g%s", key, v, lo, hi, hi_open ? ")" : "]");
+  *out = (float)x;
+  return PB_OK;
+}
+
+static int lora_set_option(void *vctx, const char *key, const char *value) {
+  lora_ctx *c = vctx;
+  if (c->m) return pb_set_error(PB_ERR_ARG, "lora: option %s set after attach", key);
+  if (strcmp(key, "r") == 0) {
+    char *end = NULL;
+    long r = strtol(value, &end, 10);
+    if (!*value || *end || r < 1 || r > 65536)
+      return pb_set_error(PB_ERR_ARG, "lora: r=%s must be an integer in 1..65536", value);
+    c->r = (int)r;
+    return PB_OK;
+  }
+  if (strcmp(key, "alpha") == 0) return parse_float("alpha", value, -1e6, 1e6, 0, &c->alpha);
+  if (strcmp(key, "dropout") == 0) return parse_float("dropout", value, 0.0, 1.0, 1, &c->dropout);
+  if (strcmp(key, "targets") == 0) return parse_targets(value, &c->targets);
+  if (strcmp(key, "init") == 0) {
+    if (strcmp(value, "kaiming") == 0) c->init = LORA_INIT_KAIMING;
+    else if (strcmp(value, "gaussian") == 0) c->init = LORA_INIT_GAUSSIAN;
+    else return pb_set_error(PB_ERR_ARG, "lora: init=%s (valid: kaiming, gaussian)", value);
+    return PB_OK;
+  }
+  return pb_set_error(PB_ERR_ARG, "lora: unknown option '%s' (valid: r, alpha, dropout, targets, init)", key);
+}
+
+/* "r=8,alpha=16,dropout=0,targets=query+value,init=kaiming" ('+' joins targets so that the
+ * string stays a comma list of key=value; set_option accepts it back). */
+static int lora_describe(const void *vctx, char *buf, size_t n) {
+  const lora_ctx *c = vctx;
+  char t[128];
+  size_t o = 0;
+  t[0] = 0;
+  for (int s = 0; s < PB_LIN_COUNT; s++)
+    if (c->targets & (1u << s)) o += (size_t)snprintf(t + o, sizeof t - o, "%s%s", o ? "+" : "", site_names[s]);
+  int w = snprintf(buf, n, "r=%d,alpha=%g,dropout=%g,targets=%s,init=%s", c->r, (double)c->alpha,
+                   (double)c->dropout, t, c->init == LORA_INIT_GAUSSIAN ? "gaussian" : "kaiming");
+  if (w < 0 || (size_t)w >= n) return pb_set_error(PB_ERR_ARG, "lora: describe buffer of %zu bytes too small", n);
+  return PB_OK;
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+static int lora_reserve(void *vctx, int B, int T, float *acts, size_t *nfloats) {
+  lora_ctx *c = vctx;
+  const pb_config *cfg = &c->m->cfg;
+  const size_t N = (size_t)B * T, r = (size_t)c->r;
+  int maxdim = 0, maxin = 0;
+  for (int s = 0; s < PB_LIN_COUNT; s++) {
+    if (!(c->targets & (1u << s))) continue;
+    int in, out;
+    site_dims(cfg, s, &in, &out);
+    if (in > maxdim) maxdim = in;
+    if (out > maxdim) maxdim = out;
+    if (in > maxin) maxin = in;
+  }
+  const size_t n_u = (size_t)c->L * c->ntargets * N * r, n_du = N * r, n_s = N * (size_t)maxdim;
+  const size_t n_s2 = c->dropout > 0 ? N * (size_t)maxin : 0;
+  if (!acts) {
+    *nfloats = n_u + n_du + n_s + n_s2;
+    return PB_OK;
+  }
+  c->u = acts;
+  c->du = c->u + n_u;
+  c->scratch = c->du + n_du;
+  c->scratch2 = n_s2 ? c->scratch + n_s : NULL;
+  c->Ncap = (int)N;
+  return PB_OK;
+}
+
+static int lora_set_mode(void *vctx, int training, uint64_t seed) {
+  lora_ctx *c = vctx;
+  c->training = training;
+  c->seed = seed;
+  return PB_OK;
+}
+
+/* 1: site adapted (indices out), 0: not adapted, < 0: error */
+static int lookup(const lora_ctx *c, int l, int site, int N, int in, int out, int *ia, int *ib) {
+  if (l < 0 || l >= c->L || site < 0 || site >= PB_LIN_COUNT)
+    return pb_set_error(PB_ERR_ARG, "lora: hook called for layer %d site %d outside %d layers", l, site, c->L);
+  *ia = c->ia[l * PB_LIN_COUNT + site];
+  *ib = c->ib[l * PB_LIN_COUNT + site];
+  if (*ia < 0) return 0;
+  if (!c->u || N > c->Ncap)
+    return pb_set_error(PB_ERR_ARG, "lora: %d token rows but activations reserved for %d", N, c->Ncap);
+  const pb_tensor *A = &c->m->params.t[*ia], *Bt = &c->m->params.t[*ib];
+  if (!A->data || !Bt->data) return pb_set_error(PB_ERR_ARG, "lora: %s used before pb_model_alloc", A->name);
+  if (A->shape[1] != in || Bt->shape[0] != out)
+    return pb_set_error(PB_ERR_SHAPE, "lora: %s is [%d,%d] / %s is [%d,%d] but the linear maps %d -> %d", A->name,
+                        A->shape[0], A->shape[1], Bt->name, Bt->shape[0], Bt->shape[1], in, out);
+  return 1;
+}
+
+static float *u_slot(const lora_ctx *c, int l, int site) {
+  return c->u + ((size_t)l * c->ntargets + c->slot[site]) * (size_t)c->Ncap * c->r;
+}
+
+/* x[n] *= s ; charges n FLOP (one multiply each) */
+static void scale_inplace(float *x, size_t n, float s) {
+  for (size_t i = 0; i < n; i++) x[i] *= s;
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+}
+
+/* y[N,out] += scale * (drop(x) A^T) B^T */
+static int lora_linear_fwd(void *vctx, int l, int site, const float *x, float *y, int N, int in, int out) {
+  lora_ctx *c = vctx;
+  if (c->merged) return PB_OK;
+  int ia, ib, rc = lookup(c, l, site, N, in, out, &ia, &ib);
+  if (rc <= 0) return rc;
+  const float *A = c->m->params.t[ia].data, *Bw = c->m->params.t[ib].data;
+  const float p = c->training ? c->dropout : 0.0f;
+  const size_t nin = (size_t)N * in;
+  float *u = u_slot(c, l, site); /* [N, r] */
+  const float *xd = x;
+  if (p > 0) {
+    pb_dropout_fwd(c->scratch, x, nin, p, lora_seed(c, l, site));
+    xd = c->scratch;
+  }
+  pb_matmul_fwd(u, xd, A, NULL, N, in, c->r);
+  scale_inplace(u, (size_t)N * c->r, lora_scale(c));
+  pb_matmul_fwd(c->scratch, u, Bw, NULL, N, c->r, out); /* drop(x) is dead: reuse scratch */
+  pb_add(y, y, c->scratch, (size_t)N * out);
+  return PB_OK;
+}
+
+/* dB += dy^T u ; du = scale * dy B ; dA += du^T drop(x) ; dx += drop'(du A) */
+static int lora_linear_bwd(void *vctx, int l, int site, const float *x, const float *dy, float *dx, int N, int in,
+                           int out) {
+  lora_ctx *c = vctx;
+  int ia, ib, rc = lookup(c, l, site, N, in, out, &ia, &ib);
+  if (rc <= 0) return rc;
+  if (c->merged)
+    return pb_set_error(PB_ERR_ARG, "lora: backward through merged layer %d %s; unmerge before training", l,
+                        site_names[site]);
+  const pb_tensor *At = &c->m->params.t[ia], *Bt = &c->m->params.t[ib];
+  const float p = c->training ? c->dropout : 0.0f;
+  const size_t nin = (size_t)N * in, nr = (size_t)N * c->r;
+  const uint64_t seed = lora_seed(c, l, site);
+  const float *u = u_slot(c, l, site);
+  memset(c->du, 0, nr * sizeof(float));
+  pb_matmul_bwd(c->du, Bt->grad, NULL, dy, u, Bt->data, N, c->r, out);
+  scale_inplace(c->du, nr, lora_scale(c));
+  if (!dx && !At->grad) return PB_OK;
+  const float *xd = x;
+  float *dxd = dx;
+  if (p > 0) {
+    pb_dropout_fwd(c->scratch, x, nin, p, seed); /* regenerate drop(x) from the seed */
+    xd = c->scratch;
+    if (dx) {
+      if (!c->scratch2) return pb_set_error(PB_ERR_ARG, "lora: dropout scratch was not reserved");
+      dxd = c->scratch2;
+      memset(dxd, 0, nin * sizeof(float));
+    }
+  }
+  pb_matmul_bwd(dxd, At->grad, NULL, c->du, xd, At->data, N, in, c->r);
+  if (p > 0 && dx) pb_dropout_bwd(dx, dxd, nin, p, seed);
+  return PB_OK;
+}
+
+static const pb_hook_ops lora_hooks = {
+    .reserve = lora_reserve,
+    .set_mode = lora_set_mode,
+    .linear_fwd = lora_linear_fwd,
+    .linear_bwd = lora_linear_bwd,
+};
+
+/* ---------------------------------------------------------------- attach, merge */
+
+static int lora_attach(void *vctx, pb_model *m) {
+  lora_ctx *c = vctx;
+  if (c->m) return pb_set_error(PB_ERR_ARG, "lora: already attached to a model");
+  if (m->params.frozen_mem || m->params.train_mem)
+    return pb_set_error(PB_ERR_ARG, "lora: attach must come before pb_model_alloc");
+  const pb_config *cfg = &m->cfg;
+  c->L = cfg->layers;
+  c->ntargets = 0;
+  for (int s = 0; s < PB_LIN_COUNT; s++) c->slot[s] = (c->targets & (1u << s)) ? c->ntargets++ : -1;
+  c->ia = malloc((size_t)c->L * PB_LIN_COUNT * sizeof *c->ia);
+  c->ib = malloc((size_t)c->L * PB_LIN_COUNT * sizeof *c->ib);
+  if (!c->ia || !c->ib) {
+    free(c->ia), free(c->ib);
+    c->ia = c->ib = NULL;
+    return pb_set_error(PB_ERR_NOMEM, "lora: out of memory");
+  }
+  for (int i = 0; i < c->L * PB_LIN_COUNT; i++) c->ia[i] = c->ib[i] = -1;
+  char name[PB_NAME_MAX];
+  for (int l = 0; l < c->L; l++)
+    for (int s = 0; s < PB_LIN_COUNT; s++) {
+      if (c->slot[s] < 0) continue;
+      int in, out;
+      site_dims(cfg, s, &in, &out);
+      const int shA[2] = {c->r, in}, shB[2] = {out, c->r};
+      const pb_init_kind ka = c->init == LORA_INIT_GAUSSIAN ? PB_INIT_NORMAL : PB_INIT_UNIFORM;
+      /* kaiming_uniform(a=sqrt(5)) as PEFT: bound = sqrt(1/3)*sqrt(3/in) = 1/sqrt(in); gaussian: std 1/r */
+      const float a = c->init == LORA_INIT_GAUSSIAN ? 1.0f / (float)c->r : 1.0f / sqrtf((float)in);
+      snprintf(name, sizeof name, "lora.layer.%d.%s.A", l, site_names[s]);
+      int ia = pb_params_add(&m->params, name, PB_OWNER_METHOD, 2, shA, ka, a);
+      if (ia < 0) return ia;
+      snprintf(name, sizeof name, "lora.layer.%d.%s.B", l, site_names[s]);
+      int ib = pb_params_add(&m->params, name, PB_OWNER_METHOD, 2, shB, PB_INIT_ZERO, 0.0f);
+      if (ib < 0) return ib;
+      m->params.t[ia].trainable = m->params.t[ib].trainable = 1;
+      m->params.t[ia].stored = m->params.t[ib].stored = 1;
+      c->ia[l * PB_LIN_COUNT + s] = ia;
+      c->ib[l * PB_LIN_COUNT + s] = ib;
+    }
+  c->m = m;
+  c->merged = 0;
+  pb_model_set_hooks(m, &lora_hooks, c);
+  return PB_OK;
+}
+
+/* W[out,in] += sign * scale * B[out,r] A[r,in] on every target (the same float delta both ways) */
+static int fold(lora_ctx *c, pb_model *m, float sign) {
+  if (!c->m || c->m != m) return pb_set_error(PB_ERR_ARG, "lora: merge/unmerge on a model it is not attached to");
+  const double s = (double)lora_scale(c);
+  const int r = c->r;
+  for (int l = 0; l < c->L; l++)
+    for (int site = 0; site < PB_LIN_COUNT; site++) {
+      int ia = c->ia[l * PB_LIN_COUNT + site], ib = c->ib[l * PB_LIN_COUNT + site];
+      if (ia < 0) continue;
+      const pb_tensor *At = &m->params.t[ia], *Bt = &m->params.t[ib];
+      pb_tensor *Wt = &m->params.t[site_weight(m, l, site)];
+      if (!At->data || !Wt->data) return pb_set_error(PB_ERR_ARG, "lora: merge before pb_model_alloc");
+      const int in = At->shape[1], out = Bt->shape[0];
+      if (Wt->shape[0] != out || Wt->shape[1] != in)
+        return pb_set_error(PB_ERR_SHAPE, "lora: %s is not [%d,%d]", Wt->name, out, in);
+      for (int o = 0; o < out; o++) {
+        const float *brow = Bt->data + (size_t)o * r;
+        float *wrow = Wt->data + (size_t)o * in;
+        for (int i = 0; i < in; i++) {
+          double acc = 0.0;
+          for (int k = 0; k < r; k++) acc += (double)brow[k] * (double)At->data[(size_t)k * in + i];
+          wrow[i] += sign * (float)(s * acc);
+        }
+      }
+    }
+  return PB_OK;
+}
+
+static int lora_merge(void *vctx, pb_model *m) {
+  lora_ctx *c = vctx;
+  if (c->merged) return pb_set_error(PB_ERR_ARG, "lora: already merged");
+  int rc = fold(c, m, 1.0f);
+  if (rc) return rc;
+  c->merged = 1;
+  return PB_OK;
+}
+
+static int lora_unmerge(void *vctx, pb_model *m) {
+  lora_ctx *c = vctx;
+  if (!c->merged) return pb_set_error(PB_ERR_ARG, "lora: unmerge without a merge");
+  int rc = fold(c, m, -1.0f);
+  if (rc) return rc;
+  c->merged = 0;
+  return PB_OK;
+}
+
+/* ---------------------------------------------------------------- analytic count */
+
+static int lora_ops(const void *vctx, const pb_config *cfg, int B, int T, int training, int merged,
+                    pb_opcounts *out) {
+  const lora_ctx *c = vctx;
+  if (merged && training) return pb_set_error(PB_ERR_ARG, "lora: a merged model does not train (unmerge first)");
+  if (merged) return PB_OK; /* folded into W: nothing added */
+  const uint64_t N = (uint64_t)B * T, r = (uint64_t)c->r, L = (uint64_t)cfg->layers;
+  const int drop = training && c->dropout > 0;
+  uint64_t mac = 0, flop = 0;
+  for (int s = 0; s < PB_LIN_COUNT; s++) {
+    if (!(c->targets & (1u << s))) continue;
+    int in_, out_;
+    site_dims(cfg, s, &in_, &out_);
+    const uint64_t in = (uint64_t)in_, o = (uint64_t)out_;
+    mac += N * in * r + N * r * o;                /* u = drop(x) A^T ; t = u B^T */
+    flop += N * r + N * o + (drop ? N * in : 0);  /* u *= scale ; y += t ; dropout(x) */
+    if (training) {
+      mac += 2 * N * r * o + 2 * N * in * r;      /* du, dB ; dx, dA */
+      flop += N * r + (drop ? 2 * N * in : 0);    /* du *= scale ; regenerate drop(x), dropout bwd */
+    }
+  }
+  out->c[PB_OPO_METHOD][PB_OPK_MAC] += L * mac;
+  out->c[PB_OPO_METHOD][PB_OPK_FLOP] += L * flop;
+  return PB_OK;
+}
+
+static int lora_destroy(void *vctx) {
+  lora_ctx *c = vctx;
+  free(c->ia);
+  free(c->ib);
+  c->ia = c->ib = NULL;
+  return PB_OK;
+}
+
+const pb_method pb_method_lora = {
+    PB_METHOD_VERSION,
+    "lora",
+    "LoRA: low-rank update scale*B*A on chosen linear layers (mergeable)",
+    "r=INT (8)  alpha=FLOAT (16; scale alpha/r)  dropout=FLOAT (0)  "
+    "targets=LIST of query,key,value,attn_out,ffn_in,ffn_out or all (query,value)  init=kaiming|gaussian (kaiming)",
+    sizeof(lora_ctx),
+    lora_init,
+    lora_set_option,
+    lora_describe,
+    lora_attach,
+    lora_merge,
+    lora_unmerge,
+    lora_ops,
+    lora_destroy,
+    5e-4, /* default_lr: LoRA paper, roberta-base GLUE r=8 (4e-4..5e-4) */
+};

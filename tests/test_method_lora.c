@@ -1,0 +1,550 @@
+/* LoRA method tests: options, counts at bert-base, finite-difference gradients of every LoRA
+ * tensor (with and without LoRA dropout) and of the hook input, instrumented == analytic op
+ * counts, merge/unmerge, frozen backbone, training from zero-init, task-file round trip. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backbone/bert.h"
+#include "backbone/checkpoint.h"
+#include "backbone/ops.h"
+#include "backbone/rng.h"
+#include "backbone/status.h"
+#include "counters/opcount.h"
+#include "methods/method.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                   \
+  do {                                                     \
+    if (!(cond)) {                                         \
+      failures++;                                          \
+      printf("FAIL %s:%d: ", __FILE__, __LINE__);          \
+      printf(__VA_ARGS__);                                 \
+      printf("\n");                                        \
+    }                                                      \
+  } while (0)
+#define CHECK_OK(call)                                                                  \
+  do {                                                                                  \
+    int _rc = (call);                                                                   \
+    if (_rc) {                                                                          \
+      printf("FAIL %s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #call, pb_status_name(_rc), \
+             pb_last_error());                                                          \
+      exit(1);                                                                          \
+    }                                                                                   \
+  } while (0)
+
+enum { BB = 2, TT = 7 };
+
+typedef struct {
+  pb_model m;
+  pb_method_inst inst;
+  int ids[BB * TT], types[BB * TT], mask[BB * TT], labels[BB];
+} fixture;
+
+static void tiny_config(pb_config *c, float drop) {
+  memset(c, 0, sizeof *c);
+  c->vocab_size = 50;
+  c->hidden = 16;
+  c->layers = 2;
+  c->heads = 2;
+  c->ffn = 24;
+  c->max_pos = 16;
+  c->type_vocab = 2;
+  c->ln_eps = 1e-12f;
+  c->hidden_dropout = drop;
+  c->attn_dropout = drop;
+  c->init_range = 0.2f;
+  c->num_labels = 3;
+}
+
+/* builds a tiny model with lora (options NULL-terminated); random backbone; method tensors
+ * random non-zero when `randomize` */
+static void fixture_make(fixture *f, const pb_config *cfg, const char *const *opts, int randomize,
+                         uint64_t seed) {
+  memset(f, 0, sizeof *f);
+  CHECK_OK(pb_model_declare(&f->m, cfg));
+  CHECK_OK(pb_method_create(&f->inst, "lora", opts));
+  CHECK_OK(f->inst.m->attach(f->inst.ctx, &f->m));
+  CHECK_OK(pb_model_alloc(&f->m, BB, TT));
+  pb_model_init_random(&f->m, seed);
+  pb_rng r;
+  pb_rng_seed(&r, seed + 1);
+  if (randomize)
+    for (int i = 0; i < f->m.params.n; i++) {
+      pb_tensor *t = &f->m.params.t[i];
+      if (t->owner != PB_OWNER_METHOD) continue;
+      for (size_t j = 0; j < t->numel; j++) t->data[j] = 0.3f * pb_rng_normal(&r);
+    }
+  pb_rng_seed(&r, seed + 2); /* the batch depends on the seed only, not on `randomize` */
+  for (int i = 0; i < BB * TT; i++) {
+    f->ids[i] = (int)pb_rng_below(&r, (uint64_t)cfg->vocab_size);
+    f->types[i] = (int)pb_rng_below(&r, 2);
+    f->mask[i] = 1;
+  }
+  for (int b = 0; b < BB; b++) f->labels[b] = (int)pb_rng_below(&r, (uint64_t)cfg->num_labels);
+}
+
+static void fixture_free(fixture *f) {
+  pb_method_destroy(&f->inst);
+  pb_model_free(&f->m);
+}
+
+static float loss_of(fixture *f, int training, uint64_t seed) {
+  float loss = 0;
+  CHECK_OK(pb_forward(&f->m, f->ids, f->types, f->mask, BB, TT, f->labels, NULL, training, seed, &loss));
+  return loss;
+}
+
+/* ---------------------------------------------------------------- options, counts */
+
+static void test_options(void) {
+  printf("options: defaults, describe round trip, rejects bad values\n");
+  pb_method_inst in;
+  char buf[256], buf2[256];
+  CHECK_OK(pb_method_create(&in, "lora", NULL));
+  CHECK_OK(in.m->describe(in.ctx, buf, sizeof buf));
+  CHECK(strcmp(buf, "r=8,alpha=16,dropout=0,targets=query+value,init=kaiming") == 0, "default describe: %s", buf);
+  pb_method_destroy(&in);
+  const char *o1[] = {"r=4", "alpha=32", "dropout=0.05", "targets=key,ffn_out,attn_out", "init=gaussian", NULL};
+  CHECK_OK(pb_method_create(&in, "lora", o1));
+  CHECK_OK(in.m->describe(in.ctx, buf, sizeof buf));
+  CHECK(strcmp(buf, "r=4,alpha=32,dropout=0.05,targets=key+attn_out+ffn_out,init=gaussian") == 0, "describe: %s",
+        buf);
+  pb_method_destroy(&in);
+  /* describe -> options -> describe is a fixed point */
+  char copy[256], *opts[8];
+  int n = 0;
+  snprintf(copy, sizeof copy, "%s", buf);
+  for (char *tok = strtok(copy, ","); tok && n < 7; tok = strtok(NULL, ",")) opts[n++] = tok;
+  opts[n] = NULL;
+  CHECK_OK(pb_method_create(&in, "lora", (const char *const *)opts));
+  CHECK_OK(in.m->describe(in.ctx, buf2, sizeof buf2));
+  CHECK(strcmp(buf, buf2) == 0, "describe round trip: %s vs %s", buf, buf2);
+  pb_method_destroy(&in);
+  const char *all[] = {"targets=all", NULL};
+  CHECK_OK(pb_method_create(&in, "lora", all));
+  CHECK_OK(in.m->describe(in.ctx, buf, sizeof buf));
+  CHECK(strstr(buf, "targets=query+key+value+attn_out+ffn_in+ffn_out") != NULL, "targets=all: %s", buf);
+  pb_method_destroy(&in);
+  const char *bad[][2] = {{"r=0", NULL},          {"r=abc", NULL},       {"r=8x", NULL},
+                          {"alpha=", NULL},       {"alpha=nan", NULL},   {"dropout=1", NULL},
+                          {"dropout=-0.1", NULL}, {"targets=foo", NULL}, {"targets=", NULL},
+                          {"init=xavier", NULL},  {"rank=8", NULL},      {"r", NULL}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int rc = pb_method_create(&in, "lora", bad[i]);
+    CHECK(rc == PB_ERR_ARG, "option '%s' accepted (rc %d)", bad[i][0], rc);
+    if (!rc) pb_method_destroy(&in);
+  }
+}
+
+static size_t count_bert_base(const char *const *opts, size_t *backbone_trainable) {
+  pb_config c;
+  pb_config_bert_base(&c, 2);
+  pb_model m;
+  pb_method_inst in;
+  CHECK_OK(pb_model_declare(&m, &c));
+  CHECK_OK(pb_method_create(&in, "lora", opts));
+  CHECK_OK(in.m->attach(in.ctx, &m));
+  size_t n = pb_params_count(&m.params, PB_OWNER_METHOD, 1, 0);
+  CHECK(pb_params_count(&m.params, PB_OWNER_METHOD, 0, 1) == n, "every LoRA tensor is stored");
+  if (backbone_trainable) *backbone_trainable = pb_params_count(&m.params, PB_OWNER_BACKBONE, 1, 0);
+  pb_method_destroy(&in);
+  pb_model_free(&m);
+  return n;
+}
+
+static void test_counts(void) {
+  printf("counts: bert-base r=8 q,v = 294,912 trainable; MACs/token 294,912 unmerged, 0 merged\n");
+  size_t bt = 1;
+  size_t n = count_bert_base(NULL, &bt);
+  CHECK(n == 294912, "lora q,v r=8 trainable %zu != 294,912", n);
+  CHECK(bt == 0, "backbone trainable %zu != 0", bt);
+  const char *all[] = {"targets=all", NULL};
+  n = count_bert_base(all, NULL);
+  /* per layer: 4 * (8*768 + 768*8) + (8*768 + 3072*8) + (8*3072 + 768*8) = 110,592; x 12 */
+  CHECK(n == 1327104, "lora all r=8 trainable %zu != 1,327,104", n);
+  const char *r16[] = {"r=16", "targets=query,key,value", NULL};
+  n = count_bert_base(r16, NULL);
+  CHECK(n == 12u * 3 * 2 * 16 * 768, "lora q,k,v r=16 trainable %zu", n);
+
+  pb_config c;
+  pb_config_bert_base(&c, 2);
+  pb_method_inst in;
+  CHECK_OK(pb_method_create(&in, "lora", NULL));
+  pb_opcounts oc;
+  memset(&oc, 0, sizeof oc);
+  CHECK_OK(in.m->ops(in.ctx, &c, 1, 1, 0, 0, &oc));
+  CHECK(oc.c[PB_OPO_METHOD][PB_OPK_MAC] == 294912, "unmerged MACs/token %llu != 294,912",
+        (unsigned long long)oc.c[PB_OPO_METHOD][PB_OPK_MAC]);
+  /* elementwise: per site N*r (scale) + N*out (add) = 8 + 768, x 2 sites x 12 layers */
+  CHECK(oc.c[PB_OPO_METHOD][PB_OPK_FLOP] == 24u * 776, "unmerged FLOPs/token %llu",
+        (unsigned long long)oc.c[PB_OPO_METHOD][PB_OPK_FLOP]);
+  CHECK(oc.c[PB_OPO_METHOD][PB_OPK_TRANS] == 0, "no transcendentals");
+  for (int o = 0; o < PB_OPO_COUNT; o++)
+    if (o != PB_OPO_METHOD)
+      for (int k = 0; k < PB_OPK_COUNT; k++) CHECK(oc.c[o][k] == 0, "ops charged owner %d", o);
+  memset(&oc, 0, sizeof oc);
+  CHECK_OK(in.m->ops(in.ctx, &c, 4, 128, 0, 1, &oc));
+  for (int k = 0; k < PB_OPK_COUNT; k++) CHECK(oc.c[PB_OPO_METHOD][k] == 0, "merged ops kind %d not 0", k);
+  CHECK(in.m->ops(in.ctx, &c, 1, 1, 1, 1, &oc) == PB_ERR_ARG, "training a merged model is refused");
+  /* training step at T=128: forward 294,912 + backward 2x that, per token */
+  memset(&oc, 0, sizeof oc);
+  CHECK_OK(in.m->ops(in.ctx, &c, 1, 128, 1, 0, &oc));
+  CHECK(oc.c[PB_OPO_METHOD][PB_OPK_MAC] == 3u * 294912 * 128, "training MACs %llu",
+        (unsigned long long)oc.c[PB_OPO_METHOD][PB_OPK_MAC]);
+  pb_method_destroy(&in);
+}
+
+/* ---------------------------------------------------------------- gradients */
+
+/* checks pb_backward's grads of every method tensor against central differences on the
+ * 3 entries of largest |grad| and 2 random ones; pass: |fd-g| < 1e-4 or rel < 2e-2 */
+static void grad_check(const char *const *opts, const char *what) {
+  pb_config cfg;
+  tiny_config(&cfg, 0.0f);
+  fixture f;
+  fixture_make(&f, &cfg, opts, 1, 11);
+  const uint64_t seed = 1234;
+  pb_params_zero_grad(&f.m.params);
+  loss_of(&f, 1, seed);
+  CHECK_OK(pb_backward(&f.m));
+  const float eps = 1e-3f;
+  int checked = 0, tensors = 0;
+  double worst = 0;
+  pb_rng r;
+  pb_rng_seed(&r, 99);
+  for (int i = 0; i < f.m.params.n; i++) {
+    pb_tensor *t = &f.m.params.t[i];
+    if (t->owner != PB_OWNER_METHOD) continue;
+    tensors++;
+    CHECK(t->grad != NULL, "%s has no gradient", t->name);
+    if (!t->grad) continue;
+    size_t pick[5];
+    for (int k = 0; k < 3; k++) {
+      size_t best = 0;
+      float bv = -1;
+      for (size_t j = 0; j < t->numel; j++) {
+        int used = 0;
+        for (int q = 0; q < k; q++) used |= pick[q] == j;
+        if (!used && fabsf(t->grad[j]) > bv) bv = fabsf(t->grad[j]), best = j;
+      }
+      pick[k] = best;
+    }
+    pick[3] = (size_t)pb_rng_below(&r, t->numel);
+    pick[4] = (size_t)pb_rng_below(&r, t->numel);
+    float gmax = fabsf(t->grad[pick[0]]);
+    CHECK(gmax > 1e-4f, "%s: largest gradient %g is trivially small", t->name, (double)gmax);
+    for (int k = 0; k < 5; k++) {
+      size_t j = pick[k];
+      float v = t->data[j];
+      t->data[j] = v + eps;
+      double lp = loss_of(&f, 1, seed);
+      t->data[j] = v - eps;
+      double lm = loss_of(&f, 1, seed);
+      t->data[j] = v;
+      double fd = (lp - lm) / (2.0 * eps), g = t->grad[j];
+      double ad = fabs(fd - g), rel = ad / fmax(fmax(fabs(fd), fabs(g)), 1e-30);
+      if (fmax(fabs(fd), fabs(g)) > 1e-2 && rel > worst) worst = rel;
+      CHECK(ad < 1e-4 || rel < 2e-2, "%s %s[%zu]: backward %.6g vs finite difference %.6g", what, t->name, j, g, fd);
+      checked++;
+    }
+  }
+  printf("  %s: %d entries of %d tensors, worst relative error %.2e where |g| > 1e-2 (pass: abs < 1e-4 or rel < 2e-2)\n", what, checked,
+         tensors, worst);
+  fixture_free(&f);
+}
+
+/* the hook's input gradient: f(x) = sum(y * R) with y = lora(x); dx from linear_bwd(dy = R)
+ * vs central differences, on every site (in/out 16/16, 16/24, 24/16); dx must accumulate */
+static void hook_input_grad(float dropout) {
+  pb_config cfg;
+  tiny_config(&cfg, 0.0f);
+  char dopt[32];
+  snprintf(dopt, sizeof dopt, "dropout=%g", (double)dropout);
+  const char *opts[] = {"targets=all", "r=3", "alpha=5", dopt, NULL};
+  fixture f;
+  fixture_make(&f, &cfg, opts, 1, 21);
+  const pb_hook_ops *h = f.m.hooks;
+  CHECK(h && h->linear_fwd && h->linear_bwd && h->set_mode, "hooks installed");
+  if (!h) return;
+  CHECK_OK(h->set_mode(f.m.hook_ctx, 1, 777));
+  const int N = BB * TT;
+  pb_rng r;
+  pb_rng_seed(&r, 5);
+  double worst = 0;
+  for (int site = 0; site < PB_LIN_COUNT; site++) {
+    int in = site == PB_LIN_FFN_OUT ? cfg.ffn : cfg.hidden, out = site == PB_LIN_FFN_IN ? cfg.ffn : cfg.hidden;
+    float *x = malloc(sizeof(float) * N * in), *y = malloc(sizeof(float) * N * out);
+    float *R = malloc(sizeof(float) * N * out), *dx = malloc(sizeof(float) * N * in);
+    for (int i = 0; i < N * in; i++) x[i] = pb_rng_normal(&r), dx[i] = 0.5f;
+    for (int i = 0; i < N * out; i++) R[i] = pb_rng_normal(&r);
+    CHECK_OK(h->linear_bwd(f.m.hook_ctx, 1, site, x, R, dx, N, in, out));
+    for (int k = 0; k < 6; k++) {
+      int j = (int)pb_rng_below(&r, (uint64_t)(N * in));
+      double fs[2];
+      const float eps = 1e-2f, v = x[j];
+      for (int s = 0; s < 2; s++) {
+        x[j] = v + (s ? -eps : eps);
+        memset(y, 0, sizeof(float) * N * out);
+        CHECK_OK(h->linear_fwd(f.m.hook_ctx, 1, site, x, y, N, in, out));
+        fs[s] = 0;
+        for (int i = 0; i < N * out; i++) fs[s] += (double)y[i] * R[i];
+      }
+      x[j] = v;
+      double fd = (fs[0] - fs[1]) / (2.0 * eps), g = dx[j] - 0.5;
+      double ad = fabs(fd - g), rel = ad / fmax(fmax(fabs(fd), fabs(g)), 1e-30);
+      if (fmax(fabs(fd), fabs(g)) > 1e-2 && rel > worst) worst = rel;
+      CHECK(ad < 1e-4 || rel < 2e-2, "dropout %g site %d dx[%d]: %.6g vs finite difference %.6g", (double)dropout,
+            site, j, g, fd);
+    }
+    free(x), free(y), free(R), free(dx);
+  }
+  printf("  hook dx (dropout %g): 6 sites x 6 entries, worst relative error %.2e\n", (double)dropout, worst);
+  /* a layer/site without LoRA is a no-op */
+  const char *qv[] = {NULL};
+  fixture g;
+  fixture_make(&g, &cfg, qv, 1, 22);
+  float x[BB * TT * 16], y[BB * TT * 16];
+  for (int i = 0; i < N * 16; i++) x[i] = 1.0f, y[i] = 2.0f;
+  CHECK_OK(g.m.hooks->linear_fwd(g.m.hook_ctx, 0, PB_LIN_KEY, x, y, N, 16, 16));
+  int same = 1;
+  for (int i = 0; i < N * 16; i++) same &= y[i] == 2.0f;
+  CHECK(same, "untargeted site (key) must leave y alone");
+  CHECK(g.m.hooks->linear_fwd(g.m.hook_ctx, 5, PB_LIN_QUERY, x, y, N, 16, 16) == PB_ERR_ARG, "bad layer refused");
+  CHECK(g.m.hooks->linear_fwd(g.m.hook_ctx, 0, PB_LIN_QUERY, x, y, N, 16, 8) == PB_ERR_SHAPE, "bad shape refused");
+  fixture_free(&g);
+  fixture_free(&f);
+}
+
+/* ---------------------------------------------------------------- op counts */
+
+static void ops_match(const char *const *opts, const char *what) {
+  pb_config cfg;
+  tiny_config(&cfg, 0.1f);
+  fixture f;
+  fixture_make(&f, &cfg, opts, 1, 31);
+  for (int training = 0; training <= 1; training++) {
+    pb_opc_reset();
+    pb_opc_enable(1);
+    loss_of(&f, training, 4242);
+    if (training) {
+      pb_params_zero_grad(&f.m.params);
+      CHECK_OK(pb_backward(&f.m));
+    }
+    pb_opc_enable(0);
+    pb_opcounts want;
+    memset(&want, 0, sizeof want);
+    CHECK_OK(f.inst.m->ops(f.inst.ctx, &cfg, BB, TT, training, 0, &want));
+    for (int k = 0; k < PB_OPK_COUNT; k++)
+      CHECK(pb_opc.counts.c[PB_OPO_METHOD][k] == want.c[PB_OPO_METHOD][k],
+            "%s training=%d %s: instrumented %llu != analytic %llu", what, training, pb_opkind_name(k),
+            (unsigned long long)pb_opc.counts.c[PB_OPO_METHOD][k], (unsigned long long)want.c[PB_OPO_METHOD][k]);
+    printf("  %s training=%d: method MAC %llu FLOP %llu TRANS %llu (instrumented == analytic)\n", what, training,
+           (unsigned long long)want.c[PB_OPO_METHOD][PB_OPK_MAC], (unsigned long long)want.c[PB_OPO_METHOD][PB_OPK_FLOP],
+           (unsigned long long)want.c[PB_OPO_METHOD][PB_OPK_TRANS]);
+  }
+  /* merged inference adds nothing */
+  CHECK_OK(f.inst.m->merge(f.inst.ctx, &f.m));
+  pb_opc_reset();
+  pb_opc_enable(1);
+  loss_of(&f, 0, 1);
+  pb_opc_enable(0);
+  for (int k = 0; k < PB_OPK_COUNT; k++)
+    CHECK(pb_opc.counts.c[PB_OPO_METHOD][k] == 0, "%s merged: method kind %d charged %llu", what, k,
+          (unsigned long long)pb_opc.counts.c[PB_OPO_METHOD][k]);
+  CHECK_OK(f.inst.m->unmerge(f.inst.ctx, &f.m));
+  fixture_free(&f);
+}
+
+/* ---------------------------------------------------------------- merge */
+
+static void test_merge(void) {
+  printf("merge: logits unchanged (< 1e-5), unmerge restores W (< 1e-6), misuse refused\n");
+  pb_config cfg;
+  tiny_config(&cfg, 0.1f);
+  const char *opts[] = {"targets=all", "r=4", "alpha=12", "dropout=0.1", NULL};
+  fixture f;
+  fixture_make(&f, &cfg, opts, 1, 41);
+  const int C = cfg.num_labels;
+  float before[BB * 3], after[BB * 3];
+  loss_of(&f, 0, 0);
+  memcpy(before, f.m.acts.logits, sizeof before);
+  /* copies of every backbone tensor */
+  float **orig = calloc((size_t)f.m.params.n, sizeof *orig);
+  for (int i = 0; i < f.m.params.n; i++) {
+    pb_tensor *t = &f.m.params.t[i];
+    if (t->owner != PB_OWNER_BACKBONE) continue;
+    orig[i] = malloc(t->numel * sizeof(float));
+    memcpy(orig[i], t->data, t->numel * sizeof(float));
+  }
+  CHECK_OK(f.inst.m->merge(f.inst.ctx, &f.m));
+  int wchanged = memcmp(orig[f.m.layer[0].qw], f.m.params.t[f.m.layer[0].qw].data, 16 * 16 * sizeof(float)) != 0;
+  CHECK(wchanged, "merge changed the query weight");
+  loss_of(&f, 0, 0);
+  memcpy(after, f.m.acts.logits, sizeof after);
+  double dmax = 0;
+  for (int i = 0; i < BB * C; i++) dmax = fmax(dmax, fabs((double)before[i] - after[i]));
+  CHECK(dmax < 1e-5, "merged logits differ by %g", dmax);
+  printf("  max |logits merged - unmerged| = %.3g\n", dmax);
+  CHECK(f.inst.m->merge(f.inst.ctx, &f.m) == PB_ERR_ARG, "double merge refused");
+  {
+    float loss;
+    CHECK_OK(pb_forward(&f.m, f.ids, f.types, f.mask, BB, TT, f.labels, NULL, 1, 3, &loss));
+    CHECK(pb_backward(&f.m) == PB_ERR_ARG, "backward through a merged model refused");
+  }
+  CHECK_OK(f.inst.m->unmerge(f.inst.ctx, &f.m));
+  CHECK(f.inst.m->unmerge(f.inst.ctx, &f.m) == PB_ERR_ARG, "unmerge without merge refused");
+  double wmax = 0;
+  for (int i = 0; i < f.m.params.n; i++) {
+    pb_tensor *t = &f.m.params.t[i];
+    if (!orig[i]) continue;
+    for (size_t j = 0; j < t->numel; j++) wmax = fmax(wmax, fabs((double)orig[i][j] - t->data[j]));
+    free(orig[i]);
+  }
+  free(orig);
+  CHECK(wmax < 1e-6, "unmerged weights differ from originals by %g", wmax);
+  printf("  max |W unmerged - W original| = %.3g\n", wmax);
+  loss_of(&f, 0, 0);
+  dmax = 0;
+  for (int i = 0; i < BB * C; i++) dmax = fmax(dmax, fabs((double)before[i] - f.m.acts.logits[i]));
+  CHECK(dmax < 1e-5, "logits after unmerge differ by %g", dmax);
+  fixture_free(&f);
+}
+
+/* ---------------------------------------------------------------- training */
+
+static void test_frozen_and_training(void) {
+  printf("training: backbone bit-identical after 3 AdamW steps; LoRA tensors move; loss falls from zero-init B\n");
+  pb_config cfg;
+  tiny_config(&cfg, 0.1f);
+  const char *opts[] = {"dropout=0.1", NULL};
+  fixture f;
+  fixture_make(&f, &cfg, opts, 0, 51); /* PEFT init: B = 0 */
+  /* LoRA output is exactly zero at init: logits equal those of the bare backbone */
+  float *orig_mem = malloc(f.m.params.n_frozen * sizeof(float));
+  memcpy(orig_mem, f.m.params.frozen_mem, f.m.params.n_frozen * sizeof(float));
+  float *train0 = malloc(f.m.params.n_train * sizeof(float));
+  memcpy(train0, f.m.params.train_mem, f.m.params.n_train * sizeof(float));
+  for (int i = 0; i < f.m.params.n; i++) {
+    pb_tensor *t = &f.m.params.t[i];
+    if (t->owner == PB_OWNER_BACKBONE) CHECK(!t->trainable && !t->grad, "%s must be frozen", t->name);
+    if (t->owner == PB_OWNER_METHOD && strstr(t->name, ".B")) {
+      int zero = 1;
+      for (size_t j = 0; j < t->numel; j++) zero &= t->data[j] == 0.0f;
+      CHECK(zero, "%s must start at zero", t->name);
+    }
+    if (t->owner == PB_OWNER_METHOD && strstr(t->name, ".A")) {
+      float bound = 1.0f / sqrtf((float)t->shape[1]), mx = 0;
+      for (size_t j = 0; j < t->numel; j++) mx = fmaxf(mx, fabsf(t->data[j]));
+      CHECK(mx <= bound && mx > 0.5f * bound, "%s kaiming max %g vs bound %g", t->name, (double)mx, (double)bound);
+    }
+  }
+  pb_adamw opt;
+  pb_adamw_defaults(&opt);
+  opt.lr = 1e-2f;
+  for (int step = 1; step <= 3; step++) {
+    pb_params_zero_grad(&f.m.params);
+    loss_of(&f, 1, 100 + step);
+    CHECK_OK(pb_backward(&f.m));
+    CHECK_OK(pb_adamw_step(&f.m.params, &opt, step));
+  }
+  CHECK(memcmp(orig_mem, f.m.params.frozen_mem, f.m.params.n_frozen * sizeof(float)) == 0,
+        "frozen backbone changed during training");
+  for (int i = 0; i < f.m.params.n; i++) {
+    pb_tensor *t = &f.m.params.t[i];
+    if (t->owner != PB_OWNER_METHOD) continue;
+    size_t off = (size_t)(t->data - f.m.params.train_mem);
+    CHECK(memcmp(train0 + off, t->data, t->numel * sizeof(float)) != 0, "%s did not change", t->name);
+  }
+  free(orig_mem);
+  free(train0);
+  fixture_free(&f);
+
+  /* loss must fall with LoRA alone training (head frozen too), from B = 0 */
+  pb_model m;
+  pb_method_inst in;
+  CHECK_OK(pb_model_declare(&m, &cfg));
+  const char *o2[] = {"targets=all", NULL};
+  CHECK_OK(pb_method_create(&in, "lora", o2));
+  CHECK_OK(in.m->attach(in.ctx, &m));
+  m.params.t[m.cls_w].trainable = m.params.t[m.cls_b].trainable = 0;
+  CHECK_OK(pb_model_alloc(&m, BB, TT));
+  pb_model_init_random(&m, 61);
+  fixture tmp;
+  fixture_make(&tmp, &cfg, NULL, 0, 62); /* borrow a batch */
+  float first = 0, last = 0;
+  for (int step = 1; step <= 15; step++) {
+    pb_params_zero_grad(&m.params);
+    float loss;
+    CHECK_OK(pb_forward(&m, tmp.ids, tmp.types, tmp.mask, BB, TT, tmp.labels, NULL, 1, 200 + step, &loss));
+    if (step == 1) first = loss;
+    last = loss;
+    CHECK_OK(pb_backward(&m));
+    CHECK_OK(pb_adamw_step(&m.params, &opt, step));
+  }
+  printf("  LoRA-only training (head frozen): loss %.4f -> %.4f over 15 steps\n", (double)first, (double)last);
+  CHECK(last < 0.8f * first, "loss did not fall: %g -> %g", (double)first, (double)last);
+  fixture_free(&tmp);
+  pb_method_destroy(&in);
+  pb_model_free(&m);
+}
+
+/* ---------------------------------------------------------------- task file */
+
+static void test_task_file(void) {
+  printf("task file: save, load into a fresh model with the same method, logits bit-identical\n");
+  pb_config cfg;
+  tiny_config(&cfg, 0.0f);
+  const char *opts[] = {"targets=query,ffn_in", "r=2", NULL};
+  fixture a, b;
+  fixture_make(&a, &cfg, opts, 1, 71);
+  fixture_make(&b, &cfg, opts, 0, 71); /* same backbone seed, LoRA tensors at init */
+  for (int j = 0; j < cfg.num_labels * cfg.hidden; j++) a.m.params.t[a.m.cls_w].data[j] += 0.1f; /* head differs too */
+  char path[128];
+  snprintf(path, sizeof path, "/tmp/pb_test_lora_%d.safetensors", (int)getpid());
+  CHECK_OK(pb_task_save(&a.m, path, NULL, 0));
+  CHECK_OK(pb_task_load(&b.m, path, NULL, NULL));
+  loss_of(&a, 0, 0);
+  loss_of(&b, 0, 0);
+  CHECK(memcmp(a.m.acts.logits, b.m.acts.logits, BB * cfg.num_labels * sizeof(float)) == 0,
+        "logits differ after the task-file round trip");
+  /* the file holds the LoRA tensors + head only */
+  pb_kv *meta = NULL;
+  int nm = 0;
+  CHECK_OK(pb_task_read_meta(path, &meta, &nm));
+  pb_kv_free(meta, nm);
+  unlink(path);
+  fixture_free(&a);
+  fixture_free(&b);
+}
+
+int main(void) {
+  test_options();
+  test_counts();
+  printf("gradients: finite differences vs pb_backward on every LoRA tensor\n");
+  const char *g1[] = {"targets=all", "r=3", "alpha=6", NULL};
+  grad_check(g1, "all sites, no dropout");
+  const char *g2[] = {"targets=query,value,ffn_out", "r=2", "alpha=3", "dropout=0.3", "init=gaussian", NULL};
+  grad_check(g2, "q,v,ffn_out, LoRA dropout 0.3");
+  printf("hook input gradients: finite differences of sum(y*R) wrt x\n");
+  hook_input_grad(0.0f);
+  hook_input_grad(0.25f);
+  printf("op counts: instrumented (pb_opc) == analytic (ops) at B=2 T=7, dropout 0.1\n");
+  const char *o1[] = {"dropout=0.1", NULL};
+  ops_match(o1, "default q,v");
+  const char *o2[] = {"targets=all", "r=5", "dropout=0.2", NULL};
+  ops_match(o2, "all sites r=5");
+  const char *o3[] = {"targets=key,ffn_in", NULL};
+  ops_match(o3, "k,ffn_in no dropout");
+  test_merge();
+  test_frozen_and_training();
+  test_task_file();
+  if (failures) {
+    printf("%d check(s) FAILED\n", failures);
+    return 1;
+  }
+  printf("all LoRA checks passed\n");
+  return 0;
+}
