@@ -299,4 +299,5 @@ const pb_method pb_method_adapter = {
     NULL,
     ad_ops,
     ad_destroy,
+    1e-3, /* default_lr: inside Houlsby et al.'s sweep (3e-5..3e-3); AdapterHub uses 1e-4 for long runs */
 };

@@ -385,4 +385,5 @@ const pb_method pb_method_layerconnect = {
     NULL,
     lc_ops,
     lc_destroy,
+    1e-3, /* default_lr: the papers' rate is not public; gains/biases train like BitFit (1e-4..1e-3) */
 };
