@@ -1,0 +1,397 @@
+/* peftbench: the command-line entry point. Each subcommand parses its own options; errors are
+ * one line on stderr and a non-zero exit (2 for usage errors, 1 for failures). */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backbone/checkpoint.h"
+#include "backbone/ops.h"
+#include "backbone/status.h"
+#include "harness/cli.h"
+#include "harness/encode.h"
+#include "harness/glue.h"
+#include "harness/run.h"
+#include "methods/method.h"
+
+static void on_signal(int sig) {
+  (void)sig;
+  if (pb_run_interrupted) _exit(130); /* second Ctrl-C: stop now (results are appended atomically) */
+  pb_run_interrupted = 1;
+}
+
+static void install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---------------------------------------------------------------- run */
+
+static const char *RUN_USAGE =
+    "usage: peftbench run --task TASK --method METHOD [options]\n"
+    "  -o, --opt KEY=VALUE   method option (repeatable; see `peftbench methods`)\n"
+    "  --model DIR           HF BERT folder (config.json, model.safetensors, vocab.txt);\n"
+    "                        default: the embedded default backbone (models/default)\n"
+    "  --shape L,H,A,F       random-initialised backbone of this shape instead (tests, ablations)\n"
+    "  --vocab FILE          WordPiece vocabulary (default: DIR/vocab.txt, else the shared bert-base one)\n"
+    "  --data-dir DIR        GLUE folder (default: $PEFTBENCH_DATA, else ../shared/data/glue)\n"
+    "  --epochs N (3)  --steps N (overrides epochs)  --batch N (32)  --max-len N (128)\n"
+    "  --lr X (method default)  --warmup RATIO (0.06)  --weight-decay X (0.01)  --dropout P (config)\n"
+    "  --max-train N  --max-eval N   deterministic subsamples (0 = all)\n"
+    "  --seed N (0)  --threads N (all cores)\n"
+    "  --results FILE.jsonl  append the result record (atomic)\n"
+    "  --out DIR (out)       where the task file is written\n"
+    "  --events LIST         PAPI events (default: DESIGN.md list; software events always added)\n"
+    "  --merge               evaluate with the method merged into the backbone (LoRA)\n"
+    "  --json                print the result record on stdout\n"
+    "  --quiet               no progress output\n";
+
+static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (!*v || *end || x < lo || x > hi) {
+    fprintf(stderr, "peftbench: %s '%s': expected an integer in %ld..%ld\n", opt, v, lo, hi);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
+  char *end;
+  double x = strtod(v, &end);
+  if (!*v || *end || !(x >= lo && x <= hi)) {
+    fprintf(stderr, "peftbench: %s '%s': expected a number in [%g, %g]\n", opt, v, lo, hi);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+static void print_summary(const cJSON *r) {
+  const cJSON *m = cJSON_GetObjectItem(r, "metrics"), *sp = cJSON_GetObjectItem(m, "splits"), *s;
+  printf("%s / %s (%s)\n", cJSON_GetObjectItem(r, "task")->valuestring, cJSON_GetObjectItem(r, "method")->valuestring,
+         cJSON_GetObjectItem(r, "method_desc")->valuestring);
+  cJSON_ArrayForEach(s, sp) {
+    const cJSON *v;
+    printf("  %s:", s->string);
+    cJSON_ArrayForEach(v, s) printf(" %s %.4f", v->string, v->valuedouble);
+    printf("\n");
+  }
+  const cJSON *maj = cJSON_GetObjectItem(m, "majority_baseline");
+  printf("  score %.4f", cJSON_GetObjectItem(m, "score")->valuedouble);
+  if (cJSON_IsNumber(maj)) printf(" (majority-class baseline %.4f)", maj->valuedouble);
+  printf("\n  %s\n", cJSON_GetObjectItem(cJSON_GetObjectItem(r, "params"), "report")->valuestring);
+  const cJSON *st = cJSON_GetObjectItem(r, "storage");
+  printf("  task file %s: %.0f bytes\n", cJSON_GetObjectItem(st, "path")->valuestring,
+         cJSON_GetObjectItem(st, "file_bytes")->valuedouble);
+  const cJSON *ops = cJSON_GetObjectItem(r, "ops");
+  const cJSON *pe = cJSON_GetObjectItem(cJSON_GetObjectItem(ops, "inference_per_example"), "flops");
+  const cJSON *pt = cJSON_GetObjectItem(cJSON_GetObjectItem(ops, "per_token_T128"), "flops");
+  printf("  inference FLOPs per example (mean %.1f tokens): %.4g (method adds %.4g); per token at T=128: method adds "
+         "%.4g\n",
+         cJSON_GetObjectItem(ops, "mean_tokens")->valuedouble, cJSON_GetObjectItem(pe, "total")->valuedouble,
+         cJSON_GetObjectItem(pe, "method")->valuedouble, cJSON_GetObjectItem(pt, "method")->valuedouble);
+  const cJSON *tm = cJSON_GetObjectItem(r, "timings");
+  printf("  time: train %.1f s, eval %.1f s; peak RSS %.0f MB\n",
+         cJSON_GetObjectItem(cJSON_GetObjectItem(tm, "train"), "wall_s")->valuedouble,
+         cJSON_GetObjectItem(cJSON_GetObjectItem(tm, "eval"), "wall_s")->valuedouble,
+         cJSON_GetObjectItem(cJSON_GetObjectItem(r, "memory"), "peak_rss_kb")->valuedouble / 1024.0);
+}
+
+static int cmd_run(int argc, char **argv) {
+  pb_run_opts o;
+  pb_run_defaults(&o);
+  int json = 0;
+  enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_DATA, O_EPOCHS, O_STEPS, O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_WD,
+         O_DROPOUT, O_MAXTRAIN, O_MAXEVAL, O_SEED, O_THREADS, O_RESULTS, O_OUT, O_EVENTS, O_MERGE, O_JSON, O_QUIET };
+  static const struct option opts[] = {
+      {"task", required_argument, 0, 't'},      {"method", required_argument, 0, 'm'},
+      {"opt", required_argument, 0, 'o'},       {"model", required_argument, 0, O_MODEL},
+      {"shape", required_argument, 0, O_SHAPE}, {"vocab", required_argument, 0, O_VOCAB},
+      {"data-dir", required_argument, 0, O_DATA}, {"epochs", required_argument, 0, O_EPOCHS},
+      {"steps", required_argument, 0, O_STEPS}, {"batch", required_argument, 0, O_BATCH},
+      {"max-len", required_argument, 0, O_MAXLEN}, {"lr", required_argument, 0, O_LR},
+      {"warmup", required_argument, 0, O_WARMUP}, {"weight-decay", required_argument, 0, O_WD},
+      {"dropout", required_argument, 0, O_DROPOUT}, {"max-train", required_argument, 0, O_MAXTRAIN},
+      {"max-eval", required_argument, 0, O_MAXEVAL}, {"seed", required_argument, 0, O_SEED},
+      {"threads", required_argument, 0, O_THREADS}, {"results", required_argument, 0, O_RESULTS},
+      {"out", required_argument, 0, O_OUT},     {"events", required_argument, 0, O_EVENTS},
+      {"merge", no_argument, 0, O_MERGE},       {"json", no_argument, 0, O_JSON},
+      {"quiet", no_argument, 0, O_QUIET},       {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  int c;
+  long iv;
+  double dv;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":t:m:o:h", opts, NULL)) != -1) {
+    switch (c) {
+      case 't': o.task = optarg; break;
+      case 'm': o.method = optarg; break;
+      case 'o':
+        if (o.n_method_opts >= PB_MAX_METHOD_OPTS) {
+          fprintf(stderr, "peftbench: too many --opt (max %d)\n", PB_MAX_METHOD_OPTS);
+          return 2;
+        }
+        o.method_opts[o.n_method_opts++] = optarg;
+        break;
+      case O_MODEL: o.bb.model_dir = optarg; break;
+      case O_SHAPE: o.bb.shape = optarg; break;
+      case O_VOCAB: o.bb.vocab = optarg; break;
+      case O_DATA: o.data_dir = optarg; break;
+      case O_EPOCHS: if (!parse_int("--epochs", optarg, 0, 1000, &iv)) return 2; o.epochs = (int)iv; break;
+      case O_STEPS: if (!parse_int("--steps", optarg, 0, 100000000, &iv)) return 2; o.steps = (int)iv; break;
+      case O_BATCH: if (!parse_int("--batch", optarg, 1, 4096, &iv)) return 2; o.batch = (int)iv; break;
+      case O_MAXLEN: if (!parse_int("--max-len", optarg, 3, 4096, &iv)) return 2; o.max_len = (int)iv; break;
+      case O_LR: if (!parse_num("--lr", optarg, 1e-9, 10, &dv)) return 2; o.lr = dv; break;
+      case O_WARMUP: if (!parse_num("--warmup", optarg, 0, 1, &dv)) return 2; o.warmup_ratio = dv; break;
+      case O_WD: if (!parse_num("--weight-decay", optarg, 0, 10, &dv)) return 2; o.weight_decay = dv; break;
+      case O_DROPOUT:
+        if (!parse_num("--dropout", optarg, 0, 0.99, &dv)) return 2;
+        o.bb.hidden_dropout = o.bb.attn_dropout = (float)dv;
+        break;
+      case O_MAXTRAIN: if (!parse_int("--max-train", optarg, 0, 100000000, &iv)) return 2; o.max_train = (int)iv; break;
+      case O_MAXEVAL: if (!parse_int("--max-eval", optarg, 0, 100000000, &iv)) return 2; o.max_eval = (int)iv; break;
+      case O_SEED: if (!parse_int("--seed", optarg, 0, 2147483647L, &iv)) return 2; o.seed = (unsigned long long)iv; break;
+      case O_THREADS: if (!parse_int("--threads", optarg, 1, 256, &iv)) return 2; o.threads = (int)iv; break;
+      case O_RESULTS: o.results = optarg; break;
+      case O_OUT: o.out_dir = optarg; break;
+      case O_EVENTS: o.events = optarg; break;
+      case O_MERGE: o.merge_eval = 1; break;
+      case O_JSON: json = 1; break;
+      case O_QUIET: o.quiet = 1; break;
+      case 'h': fputs(RUN_USAGE, stdout); return 0;
+      default: return pb_cli_bad_option("run", argc, argv, opts);
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "peftbench run: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (!o.task || !o.method) {
+    fprintf(stderr, "peftbench run: --task and --method are required (see `peftbench tasks`, `peftbench methods`)\n");
+    return 2;
+  }
+  o.method_opts[o.n_method_opts] = NULL;
+  install_signals();
+  cJSON *r = NULL;
+  int rc = pb_run(&o, &r);
+  if (rc) {
+    fprintf(stderr, "peftbench run: %s\n", pb_last_error());
+    return rc == PB_ERR_NOTFOUND || rc == PB_ERR_ARG ? 2 : 1;
+  }
+  if (json) {
+    char *s = cJSON_Print(r);
+    puts(s);
+    free(s);
+  } else {
+    print_summary(r);
+    if (o.results) printf("  result appended to %s\n", o.results);
+  }
+  cJSON_Delete(r);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- eval */
+
+static const char *EVAL_USAGE =
+    "usage: peftbench eval TASKFILE [options]\n"
+    "  re-builds the backbone and method recorded in the task file, loads it, and evaluates\n"
+    "  --model DIR      backbone folder (default: the one recorded in the file)\n"
+    "  --vocab FILE     vocabulary  --data-dir DIR  GLUE folder\n"
+    "  --split NAME     dev split (default: the task's evaluation splits)\n"
+    "  --batch N (32)   --max-eval N (0 = all)   --merge (evaluate merged)\n";
+
+/* method options from "k=v,k=v" into a NULL-terminated list over buf */
+static int split_opts(char *buf, const char **out, int cap) {
+  int n = 0;
+  for (char *t = strtok(buf, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
+  out[n] = NULL;
+  return n;
+}
+
+static int cmd_eval(int argc, char **argv) {
+  enum { O_MODEL = 256, O_VOCAB, O_DATA, O_SPLIT, O_BATCH, O_MAXEVAL, O_MERGE };
+  static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                       {"vocab", required_argument, 0, O_VOCAB},
+                                       {"data-dir", required_argument, 0, O_DATA},
+                                       {"split", required_argument, 0, O_SPLIT},
+                                       {"batch", required_argument, 0, O_BATCH},
+                                       {"max-eval", required_argument, 0, O_MAXEVAL},
+                                       {"merge", no_argument, 0, O_MERGE},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  pb_backbone_opts bb = {0};
+  bb.hidden_dropout = bb.attn_dropout = -1;
+  const char *data = NULL, *split = NULL;
+  long batch = 32, max_eval = 0;
+  int merge = 0, c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+      case O_MODEL: bb.model_dir = optarg; break;
+      case O_VOCAB: bb.vocab = optarg; break;
+      case O_DATA: data = optarg; break;
+      case O_SPLIT: split = optarg; break;
+      case O_BATCH: if (!parse_int("--batch", optarg, 1, 4096, &batch)) return 2; break;
+      case O_MAXEVAL: if (!parse_int("--max-eval", optarg, 0, 100000000, &max_eval)) return 2; break;
+      case O_MERGE: merge = 1; break;
+      case 'h': fputs(EVAL_USAGE, stdout); return 0;
+      default: return pb_cli_bad_option("eval", argc, argv, opts);
+    }
+  }
+  if (optind != argc - 1) {
+    fprintf(stderr, "peftbench eval: expected exactly one task file (see --help)\n");
+    return 2;
+  }
+  const char *path = argv[optind];
+  pb_kv *meta = NULL;
+  int nmeta = 0, rc = pb_task_read_meta(path, &meta, &nmeta);
+  if (rc) {
+    fprintf(stderr, "peftbench eval: %s\n", pb_last_error());
+    return 1;
+  }
+  const char *mname = pb_kv_get(meta, nmeta, "method"), *mcfg = pb_kv_get(meta, nmeta, "method_config");
+  const char *tname = pb_kv_get(meta, nmeta, "task"), *src = pb_kv_get(meta, nmeta, "backbone");
+  const char *fp = pb_kv_get(meta, nmeta, "backbone_fingerprint"), *seed = pb_kv_get(meta, nmeta, "seed");
+  const char *mlen = pb_kv_get(meta, nmeta, "max_len");
+  const pb_task *task = tname ? pb_task_find(tname) : NULL;
+  if (!mname || !mcfg || !task || !src || !fp || !seed || !mlen) {
+    fprintf(stderr, "peftbench eval: %s: metadata lacks method/method_config/task/backbone/seed/max_len\n", path);
+    pb_kv_free(meta, nmeta);
+    return 1;
+  }
+  char cfgbuf[512];
+  const char *mopts[PB_MAX_METHOD_OPTS + 1];
+  snprintf(cfgbuf, sizeof cfgbuf, "%s", mcfg);
+  split_opts(cfgbuf, mopts, PB_MAX_METHOD_OPTS);
+  /* a random-initialised backbone is rebuilt from its seed and shape: its fingerprint proves it */
+  const char *bconf = pb_kv_get(meta, nmeta, "backbone_config");
+  char shape[64];
+  if (!bb.model_dir && strcmp(src, "random-init") == 0 && bconf) {
+    cJSON *j = cJSON_Parse(bconf);
+    snprintf(shape, sizeof shape, "%d,%d,%d,%d", cJSON_GetObjectItem(j, "layers")->valueint,
+             cJSON_GetObjectItem(j, "hidden")->valueint, cJSON_GetObjectItem(j, "heads")->valueint,
+             cJSON_GetObjectItem(j, "ffn")->valueint);
+    cJSON_Delete(j);
+    bb.shape = shape;
+  } else if (!bb.model_dir && strcmp(src, pb_default_model_dir()) != 0) {
+    bb.model_dir = src;
+  }
+  bb.num_labels = task->num_labels;
+  pb_method_inst mi;
+  pb_model m;
+  memset(&m, 0, sizeof m);
+  pb_backbone_info info;
+  pb_tokenizer *tk = NULL;
+  pb_dataset ds;
+  pb_encoded enc;
+  memset(&ds, 0, sizeof ds);
+  memset(&enc, 0, sizeof enc);
+  int T = atoi(mlen);
+  if ((rc = pb_method_create(&mi, mname, mopts))) goto fail;
+  if ((rc = pb_build_model(&bb, &mi, (int)batch, T, strtoull(seed, NULL, 10), &m, &info))) goto fail;
+  if (strcmp(info.fingerprint, fp) != 0) {
+    rc = pb_set_error(PB_ERR_SHAPE, "%s was trained on backbone %s (fingerprint %s) but %s has fingerprint %s", path,
+                      src, fp, info.source, info.fingerprint);
+    goto fail;
+  }
+  if ((rc = pb_task_load(&m, path, NULL, NULL))) goto fail;
+  if ((rc = pb_load_vocab(&bb, &m.cfg, &tk, &info))) goto fail;
+  if (merge) {
+    if (!mi.m->merge) {
+      rc = pb_set_error(PB_ERR_ARG, "--merge: method '%s' cannot be merged", mname);
+      goto fail;
+    }
+    if ((rc = mi.m->merge(mi.ctx, &m))) goto fail;
+  }
+  char dir[1024];
+  if ((rc = pb_glue_data_dir(data, dir, sizeof dir))) goto fail;
+  printf("%s: %s / %s (%s)\n", path, task->name, mname, mcfg);
+  for (int i = 0; i < (split ? 1 : task->n_eval); i++) {
+    const char *sp = split ? split : task->eval_splits[i];
+    if ((rc = pb_glue_load(task, dir, sp, 1, &ds))) goto fail;
+    pb_dataset_subsample(&ds, (int)max_eval, 0);
+    if ((rc = pb_encode_dataset(tk, &ds, T, &enc))) goto fail;
+    pb_metric_set ms;
+    if ((rc = pb_evaluate(&m, &mi, task, &enc, (int)batch, &ms, NULL))) goto fail;
+    printf("  %s (%d examples):", sp, enc.n);
+    for (int k = 0; k < ms.n; k++) printf(" %s %.4f", ms.v[k].name, ms.v[k].value);
+    printf("\n");
+    pb_dataset_free(&ds);
+    pb_encoded_free(&enc);
+  }
+fail:
+  if (rc) fprintf(stderr, "peftbench eval: %s\n", pb_last_error());
+  pb_dataset_free(&ds);
+  pb_encoded_free(&enc);
+  pb_tok_free(tk);
+  if (m.params.t) pb_model_free(&m);
+  if (mi.m) pb_method_destroy(&mi);
+  pb_kv_free(meta, nmeta);
+  return rc ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- lists */
+
+static int cmd_methods(void) {
+  for (int i = 0; i < pb_method_count(); i++) {
+    const pb_method *m = pb_method_at(i);
+    printf("%-13s %s\n", m->name, m->summary ? m->summary : "");
+    if (m->options_help && *m->options_help) printf("%-13s options: %s\n", "", m->options_help);
+  }
+  return 0;
+}
+
+static int cmd_tasks(void) {
+  for (int i = 0; i < pb_task_count(); i++) {
+    const pb_task *t = pb_task_at(i);
+    printf("%-6s %-6s %s, %d %s, metrics:", t->name, t->dir, t->is_pair ? "sentence pairs" : "single sentences",
+           t->num_labels, t->is_regression ? "output (regression)" : "classes");
+    for (int k = 0; k < t->n_metrics; k++) printf(" %s", pb_metric_name(t->metrics[k]));
+    printf("; eval:");
+    for (int k = 0; k < t->n_eval; k++) printf(" %s", t->eval_splits[k]);
+    printf("\n");
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static const char *USAGE =
+    "usage: peftbench COMMAND [options]   (peftbench COMMAND --help for details)\n"
+    "  run       train one method on one GLUE task, evaluate, append a result\n"
+    "  eval      evaluate a saved task file\n"
+    "  ops       exact operation counts of a method, without data (--check baseline)\n"
+    "  table     comparison tables (md, csv, latex) from result files\n"
+    "  plot      gnuplot figures from result files\n"
+    "  pretrain  masked-language-model pre-training of a backbone\n"
+    "  methods   list the methods and their options\n"
+    "  tasks     list the GLUE tasks\n";
+
+typedef int (*cmd_fn)(int, char **);
+static const struct {
+  const char *name;
+  cmd_fn fn;
+} COMMANDS[] = {
+    {"run", cmd_run}, {"eval", cmd_eval}, {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    fputs(USAGE, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (strcmp(argv[1], "methods") == 0) return cmd_methods();
+  if (strcmp(argv[1], "tasks") == 0) return cmd_tasks();
+  for (int i = 0; COMMANDS[i].name; i++)
+    if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, pretrain, methods, tasks)\n",
+          argv[1]);
+  return 2;
+}

@@ -1,0 +1,494 @@
+/* The main job: tokenise a GLUE task, train one method, evaluate on dev, save the task file,
+ * measure (ops, PAPI, time, memory) and append one result record. */
+#include "harness/run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backbone/checkpoint.h"
+#include "backbone/ops.h"
+#include "backbone/status.h"
+#include "counters/papi.h"
+#include "counters/sde.h"
+#include "counters/timing.h"
+#include "harness/encode.h"
+#include "harness/glue.h"
+#include "harness/progress.h"
+#include "harness/results.h"
+
+volatile int pb_run_interrupted = 0;
+
+void pb_run_defaults(pb_run_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->epochs = 3;
+  o->batch = 32;
+  o->max_len = 128;
+  o->warmup_ratio = 0.06;
+  o->weight_decay = 0.01;
+  o->out_dir = "out";
+  o->bb.hidden_dropout = -1;
+  o->bb.attn_dropout = -1;
+  o->curve_every = 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static int mkdir_p1(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return PB_OK;
+    return pb_set_error(PB_ERR_IO, "%s: exists and is not a folder", dir);
+  }
+  if (mkdir(dir, 0755) != 0) return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
+  return PB_OK;
+}
+
+/* analytic ops of one forward (or training step) over B x T for backbone + method */
+static int model_ops(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
+                     pb_opcounts *out) {
+  int rc = pb_bert_ops(m, B, T, training, out);
+  if (!rc && mi->m->ops) rc = mi->m->ops(mi->ctx, &m->cfg, B, T, training, merged, out);
+  return rc;
+}
+
+static cJSON *kv_config_json(const char *desc) {
+  cJSON *o = cJSON_CreateObject();
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", desc);
+  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    char *eq = strchr(tok, '=');
+    if (!eq) continue;
+    *eq = 0;
+    cJSON_AddStringToObject(o, tok, eq + 1);
+  }
+  return o;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, const pb_encoded *e, int batch,
+                pb_metric_set *out, pb_opcounts *measured) {
+  const int C = m->cfg.num_labels, n = e->n;
+  int *pred = malloc(sizeof(int) * (size_t)(n + 1));
+  float *predf = malloc(sizeof(float) * (size_t)(n + 1));
+  int *ids = malloc(sizeof(int) * (size_t)batch * e->max_len), *types = malloc(sizeof(int) * (size_t)batch * e->max_len);
+  int *mask = malloc(sizeof(int) * (size_t)batch * e->max_len), *idx = malloc(sizeof(int) * (size_t)batch);
+  int rc = PB_OK;
+  if (!pred || !predf || !ids || !types || !mask || !idx) rc = pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
+  pb_opcounts before = pb_opc_snapshot();
+  for (int s = 0; !rc && s < n; s += batch) {
+    int B = n - s < batch ? n - s : batch;
+    for (int b = 0; b < B; b++) idx[b] = s + b;
+    int T = pb_encoded_batch(e, idx, B, ids, types, mask, NULL, NULL);
+    if ((rc = pb_forward(m, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL))) break;
+    for (int b = 0; b < B; b++) {
+      const float *lg = m->acts.logits + (size_t)b * C;
+      if (C == 1) {
+        predf[s + b] = lg[0];
+        pred[s + b] = 0;
+      } else {
+        int best = 0;
+        for (int k = 1; k < C; k++)
+          if (lg[k] > lg[best]) best = k;
+        pred[s + b] = best;
+        predf[s + b] = (float)best;
+      }
+    }
+  }
+  if (measured) {
+    pb_opcounts after = pb_opc_snapshot();
+    pb_opcounts_sub(measured, &after, &before);
+  }
+  if (!rc) rc = pb_task_metrics(task, pred, e->label, predf, e->target, n, out);
+  free(pred);
+  free(predf);
+  free(ids);
+  free(types);
+  free(mask);
+  free(idx);
+  return rc;
+}
+
+static double majority_baseline(const pb_task *t, const pb_encoded *e) {
+  if (t->is_regression || e->n == 0) return NAN;
+  int counts[8] = {0};
+  for (int i = 0; i < e->n; i++)
+    if (e->label[i] >= 0 && e->label[i] < 8) counts[e->label[i]]++;
+  int best = 0;
+  for (int k = 1; k < t->num_labels; k++)
+    if (counts[k] > counts[best]) best = k;
+  /* the task's main metric of always predicting the majority class */
+  int *pred = malloc(sizeof(int) * (size_t)e->n);
+  if (!pred) return NAN;
+  for (int i = 0; i < e->n; i++) pred[i] = best;
+  pb_metric_set ms;
+  double v = pb_task_metrics(t, pred, e->label, NULL, NULL, e->n, &ms) ? NAN : ms.score;
+  free(pred);
+  return v;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+typedef struct {
+  pb_dataset train, eval[2];
+  pb_encoded etrain, eeval[2];
+  pb_tokenizer *tk;
+  pb_model m;
+  pb_method_inst mi;
+  int model_built;
+  int *ids, *types, *mask, *labels, *order;
+  float *targets;
+  cJSON *curve;
+} run_state;
+
+static void run_free(run_state *s) {
+  pb_dataset_free(&s->train);
+  pb_encoded_free(&s->etrain);
+  for (int i = 0; i < 2; i++) {
+    pb_dataset_free(&s->eval[i]);
+    pb_encoded_free(&s->eeval[i]);
+  }
+  pb_tok_free(s->tk);
+  if (s->model_built) pb_model_free(&s->m);
+  pb_method_destroy(&s->mi);
+  free(s->ids);
+  free(s->types);
+  free(s->mask);
+  free(s->labels);
+  free(s->order);
+  free(s->targets);
+  cJSON_Delete(s->curve);
+}
+
+static void shuffle(int *a, int n, pb_rng *r) {
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)pb_rng_below(r, (uint64_t)i + 1), t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+}
+
+int pb_run(const pb_run_opts *o, cJSON **result) {
+  *result = NULL;
+  run_state S;
+  memset(&S, 0, sizeof S);
+  int rc;
+  const pb_task *task = pb_task_find(o->task ? o->task : "");
+  if (!task) {
+    char names[256];
+    pb_task_names(names, sizeof names);
+    return pb_set_error(PB_ERR_NOTFOUND, "unknown task '%s' (valid: %s)", o->task ? o->task : "", names);
+  }
+  if (o->batch < 1 || o->max_len < 3 || o->epochs < 0 || o->steps < 0 || (o->epochs == 0 && o->steps == 0))
+    return pb_set_error(PB_ERR_ARG, "need --batch >= 1, --max-len >= 3 and --epochs or --steps > 0");
+  if ((rc = pb_method_create(&S.mi, o->method ? o->method : "", o->method_opts))) return rc;
+  if (o->threads > 0) pb_set_threads(o->threads);
+  double t_start = pb_wall_seconds();
+
+  /* data */
+  char data_dir[1024];
+  if ((rc = pb_glue_data_dir(o->data_dir, data_dir, sizeof data_dir))) goto done;
+  if ((rc = pb_glue_load(task, data_dir, "train", 1, &S.train))) goto done;
+  pb_dataset_subsample(&S.train, o->max_train, o->seed);
+  for (int i = 0; i < task->n_eval; i++) {
+    if ((rc = pb_glue_load(task, data_dir, task->eval_splits[i], 1, &S.eval[i]))) goto done;
+    pb_dataset_subsample(&S.eval[i], o->max_eval, o->seed);
+  }
+  if (S.train.n == 0) {
+    rc = pb_set_error(PB_ERR_FORMAT, "%s: no training examples", S.train.path);
+    goto done;
+  }
+
+  /* model, method, vocabulary */
+  pb_backbone_opts bb = o->bb;
+  bb.num_labels = task->num_labels;
+  pb_backbone_info info;
+  if ((rc = pb_build_model(&bb, &S.mi, o->batch, o->max_len, o->seed, &S.m, &info))) goto done;
+  S.model_built = 1;
+  if ((rc = pb_load_vocab(&bb, &S.m.cfg, &S.tk, &info))) goto done;
+  char desc[512] = "";
+  if (S.mi.m->describe) S.mi.m->describe(S.mi.ctx, desc, sizeof desc);
+  char report[256];
+  pb_params_report(&S.m.params, report, sizeof report);
+  if (!o->quiet) {
+    fprintf(stderr, "backbone: %s (L=%d d=%d A=%d F=%d V=%d)%s\n", info.source, S.m.cfg.layers, S.m.cfg.hidden,
+            S.m.cfg.heads, S.m.cfg.ffn, S.m.cfg.vocab_size,
+            info.pretrained ? "" : " -- random initialisation, NOT pre-trained: scores measure the method on random "
+                                   "features only");
+    fprintf(stderr, "method: %s %s\n%s\n", S.mi.m->name, desc, report);
+  }
+
+  /* tokenise */
+  if ((rc = pb_encode_dataset(S.tk, &S.train, o->max_len, &S.etrain))) goto done;
+  for (int i = 0; i < task->n_eval; i++)
+    if ((rc = pb_encode_dataset(S.tk, &S.eval[i], o->max_len, &S.eeval[i]))) goto done;
+
+  /* optimiser schedule */
+  const int n = S.etrain.n, B = o->batch;
+  const int steps_per_epoch = (n + B - 1) / B;
+  const int total = o->steps > 0 ? o->steps : o->epochs * steps_per_epoch;
+  pb_adamw opt;
+  pb_adamw_defaults(&opt);
+  opt.lr = (float)(o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3);
+  opt.weight_decay = (float)o->weight_decay;
+  opt.warmup_steps = (int)(o->warmup_ratio * total);
+  opt.total_steps = total;
+
+  S.ids = malloc(sizeof(int) * (size_t)B * o->max_len);
+  S.types = malloc(sizeof(int) * (size_t)B * o->max_len);
+  S.mask = malloc(sizeof(int) * (size_t)B * o->max_len);
+  S.labels = malloc(sizeof(int) * (size_t)B);
+  S.targets = malloc(sizeof(float) * (size_t)B);
+  S.order = malloc(sizeof(int) * (size_t)n);
+  S.curve = cJSON_CreateArray();
+  if (!S.ids || !S.types || !S.mask || !S.labels || !S.targets || !S.order || !S.curve) {
+    rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
+    goto done;
+  }
+
+  /* counters */
+  pb_papi_init(o->events);
+  pb_sde_register();
+  pb_timing tm;
+  pb_timing_init(&tm);
+  pb_opc_reset();
+  pb_opc_enable(1);
+
+  /* ---- train ---- */
+  pb_rng order_rng;
+  pb_rng_seed(&order_rng, o->seed ^ 0x5EEDULL);
+  const int curve_every = o->curve_every > 0 ? o->curve_every : (total >= 200 ? total / 100 : 1);
+  pb_progress pg;
+  pb_progress_begin(&pg, "train", total, o->quiet);
+  pb_timing_start(&tm, "train");
+  pb_papi_start("train");
+  pb_opcounts train0 = pb_opc_snapshot();
+  int pos = n, step = 0;
+  double loss_sum = 0, final_loss = NAN;
+  int loss_n = 0;
+  for (step = 1; step <= total && !pb_run_interrupted; step++) {
+    if (pos >= n) { /* new epoch; its last batch may be short */
+      for (int i = 0; i < n; i++) S.order[i] = i;
+      shuffle(S.order, n, &order_rng);
+      pos = 0;
+    }
+    const int Bb = B < n - pos ? B : n - pos;
+    const int *idx = S.order + pos;
+    pos += Bb;
+    int T = pb_encoded_batch(&S.etrain, idx, Bb, S.ids, S.types, S.mask, S.labels, S.targets);
+    float loss;
+    rc = pb_forward(&S.m, S.ids, S.types, S.mask, Bb, T, task->is_regression ? NULL : S.labels,
+                    task->is_regression ? S.targets : NULL, 1, pb_hash64(o->seed * 1000003ULL + (uint64_t)step), &loss);
+    if (rc == PB_ERR_NUMERIC) {
+      rc = pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (loss %g): try a lower --lr (now %g)",
+                        step, total, (double)loss, (double)opt.lr);
+      break;
+    }
+    if (rc || (rc = pb_backward(&S.m)) || (rc = pb_adamw_step(&S.m.params, &opt, step))) break;
+    pb_params_zero_grad(&S.m.params);
+    loss_sum += loss;
+    loss_n++;
+    if (step % curve_every == 0 || step == total) {
+      cJSON *pt = cJSON_CreateArray();
+      cJSON_AddItemToArray(pt, cJSON_CreateNumber(step));
+      cJSON_AddItemToArray(pt, cJSON_CreateNumber(loss_sum / loss_n));
+      cJSON_AddItemToArray(S.curve, pt);
+      final_loss = loss_sum / loss_n;
+      loss_sum = 0;
+      loss_n = 0;
+    }
+    pb_progress_update(&pg, step, (double)step * B, loss, "ex");
+  }
+  pb_progress_end(&pg);
+  pb_papi_stop("train");
+  pb_timing_stop(&tm, "train");
+  pb_opcounts train_ops, train1 = pb_opc_snapshot();
+  pb_opcounts_sub(&train_ops, &train1, &train0);
+  if (rc) goto done;
+  if (pb_run_interrupted) {
+    rc = pb_set_error(PB_ERR_IO, "interrupted at training step %d of %d: no evaluation, no task file and no result "
+                                 "were written; earlier results are intact",
+                      step - 1, total);
+    goto done;
+  }
+
+  /* ---- evaluate ---- */
+  int merged = 0;
+  if (o->merge_eval) {
+    if (!S.mi.m->merge) {
+      rc = pb_set_error(PB_ERR_ARG, "--merge: method '%s' cannot be merged", S.mi.m->name);
+      goto done;
+    }
+    if ((rc = S.mi.m->merge(S.mi.ctx, &S.m))) goto done;
+    merged = 1;
+  }
+  pb_metric_set ms[2];
+  pb_opcounts eval_meas = {{{0}}}, eval_an = {{{0}}};
+  pb_timing_start(&tm, "eval");
+  pb_papi_start("eval");
+  for (int i = 0; i < task->n_eval; i++) {
+    pb_opcounts me = {{{0}}};
+    if ((rc = pb_evaluate(&S.m, &S.mi, task, &S.eeval[i], B, &ms[i], &me))) break;
+    pb_opcounts_add(&eval_meas, &me);
+    for (int s = 0; s < S.eeval[i].n; s += B) { /* the analytic count of the same batches */
+      int Bb = S.eeval[i].n - s < B ? S.eeval[i].n - s : B, T = 1;
+      for (int b = 0; b < Bb; b++)
+        if (S.eeval[i].len[s + b] > T) T = S.eeval[i].len[s + b];
+      model_ops(&S.m, &S.mi, Bb, T, 0, merged, &eval_an);
+    }
+  }
+  pb_papi_stop("eval");
+  pb_timing_stop(&tm, "eval");
+  pb_opc_enable(0);
+  if (merged && S.mi.m->unmerge) S.mi.m->unmerge(S.mi.ctx, &S.m);
+  if (rc) goto done;
+
+  /* ---- save the task file ---- */
+  if ((rc = mkdir_p1(o->out_dir))) goto done;
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%s-%s-s%llu.safetensors", o->out_dir, task->name, S.mi.m->name, o->seed);
+  char cfgjson[512], seedbuf[32], labbuf[16], lenbuf[16];
+  snprintf(cfgjson, sizeof cfgjson,
+           "{\"vocab_size\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"ffn\":%d,\"max_pos\":%d}",
+           S.m.cfg.vocab_size, S.m.cfg.hidden, S.m.cfg.layers, S.m.cfg.heads, S.m.cfg.ffn, S.m.cfg.max_pos);
+  snprintf(seedbuf, sizeof seedbuf, "%llu", o->seed);
+  snprintf(labbuf, sizeof labbuf, "%d", task->num_labels);
+  snprintf(lenbuf, sizeof lenbuf, "%d", o->max_len);
+  pb_kv meta[] = {
+      {"method", (char *)S.mi.m->name}, {"method_config", desc},       {"task", (char *)task->name},
+      {"seed", seedbuf},                {"backbone", info.source},     {"backbone_config", cfgjson},
+      {"backbone_fingerprint", info.fingerprint}, {"num_labels", labbuf}, {"max_len", lenbuf},
+  };
+  if ((rc = pb_task_save(&S.m, path, meta, (int)(sizeof meta / sizeof meta[0])))) goto done;
+  struct stat st;
+  long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+  long long tensor_bytes = (long long)pb_params_count(&S.m.params, -1, 0, 1) * 4;
+
+  /* ---- the record ---- */
+  cJSON *r = cJSON_CreateObject();
+  char now[32];
+  pb_utc_now(now, sizeof now);
+  cJSON_AddStringToObject(r, "schema", PB_RESULT_SCHEMA);
+  cJSON_AddStringToObject(r, "time", now);
+  cJSON_AddStringToObject(r, "task", task->name);
+  cJSON_AddStringToObject(r, "method", S.mi.m->name);
+  cJSON_AddItemToObject(r, "method_config", kv_config_json(desc));
+  cJSON_AddStringToObject(r, "method_desc", desc);
+  cJSON_AddNumberToObject(r, "seed", (double)o->seed);
+  cJSON *jb = cJSON_AddObjectToObject(r, "backbone");
+  cJSON_AddStringToObject(jb, "source", info.source);
+  cJSON_AddBoolToObject(jb, "pretrained", info.pretrained);
+  cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
+  cJSON_AddItemToObject(jb, "config", cJSON_Parse(cfgjson));
+  cJSON *jd = cJSON_AddObjectToObject(r, "data");
+  cJSON_AddStringToObject(jd, "data_dir", data_dir);
+  cJSON_AddNumberToObject(jd, "train_examples", n);
+  cJSON *je = cJSON_AddObjectToObject(jd, "eval_examples");
+  for (int i = 0; i < task->n_eval; i++) cJSON_AddNumberToObject(je, task->eval_splits[i], S.eeval[i].n);
+  cJSON_AddNumberToObject(jd, "max_len", o->max_len);
+  cJSON_AddNumberToObject(jd, "truncated_train", S.etrain.n_truncated);
+  cJSON *jt = cJSON_AddObjectToObject(r, "train");
+  cJSON_AddNumberToObject(jt, "epochs", o->steps > 0 ? (double)total / steps_per_epoch : o->epochs);
+  cJSON_AddNumberToObject(jt, "steps", total);
+  cJSON_AddNumberToObject(jt, "batch", B);
+  cJSON_AddNumberToObject(jt, "lr", opt.lr);
+  cJSON_AddNumberToObject(jt, "warmup_steps", opt.warmup_steps);
+  cJSON_AddNumberToObject(jt, "weight_decay", opt.weight_decay);
+  cJSON_AddNumberToObject(jt, "final_loss", final_loss);
+  cJSON_AddItemToObject(jt, "loss_curve", S.curve);
+  S.curve = NULL;
+  cJSON_AddBoolToObject(jt, "interrupted", 0);
+  cJSON *jm = cJSON_AddObjectToObject(r, "metrics");
+  cJSON *js = cJSON_AddObjectToObject(jm, "splits");
+  for (int i = 0; i < task->n_eval; i++) {
+    cJSON *sp = cJSON_AddObjectToObject(js, task->eval_splits[i]);
+    for (int k = 0; k < ms[i].n; k++) cJSON_AddNumberToObject(sp, ms[i].v[k].name, ms[i].v[k].value);
+  }
+  cJSON_AddNumberToObject(jm, "score", pb_metric_mean_score(ms, task->n_eval));
+  cJSON_AddStringToObject(jm, "main", pb_metric_name(task->metrics[0]));
+  double maj = majority_baseline(task, &S.eeval[0]);
+  if (isnan(maj)) cJSON_AddNullToObject(jm, "majority_baseline");
+  else cJSON_AddNumberToObject(jm, "majority_baseline", maj);
+  cJSON *jp = cJSON_AddObjectToObject(r, "params");
+  cJSON_AddNumberToObject(jp, "backbone", (double)pb_params_count(&S.m.params, PB_OWNER_BACKBONE, 0, 0));
+  cJSON_AddNumberToObject(jp, "method", (double)pb_params_count(&S.m.params, PB_OWNER_METHOD, 0, 0));
+  cJSON_AddNumberToObject(jp, "head", (double)pb_params_count(&S.m.params, PB_OWNER_HEAD, 0, 0));
+  size_t ntrain = pb_params_count(&S.m.params, -1, 1, 0), nall = pb_params_count(&S.m.params, -1, 0, 0);
+  cJSON_AddNumberToObject(jp, "trainable", (double)ntrain);
+  cJSON_AddNumberToObject(jp, "stored", (double)pb_params_count(&S.m.params, -1, 0, 1));
+  cJSON_AddNumberToObject(jp, "all", (double)nall);
+  cJSON_AddNumberToObject(jp, "trainable_pct", 100.0 * (double)ntrain / (double)nall);
+  cJSON_AddStringToObject(jp, "report", report);
+  cJSON *jst = cJSON_AddObjectToObject(r, "storage");
+  cJSON_AddStringToObject(jst, "path", path);
+  cJSON_AddNumberToObject(jst, "file_bytes", (double)file_bytes);
+  cJSON_AddNumberToObject(jst, "tensor_bytes", (double)tensor_bytes);
+  /* ops: analytic per example at the real lengths of the (first) eval split and at T = 128 */
+  cJSON *jo = cJSON_AddObjectToObject(r, "ops");
+  pb_opcounts per_ex = {{{0}}};
+  double tok_sum = 0;
+  for (int i = 0; i < S.eeval[0].n; i++) {
+    model_ops(&S.m, &S.mi, 1, S.eeval[0].len[i], 0, 0, &per_ex);
+    tok_sum += S.eeval[0].len[i];
+  }
+  const int ne = S.eeval[0].n > 0 ? S.eeval[0].n : 1;
+  cJSON_AddItemToObject(jo, "inference_per_example", pb_ops_json(&per_ex, ne));
+  cJSON_AddNumberToObject(jo, "mean_tokens", tok_sum / ne);
+  int T128 = S.m.cfg.max_pos < 128 ? S.m.cfg.max_pos : 128;
+  pb_opcounts at128 = {{{0}}};
+  model_ops(&S.m, &S.mi, 1, T128, 0, 0, &at128);
+  cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&at128, 1));
+  cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&at128, T128));
+  if (S.mi.m->merge && S.mi.m->ops) {
+    pb_opcounts mg = {{{0}}};
+    S.mi.m->ops(S.mi.ctx, &S.m.cfg, 1, T128, 0, 1, &mg);
+    cJSON_AddItemToObject(jo, "method_merged_T128", pb_ops_json(&mg, 1));
+  } else {
+    cJSON_AddNullToObject(jo, "method_merged_T128");
+  }
+  pb_opcounts step_ops = {{{0}}};
+  model_ops(&S.m, &S.mi, B, o->max_len, 1, 0, &step_ops);
+  step_ops.c[PB_OPO_OPTIM][PB_OPK_FLOP] += 12 * (uint64_t)ntrain;
+  step_ops.c[PB_OPO_OPTIM][PB_OPK_TRANS] += (uint64_t)ntrain;
+  cJSON_AddItemToObject(jo, "train_step", pb_ops_json(&step_ops, 1));
+  cJSON *shape = cJSON_AddArrayToObject(jo, "train_step_shape");
+  cJSON_AddItemToArray(shape, cJSON_CreateNumber(B));
+  cJSON_AddItemToArray(shape, cJSON_CreateNumber(o->max_len));
+  cJSON *jme = cJSON_AddObjectToObject(jo, "measured");
+  cJSON_AddItemToObject(jme, "train", pb_ops_json(&train_ops, 1));
+  cJSON_AddItemToObject(jme, "eval", pb_ops_json(&eval_meas, 1));
+  cJSON_AddItemToObject(jme, "eval_analytic", pb_ops_json(&eval_an, 1));
+  int match = memcmp(&eval_meas, &eval_an, sizeof eval_an) == 0;
+  cJSON_AddBoolToObject(jme, "eval_match", match);
+  cJSON_AddItemToObject(r, "counters", pb_papi_to_json());
+  cJSON *jtim = pb_timing_to_json(&tm);
+  cJSON_AddNumberToObject(jtim, "total_wall_s", pb_wall_seconds() - t_start);
+  cJSON_AddItemToObject(r, "timings", jtim);
+  pb_memory mem;
+  pb_memory_read(&mem);
+  cJSON_AddItemToObject(r, "memory", pb_memory_to_json(&mem));
+  cJSON_AddItemToObject(r, "host", pb_host_json(pb_get_threads()));
+  const char *commit = pb_source_commit();
+  if (commit) cJSON_AddStringToObject(r, "commit", commit);
+  else cJSON_AddNullToObject(r, "commit");
+  if (!match) {
+    cJSON_Delete(r);
+    rc = pb_set_error(PB_ERR_NUMERIC, "internal: instrumented eval op count differs from the analytic one");
+    goto done;
+  }
+
+  if (o->results && (rc = pb_result_append(o->results, r))) {
+    cJSON_Delete(r);
+    goto done;
+  }
+  *result = r;
+done:
+  pb_opc_enable(0);
+  pb_papi_finish();
+  run_free(&S);
+  return rc;
+}
