@@ -1,0 +1,132 @@
+/* Analytic op + parameter report (see harness/opsreport.h). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backbone/status.h"
+#include "harness/opsreport.h"
+#include "harness/results.h"
+
+/* backbone + head + method ops of B x T; merged asks the method for its merged count */
+static int model_ops(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
+                     pb_opcounts *out) {
+  memset(out, 0, sizeof *out);
+  int rc = pb_bert_ops(m, B, T, training, out);
+  if (rc) return rc;
+  if (mi && mi->m && mi->m->ops) rc = mi->m->ops(mi->ctx, &m->cfg, B, T, training, merged, out);
+  return rc;
+}
+
+int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, int train_B, int train_T,
+                          pb_ops_report *out) {
+  memset(out, 0, sizeof *out);
+  if (T <= 0 || train_B <= 0 || train_T <= 0)
+    return pb_set_error(PB_ERR_ARG, "ops report: lengths must be positive (T %d, train %d x %d)", T, train_B,
+                        train_T);
+  out->T = T;
+  out->train_B = train_B;
+  out->train_T = train_T;
+  int rc = model_ops(m, mi, 1, T, 0, 0, &out->infer);
+  if (rc) return rc;
+  out->has_merge = mi && mi->m && mi->m->merge && mi->m->unmerge;
+  if (out->has_merge) {
+    rc = model_ops(m, mi, 1, T, 0, 1, &out->infer_merged);
+    if (rc) return rc;
+  } else {
+    out->infer_merged = out->infer;
+  }
+  rc = model_ops(m, mi, train_B, train_T, 1, 0, &out->train_step);
+  if (rc) return rc;
+
+  const pb_params *p = &m->params;
+  out->p_backbone = pb_params_count(p, PB_OWNER_BACKBONE, 0, 0);
+  out->p_method = pb_params_count(p, PB_OWNER_METHOD, 0, 0);
+  out->p_head = pb_params_count(p, PB_OWNER_HEAD, 0, 0);
+  out->p_trainable = pb_params_count(p, -1, 1, 0);
+  out->p_stored = pb_params_count(p, -1, 0, 1);
+  out->p_all = pb_params_count(p, -1, 0, 0);
+  /* AdamW: 12 FLOP + 1 TRANS per trainable element (backbone/params.c pb_adamw_step) */
+  out->train_step.c[PB_OPO_OPTIM][PB_OPK_FLOP] += 12 * out->p_trainable;
+  out->train_step.c[PB_OPO_OPTIM][PB_OPK_TRANS] += out->p_trainable;
+  pb_params_report(p, out->params_report, sizeof out->params_report);
+
+  snprintf(out->method_name, sizeof out->method_name, "%s", mi && mi->m ? mi->m->name : "none");
+  if (mi && mi->m && mi->m->describe) {
+    rc = mi->m->describe(mi->ctx, out->method_desc, sizeof out->method_desc);
+    if (rc) return rc;
+  }
+  return PB_OK;
+}
+
+int pb_ops_model_build(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *name,
+                       const char *const *options) {
+  memset(m, 0, sizeof *m);
+  memset(mi, 0, sizeof *mi);
+  int rc = pb_method_create(mi, name, options);
+  if (rc) return rc;
+  rc = pb_model_declare(m, cfg);
+  if (!rc) rc = mi->m->attach(mi->ctx, m);
+  if (rc) {
+    pb_method_destroy(mi);
+    pb_model_free(m);
+  }
+  return rc;
+}
+
+int pb_ops_report_for(const pb_config *cfg, const char *name, const char *const *options, int T, int train_B,
+                      int train_T, pb_ops_report *out) {
+  pb_model m;
+  pb_method_inst mi;
+  int rc = pb_ops_model_build(&m, &mi, cfg, name, options);
+  if (rc) return rc;
+  rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
+  pb_method_destroy(&mi);
+  pb_model_free(&m);
+  return rc;
+}
+
+cJSON *pb_ops_report_json(const pb_ops_report *r) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return NULL;
+  cJSON_AddStringToObject(o, "method", r->method_name);
+  cJSON_AddStringToObject(o, "method_desc", r->method_desc);
+  cJSON_AddNumberToObject(o, "T", r->T);
+  cJSON_AddItemToObject(o, "inference", pb_ops_json(&r->infer, 1.0));
+  cJSON_AddItemToObject(o, "per_token", pb_ops_json(&r->infer, (double)r->T));
+  if (r->has_merge)
+    cJSON_AddItemToObject(o, "method_merged", pb_ops_json(&r->infer_merged, 1.0));
+  else
+    cJSON_AddNullToObject(o, "method_merged");
+  cJSON_AddItemToObject(o, "train_step", pb_ops_json(&r->train_step, 1.0));
+  int shape[2] = {r->train_B, r->train_T};
+  cJSON_AddItemToObject(o, "train_step_shape", cJSON_CreateIntArray(shape, 2));
+  cJSON *p = cJSON_AddObjectToObject(o, "params");
+  cJSON_AddNumberToObject(p, "backbone", (double)r->p_backbone);
+  cJSON_AddNumberToObject(p, "method", (double)r->p_method);
+  cJSON_AddNumberToObject(p, "head", (double)r->p_head);
+  cJSON_AddNumberToObject(p, "trainable", (double)r->p_trainable);
+  cJSON_AddNumberToObject(p, "stored", (double)r->p_stored);
+  cJSON_AddNumberToObject(p, "all", (double)r->p_all);
+  cJSON_AddNumberToObject(p, "trainable_pct", r->p_all ? 100.0 * (double)r->p_trainable / (double)r->p_all : 0.0);
+  cJSON_AddStringToObject(p, "report", r->params_report);
+  return o;
+}
+
+void pb_fmt_num(char *buf, size_t n, double v, int decimals) {
+  if (!(v >= 0) || v > 1.8e19) { /* negative, NaN or beyond uint64: plain printf */
+    snprintf(buf, n, "%.*f", decimals, v);
+    return;
+  }
+  double scale = pow(10.0, decimals);
+  double r = floor(v * scale + 0.5) / scale; /* round once so that 9.96 -> "10.0" */
+  uint64_t ip = (uint64_t)floor(r);
+  char ib[48];
+  pb_fmt_count(ib, sizeof ib, ip);
+  if (decimals <= 0) {
+    snprintf(buf, n, "%s", ib);
+    return;
+  }
+  uint64_t frac = (uint64_t)floor((r - (double)ip) * scale + 0.5);
+  if ((double)frac >= scale) frac = (uint64_t)scale - 1;
+  snprintf(buf, n, "%s.%0*llu", ib, decimals, (unsigned long long)frac);
+}
