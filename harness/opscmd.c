@@ -185,7 +185,7 @@ static void fmt_value(char *buf, size_t n, const cJSON *v) {
   } else if (cJSON_IsNumber(v)) {
     double d = v->valuedouble;
     if (d >= 0 && d < EXACT_LIMIT && d == (double)(uint64_t)d) pb_fmt_count(buf, n, (uint64_t)d);
-    else snprintf(buf, n, "%.17g", d);
+    else snprintf(buf, n, "%.9g", d);
   } else if (cJSON_IsString(v)) {
     snprintf(buf, n, "\"%s\"", v->valuestring);
   } else {
@@ -222,11 +222,18 @@ static void report(FILE *out, const char *path, const cJSON *a, const cJSON *b) 
   fmt_value(va, sizeof va, a);
   fmt_value(vb, sizeof vb, b);
   if (a && b && cJSON_IsNumber(a) && cJSON_IsNumber(b)) {
-    double delta = b->valuedouble - a->valuedouble;
+    double x = a->valuedouble, y = b->valuedouble, delta = y - x;
     char dv[64];
-    pb_fmt_num(dv, sizeof dv, delta < 0 ? -delta : delta, 0);
-    double rel = a->valuedouble != 0 ? 100.0 * delta / a->valuedouble : 0.0;
-    fprintf(out, "  %s: %s -> %s (%c%s, %+.4f%%)\n", where, va, vb, delta < 0 ? '-' : '+', dv, rel);
+    if (x == (double)(int64_t)x && y == (double)(int64_t)y && fabs(x) < EXACT_LIMIT && fabs(y) < EXACT_LIMIT) {
+      int64_t di = (int64_t)y - (int64_t)x; /* exact integer delta */
+      pb_fmt_count(dv, sizeof dv, (uint64_t)(di < 0 ? -di : di));
+    } else {
+      snprintf(dv, sizeof dv, "%.6g", fabs(delta));
+    }
+    if (x != 0)
+      fprintf(out, "  %s: %s -> %s (%c%s, %+.3g%%)\n", where, va, vb, delta < 0 ? '-' : '+', dv, 100.0 * delta / x);
+    else
+      fprintf(out, "  %s: %s -> %s (%c%s)\n", where, va, vb, delta < 0 ? '-' : '+', dv);
   } else {
     fprintf(out, "  %s: %s -> %s\n", where, va, vb);
   }
