@@ -13,8 +13,9 @@
  * Anchors start at zero, so training starts exactly at the backbone.
  * The numbers it matches at bert-base (d=768, L=12), K=9 diag: trainable = 9 * 1536 = 13,824
  * = 95.31% fewer than LoRA's 294,912 (r=8 on q,v) and 91.18% fewer than Adapter's 156,768
- * (pfeiffer r=8); the anchors are 55,296 bytes fp32, about 62 kB with the classifier head
- * (1,538 floats) and the safetensors header: the order of the papers' ~100 kB per task.
+ * (pfeiffer r=8); the anchors are 55,296 bytes fp32; the task file with a 2-class head
+ * (1,538 floats) and the safetensors header measured 62,056 bytes (`peftbench run --shape
+ * 12,768,12,3072 --task rte`): the order of the papers' ~100 kB per task.
  * Added operations per example (inference, connectors materialised once per anchor change):
  * scope=cls 12 * 3 * 768 = 27,648 FLOPs (2,304 ~ 10^3 per connector, the reading under which
  * "~10^3 operations" holds); scope=tokens at T=128: 128 * 27,648 = 3,538,944 FLOPs, versus
