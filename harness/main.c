@@ -13,6 +13,7 @@
 #include "harness/cli.h"
 #include "harness/encode.h"
 #include "harness/glue.h"
+#include "harness/opscmd.h"
 #include "harness/run.h"
 #include "methods/method.h"
 
@@ -379,7 +380,7 @@ static const struct {
   const char *name;
   cmd_fn fn;
 } COMMANDS[] = {
-    {"run", cmd_run}, {"eval", cmd_eval}, {NULL, NULL},
+    {"run", cmd_run}, {"eval", cmd_eval}, {"ops", pb_cmd_ops}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {

@@ -17,6 +17,7 @@
 #include "counters/timing.h"
 #include "harness/encode.h"
 #include "harness/glue.h"
+#include "harness/opsreport.h"
 #include "harness/progress.h"
 #include "harness/results.h"
 
@@ -440,22 +441,16 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddItemToObject(jo, "inference_per_example", pb_ops_json(&per_ex, ne));
   cJSON_AddNumberToObject(jo, "mean_tokens", tok_sum / ne);
   int T128 = S.m.cfg.max_pos < 128 ? S.m.cfg.max_pos : 128;
-  pb_opcounts at128 = {{{0}}};
-  model_ops(&S.m, &S.mi, 1, T128, 0, 0, &at128);
-  cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&at128, 1));
-  cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&at128, T128));
-  if (S.mi.m->merge && S.mi.m->ops) {
-    pb_opcounts mg = {{{0}}};
-    S.mi.m->ops(S.mi.ctx, &S.m.cfg, 1, T128, 0, 1, &mg);
-    cJSON_AddItemToObject(jo, "method_merged_T128", pb_ops_json(&mg, 1));
-  } else {
-    cJSON_AddNullToObject(jo, "method_merged_T128");
+  pb_ops_report rep;
+  if ((rc = pb_ops_report_compute(&S.m, &S.mi, T128, B, o->max_len, &rep))) {
+    cJSON_Delete(r);
+    goto done;
   }
-  pb_opcounts step_ops = {{{0}}};
-  model_ops(&S.m, &S.mi, B, o->max_len, 1, 0, &step_ops);
-  step_ops.c[PB_OPO_OPTIM][PB_OPK_FLOP] += 12 * (uint64_t)ntrain;
-  step_ops.c[PB_OPO_OPTIM][PB_OPK_TRANS] += (uint64_t)ntrain;
-  cJSON_AddItemToObject(jo, "train_step", pb_ops_json(&step_ops, 1));
+  cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&rep.infer, 1));
+  cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&rep.infer, T128));
+  if (rep.has_merge) cJSON_AddItemToObject(jo, "method_merged_T128", pb_ops_json(&rep.infer_merged, 1));
+  else cJSON_AddNullToObject(jo, "method_merged_T128");
+  cJSON_AddItemToObject(jo, "train_step", pb_ops_json(&rep.train_step, 1));
   cJSON *shape = cJSON_AddArrayToObject(jo, "train_step_shape");
   cJSON_AddItemToArray(shape, cJSON_CreateNumber(B));
   cJSON_AddItemToArray(shape, cJSON_CreateNumber(o->max_len));
