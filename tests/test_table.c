@@ -1,0 +1,357 @@
+/* Tests of `peftbench table` (harness/table.c) on synthetic result records written here:
+ * exact Markdown, CSV field counts, LaTeX escaping and \pm, mean ± sample std over 3 seeds,
+ * the n/a footnote with PAPI's reason, a torn line skipped with a warning, usage errors and
+ * a missing file. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backbone/fileio.h"
+#include "backbone/status.h"
+#include "harness/table.h"
+
+static int g_fail = 0;
+#define CHECK(cond, ...)                                   \
+  do {                                                     \
+    if (cond) {                                            \
+      printf("ok   ");                                     \
+    } else {                                               \
+      printf("FAIL ");                                     \
+      g_fail = 1;                                          \
+    }                                                      \
+    printf(__VA_ARGS__);                                   \
+    printf("\n");                                          \
+  } while (0)
+
+/* One synthetic record line. metrics_json: the "metrics" object; counters_json: "counters". */
+static void rec(FILE *f, const char *task, const char *method, const char *desc, int seed,
+                const char *metrics_json, long long trainable, long long head,
+                long long file_bytes, double ops_tok, const char *merged, const char *counters_json,
+                double train_wall) {
+  fprintf(f,
+          "{\"schema\":\"peftbench-result/1\",\"time\":\"2026-11-23T17:00:00Z\",\"task\":\"%s\","
+          "\"method\":\"%s\",\"method_config\":{},\"method_desc\":\"%s\",\"seed\":%d,"
+          "\"backbone\":{\"source\":\"random-init\",\"pretrained\":false,"
+          "\"fingerprint\":\"0123456789abcdef\",\"config\":{\"vocab_size\":100,\"hidden\":16,"
+          "\"layers\":2,\"heads\":2,\"ffn\":32,\"max_pos\":64}},"
+          "\"metrics\":%s,"
+          "\"params\":{\"backbone\":100000,\"method\":%lld,\"head\":%lld,\"trainable\":%lld,"
+          "\"stored\":%lld,\"all\":%lld,\"trainable_pct\":1.0,\"report\":\"\"},"
+          "\"storage\":{\"path\":\"x\",\"file_bytes\":%lld,\"tensor_bytes\":%lld},"
+          "\"ops\":{\"per_token_T128\":{\"flops\":{\"backbone\":1000,\"head\":0,\"method\":%.17g,"
+          "\"optimizer\":0,\"total\":1}},\"inference_T128\":{\"flops\":{\"backbone\":128000,"
+          "\"head\":10,\"method\":%.17g,\"optimizer\":0,\"total\":1}},\"method_merged_T128\":%s},"
+          "\"counters\":%s,"
+          "\"timings\":{\"train\":{\"wall_s\":%.17g,\"cpu_s\":%.17g,\"intervals\":1},"
+          "\"eval\":{\"wall_s\":0.5,\"cpu_s\":0.75,\"intervals\":1},\"total_wall_s\":3},"
+          "\"memory\":{\"peak_rss_kb\":204800,\"vm_hwm_kb\":204800,\"current_rss_kb\":1000},"
+          "\"host\":{\"hostname\":\"h\",\"cpu\":\"c\",\"cores\":2,\"threads\":2},\"commit\":null}\n",
+          task, method, desc, seed, metrics_json, trainable - head, head, trainable,
+          trainable, 100000 + head, file_bytes, file_bytes - 100, ops_tok, ops_tok * 128, merged,
+          counters_json, train_wall, 2 * train_wall);
+}
+
+#define CNT_OK                                                                           \
+  "{\"available\":true,\"reason\":null,\"multiplexed\":false,\"multiplex_error\":null,"  \
+  "\"events\":[\"PAPI_TOT_CYC\",\"perf::TASK-CLOCK\"],\"phases\":{\"train\":"            \
+  "{\"PAPI_TOT_CYC\":1500000000,\"perf::TASK-CLOCK\":250000000},\"eval\":"              \
+  "{\"PAPI_TOT_CYC\":20000000,\"perf::TASK-CLOCK\":4000000}},\"unavailable\":{}}"
+#define CNT_NULL                                                                         \
+  "{\"available\":true,\"reason\":null,\"multiplexed\":false,\"multiplex_error\":null,"  \
+  "\"events\":[\"PAPI_TOT_CYC\",\"perf::TASK-CLOCK\"],\"phases\":{\"train\":"            \
+  "{\"PAPI_TOT_CYC\":null,\"perf::TASK-CLOCK\":300000000},\"eval\":"                     \
+  "{\"PAPI_TOT_CYC\":null,\"perf::TASK-CLOCK\":5000000}},\"unavailable\":"               \
+  "{\"PAPI_TOT_CYC\":\"PAPI_ENOEVNT: Event does not exist (no hardware PMU in this VM)\"}}"
+
+/* Writes the synthetic input: full/lora/layerconnect x SST-2/STS-B/MNLI, LoRA SST-2 over 3
+ * seeds, a record with null counters, a torn last line. */
+static void write_input(const char *path) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  const char *merged0 = "{\"flops\":{\"backbone\":0,\"head\":0,\"method\":0,\"optimizer\":0,\"total\":0}}";
+  /* full: SST-2 only */
+  rec(f, "sst2", "full", "all", 0,
+      "{\"splits\":{\"dev\":{\"accuracy\":0.9}},\"score\":0.9,\"main\":\"accuracy\",\"majority_baseline\":0.5}",
+      100020, 20, 409600, 0, "null", CNT_OK, 2.0);
+  /* lora: SST-2 x 3 seeds (0.90, 0.92, 0.94 -> 92.0 ± 2.0), STS-B, MNLI */
+  for (int s = 0; s < 3; s++) {
+    char m[256];
+    snprintf(m, sizeof m,
+             "{\"splits\":{\"dev\":{\"accuracy\":%.2f}},\"score\":%.2f,\"main\":\"accuracy\",\"majority_baseline\":0.5}",
+             0.90 + 0.02 * s, 0.90 + 0.02 * s);
+    rec(f, "sst2", "lora", "r=8,alpha=16", s, m, 1020, 20, 6144, 512, merged0, CNT_OK, 1.0 + s);
+  }
+  rec(f, "stsb", "lora", "r=8,alpha=16", 0,
+      "{\"splits\":{\"dev\":{\"pearson\":0.85,\"spearman\":0.84}},\"score\":0.845,\"main\":\"pearson\",\"majority_baseline\":null}",
+      1010, 10, 6144, 512, merged0, CNT_OK, 1.0);
+  rec(f, "mnli", "lora", "r=8,alpha=16", 0,
+      "{\"splits\":{\"dev_matched\":{\"accuracy\":0.8},\"dev_mismatched\":{\"accuracy\":0.81}},\"score\":0.805,\"main\":\"accuracy\",\"majority_baseline\":0.35}",
+      1030, 30, 6144, 512, merged0, CNT_OK, 1.0);
+  /* layerconnect (desc with LaTeX specials): SST-2 with null counters */
+  rec(f, "sst2", "layerconnect", "K=9,scope=cls_tok,50%&#", 0,
+      "{\"splits\":{\"dev\":{\"accuracy\":0.88}},\"score\":0.88,\"main\":\"accuracy\",\"majority_baseline\":0.5}",
+      84, 20, 1536, 0.25, "null", CNT_NULL, 0.5);
+  fprintf(f, "{\"schema\":\"peftbench-result/1\",\"task\":\"sst2\",\"meth"); /* torn line */
+  fclose(f);
+}
+
+static const char *EXPECTED_MD =
+    "GLUE dev results and costs per method (scores x100)\n"
+    "\n"
+    "| Method | Config | SST-2 Acc | STS-B Pearson | STS-B Spearman | MNLI-m | MNLI-mm | Avg | Trainable | Trainable +head | % of full | Storage/task (KB) | Added FLOPs/token | Added FLOPs/example | Merged FLOPs/example |\n"
+    "|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    "| full | all | 90.0 | – | – | – | – | 90.0* | 100,000 | 100,020 | 100.0000 | 400.0 | 0 | 0 | – |\n"
+    "| lora | r=8,alpha=16 | 92.0 ± 2.0 (n=3) | 85.0 | 84.0 | 80.0 | 81.0 | 85.7 | 1,000 | 1,010–1,030 | 1.0000 | 6.0 | 512 | 65,536 | 0 |\n"
+    "| layerconnect | K=9,scope=cls_tok,50%&# | 88.0 | – | – | – | – | 88.0* | 64 | 84 | 0.0640 | 1.5 | 0.25 | 32 | – |\n"
+    "\n"
+    "- Scores x100 on the GLUE dev sets: CoLA Matthews correlation; STS-B Pearson and Spearman; MRPC and QQP F1 and accuracy; MNLI-m/mm matched/mismatched accuracy; the others accuracy. Each cell is the mean over the runs (seeds) ± the sample standard deviation, with the number of runs n when n > 1; – means not run.\n"
+    "- Avg: GLUE score, i.e. each task's score (the mean of its metrics; MNLI: of m and mm) averaged over the tasks present; * marks a row averaged over fewer tasks than the table has.\n"
+    "- Trainable: trainable parameters without the task head (the method's own; full fine-tuning: the whole backbone). Trainable +head adds the classification head. % of full: Trainable / all backbone parameters.\n"
+    "- Storage/task: size of the task file written (method tensors + head + header), 1 KB = 1024 bytes.\n"
+    "- Added FLOPs: the operations the method adds at inference (owner = method; FLOPs = 2 x matmul MACs + elementwise + transcendental) for one example of T = 128 tokens, and per token (/128). Merged: with the update folded into the weights (LoRA); – where the method cannot merge.\n"
+    "- a–b: the value differs between the method's runs (task heads differ by label count).\n"
+    "- Backbone: 0123456789abcdef (random-init, not pretrained, L=2, d=16).\n";
+
+static char *slurp(const char *path) {
+  char *d = NULL;
+  size_t n = 0;
+  if (pb_read_file(path, &d, &n)) return NULL;
+  return d;
+}
+
+/* Runs pb_cmd_table with stderr captured into errpath; returns the exit status. */
+static int run_table(const char *errpath, int argc, char **argv) {
+  fflush(stderr);
+  int saved = dup(2);
+  FILE *e = fopen(errpath, "w");
+  if (!e || saved < 0) return -100;
+  dup2(fileno(e), 2);
+  int rc = pb_cmd_table(argc, argv);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  fclose(e);
+  return rc;
+}
+
+/* Splits one CSV record (RFC 4180) starting at *p; returns the number of fields and moves *p
+ * past the record's CRLF. -1 on a malformed record. */
+static int csv_record(const char **p, char fields[][256], int max) {
+  const char *s = *p;
+  int n = 0;
+  for (;;) {
+    char buf[256];
+    size_t k = 0;
+    if (*s == '"') {
+      s++;
+      for (;;) {
+        if (!*s) return -1;
+        if (*s == '"' && s[1] == '"') {
+          if (k < 255) buf[k++] = '"';
+          s += 2;
+        } else if (*s == '"') {
+          s++;
+          break;
+        } else {
+          if (k < 255) buf[k++] = *s;
+          s++;
+        }
+      }
+    } else {
+      while (*s && *s != ',' && *s != '\r' && *s != '\n') {
+        if (*s == '"') return -1; /* a bare quote inside an unquoted field */
+        if (k < 255) buf[k++] = *s;
+        s++;
+      }
+    }
+    buf[k] = 0;
+    if (n < max) strcpy(fields[n], buf);
+    n++;
+    if (*s == ',') {
+      s++;
+      continue;
+    }
+    if (s[0] == '\r' && s[1] == '\n') s += 2;
+    else return -1;
+    break;
+  }
+  *p = s;
+  return n;
+}
+
+int main(void) {
+  char dir[] = "/tmp/pb_test_table_XXXXXX";
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  char in[512], out[512], err[512], missing[512];
+  snprintf(in, sizeof in, "%s/results.jsonl", dir);
+  snprintf(out, sizeof out, "%s/table.md", dir);
+  snprintf(err, sizeof err, "%s/stderr.txt", dir);
+  snprintf(missing, sizeof missing, "%s/nope.jsonl", dir);
+  write_input(in);
+
+  /* 1. exact Markdown of the main table; torn line warned about */
+  {
+    char *argv[] = {"table", in, "--format", "md", "--table", "main", "--out", out, NULL};
+    int rc = run_table(err, 8, argv);
+    CHECK(rc == 0, "table --format md exits 0 (got %d)", rc);
+    char *got = slurp(out), *e = slurp(err);
+    CHECK(got && strcmp(got, EXPECTED_MD) == 0, "Markdown main table matches the expected text byte for byte");
+    if (got && strcmp(got, EXPECTED_MD) != 0) printf("---- got:\n%s---- expected:\n%s----\n", got, EXPECTED_MD);
+    CHECK(e && strstr(e, "warning") && strstr(e, "skipped 1 torn"), "torn line skipped with a warning line: %s",
+          e ? e : "(none)");
+    CHECK(e && strchr(e, '\n') == e + strlen(e) - 1, "exactly one warning line");
+    /* deterministic: same input -> same bytes */
+    char out2[600];
+    snprintf(out2, sizeof out2, "%s.2", out);
+    char *argv2[] = {"table", in, "--format", "md", "--table", "main", "--out", out2, NULL};
+    run_table(err, 8, argv2);
+    char *got2 = slurp(out2);
+    CHECK(got && got2 && strcmp(got, got2) == 0, "same input -> same bytes");
+    free(got), free(got2), free(e);
+  }
+
+  /* 2. mean ± sample std over 3 seeds, via the aggregation API */
+  {
+    const char *files[] = {in};
+    pb_agg a;
+    int rc = pb_agg_load(files, 1, "test", NULL, &a);
+    CHECK(rc == 0 && a.n_rows == 3 && a.n_torn == 1, "pb_agg_load: 3 method rows, 1 torn line (rc %d)", rc);
+    if (rc == 0) {
+      const pb_agg_row *lora = &a.rows[1];
+      pb_stat s = pb_agg_task_score(lora, 1 /* sst2 */);
+      CHECK(s.n == 3 && fabs(s.mean - 92.0) < 1e-9 && fabs(s.std - 2.0) < 1e-9,
+            "LoRA SST-2 over 3 seeds: n=%d mean %.6f std %.6f (expected 3, 92, 2)", s.n, s.mean, s.std);
+      pb_stat w = pb_agg_stat(lora, 1, "timings", "train", "wall_s", NULL);
+      CHECK(w.n == 3 && fabs(w.mean - 2.0) < 1e-12 && fabs(w.std - 1.0) < 1e-12,
+            "train wall over seeds 1,2,3 s: mean %.3f std %.3f (expected 2, 1)", w.mean, w.std);
+      int k = 0;
+      double avg = pb_agg_avg_score(lora, &k);
+      CHECK(k == 3 && fabs(avg - (92.0 + 84.5 + 80.5) / 3) < 1e-9, "LoRA average over 3 tasks = %.4f", avg);
+      CHECK(!strcmp(a.rows[0].method, "full") && !strcmp(a.rows[2].method, "layerconnect"),
+            "rows ordered full, lora, layerconnect");
+    }
+    pb_agg_free(&a);
+  }
+
+  /* 3. CSV: parses back, every record with the header's number of fields */
+  {
+    char csv[600];
+    snprintf(csv, sizeof csv, "%s/t.csv", dir);
+    char *argv[] = {"table", in, "--format", "csv", "--out", csv, NULL};
+    int rc = run_table(err, 6, argv);
+    CHECK(rc == 0, "table --format csv exits 0");
+    char *txt = slurp(csv);
+    static char fields[64][256];
+    const char *p = txt ? txt : "";
+    int nhdr = csv_record(&p, fields, 64), nrec = 0, bad = 0;
+    int col_sst2 = -1, col_std = -1, col_desc = 1;
+    for (int i = 0; i < nhdr && i < 64; i++) {
+      if (!strcmp(fields[i], "SST-2 Acc")) col_sst2 = i;
+      if (!strcmp(fields[i], "SST-2 Acc std")) col_std = i;
+    }
+    double sst2_lora = -1, std_lora = -1;
+    char lc_desc[256] = "";
+    while (*p) {
+      int n = csv_record(&p, fields, 64);
+      if (n != nhdr) bad++;
+      if (n < 0) break;
+      nrec++;
+      if (!strcmp(fields[0], "lora") && col_sst2 >= 0) sst2_lora = atof(fields[col_sst2]), std_lora = atof(fields[col_std]);
+      if (!strcmp(fields[0], "layerconnect")) snprintf(lc_desc, sizeof lc_desc, "%s", fields[col_desc]);
+    }
+    CHECK(nhdr == 2 + 5 * 3 + 2 + 7, "CSV header has %d fields (expected %d)", nhdr, 2 + 5 * 3 + 2 + 7);
+    CHECK(nrec == 3 && bad == 0, "CSV: 3 records, all with the header's field count (bad %d)", bad);
+    CHECK(fabs(sst2_lora - 92) < 1e-9 && fabs(std_lora - 2) < 1e-9, "CSV LoRA SST-2 = %g ± %g", sst2_lora, std_lora);
+    CHECK(!strcmp(lc_desc, "K=9,scope=cls_tok,50%&#"), "CSV quoted field with commas reads back: '%s'", lc_desc);
+    CHECK(txt && strstr(txt, "\"K=9,scope=cls_tok,50%&#\""), "CSV quotes a field holding commas");
+    free(txt);
+    char *argv2[] = {"table", in, "--format", "csv", "--table", "both", NULL};
+    rc = run_table(err, 6, argv2);
+    CHECK(rc == 2, "csv with --table both is a usage error (exit %d)", rc);
+  }
+
+  /* 4. LaTeX: escaped names, \pm, booktabs; counters table with n/a footnote */
+  {
+    char tex[600];
+    snprintf(tex, sizeof tex, "%s/t.tex", dir);
+    char *argv[] = {"table", in, "--format", "latex", "--out", tex, NULL};
+    int rc = run_table(err, 6, argv);
+    CHECK(rc == 0, "table --format latex exits 0");
+    char *t = slurp(tex);
+    CHECK(t && strstr(t, "K=9,scope=cls\\_tok,50\\%\\&\\#"), "LaTeX escapes _ %% & # in the config");
+    CHECK(t && strstr(t, "92.0 $\\pm$ 2.0 (n=3)"), "LaTeX cell uses $\\pm$");
+    CHECK(t && strstr(t, "\\toprule") && strstr(t, "\\midrule") && strstr(t, "\\bottomrule") &&
+              strstr(t, "\\begin{tabular}{ll"),
+          "LaTeX booktabs tabular");
+    CHECK(t && strstr(t, "PAPI\\_TOT\\_CYC") && strstr(t, "\\% of full"), "LaTeX escapes headers");
+    CHECK(t && !strstr(t, "±"), "no raw ± in LaTeX");
+    free(t);
+  }
+
+  /* 5. counters table (Markdown): n/a with PAPI's reason, software events, timings, RSS */
+  {
+    char md[600];
+    snprintf(md, sizeof md, "%s/c.md", dir);
+    char *argv[] = {"table", in, "--table", "counters", "--out", md, NULL};
+    int rc = run_table(err, 6, argv);
+    CHECK(rc == 0, "table --table counters exits 0");
+    char *t = slurp(md);
+    CHECK(t && strstr(t, "| Method | Config | Task | Phase | n | Wall (s) | CPU (s) | PAPI_TOT_CYC | perf::TASK-CLOCK | Peak RSS (MB) |"),
+          "counters header: phases, timings, events incl. perf::TASK-CLOCK, peak RSS");
+    CHECK(t && strstr(t, "| layerconnect | K=9,scope=cls_tok,50%&# | SST-2 | train | 1 | 0.50 | 1.00 | n/a | 300M | 200.0 |"),
+          "null counter shown as n/a, software event still read");
+    CHECK(t && strstr(t, "| lora | r=8,alpha=16 | SST-2 | train | 3 | 2.00 | 4.00 | 1.5G | 250M | 200.0 |"),
+          "LoRA SST-2 train row: mean over 3 seeds");
+    CHECK(t && strstr(t, "- n/a PAPI_TOT_CYC: not countable here: PAPI_ENOEVNT: Event does not exist (no hardware PMU in this VM)"),
+          "n/a footnote gives PAPI's reason");
+    free(t);
+  }
+
+  /* 6. errors: missing file, unknown format/option, no records */
+  {
+    char *argv[] = {"table", missing, NULL};
+    int rc = run_table(err, 2, argv);
+    char *e = slurp(err);
+    CHECK(rc == 1 && e && strstr(e, "nope.jsonl"), "missing file: exit 1 naming the file: %s", e ? e : "");
+    free(e);
+    char *argv2[] = {"table", in, "--format", "html", NULL};
+    rc = run_table(err, 4, argv2);
+    e = slurp(err);
+    CHECK(rc == 2 && e && strstr(e, "unknown format 'html'"), "unknown format: exit 2, one line: %s", e ? e : "");
+    free(e);
+    char *argv3[] = {"table", in, "--frobnicate", NULL};
+    rc = run_table(err, 3, argv3);
+    e = slurp(err);
+    CHECK(rc == 2 && e && strstr(e, "unknown option '--frobnicate'"), "unknown option: exit 2: %s", e ? e : "");
+    free(e);
+    char empty[600];
+    snprintf(empty, sizeof empty, "%s/empty.jsonl", dir);
+    pb_write_file_atomic(empty, "\n", 1);
+    char *argv4[] = {"table", empty, NULL};
+    rc = run_table(err, 2, argv4);
+    e = slurp(err);
+    CHECK(rc == 1 && e && strstr(e, "no result records"), "empty input: exit 1: %s", e ? e : "");
+    free(e);
+    char *argv5[] = {"table", NULL};
+    rc = run_table(err, 1, argv5);
+    CHECK(rc == 2, "no input files: exit 2");
+    char *argv6[] = {"table", "--help", NULL};
+    fflush(stdout);
+    rc = pb_cmd_table(2, argv6);
+    CHECK(rc == 0, "--help exits 0");
+  }
+
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+  printf(g_fail ? "test_table: FAILED\n" : "test_table: all passed\n");
+  return g_fail;
+}
