@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs the Debian packages peftbench builds and runs with (no-op when all are present).
+set -euo pipefail
+PKGS="build-essential cmake libopenblas-dev libpapi-dev papi-tools libcjson-dev libutf8proc-dev gnuplot-nox"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
