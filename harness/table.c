@@ -405,6 +405,9 @@ static char *esc(int fmt, const char *s) {
         case '\\': sb_add(&b, "\\textbackslash{}"); break;
         case '~': sb_add(&b, "\\textasciitilde{}"); break;
         case '^': sb_add(&b, "\\textasciicircum{}"); break;
+        case '<': sb_add(&b, "\\textless{}"); break;
+        case '>': sb_add(&b, "\\textgreater{}"); break;
+        case '|': sb_add(&b, "\\textbar{}"); break;
         default: sb_add(&b, "%c", c);
       }
     } else {
@@ -987,8 +990,8 @@ static void build_counters(const pb_agg *a, tbl *t) {
 
   tbl_note(t, "Counters from PAPI for the calling thread only (OpenBLAS/OpenMP worker threads "
               "are not included), summed over the phase; perf:: events are software events "
-              "(perf::TASK-CLOCK in ns). Values are means over the n runs (k = 10^3, M = 10^6, "
-              "G = 10^9).");
+              "(perf::TASK-CLOCK in ns). Values are means over the n runs (k = 1e3, M = 1e6, "
+              "G = 1e9).");
   tbl_note(t, "Wall/CPU: seconds per phase (CPU = all threads of the process). Peak RSS: the "
               "whole run's peak resident memory (1 MB = 1024 KB), repeated on each phase row.");
   /* n/a reasons, one line per event, distinct reasons joined */

@@ -351,7 +351,8 @@ int main(void) {
 
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+  if (getenv("PB_TEST_KEEP")) printf("kept %s (PB_TEST_KEEP)\n", dir);
+  else if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
   printf(g_fail ? "test_table: FAILED\n" : "test_table: all passed\n");
   return g_fail;
 }

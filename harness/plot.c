@@ -1,0 +1,435 @@
+/* `peftbench plot`: data files + gnuplot (see plot.h). */
+#include "harness/plot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backbone/fileio.h"
+#include "backbone/status.h"
+#include "harness/glue.h"
+
+static const char *const g_names[PB_PLOT_COUNT] = {"score_vs_params", "score_vs_ops", "storage",
+                                                   "task_scores"};
+
+const char *pb_plot_name(int i) { return i >= 0 && i < PB_PLOT_COUNT ? g_names[i] : NULL; }
+
+/* ---------------------------------------------------------------- small text buffer */
+
+typedef struct {
+  char *s;    /* [cap] NUL-terminated text */
+  size_t n;   /* bytes used */
+  size_t cap; /* bytes allocated */
+  int oom;    /* an allocation failed */
+} tbuf;
+
+static void tb_add(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_add(tbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (k < 0) return;
+  if (b->n + (size_t)k + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 512;
+    while (b->n + (size_t)k + 1 > cap) cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+      b->oom = 1;
+      return;
+    }
+    b->s = s, b->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
+  va_end(ap);
+  b->n += (size_t)k;
+}
+
+/* A label as a gnuplot data-file string: double quotes around, '"' -> '\'', controls -> ' '. */
+static void tb_label(tbuf *b, const char *s) {
+  tb_add(b, "\"");
+  for (const char *p = s; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    tb_add(b, "%c", c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c);
+  }
+  tb_add(b, "\"");
+}
+
+/* Number or NaN. */
+static void tb_num(tbuf *b, int have, double v) {
+  if (have && isfinite(v)) tb_add(b, " %.10g", v);
+  else tb_add(b, " NaN");
+}
+
+static int write_buf(const char *dir, const char *name, tbuf *b) {
+  if (b->oom) {
+    free(b->s);
+    return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s.dat", dir, name);
+  int rc = pb_write_file_atomic(path, b->s ? b->s : "", b->n);
+  free(b->s);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- data files */
+
+int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int *npoints) {
+  int rc;
+  int np[PB_PLOT_COUNT] = {0};
+  /* (a) score vs trainable params */
+  tbuf b = {0};
+  tb_add(&b, "# peftbench plot: average GLUE score (x100, over the tasks each method ran) vs\n"
+             "# trainable parameters without the task head\n"
+             "# label trainable_no_head avg_score n_tasks\n");
+  for (int i = 0; i < a->n_rows; i++) {
+    int k = 0;
+    double avg = pb_agg_avg_score(&a->rows[i], &k);
+    pb_stat p = pb_agg_row_stat(&a->rows[i], PB_AGG_TRAINABLE_NOHEAD);
+    if (k == 0 || p.n == 0 || p.mean <= 0) continue; /* nothing to place on a log axis */
+    tb_label(&b, a->rows[i].label);
+    tb_num(&b, 1, p.mean);
+    tb_num(&b, 1, avg);
+    tb_add(&b, " %d\n", k);
+    np[0]++;
+  }
+  if ((rc = write_buf(dir, g_names[0], &b))) return rc;
+
+  /* (b) score vs added FLOPs per token; zeros at a floor a decade below the smallest value */
+  double minpos = INFINITY;
+  for (int i = 0; i < a->n_rows; i++) {
+    pb_stat s = pb_agg_row_stat(&a->rows[i], PB_AGG_OPS_TOKEN);
+    if (s.n && s.mean > 0 && s.mean < minpos) minpos = s.mean;
+    pb_stat m = pb_agg_row_stat(&a->rows[i], PB_AGG_OPS_MERGED_EXAMPLE);
+    if (m.n && m.mean / 128 > 0 && m.mean / 128 < minpos) minpos = m.mean / 128;
+  }
+  double floor_v = isfinite(minpos) ? pow(10, floor(log10(minpos)) - 1) : 1;
+  if (ops_floor) *ops_floor = floor_v;
+  b = (tbuf){0};
+  tb_add(&b, "# peftbench plot: average GLUE score (x100) vs FLOPs the method adds per token (T=128)\n"
+             "# zero-cost points are placed at x = %.10g (the \"0 (merged)\" tic)\n"
+             "# label x_plotted avg_score added_flops_per_token\n",
+         floor_v);
+  for (int i = 0; i < a->n_rows; i++) {
+    const pb_agg_row *r = &a->rows[i];
+    int k = 0;
+    double avg = pb_agg_avg_score(r, &k);
+    if (k == 0) continue;
+    pb_stat s = pb_agg_row_stat(r, PB_AGG_OPS_TOKEN);
+    if (s.n) {
+      tb_label(&b, r->label);
+      tb_num(&b, 1, s.mean > 0 ? s.mean : floor_v);
+      tb_num(&b, 1, avg);
+      tb_num(&b, 1, s.mean);
+      tb_add(&b, "\n");
+      np[1]++;
+    }
+    pb_stat m = pb_agg_row_stat(r, PB_AGG_OPS_MERGED_EXAMPLE);
+    if (m.n) {
+      char lab[512];
+      snprintf(lab, sizeof lab, "%s merged", r->label);
+      tb_label(&b, lab);
+      tb_num(&b, 1, m.mean > 0 ? m.mean / 128 : floor_v);
+      tb_num(&b, 1, avg);
+      tb_num(&b, 1, m.mean / 128);
+      tb_add(&b, "\n");
+      np[1]++;
+    }
+  }
+  if ((rc = write_buf(dir, g_names[1], &b))) return rc;
+
+  /* (c) storage and (d) per-task scores: one row per method, one column per task */
+  for (int which = 0; which < 2; which++) {
+    b = (tbuf){0};
+    tb_add(&b, which == 0 ? "# peftbench plot: task-file size (KB) per method and task\n"
+                          : "# peftbench plot: GLUE task score (x100) per method and task\n");
+    tb_label(&b, "method");
+    for (int t = 0; t < PB_AGG_NTASKS; t++)
+      if (a->task_present[t]) {
+        tb_add(&b, " ");
+        tb_label(&b, pb_task_at(t)->dir);
+      }
+    tb_add(&b, "\n");
+    for (int i = 0; i < a->n_rows; i++) {
+      tb_label(&b, a->rows[i].label);
+      for (int t = 0; t < PB_AGG_NTASKS; t++) {
+        if (!a->task_present[t]) continue;
+        pb_stat s = which == 0 ? pb_agg_task_stat(&a->rows[i], t, PB_AGG_STORAGE_KB)
+                               : pb_agg_task_score(&a->rows[i], t);
+        int have = s.n > 0 && (which == 1 || s.mean > 0);
+        tb_num(&b, have, s.mean);
+        np[2 + which] += have;
+      }
+      tb_add(&b, "\n");
+    }
+    if ((rc = write_buf(dir, g_names[2 + which], &b))) return rc;
+  }
+  if (npoints) memcpy(npoints, np, sizeof np);
+  return PB_OK;
+}
+
+/* ---------------------------------------------------------------- gnuplot */
+
+int pb_gnuplot_available(void) {
+  const char *path = getenv("PATH");
+  if (!path || !*path) return 0;
+  char *copy = strdup(path);
+  if (!copy) return 0;
+  int found = 0;
+  for (char *save = NULL, *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+    char exe[4096];
+    snprintf(exe, sizeof exe, "%s/gnuplot", *d ? d : ".");
+    struct stat st;
+    if (stat(exe, &st) == 0 && S_ISREG(st.st_mode) && access(exe, X_OK) == 0) found = 1;
+  }
+  free(copy);
+  return found;
+}
+
+/* 1 when s can go inside a gnuplot single-quoted string. */
+static int quotable(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p == '\'' || *p < 0x20 || *p == 0x7f) return 0;
+  return 1;
+}
+
+/* The last non-empty line of text, trimmed, into out[n]. */
+static void last_line(const char *text, char *out, size_t n) {
+  out[0] = 0;
+  const char *end = text + strlen(text);
+  while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) end--;
+  const char *start = end;
+  while (start > text && start[-1] != '\n') start--;
+  while (start < end && (*start == ' ' || *start == '\t')) start++;
+  snprintf(out, n, "%.*s", (int)(end - start), start);
+}
+
+int pb_gnuplot_run(const char *script, const char *datafile, const char *outfile, const char *fmt,
+                   const char *extra) {
+  if (!quotable(datafile) || !quotable(outfile))
+    return pb_set_error(PB_ERR_ARG, "plot: path '%s' holds a single quote or a control character; choose another folder",
+                        quotable(datafile) ? outfile : datafile);
+  if (strcmp(fmt, "png") && strcmp(fmt, "svg")) return pb_set_error(PB_ERR_ARG, "plot: bad format '%s'", fmt);
+  char *vars = NULL;
+  if (asprintf(&vars, "datafile='%s'; outfile='%s'; fmt='%s'%s%s", datafile, outfile, fmt,
+               extra ? "; " : "", extra ? extra : "") < 0)
+    return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
+  int pfd[2];
+  if (pipe(pfd) != 0) {
+    free(vars);
+    return pb_set_error(PB_ERR_IO, "plot: pipe: %s", strerror(errno));
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pfd[0]), close(pfd[1]);
+    free(vars);
+    return pb_set_error(PB_ERR_IO, "plot: fork: %s", strerror(errno));
+  }
+  if (pid == 0) {
+    /* child: stderr (and stdout) into the pipe, stdin from /dev/null */
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    dup2(pfd[1], 1);
+    dup2(pfd[1], 2);
+    close(pfd[0]);
+    close(pfd[1]);
+    char *argv[] = {"gnuplot", "-e", vars, (char *)script, NULL};
+    execvp("gnuplot", argv);
+    dprintf(2, "cannot run gnuplot: %s\n", strerror(errno));
+    _exit(127);
+  }
+  close(pfd[1]);
+  free(vars);
+  /* gnuplot's messages: kept (up to 16 KB, the end) for the error line */
+  char msg[16384];
+  size_t got = 0;
+  for (;;) {
+    char chunk[4096];
+    ssize_t k = read(pfd[0], chunk, sizeof chunk);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    if (got + (size_t)k >= sizeof msg) { /* keep the tail */
+      size_t drop = got + (size_t)k - (sizeof msg - 1);
+      if (drop > got) drop = got;
+      memmove(msg, msg + drop, got - drop);
+      got -= drop;
+    }
+    size_t take = (size_t)k < sizeof msg - 1 - got ? (size_t)k : sizeof msg - 1 - got;
+    memcpy(msg + got, chunk + (size_t)k - take, take);
+    got += take;
+  }
+  msg[got] = 0;
+  close(pfd[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return pb_set_error(PB_ERR_IO, "plot: waitpid: %s", strerror(errno));
+  }
+  char last[512];
+  last_line(msg, last, sizeof last);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    char how[64];
+    if (WIFEXITED(status)) snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(status));
+    else snprintf(how, sizeof how, "signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    return pb_set_error(PB_ERR_IO, "gnuplot failed on %s (%s)%s%s", script, how, last[0] ? ": " : "", last);
+  }
+  struct stat st;
+  if (stat(outfile, &st) != 0 || st.st_size == 0)
+    return pb_set_error(PB_ERR_IO, "gnuplot wrote no output for %s (%s)%s%s", script, outfile,
+                        last[0] ? ": " : "", last);
+  return PB_OK;
+}
+
+/* ---------------------------------------------------------------- CLI */
+
+static int mkdir_p(const char *dir) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
+    return pb_set_error(PB_ERR_ARG, "%s: path too long", dir);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+      return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
+  struct stat st;
+  if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
+    return pb_set_error(PB_ERR_IO, "%s: not a folder", tmp);
+  return PB_OK;
+}
+
+static void plot_usage(FILE *f, const char *cmd) {
+  fprintf(f,
+          "usage: peftbench %s FILE.jsonl [FILE.jsonl ...] --out DIR [options]\n"
+          "Comparison figures (gnuplot): score vs trainable params, score vs added FLOPs per\n"
+          "token, storage per method and task, per-task scores. Writes DIR/*.dat and the figures.\n"
+          "  -o, --out DIR             output folder (created if missing; required)\n"
+          "  -f, --format png|svg|both figure format (default both)\n"
+          "      --plots-dir DIR       folder of the gnuplot scripts (default %s/plots)\n"
+          "  -h, --help                this help\n",
+          cmd, PB_SOURCE_DIR);
+}
+
+int pb_cmd_plot(int argc, char **argv) {
+  const char *cmd = argc > 0 && argv[0] ? argv[0] : "plot";
+  const char *out = NULL, *format = "both", *plots_dir = PB_SOURCE_DIR "/plots";
+  static const struct option opts[] = {{"out", required_argument, 0, 'o'},
+                                       {"format", required_argument, 0, 'f'},
+                                       {"plots-dir", required_argument, 0, 'p'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  optind = 0; /* full re-initialisation (glibc) */
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":o:f:h", opts, NULL)) != -1) {
+    switch (c) {
+      case 'o': out = optarg; break;
+      case 'f': format = optarg; break;
+      case 'p': plots_dir = optarg; break;
+      case 'h': plot_usage(stdout, cmd); return 0;
+      case ':':
+        fprintf(stderr, "peftbench %s: option '%s' needs a value (see --help)\n", cmd, argv[optind - 1]);
+        return 2;
+      default: {
+        char shortopt[3] = {'-', (char)optopt, 0};
+        fprintf(stderr, "peftbench %s: unknown option '%s' (see --help)\n", cmd,
+                optopt && optopt != '?' ? shortopt : argv[optind - 1]);
+        return 2;
+      }
+    }
+  }
+  int want_png = !strcmp(format, "png") || !strcmp(format, "both");
+  int want_svg = !strcmp(format, "svg") || !strcmp(format, "both");
+  if (!want_png && !want_svg) {
+    fprintf(stderr, "peftbench %s: unknown format '%s' (png, svg, both)\n", cmd, format);
+    return 2;
+  }
+  if (!out) {
+    fprintf(stderr, "peftbench %s: --out DIR is required (see --help)\n", cmd);
+    return 2;
+  }
+  if (optind >= argc) {
+    fprintf(stderr, "peftbench %s: no input files (usage: peftbench %s FILE.jsonl ... --out DIR)\n", cmd, cmd);
+    return 2;
+  }
+  if (!quotable(out)) {
+    fprintf(stderr, "peftbench %s: output folder '%s' holds a single quote or a control character; choose another\n",
+            cmd, out);
+    return 1;
+  }
+  if (!pb_gnuplot_available()) {
+    fprintf(stderr, "peftbench %s: gnuplot not found on PATH; install it (Debian/Ubuntu: apt-get install gnuplot-nox)\n",
+            cmd);
+    return 1;
+  }
+  /* every script present before any work */
+  for (int i = 0; i < PB_PLOT_COUNT; i++) {
+    char script[4096];
+    snprintf(script, sizeof script, "%s/%s.gp", plots_dir, g_names[i]);
+    if (access(script, R_OK) != 0) {
+      fprintf(stderr, "peftbench %s: gnuplot script %s not found (set --plots-dir to the plots/ folder of the source)\n",
+              cmd, script);
+      return 1;
+    }
+  }
+  char who[64];
+  snprintf(who, sizeof who, "peftbench %s", cmd);
+  pb_agg a;
+  if (pb_agg_load((const char *const *)argv + optind, argc - optind, who, stderr, &a)) {
+    fprintf(stderr, "%s: %s\n", who, pb_last_error());
+    return 1;
+  }
+  double floor_v = 1;
+  int npoints[PB_PLOT_COUNT] = {0};
+  int rc = mkdir_p(out);
+  if (!rc) rc = pb_plot_write_data(&a, out, &floor_v, npoints);
+  int n_files = 0;
+  static const char *const lacks[PB_PLOT_COUNT] = {"scores or params", "scores or ops", "storage.file_bytes",
+                                                   "metrics.score"};
+  for (int i = 0; !rc && i < PB_PLOT_COUNT; i++) {
+    if (npoints[i] == 0) {
+      fprintf(stderr, "%s: warning: nothing to draw in %s (the records lack %s); figure skipped\n", who,
+              g_names[i], lacks[i]);
+      continue;
+    }
+    for (int f = 0; !rc && f < 2; f++) {
+      if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
+      const char *ext = f == 0 ? "png" : "svg";
+      char script[4096], data[4096], fig[4096], tmp[4096], extra[128];
+      snprintf(script, sizeof script, "%s/%s.gp", plots_dir, g_names[i]);
+      snprintf(data, sizeof data, "%s/%s.dat", out, g_names[i]);
+      snprintf(fig, sizeof fig, "%s/%s.%s", out, g_names[i], ext);
+      snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, g_names[i], ext, (long)getpid());
+      snprintf(extra, sizeof extra, "floor=%.10g", floor_v);
+      rc = pb_gnuplot_run(script, data, tmp, ext, extra);
+      if (!rc && rename(tmp, fig) != 0)
+        rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
+      if (rc) unlink(tmp);
+      else n_files++;
+    }
+  }
+  pb_agg_free(&a);
+  if (!rc && n_files == 0) rc = pb_set_error(PB_ERR_FORMAT, "nothing to draw: the records hold no scores, params, ops or storage");
+  if (rc) {
+    fprintf(stderr, "%s: %s\n", who, pb_last_error());
+    return 1;
+  }
+  printf("%s: wrote %d figure%s and %d data files to %s\n", who, n_files, n_files == 1 ? "" : "s",
+         PB_PLOT_COUNT, out);
+  return 0;
+}
