@@ -994,8 +994,10 @@ static void build_counters(const pb_agg *a, tbl *t) {
               "G = 1e9).");
   tbl_note(t, "Wall/CPU: seconds per phase (CPU = all threads of the process). Peak RSS: the "
               "whole run's peak resident memory (1 MB = 1024 KB), repeated on each phase row.");
-  /* n/a reasons, one line per event, distinct reasons joined */
-  for (int e = 0; na_used && e < events.n; e++) {
+  /* n/a reasons: the distinct reasons of each event joined; events with the same reason
+   * text share one line */
+  char **why_ev = calloc((size_t)events.n + 1, sizeof *why_ev); /* [events.n] reason text */
+  for (int e = 0; na_used && why_ev && e < events.n; e++) {
     if (!na_used[e]) continue;
     strlist reasons = {0};
     for (int i = 0; i < a->n_rows; i++)
@@ -1009,11 +1011,25 @@ static void build_counters(const pb_agg *a, tbl *t) {
     sbuf b = {0};
     for (int j = 0; j < reasons.n; j++) sb_add(&b, "%s%s", j ? "; " : "", reasons.s[j]);
     if (!reasons.n) sb_add(&b, "no reason recorded");
-    char *s = sb_take(&b);
-    if (s) tbl_note(t, "n/a %s: not countable here: %s", events.s[e], s);
-    free(s);
+    why_ev[e] = sb_take(&b);
     sl_free(&reasons);
   }
+  for (int e = 0; na_used && why_ev && e < events.n; e++) {
+    if (!na_used[e] || !why_ev[e]) continue;
+    int first = 1;
+    for (int j = 0; j < e; j++)
+      if (na_used[j] && why_ev[j] && !strcmp(why_ev[j], why_ev[e])) first = 0;
+    if (!first) continue;
+    sbuf b = {0};
+    for (int j = e; j < events.n; j++)
+      if (na_used[j] && why_ev[j] && !strcmp(why_ev[j], why_ev[e])) sb_add(&b, "%s%s", j == e ? "" : ", ", events.s[j]);
+    char *names = sb_take(&b);
+    if (names) tbl_note(t, "n/a %s: not countable here: %s", names, why_ev[e]);
+    else t->oom = 1;
+    free(names);
+  }
+  for (int e = 0; why_ev && e < events.n; e++) free(why_ev[e]);
+  free(why_ev);
   /* PAPI unavailable altogether */
   strlist why = {0};
   for (int i = 0; i < a->n_rows; i++)
