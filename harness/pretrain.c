@@ -1,0 +1,1120 @@
+/* Masked-language-model pretraining: corpus, training loop, checkpoints, export (pretrain.h). */
+#include "harness/pretrain.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backbone/bert.h"
+#include "backbone/checkpoint.h"
+#include "backbone/fileio.h"
+#include "backbone/mlm.h"
+#include "backbone/ops.h"
+#include "backbone/rng.h"
+#include "backbone/safetensors.h"
+#include "backbone/status.h"
+#include "backbone/tokenizer.h"
+#include "counters/timing.h"
+#include "harness/cli.h"
+#include "harness/glue.h"
+
+volatile sig_atomic_t pb_pretrain_stop_flag = 0;
+
+#define CKPT_FORMAT "peftbench-pretrain-checkpoint"
+#define LOSS_WINDOW 100 /* "final MLM loss" = mean of the last (up to) 100 step losses */
+
+/* ---------------------------------------------------------------- options table */
+
+enum { O_STR, O_INT, O_FLOAT, O_DOUBLE, O_U64, O_FLAG };
+typedef struct {
+  const char *name;
+  int kind;
+  size_t off;
+  int defining; /* part of the run's identity: stored in the checkpoint, must match on --resume */
+  const char *arg, *help;
+} optdef;
+
+#define OFF(f) offsetof(pb_pretrain_opts, f)
+static const optdef OPTS[] = {
+    {"out", O_STR, OFF(out_dir), 0, "DIR", "output folder: checkpoint, log, final model (required)"},
+    {"data-dir", O_STR, OFF(data_dir), 0, "DIR", "GLUE folder (default: $PEFTBENCH_DATA, ../shared/data/glue)"},
+    {"vocab", O_STR, OFF(vocab), 0, "FILE", "WordPiece vocab (default ../shared/data/vocab/bert-base-uncased-vocab.txt)"},
+    {"layers", O_INT, OFF(layers), 1, "N", "encoder layers (4)"},
+    {"hidden", O_INT, OFF(hidden), 1, "N", "hidden size (256)"},
+    {"heads", O_INT, OFF(heads), 1, "N", "attention heads (4)"},
+    {"ffn", O_INT, OFF(ffn), 1, "N", "intermediate size (1024)"},
+    {"max-pos", O_INT, OFF(max_pos), 1, "N", "max_position_embeddings (512)"},
+    {"max-len", O_INT, OFF(max_len), 1, "N", "packed sequence length (128)"},
+    {"batch", O_INT, OFF(batch), 1, "N", "sequences per step (32)"},
+    {"steps", O_INT, OFF(steps), 1, "N", "optimizer steps (1000)"},
+    {"warmup", O_INT, OFF(warmup), 1, "N", "linear warmup steps (default 6% of --steps)"},
+    {"lr", O_FLOAT, OFF(lr), 1, "X", "peak learning rate (5e-4)"},
+    {"weight-decay", O_FLOAT, OFF(weight_decay), 1, "X", "AdamW weight decay (0.01)"},
+    {"clip", O_FLOAT, OFF(clip), 1, "X", "gradient clipping global norm, 0 = off (1.0)"},
+    {"mask-prob", O_FLOAT, OFF(mask_prob), 1, "X", "share of tokens predicted (0.15)"},
+    {"seed", O_U64, OFF(seed), 1, "N", "seed of init, data order, masking, dropout (42)"},
+    {"save-every", O_INT, OFF(save_every), 0, "N", "checkpoint every N steps (0: only at the end)"},
+    {"time-limit", O_DOUBLE, OFF(time_limit_min), 0, "MIN", "stop cleanly after MIN minutes, saving everything"},
+    {"threads", O_INT, OFF(threads), 0, "N", "kernel threads (1)"},
+    {"resume", O_FLAG, OFF(resume), 0, NULL, "continue from DIR/checkpoint.safetensors"},
+    {"fp16", O_FLAG, OFF(fp16), 0, NULL, "write the final model.safetensors in F16"},
+    {"export", O_STR, OFF(export_dir), 0, "DIR", "no training: write the final folder to DIR from DIR(--out)/checkpoint"},
+    {"quiet", O_FLAG, OFF(quiet), 0, NULL, "no progress output"},
+    {"stop-after", O_INT, OFF(stop_after), 0, "N", "testing aid: act as if interrupted after N steps"},
+};
+#define NOPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
+
+static void opt_format(const pb_pretrain_opts *o, const optdef *d, char *buf, size_t n) {
+  const char *p = (const char *)o + d->off;
+  switch (d->kind) {
+    case O_STR: snprintf(buf, n, "%s", p); break;
+    case O_INT: case O_FLAG: snprintf(buf, n, "%d", *(const int *)p); break;
+    case O_FLOAT: snprintf(buf, n, "%.9g", (double)*(const float *)p); break;
+    case O_DOUBLE: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case O_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+  }
+}
+
+/* parses s into the option; PB_ERR_ARG naming it when malformed */
+static int opt_parse(pb_pretrain_opts *o, const optdef *d, const char *s) {
+  char *p = (char *)o + d->off, *end = NULL;
+  errno = 0;
+  switch (d->kind) {
+    case O_STR:
+      if (strlen(s) >= PB_PRETRAIN_PATH_MAX) return pb_set_error(PB_ERR_ARG, "--%s: path too long", d->name);
+      snprintf(p, PB_PRETRAIN_PATH_MAX, "%s", s);
+      return PB_OK;
+    case O_INT: case O_FLAG: {
+      long v = strtol(s, &end, 10);
+      if (end == s || *end || errno || v < -1 || v > 1000000000L)
+        return pb_set_error(PB_ERR_ARG, "--%s: '%s' is not a valid integer", d->name, s);
+      *(int *)p = (int)v;
+      return PB_OK;
+    }
+    case O_FLOAT: case O_DOUBLE: {
+      double v = strtod(s, &end);
+      if (end == s || *end || errno || !isfinite(v) || v < 0)
+        return pb_set_error(PB_ERR_ARG, "--%s: '%s' is not a valid non-negative number", d->name, s);
+      if (d->kind == O_FLOAT) *(float *)p = (float)v;
+      else *(double *)p = v;
+      return PB_OK;
+    }
+    case O_U64: {
+      unsigned long long v = strtoull(s, &end, 10);
+      if (end == s || *end || errno || s[0] == '-')
+        return pb_set_error(PB_ERR_ARG, "--%s: '%s' is not a valid seed", d->name, s);
+      *(uint64_t *)p = v;
+      return PB_OK;
+    }
+  }
+  return PB_OK;
+}
+
+void pb_pretrain_defaults(pb_pretrain_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->layers = 4;
+  o->hidden = 256;
+  o->heads = 4;
+  o->ffn = 1024;
+  o->max_pos = 512;
+  o->max_len = 128;
+  o->batch = 32;
+  o->steps = 1000;
+  o->warmup = -1;
+  o->lr = 5e-4f;
+  o->weight_decay = 0.01f;
+  o->clip = 1.0f;
+  o->mask_prob = 0.15f;
+  o->seed = 42;
+  o->threads = 1;
+}
+
+static int validate_opts(const pb_pretrain_opts *o) {
+  if (!o->out_dir[0]) return pb_set_error(PB_ERR_ARG, "pretrain: --out DIR is required");
+  if (o->layers < 1 || o->hidden < 1 || o->heads < 1 || o->ffn < 1 || o->hidden % o->heads)
+    return pb_set_error(PB_ERR_ARG, "pretrain: bad model shape (layers %d, hidden %d, heads %d, ffn %d)", o->layers,
+                        o->hidden, o->heads, o->ffn);
+  if (o->max_len < 8 || o->max_len > o->max_pos)
+    return pb_set_error(PB_ERR_ARG, "pretrain: --max-len %d must be in 8..--max-pos (%d)", o->max_len, o->max_pos);
+  if (o->batch < 1 || o->steps < 1) return pb_set_error(PB_ERR_ARG, "pretrain: --batch and --steps must be >= 1");
+  if (o->warmup > o->steps) return pb_set_error(PB_ERR_ARG, "pretrain: --warmup %d exceeds --steps %d", o->warmup, o->steps);
+  if (!(o->lr > 0) || !(o->mask_prob > 0 && o->mask_prob < 1))
+    return pb_set_error(PB_ERR_ARG, "pretrain: --lr must be > 0 and --mask-prob in (0, 1)");
+  if (o->threads < 1 || o->save_every < 0 || o->stop_after < 0)
+    return pb_set_error(PB_ERR_ARG, "pretrain: --threads >= 1, --save-every and --stop-after >= 0");
+  return PB_OK;
+}
+
+/* ---------------------------------------------------------------- paths */
+
+static void join(char *out, size_t n, const char *dir, const char *file) { snprintf(out, n, "%s/%s", dir, file); }
+
+static int file_exists(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+static int resolve_vocab(const char *cli, char *out, size_t n) {
+  if (cli && cli[0]) {
+    if (!file_exists(cli)) return pb_set_error(PB_ERR_NOTFOUND, "pretrain: vocab file %s not found", cli);
+    snprintf(out, n, "%s", cli);
+    return PB_OK;
+  }
+  const char *rel = "../shared/data/vocab/bert-base-uncased-vocab.txt";
+  if (file_exists(rel)) {
+    snprintf(out, n, "%s", rel);
+    return PB_OK;
+  }
+  snprintf(out, n, "%s/%s", PB_SOURCE_DIR, rel);
+  if (file_exists(out)) return PB_OK;
+  return pb_set_error(PB_ERR_NOTFOUND,
+                      "pretrain: no vocab (tried %s and %s/%s); pass --vocab FILE (bert-base-uncased vocab.txt)", rel,
+                      PB_SOURCE_DIR, rel);
+}
+
+/* ---------------------------------------------------------------- corpus */
+
+typedef struct {
+  int T;              /* sequence length */
+  int n_seq;          /* packed sequences */
+  int *ids;           /* [n_seq, T] padded with [PAD] */
+  int *len;           /* [n_seq] real tokens */
+  long n_sent, n_tokens, n_trunc; /* sentences, real tokens (incl. [CLS]/[SEP]), truncated sentences */
+  char tasks[256];    /* "cola:8551 sst2:67349 ..." rows per task used */
+  uint64_t hash;      /* FNV-1a of every packed id */
+} corpus;
+
+static void corpus_free(corpus *c) {
+  free(c->ids);
+  free(c->len);
+  memset(c, 0, sizeof *c);
+}
+
+static int corpus_push(corpus *c, int *cap, const int *cur, int cur_len, int pad) {
+  if (cur_len <= 1) return PB_OK; /* nothing but [CLS] */
+  if (c->n_seq == *cap) {
+    int ncap = *cap ? 2 * *cap : 4096;
+    int *ids = realloc(c->ids, (size_t)ncap * c->T * sizeof(int)), *len = NULL;
+    if (ids) c->ids = ids;
+    len = ids ? realloc(c->len, (size_t)ncap * sizeof(int)) : NULL;
+    if (!ids || !len) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory packing the corpus");
+    c->len = len;
+    *cap = ncap;
+  }
+  int *dst = c->ids + (size_t)c->n_seq * c->T;
+  for (int t = 0; t < c->T; t++) dst[t] = t < cur_len ? cur[t] : pad;
+  c->len[c->n_seq++] = cur_len;
+  c->n_tokens += cur_len;
+  return PB_OK;
+}
+
+/* Tokenises and packs the GLUE training sentences (see pretrain.h). */
+static int corpus_build(corpus *c, const pb_tokenizer *tk, const char *data_dir, int T, int quiet) {
+  memset(c, 0, sizeof *c);
+  c->T = T;
+  const int cls = pb_tok_id(tk, "[CLS]"), sep = pb_tok_id(tk, "[SEP]"), pad = pb_tok_id(tk, "[PAD]");
+  int cap = 0, cur_len = 0, rc = PB_OK;
+  int *cur = malloc((size_t)T * sizeof(int));
+  int tcap = 4096;
+  int *tok = malloc((size_t)tcap * sizeof(int));
+  if (!cur || !tok) {
+    free(cur);
+    free(tok);
+    return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  }
+  size_t tl = 0;
+  for (int ti = 0; ti < pb_task_count() && rc == PB_OK; ti++) {
+    const pb_task *t = pb_task_at(ti);
+    pb_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    rc = pb_glue_load(t, data_dir, "train", 0, &ds);
+    if (rc == PB_ERR_NOTFOUND) {
+      if (!quiet) fprintf(stderr, "pretrain: %s: no train file in %s, skipped (%s)\n", t->name, data_dir, pb_last_error());
+      rc = PB_OK;
+      continue;
+    }
+    if (rc) break;
+    for (int e = 0; e < ds.n && rc == PB_OK; e++) {
+      const char *sent[2] = {ds.ex[e].a, ds.ex[e].b};
+      for (int k = 0; k < 2 && rc == PB_OK; k++) {
+        if (!sent[k]) continue;
+        int n = 0;
+        if ((rc = pb_tok_tokenize(tk, sent[k], tok, tcap, &n))) break;
+        if (n > tcap) {
+          int *nt = realloc(tok, (size_t)n * sizeof(int));
+          if (!nt) {
+            rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+            break;
+          }
+          tok = nt;
+          tcap = n;
+          if ((rc = pb_tok_tokenize(tk, sent[k], tok, tcap, &n))) break;
+        }
+        if (n == 0) continue;
+        c->n_sent++;
+        if (n > T - 2) {
+          n = T - 2;
+          c->n_trunc++;
+        }
+        if (cur_len > 0 && cur_len + n + 1 > T) {
+          if ((rc = corpus_push(c, &cap, cur, cur_len, pad))) break;
+          cur_len = 0;
+        }
+        if (cur_len == 0) cur[cur_len++] = cls;
+        memcpy(cur + cur_len, tok, (size_t)n * sizeof(int));
+        cur_len += n;
+        cur[cur_len++] = sep;
+      }
+    }
+    if (rc == PB_OK && tl < sizeof c->tasks)
+      tl += (size_t)snprintf(c->tasks + tl, sizeof c->tasks - tl, "%s%s:%d", tl ? " " : "", t->name, ds.n);
+    pb_dataset_free(&ds);
+  }
+  if (rc == PB_OK) rc = corpus_push(c, &cap, cur, cur_len, pad);
+  free(cur);
+  free(tok);
+  if (rc == PB_OK && c->n_seq == 0)
+    rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: no GLUE training text found in %s (need e.g. %s/SST-2/train.tsv)",
+                      data_dir, data_dir);
+  if (rc) {
+    corpus_free(c);
+    return rc;
+  }
+  uint64_t h = 0xCBF29CE484222325ULL;
+  for (size_t i = 0; i < (size_t)c->n_seq * T; i++) h = (h ^ (uint64_t)(uint32_t)c->ids[i]) * 0x100000001B3ULL;
+  c->hash = h;
+  return PB_OK;
+}
+
+/* ---------------------------------------------------------------- run state */
+
+typedef struct {
+  pb_pretrain_opts o;
+  pb_tokenizer *tk;
+  char vocab_path[PB_PRETRAIN_PATH_MAX];
+  char data_dir[PB_PRETRAIN_PATH_MAX];
+  corpus cp;
+  int *train_idx, n_train;   /* [n_train] sequence indices of the training set */
+  int *val_idx, n_val;       /* [n_val] held-out sequences */
+  int *perm, perm_epoch;     /* [n_train] the current epoch's order, its epoch (-1: none) */
+  pb_model m;
+  pb_mlm h;
+  pb_adamw opt;
+  int special[3];
+  int mask_id;
+  /* batch buffers [B*T] */
+  int *b_ids, *b_mask, *b_in, *b_lab;
+  /* progress */
+  int step;                  /* steps done */
+  double elapsed_prev;       /* training seconds of earlier (resumed) runs */
+  long tokens_seen;          /* real tokens of all steps done */
+  float window[LOSS_WINDOW]; /* last losses, ring */
+  int win_n;                 /* losses in the ring (<= LOSS_WINDOW) */
+  float val_loss;            /* last validation MLM loss (NAN: none) */
+  int val_step;
+  char first_command[4096];
+  char started[32];
+} run_state;
+
+static double window_mean(const run_state *s) {
+  if (s->win_n == 0) return NAN;
+  double a = 0;
+  int n = s->win_n < LOSS_WINDOW ? s->win_n : LOSS_WINDOW;
+  for (int i = 0; i < n; i++) a += s->window[i];
+  return a / n;
+}
+
+static void utc_now(char *buf, size_t n) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* the sequence of the global stream position g (0-based) */
+static int stream_seq(run_state *s, long g) {
+  int epoch = (int)(g / s->n_train), i = (int)(g % s->n_train);
+  if (epoch != s->perm_epoch) {
+    for (int k = 0; k < s->n_train; k++) s->perm[k] = s->train_idx[k];
+    pb_rng r;
+    pb_rng_seed(&r, pb_hash64(s->o.seed ^ pb_hash64(0x65706F6368ULL + (uint64_t)epoch)));
+    for (int k = s->n_train - 1; k > 0; k--) {
+      int j = (int)pb_rng_below(&r, (uint64_t)k + 1), t = s->perm[k];
+      s->perm[k] = s->perm[j];
+      s->perm[j] = t;
+    }
+    s->perm_epoch = epoch;
+  }
+  return s->perm[i];
+}
+
+/* fills b_ids/b_mask with sequences seq[0..B); returns T of the batch (longest row) */
+static int fill_batch(run_state *s, const int *seq, int B) {
+  const int T = s->cp.T;
+  int Tb = 2;
+  for (int b = 0; b < B; b++)
+    if (s->cp.len[seq[b]] > Tb) Tb = s->cp.len[seq[b]];
+  for (int b = 0; b < B; b++) {
+    const int *src = s->cp.ids + (size_t)seq[b] * T;
+    for (int t = 0; t < Tb; t++) {
+      s->b_ids[b * Tb + t] = src[t];
+      s->b_mask[b * Tb + t] = t < s->cp.len[seq[b]];
+    }
+  }
+  return Tb;
+}
+
+static int mlm_batch_loss(run_state *s, const int *seq, int B, uint64_t mseed, int training, uint64_t dseed,
+                          float *loss, long *tokens) {
+  int Tb = fill_batch(s, seq, B);
+  int np = pb_mlm_mask(s->b_ids, s->b_mask, B, Tb, s->m.cfg.vocab_size, s->mask_id, s->special, 3, s->o.mask_prob,
+                       0, mseed, s->b_in, s->b_lab);
+  if (np < 0) return np;
+  if (tokens) {
+    long nt = 0;
+    for (int b = 0; b < B; b++) nt += s->cp.len[seq[b]];
+    *tokens = nt;
+  }
+  int rc = pb_forward(&s->m, s->b_in, NULL, s->b_mask, B, Tb, NULL, NULL, training, dseed, NULL);
+  if (!rc) rc = pb_mlm_forward(&s->h, &s->m, s->b_lab, loss);
+  return rc;
+}
+
+static float eval_val(run_state *s) {
+  if (s->n_val == 0) return NAN;
+  double sum = 0, cnt = 0;
+  for (int i = 0; i < s->n_val; i += s->o.batch) {
+    int B = s->n_val - i < s->o.batch ? s->n_val - i : s->o.batch;
+    float l;
+    /* the same masks at every evaluation: a seed of its own per batch */
+    if (mlm_batch_loss(s, s->val_idx + i, B, pb_hash64(s->o.seed ^ 0x76616CULL) + (uint64_t)i, 0, 0, &l, NULL))
+      return NAN;
+    sum += (double)l * s->h.M;
+    cnt += s->h.M;
+  }
+  return cnt > 0 ? (float)(sum / cnt) : NAN;
+}
+
+/* ---------------------------------------------------------------- checkpoint */
+
+static void kv_set(pb_kv *kv, int *n, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void kv_set(pb_kv *kv, int *n, const char *key, const char *fmt, ...) {
+  char buf[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  kv[*n].key = strdup(key);
+  kv[*n].value = strdup(buf);
+  (*n)++;
+}
+
+/* metadata describing the run at its current step */
+static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, int *n_out) {
+  int cap = NOPTS + 40, n = 0;
+  pb_kv *kv = calloc((size_t)cap, sizeof *kv);
+  if (!kv) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  kv_set(kv, &n, "format", "%s", CKPT_FORMAT);
+  kv_set(kv, &n, "step", "%d", s->step);
+  kv_set(kv, &n, "stop_reason", "%s", stop_reason);
+  kv_set(kv, &n, "tokens_seen", "%ld", s->tokens_seen);
+  kv_set(kv, &n, "train_seconds", "%.3f", s->elapsed_prev);
+  kv_set(kv, &n, "final_mlm_loss", "%.6f", window_mean(s));
+  kv_set(kv, &n, "loss_window_n", "%d", s->win_n);
+  kv_set(kv, &n, "val_mlm_loss", "%.6f", (double)s->val_loss);
+  kv_set(kv, &n, "val_step", "%d", s->val_step);
+  kv_set(kv, &n, "corpus_tasks", "%s", s->cp.tasks);
+  kv_set(kv, &n, "corpus_sentences", "%ld", s->cp.n_sent);
+  kv_set(kv, &n, "corpus_sequences", "%d", s->cp.n_seq);
+  kv_set(kv, &n, "corpus_train_sequences", "%d", s->n_train);
+  kv_set(kv, &n, "corpus_val_sequences", "%d", s->n_val);
+  kv_set(kv, &n, "corpus_tokens", "%ld", s->cp.n_tokens);
+  kv_set(kv, &n, "corpus_truncated_sentences", "%ld", s->cp.n_trunc);
+  kv_set(kv, &n, "corpus_hash", "%016llx", (unsigned long long)s->cp.hash);
+  kv_set(kv, &n, "vocab", "%s", s->vocab_path);
+  kv_set(kv, &n, "data_dir", "%s", s->data_dir);
+  kv_set(kv, &n, "command", "%s", s->first_command);
+  kv_set(kv, &n, "last_command", "%s", s->o.command);
+  kv_set(kv, &n, "started", "%s", s->started);
+  char now[32];
+  utc_now(now, sizeof now);
+  kv_set(kv, &n, "saved", "%s", now);
+  kv_set(kv, &n, "threads", "%d", s->o.threads);
+  for (int i = 0; i < NOPTS; i++) {
+    if (!OPTS[i].defining) continue;
+    char key[64], val[PB_PRETRAIN_PATH_MAX];
+    snprintf(key, sizeof key, "opt.%s", OPTS[i].name);
+    opt_format(&s->o, &OPTS[i], val, sizeof val);
+    kv_set(kv, &n, key, "%s", val);
+  }
+  for (int i = 0; i < n; i++)
+    if (!kv[i].key || !kv[i].value) {
+      pb_kv_free(kv, n);
+      return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+    }
+  *out = kv;
+  *n_out = n;
+  return PB_OK;
+}
+
+static int save_checkpoint(const run_state *s, const char *stop_reason) {
+  char path[PB_PRETRAIN_PATH_MAX + 64];
+  join(path, sizeof path, s->o.out_dir, "checkpoint.safetensors");
+  const pb_params *p = &s->m.params;
+  pb_st_wtensor *w = calloc((size_t)p->n * 3 + 1, sizeof *w);
+  char (*names)[PB_NAME_MAX + 16] = calloc((size_t)p->n * 2 + 1, sizeof *names);
+  pb_kv *meta = NULL;
+  int n_meta = 0, n = 0, rc;
+  if (!w || !names) {
+    rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+    goto out;
+  }
+  if ((rc = run_meta(s, stop_reason, &meta, &n_meta))) goto out;
+  static const int win_shape[1] = {LOSS_WINDOW};
+  for (int i = 0; i < p->n; i++) {
+    const pb_tensor *t = &p->t[i];
+    w[n++] = (pb_st_wtensor){t->name, t->ndim, t->shape, t->data};
+    if (!t->trainable) continue;
+    snprintf(names[2 * i], sizeof names[0], "optim.m/%s", t->name);
+    snprintf(names[2 * i + 1], sizeof names[0], "optim.v/%s", t->name);
+    w[n++] = (pb_st_wtensor){names[2 * i], t->ndim, t->shape, t->m};
+    w[n++] = (pb_st_wtensor){names[2 * i + 1], t->ndim, t->shape, t->v};
+  }
+  w[n++] = (pb_st_wtensor){"pretrain.loss_window", 1, win_shape, s->window};
+  rc = pb_st_write(path, meta, n_meta, w, n, PB_ST_F32);
+out:
+  pb_kv_free(meta, n_meta);
+  free(w);
+  free(names);
+  return rc;
+}
+
+/* fills every tensor, AdamW state and the loss window from an open checkpoint */
+static int load_checkpoint_tensors(run_state *s, const pb_st_file *f) {
+  pb_params *p = &s->m.params;
+  char name[PB_NAME_MAX + 16];
+  int rc;
+  for (int i = 0; i < p->n; i++) {
+    pb_tensor *t = &p->t[i];
+    if ((rc = pb_st_read_f32_name(f, t->name, t->data, t->numel))) return rc;
+    if (!t->trainable) continue;
+    snprintf(name, sizeof name, "optim.m/%s", t->name);
+    if ((rc = pb_st_read_f32_name(f, name, t->m, t->numel))) return rc;
+    snprintf(name, sizeof name, "optim.v/%s", t->name);
+    if ((rc = pb_st_read_f32_name(f, name, t->v, t->numel))) return rc;
+  }
+  p->version++;
+  return pb_st_read_f32_name(f, "pretrain.loss_window", s->window, LOSS_WINDOW);
+}
+
+static const char *meta_get(const pb_kv *kv, int n, const char *key, const char *path) {
+  const char *v = pb_kv_get(kv, n, key);
+  if (!v) pb_set_error(PB_ERR_FORMAT, "%s: checkpoint metadata lacks \"%s\"", path, key);
+  return v;
+}
+
+/* fills the defining options of o from checkpoint metadata (all of them when `all`, else
+ * only those that differ from `given` are reported as a mismatch) */
+static int opts_from_meta(pb_pretrain_opts *o, const pb_kv *kv, int n, const char *path, int check_only) {
+  for (int i = 0; i < NOPTS; i++) {
+    if (!OPTS[i].defining) continue;
+    char key[64];
+    snprintf(key, sizeof key, "opt.%s", OPTS[i].name);
+    const char *v = meta_get(kv, n, key, path);
+    if (!v) return PB_ERR_FORMAT;
+    if (check_only) {
+      char cur[PB_PRETRAIN_PATH_MAX];
+      opt_format(o, &OPTS[i], cur, sizeof cur);
+      if (strcmp(cur, v) != 0)
+        return pb_set_error(PB_ERR_ARG, "pretrain: --%s %s differs from the checkpoint's %s (%s); a resumed run keeps its options",
+                            OPTS[i].name, cur, v, path);
+    } else {
+      int rc = opt_parse(o, &OPTS[i], v);
+      if (rc) return rc;
+    }
+  }
+  return PB_OK;
+}
+
+/* ---------------------------------------------------------------- export */
+
+static int patch_config(const char *dir) {
+  char path[PB_PRETRAIN_PATH_MAX + 64];
+  join(path, sizeof path, dir, "config.json");
+  char *txt = NULL;
+  size_t len = 0;
+  int rc = pb_read_file(path, &txt, &len);
+  if (rc) return rc;
+  cJSON *r = cJSON_Parse(txt);
+  free(txt);
+  if (!r) return pb_set_error(PB_ERR_FORMAT, "%s: cannot parse the config just written", path);
+  cJSON_DeleteItemFromObject(r, "architectures");
+  cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+  if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString("BertForMaskedLM"));
+  cJSON_DeleteItemFromObject(r, "num_labels");
+  char *s = cJSON_Print(r);
+  cJSON_Delete(r);
+  if (!s) return pb_set_error(PB_ERR_NOMEM, "%s: out of memory", path);
+  size_t sl = strlen(s);
+  char *buf = malloc(sl + 2);
+  if (!buf) {
+    free(s);
+    return pb_set_error(PB_ERR_NOMEM, "%s: out of memory", path);
+  }
+  memcpy(buf, s, sl);
+  buf[sl] = '\n';
+  free(s);
+  rc = pb_write_file_atomic(path, buf, sl + 1);
+  free(buf);
+  return rc;
+}
+
+static void json_num_or_null(cJSON *o, const char *key, const char *v) {
+  char *end = NULL;
+  double d = v ? strtod(v, &end) : NAN;
+  if (v && end != v && isfinite(d)) cJSON_AddNumberToObject(o, key, d);
+  else cJSON_AddNullToObject(o, key);
+}
+
+/* the final HF-style folder: config.json, model.safetensors (bert.* + cls.predictions.*),
+ * vocab.txt, pretrain.json (from the checkpoint-style metadata kv) */
+static int export_folder(const pb_model *m, const char *dir, int fp16, const char *vocab_path, const pb_kv *kv,
+                         int n) {
+  int rc = pb_model_save_hf(m, dir); /* config.json (+ an F32 model we replace below) */
+  if (rc) return rc;
+  if ((rc = patch_config(dir))) return rc;
+  const pb_params *p = &m->params;
+  pb_st_wtensor *w = calloc((size_t)p->n + 1, sizeof *w);
+  if (!w) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  int nw = 0;
+  size_t n_params = 0;
+  for (int i = 0; i < p->n; i++) {
+    const pb_tensor *t = &p->t[i];
+    if (t->owner == PB_OWNER_METHOD || strncmp(t->name, "classifier.", 11) == 0) continue;
+    w[nw++] = (pb_st_wtensor){t->name, t->ndim, t->shape, t->data};
+    n_params += t->numel;
+  }
+  char path[PB_PRETRAIN_PATH_MAX + 64];
+  join(path, sizeof path, dir, "model.safetensors");
+  pb_kv st_meta[1] = {{"format", "pt"}};
+  rc = pb_st_write(path, st_meta, 1, w, nw, fp16 ? PB_ST_F16 : PB_ST_F32);
+  free(w);
+  if (rc) return rc;
+  /* vocab.txt */
+  char *voc = NULL;
+  size_t vl = 0;
+  if ((rc = pb_read_file(vocab_path, &voc, &vl))) return rc;
+  join(path, sizeof path, dir, "vocab.txt");
+  rc = pb_write_file_atomic(path, voc, vl);
+  free(voc);
+  if (rc) return rc;
+  /* pretrain.json */
+  cJSON *r = cJSON_CreateObject();
+  if (!r) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  cJSON_AddStringToObject(r, "what", "peftbench masked-language-model pretraining (BertForMaskedLM head, tied decoder)");
+  const char *str_keys[] = {"command", "last_command", "stop_reason", "started", "saved", "corpus_tasks", "corpus_hash"};
+  for (size_t i = 0; i < sizeof str_keys / sizeof *str_keys; i++) {
+    const char *v = pb_kv_get(kv, n, str_keys[i]);
+    cJSON_AddStringToObject(r, str_keys[i], v ? v : "");
+  }
+  const char *num_keys[] = {"step", "tokens_seen", "train_seconds", "final_mlm_loss", "loss_window_n",
+                            "val_mlm_loss", "val_step", "corpus_sentences", "corpus_sequences",
+                            "corpus_train_sequences", "corpus_val_sequences", "corpus_tokens",
+                            "corpus_truncated_sentences", "threads"};
+  for (size_t i = 0; i < sizeof num_keys / sizeof *num_keys; i++)
+    json_num_or_null(r, num_keys[i], pb_kv_get(kv, n, num_keys[i]));
+  cJSON_AddStringToObject(r, "corpus", "GLUE training splits only (sentence a and b of every row; never dev/test), "
+                                       "packed [CLS] s1 [SEP] s2 [SEP] ... up to max_len, token types 0; "
+                                       "1% of sequences (<= 512) held out for val_mlm_loss");
+  cJSON_AddStringToObject(r, "final_mlm_loss_is", "mean training MLM loss of the last (up to) 100 steps");
+  cJSON *op = cJSON_AddObjectToObject(r, "options");
+  for (int i = 0; i < n; i++)
+    if (strncmp(kv[i].key, "opt.", 4) == 0) json_num_or_null(op, kv[i].key + 4, kv[i].value);
+  cJSON_AddNumberToObject(r, "parameters", (double)n_params);
+  cJSON_AddStringToObject(r, "dtype", fp16 ? "F16" : "F32");
+  char *s = cJSON_Print(r);
+  cJSON_Delete(r);
+  if (!s) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  join(path, sizeof path, dir, "pretrain.json");
+  size_t sl = strlen(s);
+  s[sl] = '\n'; /* overwrite the NUL; the length is passed explicitly */
+  rc = pb_write_file_atomic(path, s, sl + 1);
+  free(s);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- model */
+
+static int build_model(run_state *s, int V) {
+  pb_config c;
+  pb_config_default(&c, 2);
+  c.vocab_size = V;
+  c.hidden = s->o.hidden;
+  c.layers = s->o.layers;
+  c.heads = s->o.heads;
+  c.ffn = s->o.ffn;
+  c.max_pos = s->o.max_pos;
+  int rc = pb_model_declare(&s->m, &c);
+  if (!rc) rc = pb_mlm_declare(&s->h, &s->m);
+  if (rc) return rc;
+  /* full training of every backbone tensor; the pooler and classifier get no MLM gradient */
+  for (int i = 0; i < s->m.params.n; i++) s->m.params.t[i].trainable = 1;
+  const int frozen[4] = {s->m.pool_w, s->m.pool_b, s->m.cls_w, s->m.cls_b};
+  for (int i = 0; i < 4; i++) s->m.params.t[frozen[i]].trainable = 0;
+  const int B = s->o.batch, T = s->o.max_len;
+  if ((rc = pb_model_alloc(&s->m, B, T))) return rc;
+  if ((rc = pb_mlm_alloc(&s->h, &s->m, B * pb_mlm_max_per_row(T, s->o.mask_prob)))) return rc;
+  pb_model_init_random(&s->m, s->o.seed);
+  return PB_OK;
+}
+
+static void run_free(run_state *s) {
+  pb_mlm_free(&s->h);
+  pb_model_free(&s->m);
+  corpus_free(&s->cp);
+  pb_tok_free(s->tk);
+  free(s->train_idx);
+  free(s->val_idx);
+  free(s->perm);
+  free(s->b_ids);
+  free(s->b_mask);
+  free(s->b_in);
+  free(s->b_lab);
+}
+
+static int do_export(const pb_pretrain_opts *o) {
+  char ck[PB_PRETRAIN_PATH_MAX + 64];
+  join(ck, sizeof ck, o->out_dir, "checkpoint.safetensors");
+  pb_st_file f;
+  int rc = pb_st_open(&f, ck);
+  if (rc) return rc;
+  run_state *s = calloc(1, sizeof *s);
+  if (!s) {
+    pb_st_close(&f);
+    return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  }
+  s->o = *o;
+  const char *fmt = pb_kv_get(f.meta, f.n_meta, "format"), *voc = pb_kv_get(f.meta, f.n_meta, "vocab");
+  int wi = pb_st_find(&f, "bert.embeddings.word_embeddings.weight");
+  if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0 || !voc || wi < 0 || f.t[wi].ndim != 2) {
+    rc = pb_set_error(PB_ERR_FORMAT, "%s: not a peftbench pretraining checkpoint", ck);
+    goto out;
+  }
+  if ((rc = opts_from_meta(&s->o, f.meta, f.n_meta, ck, 0))) goto out;
+  if (o->vocab[0]) voc = o->vocab;
+  if ((rc = build_model(s, (int)f.t[wi].shape[0]))) goto out;
+  if ((rc = load_checkpoint_tensors(s, &f))) goto out;
+  rc = export_folder(&s->m, o->export_dir, o->fp16, voc, f.meta, f.n_meta);
+  if (!rc && !o->quiet) fprintf(stderr, "pretrain: wrote %s (step %s, %s)\n", o->export_dir,
+                                pb_kv_get(f.meta, f.n_meta, "step"), o->fp16 ? "F16" : "F32");
+out:
+  pb_st_close(&f);
+  run_free(s);
+  free(s);
+  return rc;
+}
+
+/* log.tsv: on a fresh start a new file; on resume keep the lines up to the checkpoint step */
+static FILE *open_log(const run_state *s) {
+  char path[PB_PRETRAIN_PATH_MAX + 64];
+  join(path, sizeof path, s->o.out_dir, "log.tsv");
+  const char *header = "step\tloss\tlr\tgrad_norm\ttokens_per_s\n";
+  char *keep = NULL;
+  size_t kl = 0;
+  if (s->step > 0) {
+    char *txt = NULL;
+    size_t len = 0;
+    if (pb_read_file(path, &txt, &len) == PB_OK) {
+      keep = malloc(len + 1);
+      if (keep) {
+        char *line = txt, *nl;
+        while (*line && (nl = strchr(line, '\n'))) {
+          int st = atoi(line);
+          if (line == txt || (st >= 1 && st <= s->step)) {
+            memcpy(keep + kl, line, (size_t)(nl - line + 1));
+            kl += (size_t)(nl - line + 1);
+          }
+          line = nl + 1;
+        }
+      }
+      free(txt);
+    }
+  }
+  FILE *fp = fopen(path, "w");
+  if (!fp) {
+    free(keep);
+    return NULL;
+  }
+  if (kl) fwrite(keep, 1, kl, fp);
+  else fputs(header, fp);
+  free(keep);
+  fflush(fp);
+  return fp;
+}
+
+static void progress(const run_state *s, int start_step, double t_run, long tok_run, double loss, int force) {
+  static double last = -1e9;
+  if (s->o.quiet) return;
+  int tty = isatty(STDERR_FILENO);
+  if (!force && !tty && t_run - last < 30 && s->step != start_step + 1) return;
+  last = t_run;
+  double rate = t_run > 0 ? (double)tok_run / t_run : 0;
+  double eta = s->step > start_step ? t_run / (s->step - start_step) * (s->o.steps - s->step) : -1;
+  int eh = (int)(eta / 3600), em = (int)fmod(eta / 60, 60), es = (int)fmod(eta, 60);
+  fprintf(stderr, "%spretrain step %d/%d | loss %.4f (avg %.4f) | %.0f tokens/s | ETA %dh%02dm%02ds%s",
+          tty ? "\r" : "", s->step, s->o.steps, loss, window_mean(s), rate, eh, em, es, tty ? "   " : "\n");
+  fflush(stderr);
+}
+
+int pb_pretrain(const pb_pretrain_opts *opts) {
+  pb_pretrain_opts o = *opts;
+  if (o.warmup < 0) o.warmup = o.steps * 6 / 100;
+  int rc = validate_opts(&o);
+  if (rc) return rc;
+  if (o.export_dir[0]) return do_export(&o);
+  pb_set_threads(o.threads);
+  if (mkdir(o.out_dir, 0755) != 0 && errno != EEXIST)
+    return pb_set_error(PB_ERR_IO, "pretrain: cannot create %s: %s", o.out_dir, strerror(errno));
+  run_state *s = calloc(1, sizeof *s);
+  if (!s) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  s->o = o;
+  s->perm_epoch = -1;
+  s->val_loss = NAN;
+  snprintf(s->first_command, sizeof s->first_command, "%s", o.command);
+  utc_now(s->started, sizeof s->started);
+  FILE *logf = NULL;
+  pb_st_file ckf;
+  int ck_open = 0;
+  char ckpath[PB_PRETRAIN_PATH_MAX + 64];
+  join(ckpath, sizeof ckpath, o.out_dir, "checkpoint.safetensors");
+  if (!o.resume && file_exists(ckpath)) {
+    rc = pb_set_error(PB_ERR_ARG, "pretrain: %s already holds a checkpoint; pass --resume to continue it or choose another --out",
+                      o.out_dir);
+    goto out;
+  }
+  /* corpus */
+  if ((rc = resolve_vocab(o.vocab, s->vocab_path, sizeof s->vocab_path))) goto out;
+  if ((rc = pb_tok_load(&s->tk, s->vocab_path))) goto out;
+  if ((rc = pb_glue_data_dir(o.data_dir, s->data_dir, sizeof s->data_dir))) goto out;
+  double t0 = pb_wall_seconds();
+  if ((rc = corpus_build(&s->cp, s->tk, s->data_dir, o.max_len, o.quiet))) goto out;
+  s->mask_id = pb_tok_id(s->tk, "[MASK]");
+  s->special[0] = pb_tok_id(s->tk, "[PAD]");
+  s->special[1] = pb_tok_id(s->tk, "[CLS]");
+  s->special[2] = pb_tok_id(s->tk, "[SEP]");
+  /* train / validation split: a seeded shuffle, the first n_val are held out */
+  {
+    int n = s->cp.n_seq;
+    s->n_val = n >= 20 ? (n / 100 > 512 ? 512 : (n / 100 > 0 ? n / 100 : 1)) : 0;
+    s->n_train = n - s->n_val;
+    int *all = malloc((size_t)n * sizeof(int));
+    s->train_idx = malloc((size_t)s->n_train * sizeof(int));
+    s->val_idx = malloc(((size_t)s->n_val + 1) * sizeof(int));
+    s->perm = malloc((size_t)s->n_train * sizeof(int));
+    size_t bt = (size_t)o.batch * o.max_len;
+    s->b_ids = malloc(bt * sizeof(int));
+    s->b_mask = malloc(bt * sizeof(int));
+    s->b_in = malloc(bt * sizeof(int));
+    s->b_lab = malloc(bt * sizeof(int));
+    if (!all || !s->train_idx || !s->val_idx || !s->perm || !s->b_ids || !s->b_mask || !s->b_in || !s->b_lab) {
+      free(all);
+      rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+      goto out;
+    }
+    for (int i = 0; i < n; i++) all[i] = i;
+    pb_rng r;
+    pb_rng_seed(&r, pb_hash64(o.seed ^ 0x73706C6974ULL));
+    for (int i = n - 1; i > 0; i--) {
+      int j = (int)pb_rng_below(&r, (uint64_t)i + 1), t = all[i];
+      all[i] = all[j];
+      all[j] = t;
+    }
+    memcpy(s->val_idx, all, (size_t)s->n_val * sizeof(int));
+    memcpy(s->train_idx, all + s->n_val, (size_t)s->n_train * sizeof(int));
+    free(all);
+  }
+  if (!o.quiet)
+    fprintf(stderr,
+            "pretrain: corpus %s | %ld sentences (%ld truncated to %d) -> %d sequences of <= %d tokens "
+            "(%ld tokens; %d train, %d held out) in %.1f s\n",
+            s->cp.tasks, s->cp.n_sent, s->cp.n_trunc, o.max_len - 2, s->cp.n_seq, o.max_len, s->cp.n_tokens,
+            s->n_train, s->n_val, pb_wall_seconds() - t0);
+  if (s->n_train < 1) {
+    rc = pb_set_error(PB_ERR_ARG, "pretrain: corpus too small");
+    goto out;
+  }
+  /* model, optimizer */
+  if ((rc = build_model(s, pb_tok_vocab_size(s->tk)))) goto out;
+  pb_adamw_defaults(&s->opt);
+  s->opt.lr = o.lr;
+  s->opt.eps = 1e-6f;
+  s->opt.weight_decay = o.weight_decay;
+  s->opt.warmup_steps = o.warmup;
+  s->opt.total_steps = o.steps;
+  if (o.resume) {
+    if (!file_exists(ckpath)) {
+      rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: --resume but %s does not exist", ckpath);
+      goto out;
+    }
+    if ((rc = pb_st_open(&ckf, ckpath))) goto out;
+    ck_open = 1;
+    const pb_kv *kv = ckf.meta;
+    int n = ckf.n_meta;
+    const char *fmt = pb_kv_get(kv, n, "format");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
+      rc = pb_set_error(PB_ERR_FORMAT, "%s: not a peftbench pretraining checkpoint", ckpath);
+      goto out;
+    }
+    if ((rc = opts_from_meta(&s->o, kv, n, ckpath, 1))) goto out;
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s->cp.hash);
+    const char *ch = meta_get(kv, n, "corpus_hash", ckpath);
+    if (!ch || strcmp(ch, hash) != 0) {
+      rc = ch ? pb_set_error(PB_ERR_ARG, "pretrain: the corpus (hash %s) differs from the checkpoint's (%s): other data or vocab",
+                             hash, ch)
+              : PB_ERR_FORMAT;
+      goto out;
+    }
+    const char *v;
+    if (!(v = meta_get(kv, n, "step", ckpath))) { rc = PB_ERR_FORMAT; goto out; }
+    s->step = atoi(v);
+    if ((v = pb_kv_get(kv, n, "tokens_seen"))) s->tokens_seen = atol(v);
+    if ((v = pb_kv_get(kv, n, "train_seconds"))) s->elapsed_prev = atof(v);
+    if ((v = pb_kv_get(kv, n, "loss_window_n"))) s->win_n = atoi(v);
+    if ((v = pb_kv_get(kv, n, "val_mlm_loss"))) s->val_loss = (float)atof(v);
+    if ((v = pb_kv_get(kv, n, "val_step"))) s->val_step = atoi(v);
+    if ((v = pb_kv_get(kv, n, "command"))) snprintf(s->first_command, sizeof s->first_command, "%s", v);
+    if ((v = pb_kv_get(kv, n, "started"))) snprintf(s->started, sizeof s->started, "%s", v);
+    if ((rc = load_checkpoint_tensors(s, &ckf))) goto out;
+    pb_st_close(&ckf);
+    ck_open = 0;
+    if (!o.quiet) fprintf(stderr, "pretrain: resumed from %s at step %d of %d\n", ckpath, s->step, o.steps);
+  }
+  {
+    char rep[256];
+    pb_params_report(&s->m.params, rep, sizeof rep);
+    if (!o.quiet)
+      fprintf(stderr, "pretrain: L=%d d=%d A=%d F=%d V=%d, batch %d x %d, %d steps (warmup %d), lr %g, threads %d | %s\n",
+              o.layers, o.hidden, o.heads, o.ffn, s->m.cfg.vocab_size, o.batch, o.max_len, o.steps, o.warmup,
+              (double)o.lr, o.threads, rep);
+  }
+  if (!(logf = open_log(s))) {
+    rc = pb_set_error(PB_ERR_IO, "pretrain: cannot write %s/log.tsv: %s", o.out_dir, strerror(errno));
+    goto out;
+  }
+  /* ---- the loop ---- */
+  const int start_step = s->step;
+  const double t_start = pb_wall_seconds();
+  long tok_run = 0;
+  const char *stop = "completed";
+  int interrupted = 0;
+  int *seq = malloc((size_t)o.batch * sizeof(int));
+  if (!seq) {
+    rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+    goto out;
+  }
+  while (s->step < o.steps) {
+    const int t = s->step + 1;
+    for (int b = 0; b < o.batch; b++) seq[b] = stream_seq(s, (long)(t - 1) * o.batch + b);
+    float loss = NAN;
+    long ntok = 0;
+    pb_params_zero_grad(&s->m.params);
+    rc = mlm_batch_loss(s, seq, o.batch, pb_hash64(o.seed ^ pb_hash64(0x6D61736BULL + (uint64_t)t)), 1,
+                        pb_hash64(o.seed ^ pb_hash64(0x64726F70ULL + (uint64_t)t)), &loss, &ntok);
+    if (!rc) rc = pb_mlm_backward(&s->h, &s->m);
+    if (rc) break;
+    /* global gradient norm clipping */
+    double gn = 0;
+    const float *g = s->m.params.grad_mem;
+    for (size_t i = 0; i < s->m.params.n_train; i++) gn += (double)g[i] * g[i];
+    gn = sqrt(gn);
+    if (!isfinite(gn)) {
+      rc = pb_set_error(PB_ERR_NUMERIC, "pretrain: gradient norm is %g at step %d (diverged; lower --lr)", gn, t);
+      break;
+    }
+    if (o.clip > 0 && gn > o.clip) {
+      float sc = (float)(o.clip / gn);
+      float *gm = s->m.params.grad_mem;
+      for (size_t i = 0; i < s->m.params.n_train; i++) gm[i] *= sc;
+    }
+    if ((rc = pb_adamw_step(&s->m.params, &s->opt, t))) break;
+    s->step = t;
+    s->tokens_seen += ntok;
+    tok_run += ntok;
+    s->window[(t - 1) % LOSS_WINDOW] = loss;
+    if (s->win_n < LOSS_WINDOW) s->win_n++;
+    double t_run = pb_wall_seconds() - t_start;
+    fprintf(logf, "%d\t%.7g\t%.6g\t%.5g\t%.1f\n", t, (double)loss, (double)pb_adamw_lr(&s->opt, t), gn,
+            t_run > 0 ? tok_run / t_run : 0.0);
+    fflush(logf);
+    progress(s, start_step, t_run, tok_run, loss, 0);
+    if (s->step >= o.steps) break;
+    if (pb_pretrain_stop_flag || (o.stop_after > 0 && s->step - start_step >= o.stop_after)) {
+      stop = "interrupted";
+      interrupted = 1;
+      break;
+    }
+    if (o.time_limit_min > 0 && t_run >= o.time_limit_min * 60.0) {
+      stop = "time-limit";
+      break;
+    }
+    if (o.save_every > 0 && s->step % o.save_every == 0) {
+      s->val_loss = eval_val(s);
+      s->val_step = s->step;
+      /* train_seconds in the checkpoint = earlier runs + this run so far */
+      double keep = s->elapsed_prev;
+      s->elapsed_prev = keep + (pb_wall_seconds() - t_start);
+      rc = save_checkpoint(s, "checkpoint");
+      s->elapsed_prev = keep;
+      if (rc) break;
+      if (!o.quiet && !isatty(STDERR_FILENO))
+        fprintf(stderr, "pretrain: checkpoint at step %d (val MLM loss %.4f)\n", s->step, (double)s->val_loss);
+    }
+  }
+  free(seq);
+  if (rc) goto out;
+  progress(s, start_step, pb_wall_seconds() - t_start, tok_run, s->win_n ? s->window[(s->step - 1) % LOSS_WINDOW] : NAN, 1);
+  if (!o.quiet && isatty(STDERR_FILENO)) fprintf(stderr, "\n");
+  if (!interrupted) {
+    s->val_loss = eval_val(s);
+    s->val_step = s->step;
+  }
+  s->elapsed_prev += pb_wall_seconds() - t_start;
+  if ((rc = save_checkpoint(s, stop))) goto out;
+  if (interrupted) {
+    if (!o.quiet) fprintf(stderr, "pretrain: stopped after step %d; checkpoint saved in %s; continue with --resume --out %s\n",
+                          s->step, ckpath, o.out_dir);
+    rc = PB_PRETRAIN_INTERRUPTED;
+    goto out;
+  }
+  {
+    pb_kv *meta = NULL;
+    int n_meta = 0;
+    if ((rc = run_meta(s, stop, &meta, &n_meta))) goto out;
+    rc = export_folder(&s->m, o.out_dir, o.fp16, s->vocab_path, meta, n_meta);
+    pb_kv_free(meta, n_meta);
+    if (rc) goto out;
+  }
+  if (!o.quiet)
+    fprintf(stderr, "pretrain: %s at step %d/%d: final MLM loss %.4f (mean of last %d steps), val MLM loss %.4f; "
+            "model in %s (%s)%s\n",
+            stop, s->step, o.steps, window_mean(s), s->win_n < LOSS_WINDOW ? s->win_n : LOSS_WINDOW,
+            (double)s->val_loss, o.out_dir, o.fp16 ? "F16" : "F32",
+            s->step < o.steps ? "; continue with --resume" : "");
+out:
+  if (ck_open) pb_st_close(&ckf);
+  if (logf) fclose(logf);
+  run_free(s);
+  free(s);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- CLI */
+
+static void on_signal(int sig) {
+  (void)sig;
+  pb_pretrain_stop_flag = 1;
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: peftbench pretrain --out DIR [options]\n"
+             "Masked-language-model pretraining of a BERT backbone on the GLUE training sentences.\n"
+             "Writes DIR/checkpoint.safetensors (resumable), DIR/log.tsv and, at the end, the HF-style\n"
+             "folder DIR/{config.json, model.safetensors, vocab.txt, pretrain.json}.\n\noptions:\n");
+  for (int i = 0; i < NOPTS; i++) {
+    char left[64];
+    snprintf(left, sizeof left, "--%s%s%s", OPTS[i].name, OPTS[i].arg ? " " : "", OPTS[i].arg ? OPTS[i].arg : "");
+    fprintf(f, "  %-22s %s\n", left, OPTS[i].help);
+  }
+  fprintf(f, "  %-22s %s\n", "--help", "this text");
+  fprintf(f, "\nOn SIGINT/SIGTERM the current step finishes, a checkpoint is saved and the exit status is 3;\n"
+             "continue with the same command plus --resume (options not given are taken from the checkpoint).\n");
+}
+
+int pb_cmd_pretrain(int argc, char **argv) {
+  pb_pretrain_opts o;
+  pb_pretrain_defaults(&o);
+  struct option lopts[NOPTS + 2];
+  for (int i = 0; i < NOPTS; i++)
+    lopts[i] = (struct option){OPTS[i].name, OPTS[i].kind == O_FLAG ? no_argument : required_argument, NULL, 1000 + i};
+  lopts[NOPTS] = (struct option){"help", no_argument, NULL, 'h'};
+  lopts[NOPTS + 1] = (struct option){0, 0, 0, 0};
+  int given[NOPTS];
+  memset(given, 0, sizeof given);
+  size_t cl = 0;
+  for (int i = 0; i < argc && cl < sizeof o.command; i++)
+    cl += (size_t)snprintf(o.command + cl, sizeof o.command - cl, "%s%s", i ? " " : "", argv[i]);
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+    if (c == 'h') {
+      usage(stdout);
+      return 0;
+    }
+    if (c == '?' || c == ':') return pb_cli_bad_option("pretrain", argc, argv, lopts);
+    int i = c - 1000;
+    if (i < 0 || i >= NOPTS) return pb_cli_bad_option("pretrain", argc, argv, lopts);
+    given[i] = 1;
+    if (OPTS[i].kind == O_FLAG) {
+      *(int *)((char *)&o + OPTS[i].off) = 1;
+    } else if (opt_parse(&o, &OPTS[i], optarg)) {
+      fprintf(stderr, "peftbench pretrain: %s (see --help)\n", pb_last_error());
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "peftbench pretrain: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (!o.out_dir[0]) {
+    fprintf(stderr, "peftbench pretrain: --out DIR is required (see --help)\n");
+    return 2;
+  }
+  /* --resume: options not given take the checkpoint's values */
+  if (o.resume && !o.export_dir[0]) {
+    char ck[PB_PRETRAIN_PATH_MAX + 64];
+    join(ck, sizeof ck, o.out_dir, "checkpoint.safetensors");
+    pb_kv *kv = NULL;
+    int n = 0;
+    if (pb_st_read_meta(ck, &kv, &n) == PB_OK) {
+      for (int i = 0; i < NOPTS; i++) {
+        int is_src = OPTS[i].off == OFF(data_dir) || OPTS[i].off == OFF(vocab);
+        if ((!OPTS[i].defining && !is_src) || given[i]) continue;
+        char key[64];
+        /* the corpus sources: the folder and vocab the checkpoint's run resolved */
+        snprintf(key, sizeof key, "%s%s", is_src ? "" : "opt.",
+                 OPTS[i].off == OFF(data_dir) ? "data_dir" : OPTS[i].off == OFF(vocab) ? "vocab" : OPTS[i].name);
+        const char *v = pb_kv_get(kv, n, key);
+        if (v) opt_parse(&o, &OPTS[i], v);
+      }
+      pb_kv_free(kv, n);
+    }
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int, old_term;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  pb_pretrain_stop_flag = 0;
+  int rc = pb_pretrain(&o);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  if (rc == PB_PRETRAIN_INTERRUPTED) return 3;
+  if (rc) {
+    fprintf(stderr, "peftbench %s\n", pb_last_error());
+    return 1;
+  }
+  return 0;
+}
