@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -805,6 +806,12 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   if ((rc = resolve_vocab(o.vocab, s->vocab_path, sizeof s->vocab_path))) goto out;
   if ((rc = pb_tok_load(&s->tk, s->vocab_path))) goto out;
   if ((rc = pb_glue_data_dir(o.data_dir, s->data_dir, sizeof s->data_dir))) goto out;
+  /* absolute paths in the checkpoint, so that --resume / --export work from any directory */
+  {
+    char abs[PATH_MAX];
+    if (realpath(s->vocab_path, abs) && strlen(abs) < sizeof s->vocab_path) snprintf(s->vocab_path, sizeof s->vocab_path, "%s", abs);
+    if (realpath(s->data_dir, abs) && strlen(abs) < sizeof s->data_dir) snprintf(s->data_dir, sizeof s->data_dir, "%s", abs);
+  }
   double t0 = pb_wall_seconds();
   if ((rc = corpus_build(&s->cp, s->tk, s->data_dir, o.max_len, o.quiet))) goto out;
   s->mask_id = pb_tok_id(s->tk, "[MASK]");
