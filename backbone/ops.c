@@ -7,7 +7,11 @@
  * - Attention parallelises over (batch, head) pairs with OpenMP when pb_get_threads() > 1 and
  *   runs BLAS single-threaded inside, so OpenMP and the OpenBLAS pool never run together.
  *   Elementwise kernels are serial (memory-bound, and no pool contention after a GEMM).
- * - Dropout is counter-based (pb_dropout_keep): backward regenerates the mask from the seed.
+ * - Dropout is counter-based (pb_dropout_keep): backward regenerates the mask from the seed;
+ *   the seed hash is taken once per call (keep_h_), the index hash inlined.
+ * - GELU uses a vectorisable erf (A&S 7.1.26, |err| <= 1.5e-7, as ATen's vectorised erf) and
+ *   expf (Cephes polynomial), built for AVX-512 / AVX2 / baseline with target_clones.
+ * - matmul_fwd writes the bias first and lets the GEMM accumulate onto it (beta = 1).
  * - Reductions (layernorm mean/var, softmax sums, losses) accumulate in float except the
  *   losses, which accumulate in double.
  * The naive twins (plain loops, no BLAS, no threads) live in backbone/ops_naive.c.
@@ -50,17 +54,15 @@ int pb_get_threads(void) {
 void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
   if (N <= 0 || OC <= 0) return;
   (void)pb_get_threads();
-  if (IC > 0) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
-  } else {
+  /* the bias is written first and the GEMM accumulates onto it (beta = 1): one write pass
+   * instead of OpenBLAS's zeroing pass plus a read-modify-write bias pass */
+  if (b) {
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+  } else if (IC <= 0) {
     memset(out, 0, (size_t)N * OC * sizeof(float));
   }
-  if (b) {
-    for (int n = 0; n < N; n++) {
-      float *o = out + (size_t)n * OC;
-      for (int c = 0; c < OC; c++) o[c] += b[c];
-    }
-  }
+  if (IC > 0)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
   pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
   if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
 }
@@ -162,23 +164,80 @@ void pb_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, cons
 #define PB_INV_SQRT2 0.70710678118654752440f
 #define PB_INV_SQRT_2PI 0.39894228040143267794f
 
-void pb_gelu_fwd(float *out, const float *inp, size_t n) {
+/* exp(x) for x in [-87, 0] (callers clamp): Cody-Waite reduction by ln 2 and a degree-6
+ * polynomial (Cephes expf coefficients), 2^n built in the exponent bits; <= 2 ulp. Plain
+ * arithmetic so that the loops below vectorise. */
+static inline float expf_neg_(float x) {
+  const float n = (float)(int32_t)(x * 1.44269504088896341f - 0.5f); /* nearest, as x <= 0 */
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float pr = 1.9875691500e-4f;
+  pr = pr * r + 1.3981999507e-3f;
+  pr = pr * r + 8.3334519073e-3f;
+  pr = pr * r + 4.1665795894e-2f;
+  pr = pr * r + 1.6666665459e-1f;
+  pr = pr * r + 5.0000001201e-1f;
+  pr = pr * r * r + r + 1.0f;
+  union { int32_t i; float f; } sc;
+  sc.i = ((int32_t)n + 127) << 23;
+  return pr * sc.f;
+}
+
+/* Phi(x) = 0.5 (1 + erf(x/sqrt 2)) given e = exp(-x^2/2): erf(z) = 1 - t P(t) exp(-z^2),
+ * t = 1/(1 + 0.3275911 |z|) (Abramowitz & Stegun 7.1.26, |erf error| <= 1.5e-7) */
+static inline float phi_(float x, float e) {
+  const float z = __builtin_fabsf(x) * PB_INV_SQRT2;
+  const float t = 1.0f / (1.0f + 0.3275911f * z);
+  float P = 1.061405429f;
+  P = P * t - 1.453152027f;
+  P = P * t + 1.421413741f;
+  P = P * t - 0.284496736f;
+  P = P * t + 0.254829592f;
+  const float erf_abs = 1.0f - t * P * e;
+  return 0.5f * (1.0f + __builtin_copysignf(erf_abs, x));
+}
+
+/* x with |x| clamped to 13 (exp(-13^2/2) stays a normal float) by an integer min on the bit
+ * pattern (vectorises; a float compare would not, for NaN's sake). NaN maps to +-13 here;
+ * phi_ of the unclamped x carries a NaN through. */
+static inline float clamp13_(float x) {
+  union { float f; uint32_t u; } v;
+  v.f = x;
+  const uint32_t s = v.u & 0x80000000u, a = v.u & 0x7FFFFFFFu;
+  v.u = s | (a < 0x41500000u ? a : 0x41500000u); /* 13.0f */
+  return v.f;
+}
+static inline float neg_half_sq_(float xc) { return -0.5f * xc * xc; }
+
+/* target_clones: one AVX-512 / AVX2 / baseline build of each loop, picked at load time */
+#define PB_VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+PB_VEC_CLONES static void gelu_fwd_loop(float *out, const float *inp, size_t n) {
+#pragma omp simd
   for (size_t i = 0; i < n; i++) {
-    float x = inp[i];
-    out[i] = 0.5f * x * (1.0f + erff(x * PB_INV_SQRT2));
+    const float x = inp[i];
+    out[i] = x * phi_(x, expf_neg_(neg_half_sq_(clamp13_(x))));
   }
+}
+
+PB_VEC_CLONES static void gelu_bwd_loop(float *dinp, const float *inp, const float *dout, size_t n) {
+  /* d/dx [x Phi(x)] = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi) */
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    const float x = inp[i], xc = clamp13_(x); /* x phi(x) underflows to ~0 beyond |x| = 13 */
+    const float e = expf_neg_(neg_half_sq_(xc));
+    dinp[i] += (phi_(x, e) + xc * PB_INV_SQRT_2PI * e) * dout[i];
+  }
+}
+
+void pb_gelu_fwd(float *out, const float *inp, size_t n) {
+  gelu_fwd_loop(out, inp, n);
   pb_opc_add(PB_OPK_FLOP, 4 * (uint64_t)n);
   pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
 }
 
 void pb_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
-  /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
-  for (size_t i = 0; i < n; i++) {
-    float x = inp[i];
-    float cdf = 0.5f * (1.0f + erff(x * PB_INV_SQRT2));
-    float pdf = PB_INV_SQRT_2PI * expf(-0.5f * x * x);
-    dinp[i] += (cdf + x * pdf) * dout[i];
-  }
+  gelu_bwd_loop(dinp, inp, dout, n);
   pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)n);
   pb_opc_add(PB_OPK_TRANS, 2 * (uint64_t)n);
 }
@@ -211,12 +270,24 @@ void pb_add(float *out, const float *a, const float *b, size_t n) {
 
 /* ------------------------------------------------------------------ dropout */
 
+/* pb_hash64 (splitmix64 finaliser, backbone/rng.c), inlined for the per-element loops */
+static inline uint64_t hash64_(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+/* keep(i) given hs = pb_hash64(seed): the per-call part of pb_dropout_keep hoisted out */
+static inline int keep_h_(uint64_t hs, uint64_t i, float p) {
+  uint64_t h = hash64_(hs ^ (i * 0xD1B54A32D192ED03ULL));
+  return (float)(h >> 40) * (1.0f / 16777216.0f) >= p; /* u in [0,1), exact in float */
+}
+
 int pb_dropout_keep(uint64_t seed, uint64_t i, float p) {
   if (!(p > 0.0f)) return 1;
   /* hash the seed once, mix in the index with a Weyl step, hash again: 24 uniform bits */
-  uint64_t h = pb_hash64(pb_hash64(seed) ^ (i * 0xD1B54A32D192ED03ULL));
-  float u = (float)(h >> 40) * (1.0f / 16777216.0f); /* [0,1), exact in float */
-  return u >= p;
+  return keep_h_(pb_hash64(seed), i, p);
 }
 
 float pb_dropout_scale_(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
@@ -227,7 +298,8 @@ void pb_dropout_fwd(float *out, const float *inp, size_t n, float p, uint64_t se
     return;
   }
   const float scale = pb_dropout_scale_(p);
-  for (size_t i = 0; i < n; i++) out[i] = pb_dropout_keep(seed, i, p) ? inp[i] * scale : 0.0f;
+  const uint64_t hs = pb_hash64(seed);
+  for (size_t i = 0; i < n; i++) out[i] = keep_h_(hs, i, p) ? inp[i] * scale : 0.0f;
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
 
@@ -241,11 +313,12 @@ void pb_dropout_bwd(float *dinp, const float *dout, size_t n, float p, uint64_t 
     return;
   }
   const float scale = pb_dropout_scale_(p);
+  const uint64_t hs = pb_hash64(seed);
   if (inplace) {
-    for (size_t i = 0; i < n; i++) dinp[i] = pb_dropout_keep(seed, i, p) ? dinp[i] * scale : 0.0f;
+    for (size_t i = 0; i < n; i++) dinp[i] = keep_h_(hs, i, p) ? dinp[i] * scale : 0.0f;
   } else {
     for (size_t i = 0; i < n; i++)
-      if (pb_dropout_keep(seed, i, p)) dinp[i] += dout[i] * scale;
+      if (keep_h_(hs, i, p)) dinp[i] += dout[i] * scale;
   }
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
@@ -347,9 +420,9 @@ static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float 
     return;
   }
   const float dsc = pb_dropout_scale_(p);
-  const uint64_t base = ((uint64_t)b * A + h) * T * T;
+  const uint64_t base = ((uint64_t)b * A + h) * T * T, hs = pb_hash64(seed);
   if (tmp) {
-    for (size_t e = 0; e < (size_t)T * T; e++) tmp[e] = pb_dropout_keep(seed, base + e, p) ? P[e] * dsc : 0.0f;
+    for (size_t e = 0; e < (size_t)T * T; e++) tmp[e] = keep_h_(hs, base + e, p) ? P[e] * dsc : 0.0f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, tmp, T, vh, d, 0.0f, ch, d);
   } else {
     for (int i = 0; i < T; i++) {
@@ -357,7 +430,7 @@ static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float 
       for (int x = 0; x < hd; x++) c[x] = 0.0f;
       for (int j = 0; j < T; j++) {
         size_t e = (size_t)i * T + j;
-        if (!pb_dropout_keep(seed, base + e, p)) continue;
+        if (!keep_h_(hs, base + e, p)) continue;
         float pij = P[e] * dsc;
         const float *vr = vh + (size_t)j * d;
         for (int x = 0; x < hd; x++) c[x] += pij * vr[x];
@@ -403,13 +476,13 @@ static void attn_bwd_pair(float *dq, float *dk, float *dv, float *Sc, const floa
   const float *P = probs + ((size_t)b * A + h) * T * T;
   const int drop = p > 0.0f;
   const float dsc = pb_dropout_scale_(p);
-  const uint64_t base = ((uint64_t)b * A + h) * T * T;
+  const uint64_t base = ((uint64_t)b * A + h) * T * T, hs = drop ? pb_hash64(seed) : 0;
   const size_t TT = (size_t)T * T;
   /* dv_h += P_drop^T dctx_h */
   if (dv) {
     const float *Pd = P;
     if (drop) {
-      for (size_t e = 0; e < TT; e++) Sc[e] = pb_dropout_keep(seed, base + e, p) ? P[e] * dsc : 0.0f;
+      for (size_t e = 0; e < TT; e++) Sc[e] = keep_h_(hs, base + e, p) ? P[e] * dsc : 0.0f;
       Pd = Sc;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, Pd, T, dctx + off, d, 1.0f, dv + off, d);
@@ -418,7 +491,7 @@ static void attn_bwd_pair(float *dq, float *dk, float *dv, float *Sc, const floa
   /* dP_drop = dctx_h v_h^T, then through the dropout mask */
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dctx + off, d, v + off, d, 0.0f, Sc, T);
   if (drop)
-    for (size_t e = 0; e < TT; e++) Sc[e] = pb_dropout_keep(seed, base + e, p) ? Sc[e] * dsc : 0.0f;
+    for (size_t e = 0; e < TT; e++) Sc[e] = keep_h_(hs, base + e, p) ? Sc[e] * dsc : 0.0f;
   /* softmax backward: dS = P * (dP - sum_j P dP) */
   for (int i = 0; i < T; i++) {
     const float *pr = P + (size_t)i * T;

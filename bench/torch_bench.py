@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""PyTorch twin of bench/bench_backbone.c: the same post-LN BERT (tools/reference/make_fixture.py,
+in float32), the same shapes and steps, one JSON line per (mode, thread setting).
+
+    /usr/bin/python3 bench/torch_bench.py --shape tiny|mini|base --batch B [--seq 128]
+        [--modes infer,full,lora] [--settings t1,t2,t2b] [--reps 3] [--warmup 1] [--round 0]
+
+Modes: infer = forward under torch.inference_mode (dropout off); full = zero_grad + forward +
+cross-entropy + backward + AdamW over all params; lora = the same with LoRA r=8 alpha=16 on
+query,value and the backbone frozen (requires_grad False). Dropout 0.1 in training steps (as in
+the C run). AdamW lr 1e-5, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on >= 2-D tensors only.
+
+Thread settings (switched in-process; OpenBLAS is the GEMM backend of Debian's torch, so its own
+pool is set through ctypes, the same library torch loaded):
+  t1   torch.set_num_threads(1), OpenBLAS 1 thread
+  t2   torch.set_num_threads(2), OpenBLAS 1 thread   (no oversubscription; GEMMs serial)
+  t2b  torch.set_num_threads(2), OpenBLAS 2 threads  (GEMMs threaded too)
+Peak RSS per mode: VmHWM after writing 5 to /proc/self/clear_refs.
+"""
+import argparse
+import ctypes
+import ctypes.util
+import gc
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+SHAPES = {  # d, L, A, ffn
+    "tiny": (128, 2, 2, 512),
+    "mini": (256, 4, 4, 1024),
+    "base": (768, 12, 12, 3072),
+}
+V, P, TYPES, C = 30522, 512, 2, 2
+LN_EPS, P_DROP, INIT = 1e-12, 0.1, 0.02
+LORA_R, LORA_ALPHA = 8, 16.0
+
+
+def openblas():
+    for name in ("libopenblas.so.0", ctypes.util.find_library("openblas") or ""):
+        try:
+            lib = ctypes.CDLL(name)
+            lib.openblas_set_num_threads.argtypes = [ctypes.c_int]
+            return lib
+        except (OSError, AttributeError):
+            pass
+    return None
+
+
+OPENBLAS = openblas()
+
+
+def set_threads(setting):
+    omp, blas = {"t1": (1, 1), "t2": (2, 1), "t2b": (2, 2)}[setting]
+    torch.set_num_threads(omp)
+    if OPENBLAS is not None:
+        OPENBLAS.openblas_set_num_threads(blas)
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    return -1.0
+
+
+class Bert(torch.nn.Module):
+    """post-LN BERT, HF layout (weights [out, in]), erf GELU, tanh pooler, C-way classifier."""
+
+    def __init__(self, d, L, A, ff, lora):
+        super().__init__()
+        self.d, self.L, self.A = d, L, A
+        g = torch.Generator().manual_seed(0)
+
+        def w(*shape):
+            return torch.nn.Parameter(torch.randn(*shape, generator=g) * INIT)
+
+        def z(n):
+            return torch.nn.Parameter(torch.zeros(n))
+
+        def o(n):
+            return torch.nn.Parameter(torch.ones(n))
+
+        self.word, self.pos, self.ttype = w(V, d), w(P, d), w(TYPES, d)
+        self.eln_w, self.eln_b = o(d), z(d)
+        self.layers = torch.nn.ModuleList()
+        for _ in range(L):
+            m = torch.nn.Module()
+            for n in ("q", "k", "v", "o"):
+                setattr(m, n + "w", w(d, d))
+                setattr(m, n + "b", z(d))
+            m.ln1w, m.ln1b = o(d), z(d)
+            m.iw, m.ib = w(ff, d), z(ff)
+            m.fw, m.fb = w(d, ff), z(d)
+            m.ln2w, m.ln2b = o(d), z(d)
+            if lora:  # PEFT: A kaiming-uniform, B zero
+                for n in ("q", "v"):
+                    a = torch.empty(LORA_R, d)
+                    torch.nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+                    setattr(m, "lora_" + n + "A", torch.nn.Parameter(a))
+                    setattr(m, "lora_" + n + "B", torch.nn.Parameter(torch.zeros(d, LORA_R)))
+            self.layers.append(m)
+        self.pool_w, self.pool_b = w(d, d), z(d)
+        self.cls_w, self.cls_b = w(C, d), z(C)
+        self.lora = lora
+        if lora:
+            for name, p in self.named_parameters():
+                p.requires_grad_("lora_" in name or name.startswith("cls_"))
+
+    def lin(self, x, m, n):
+        y = F.linear(x, getattr(m, n + "w"), getattr(m, n + "b"))
+        if self.lora and n in ("q", "v"):
+            y = y + (F.linear(F.linear(x, getattr(m, "lora_" + n + "A")), getattr(m, "lora_" + n + "B"))
+                     * (LORA_ALPHA / LORA_R))
+        return y
+
+    def forward(self, ids, types, mask):
+        B, T = ids.shape
+        d, A = self.d, self.A
+        hd = d // A
+        p = P_DROP if self.training else 0.0
+        x = self.word[ids] + self.pos[:T][None] + self.ttype[types]
+        h = F.dropout(F.layer_norm(x, (d,), self.eln_w, self.eln_b, LN_EPS), p, self.training)
+        keymask = (mask == 0)[:, None, None, :]
+        for m in self.layers:
+            def heads(t):
+                return t.view(B, T, A, hd).transpose(1, 2)
+            q, k, v = heads(self.lin(h, m, "q")), heads(self.lin(h, m, "k")), heads(self.lin(h, m, "v"))
+            s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+            s = s.masked_fill(keymask, -1e9)
+            a = F.dropout(torch.softmax(s, dim=-1), p, self.training)
+            ctx = (a @ v).transpose(1, 2).reshape(B, T, d)
+            o = F.dropout(F.linear(ctx, m.ow, m.ob), p, self.training)
+            h1 = F.layer_norm(o + h, (d,), m.ln1w, m.ln1b, LN_EPS)
+            f = F.gelu(F.linear(h1, m.iw, m.ib))
+            f = F.dropout(F.linear(f, m.fw, m.fb), p, self.training)
+            h = F.layer_norm(f + h1, (d,), m.ln2w, m.ln2b, LN_EPS)
+        pooled = F.dropout(torch.tanh(F.linear(h[:, 0], self.pool_w, self.pool_b)), p, self.training)
+        return F.linear(pooled, self.cls_w, self.cls_b)
+
+
+def make_step(model, mode, ids, types, mask, labels):
+    if mode == "infer":
+        model.eval()
+
+        def step():
+            with torch.inference_mode():
+                model(ids, types, mask)
+        return step
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.01},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, foreach=True)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(ids, types, mask), labels)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--modes", default="infer,full,lora")
+    ap.add_argument("--settings", default="t1,t2,t2b")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--round", type=int, default=0)
+    a = ap.parse_args()
+    d, L, A, ff = SHAPES[a.shape]
+    B, T = a.batch, a.seq
+    g = torch.Generator().manual_seed(99)
+    ids = torch.randint(0, V, (B, T), generator=g)
+    types = (torch.arange(T) >= T // 2).long()[None].expand(B, T).contiguous()
+    mask = torch.ones(B, T, dtype=torch.long)
+    labels = torch.arange(B) % 2
+    for mode in a.modes.split(","):
+        gc.collect()
+        reset_peak_rss()
+        t0 = time.perf_counter()
+        model = Bert(d, L, A, ff, lora=(mode == "lora"))
+        step = make_step(model, mode, ids, types, mask, labels)
+        setup_s = time.perf_counter() - t0
+        for si, setting in enumerate(a.settings.split(",")):
+            set_threads(setting)
+            for _ in range(a.warmup if si == 0 else min(a.warmup, 1)):
+                step()
+            ts = []
+            for _ in range(a.reps):
+                s = time.perf_counter()
+                step()
+                ts.append(time.perf_counter() - s)
+            print(json.dumps({"impl": "torch", "setting": setting, "shape": a.shape, "batch": B, "seq": T,
+                              "mode": mode, "round": a.round, "times": [round(t, 5) for t in ts],
+                              "median_s": round(statistics.median(ts), 5), "peak_rss_mib": round(peak_rss_mib(), 1),
+                              "setup_s": round(setup_s, 2), "torch": torch.__version__}), flush=True)
+        del step, model
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
