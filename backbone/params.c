@@ -96,9 +96,12 @@ void pb_params_free(pb_params *p) {
   memset(p, 0, sizeof *p);
 }
 
-void pb_params_init(pb_params *p, pb_rng *rng) {
+void pb_params_init(pb_params *p, pb_rng *rng) { pb_params_init_owner(p, rng, -1); }
+
+void pb_params_init_owner(pb_params *p, pb_rng *rng, int owner) {
   for (int i = 0; i < p->n; i++) {
     pb_tensor *t = &p->t[i];
+    if (owner >= 0 && (int)t->owner != owner) continue;
     for (size_t j = 0; j < t->numel; j++) {
       switch (t->init) {
         case PB_INIT_ZERO: t->data[j] = 0.0f; break;

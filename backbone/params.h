@@ -53,6 +53,7 @@ int pb_params_find(const pb_params *p, const char *name); /* index or -1 */
 int pb_params_alloc(pb_params *p);
 void pb_params_free(pb_params *p);
 void pb_params_init(pb_params *p, pb_rng *rng);   /* every tensor from its init kind, in table order */
+void pb_params_init_owner(pb_params *p, pb_rng *rng, int owner); /* only tensors of one owner (< 0: all) */
 void pb_params_zero_grad(pb_params *p);
 /* sum of numel over tensors matching: owner (< 0: any), trainable_only, stored_only */
 size_t pb_params_count(const pb_params *p, int owner, int trainable_only, int stored_only);

@@ -14,6 +14,8 @@
 #include "harness/encode.h"
 #include "harness/glue.h"
 #include "harness/opscmd.h"
+#include "harness/plot.h"
+#include "harness/table.h"
 #include "harness/run.h"
 #include "methods/method.h"
 
@@ -380,7 +382,7 @@ static const struct {
   const char *name;
   cmd_fn fn;
 } COMMANDS[] = {
-    {"run", cmd_run}, {"eval", cmd_eval}, {"ops", pb_cmd_ops}, {NULL, NULL},
+    {"run", cmd_run}, {"eval", cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {

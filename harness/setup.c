@@ -66,7 +66,13 @@ int pb_build_model(const pb_backbone_opts *o, const pb_method_inst *mi, int B, i
   if (mi && (rc = mi->m->attach(mi->ctx, m))) return rc;
   if ((rc = pb_model_alloc(m, B, T))) return rc;
   pb_model_init_random(m, seed);
-  if (info->pretrained && (rc = pb_model_load_hf(m, info->source))) return rc;
+  if (info->pretrained) {
+    if ((rc = pb_model_load_hf(m, info->source))) return rc;
+  } else { /* one random backbone per shape, whatever the run's seed: seeds vary head and method only */
+    pb_rng r;
+    pb_rng_seed(&r, PB_RANDOM_BACKBONE_SEED);
+    pb_params_init_owner(&m->params, &r, PB_OWNER_BACKBONE);
+  }
   pb_model_fingerprint(m, info->fingerprint);
   return PB_OK;
 }
@@ -97,6 +103,6 @@ int pb_load_vocab(const pb_backbone_opts *o, const pb_config *cfg, pb_tokenizer 
     return pb_set_error(PB_ERR_SHAPE, "%s: %d tokens but the backbone has only %d embeddings", path, v,
                         cfg->vocab_size);
   }
-  snprintf(info->vocab_path, sizeof info->vocab_path, "%s", path);
+  snprintf(info->vocab_path, sizeof info->vocab_path, "%.1199s", path);
   return PB_OK;
 }

@@ -8,6 +8,9 @@
 #include "backbone/tokenizer.h"
 #include "methods/method.h"
 
+/* the seed of every random-initialised backbone (--shape, or no default weights) */
+#define PB_RANDOM_BACKBONE_SEED 20261123ULL
+
 typedef struct {
   const char *model_dir;  /* --model: HF folder; NULL = embedded default */
   const char *vocab;      /* --vocab; NULL = model_dir/vocab.txt, else the shared bert-base vocab */
