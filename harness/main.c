@@ -100,6 +100,16 @@ static void print_summary(const cJSON *r) {
          "%.4g\n",
          cJSON_GetObjectItem(ops, "mean_tokens")->valuedouble, cJSON_GetObjectItem(pe, "total")->valuedouble,
          cJSON_GetObjectItem(pe, "method")->valuedouble, cJSON_GetObjectItem(pt, "method")->valuedouble);
+  const cJSON *ctr = cJSON_GetObjectItem(r, "counters"), *ev;
+  const cJSON *ph = cJSON_GetObjectItem(cJSON_GetObjectItem(ctr, "phases"), "train");
+  int n_na = 0;
+  printf("  PAPI (train phase):");
+  cJSON_ArrayForEach(ev, ph) {
+    if (cJSON_IsNumber(ev)) printf(" %s %.0f", ev->string, ev->valuedouble);
+    else n_na++;
+  }
+  if (n_na) printf(" | %d events not countable here (reasons in the record's counters.unavailable)", n_na);
+  printf("\n");
   const cJSON *tm = cJSON_GetObjectItem(r, "timings");
   printf("  time: train %.1f s, eval %.1f s; peak RSS %.0f MB\n",
          cJSON_GetObjectItem(cJSON_GetObjectItem(tm, "train"), "wall_s")->valuedouble,
