@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang + ASan + UBSan) and runs each for N seconds.
 #   fuzz/run.sh [SECONDS] [TARGET...]     default 60 s each, all fuzz/fuzz_*.c targets
-# Env: PB_FUZZ_BUILD (build folder, default build-fuzz), PB_FUZZ_JOBS (parallel fuzz jobs per
-# target, default 1), CC (default clang-14, else clang).
+# Env: PB_FUZZ_BUILD (build folder, default build-fuzz), CC (default clang-14, else clang).
 # The committed seed corpora fuzz/corpus/<target>/ are read only; new inputs go to
 # $BUILD/corpus/<target>/ and crash reproducers to $BUILD/crashes/<target>/. Exits non-zero
 # if any target found a crash (re-run one with: $BUILD/<target> $BUILD/crashes/<target>/crash-*).
@@ -34,7 +33,6 @@ for t in "${targets[@]}"; do
   log="$BUILD/crashes/$t/log.txt"
   seeds="fuzz/corpus/$t"; [ -d "$seeds" ] || seeds=""
   "$bin" "$BUILD/corpus/$t" $seeds -max_total_time="$SECS" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-    -jobs="${PB_FUZZ_JOBS:-1}" -workers="${PB_FUZZ_JOBS:-1}" \
     -artifact_prefix="$BUILD/crashes/$t/" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | awk '{s+=$2} END{print s+0}')

@@ -288,9 +288,15 @@ static int cmd_eval(int argc, char **argv) {
   char shape[64];
   if (!bb.model_dir && strcmp(src, "random-init") == 0 && bconf) {
     cJSON *j = cJSON_Parse(bconf);
-    snprintf(shape, sizeof shape, "%d,%d,%d,%d", cJSON_GetObjectItem(j, "layers")->valueint,
-             cJSON_GetObjectItem(j, "hidden")->valueint, cJSON_GetObjectItem(j, "heads")->valueint,
-             cJSON_GetObjectItem(j, "ffn")->valueint);
+    const cJSON *L = cJSON_GetObjectItem(j, "layers"), *H = cJSON_GetObjectItem(j, "hidden");
+    const cJSON *A = cJSON_GetObjectItem(j, "heads"), *F = cJSON_GetObjectItem(j, "ffn");
+    if (!cJSON_IsNumber(L) || !cJSON_IsNumber(H) || !cJSON_IsNumber(A) || !cJSON_IsNumber(F)) {
+      fprintf(stderr, "peftbench eval: %s: metadata backbone_config lacks layers/hidden/heads/ffn\n", path);
+      cJSON_Delete(j);
+      pb_kv_free(meta, nmeta);
+      return 1;
+    }
+    snprintf(shape, sizeof shape, "%d,%d,%d,%d", L->valueint, H->valueint, A->valueint, F->valueint);
     cJSON_Delete(j);
     bb.shape = shape;
   } else if (!bb.model_dir && strcmp(src, pb_default_model_dir()) != 0) {
