@@ -63,11 +63,17 @@ int pb_build_model(const pb_backbone_opts *o, const pb_method_inst *mi, int B, i
   if (T > cfg.max_pos)
     return pb_set_error(PB_ERR_ARG, "--max-len %d exceeds the backbone's %d positions", T, cfg.max_pos);
   if ((rc = pb_model_declare(m, &cfg))) return rc;
-  if (mi && (rc = mi->m->attach(mi->ctx, m))) return rc;
-  if ((rc = pb_model_alloc(m, B, T))) return rc;
+  /* from here on a failure frees the model: on error the caller has nothing to free */
+  if ((mi && (rc = mi->m->attach(mi->ctx, m))) || (rc = pb_model_alloc(m, B, T))) {
+    pb_model_free(m);
+    return rc;
+  }
   pb_model_init_random(m, seed);
   if (info->pretrained) {
-    if ((rc = pb_model_load_hf(m, info->source))) return rc;
+    if ((rc = pb_model_load_hf(m, info->source))) {
+      pb_model_free(m);
+      return rc;
+    }
   } else { /* one random backbone per shape, whatever the run's seed: seeds vary head and method only */
     pb_rng r;
     pb_rng_seed(&r, PB_RANDOM_BACKBONE_SEED);
