@@ -94,64 +94,102 @@ void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const f
 
 /* ------------------------------------------------------------------ layernorm (as llm.c) */
 
-void pb_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-                      int N, int C, float eps) {
-  if (N <= 0 || C <= 0) return;
+/* The row loops are vectorised (omp simd reductions: the float sums are split into vector
+ * lanes, a different rounding order than a serial sum; the naive twins stay serial). The
+ * optional w/b branches are outside the loops. PB_VEC_CLONES: one AVX-512 / AVX2 / baseline
+ * build of a loop function, picked at load time (GCC target_clones). */
+#define PB_VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+PB_VEC_CLONES static void layernorm_fwd_rows(float *out, float *mean, float *rstd, const float *inp,
+                                             const float *w, const float *b, int N, int C, float eps) {
   for (int n = 0; n < N; n++) {
     const float *x = inp + (size_t)n * C;
     float m = 0.0f;
+#pragma omp simd reduction(+ : m)
     for (int i = 0; i < C; i++) m += x[i];
     m /= (float)C;
     float v = 0.0f;
+#pragma omp simd reduction(+ : v)
     for (int i = 0; i < C; i++) {
       float xm = x[i] - m;
       v += xm * xm;
     }
     v /= (float)C;
-    float s = 1.0f / sqrtf(v + eps);
+    const float s = 1.0f / sqrtf(v + eps);
     float *o = out + (size_t)n * C;
-    for (int i = 0; i < C; i++) {
-      float y = (x[i] - m) * s;
-      if (w) y *= w[i];
-      if (b) y += b[i];
-      o[i] = y;
+    if (w && b) {
+#pragma omp simd
+      for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
+    } else {
+#pragma omp simd
+      for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s;
+      if (w)
+        for (int i = 0; i < C; i++) o[i] *= w[i];
+      if (b)
+        for (int i = 0; i < C; i++) o[i] += b[i];
     }
     if (mean) mean[n] = m;
     if (rstd) rstd[n] = s;
   }
+}
+
+void pb_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                      int N, int C, float eps) {
+  if (N <= 0 || C <= 0) return;
+  layernorm_fwd_rows(out, mean, rstd, inp, w, b, N, C, eps);
   pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)N * C);
   pb_opc_add(PB_OPK_TRANS, (uint64_t)N);
 }
 
-void pb_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                      const float *mean, const float *rstd, int N, int C) {
-  if (N <= 0 || C <= 0) return;
+PB_VEC_CLONES static void layernorm_bwd_rows(float *dinp, float *dw, float *db, const float *dout,
+                                             const float *inp, const float *w, const float *mean,
+                                             const float *rstd, int N, int C) {
   for (int n = 0; n < N; n++) {
     const float *x = inp + (size_t)n * C;
     const float *g = dout + (size_t)n * C;
     const float m = mean[n], s = rstd[n];
     if (dinp) {
       float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-      for (int i = 0; i < C; i++) {
-        float norm = (x[i] - m) * s;
-        float dnorm = w ? w[i] * g[i] : g[i];
-        dnorm_mean += dnorm;
-        dnorm_norm_mean += dnorm * norm;
-      }
-      dnorm_mean /= (float)C;
-      dnorm_norm_mean /= (float)C;
       float *di = dinp + (size_t)n * C;
-      for (int i = 0; i < C; i++) {
-        float norm = (x[i] - m) * s;
-        float dnorm = w ? w[i] * g[i] : g[i];
-        di[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+      if (w) {
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
+        for (int i = 0; i < C; i++) {
+          const float dnorm = w[i] * g[i];
+          dnorm_mean += dnorm;
+          dnorm_norm_mean += dnorm * ((x[i] - m) * s);
+        }
+        dnorm_mean /= (float)C;
+        dnorm_norm_mean /= (float)C;
+#pragma omp simd
+        for (int i = 0; i < C; i++)
+          di[i] += (w[i] * g[i] - dnorm_mean - ((x[i] - m) * s) * dnorm_norm_mean) * s;
+      } else {
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
+        for (int i = 0; i < C; i++) {
+          dnorm_mean += g[i];
+          dnorm_norm_mean += g[i] * ((x[i] - m) * s);
+        }
+        dnorm_mean /= (float)C;
+        dnorm_norm_mean /= (float)C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) di[i] += (g[i] - dnorm_mean - ((x[i] - m) * s) * dnorm_norm_mean) * s;
       }
     }
-    if (dw)
+    if (dw) {
+#pragma omp simd
       for (int i = 0; i < C; i++) dw[i] += (x[i] - m) * s * g[i];
-    if (db)
+    }
+    if (db) {
+#pragma omp simd
       for (int i = 0; i < C; i++) db[i] += g[i];
+    }
   }
+}
+
+void pb_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                      const float *mean, const float *rstd, int N, int C) {
+  if (N <= 0 || C <= 0) return;
+  layernorm_bwd_rows(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
   uint64_t nc = (uint64_t)N * C, fl = 0;
   if (dinp) fl += 10 * nc;
   if (dw) fl += 3 * nc;
@@ -209,8 +247,7 @@ static inline float clamp13_(float x) {
 }
 static inline float neg_half_sq_(float xc) { return -0.5f * xc * xc; }
 
-/* target_clones: one AVX-512 / AVX2 / baseline build of each loop, picked at load time */
-#define PB_VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* PB_VEC_CLONES (above): one AVX-512 / AVX2 / baseline build of each loop, picked at load time */
 
 PB_VEC_CLONES static void gelu_fwd_loop(float *out, const float *inp, size_t n) {
 #pragma omp simd
@@ -385,6 +422,39 @@ float pb_dropout_scale_(float p);
 void pb_attn_count_fwd(int B, int T, int d, int A, float p);
 void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int d, int A, float p);
 
+/* exp(x) for x <= 0; exactly 0 below -87 (where expf_neg_'s 2^n would leave the normal range):
+ * the clamp is an integer compare and mask on the bit pattern (negative floats grow with
+ * magnitude; -inf too), so the loop vectorises. NaN (positive-signed) passes through as NaN. */
+static inline float expf_nonpos_(float x) {
+  union { float f; uint32_t u; } v, e;
+  v.f = x;
+  const uint32_t keep = (uint32_t)(v.u <= 0xC2AE0000u) - 1u; /* 0: x >= -87 (or +0), ~0: below */
+  v.u = (v.u & ~keep) | (0xC2AE0000u & keep);
+  e.f = expf_neg_(v.f);
+  e.u &= ~keep;
+  return e.f;
+}
+
+/* row[T] = softmax(row) with keys of mask 0 (mk[T] or NULL) set to PB_ATTN_MASKED first;
+ * padded keys come out exactly 0 */
+PB_VEC_CLONES static void softmax_row_(float *row, const int *mk, int T) {
+  if (mk)
+    for (int j = 0; j < T; j++)
+      if (mk[j] == 0) row[j] = PB_ATTN_MASKED;
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < T; j++) {
+    row[j] = expf_nonpos_(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int j = 0; j < T; j++) row[j] *= inv;
+}
+
 /* forward of one (b,h) pair; tmp: T*T floats or NULL (then the dropout product is done by
  * plain loops) */
 static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float *k, const float *v,
@@ -400,21 +470,7 @@ static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float 
   const int *mk = mask ? mask + (size_t)b * T : NULL;
   /* scores P[T,T] = sc * q_h k_h^T */
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, sc, qh, d, kh, d, 0.0f, P, T);
-  for (int i = 0; i < T; i++) {
-    float *row = P + (size_t)i * T;
-    float mx = -INFINITY;
-    for (int j = 0; j < T; j++) {
-      if (mk && mk[j] == 0) row[j] = PB_ATTN_MASKED;
-      if (row[j] > mx) mx = row[j];
-    }
-    float sum = 0.0f;
-    for (int j = 0; j < T; j++) {
-      row[j] = expf(row[j] - mx);
-      sum += row[j];
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < T; j++) row[j] *= inv;
-  }
+  for (int i = 0; i < T; i++) softmax_row_(P + (size_t)i * T, mk, T);
   if (!(p > 0.0f)) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vh, d, 0.0f, ch, d);
     return;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Side-by-side speed comparison: C backbone (bench_backbone) vs the same BERT in PyTorch
+# (bench/torch_bench.py, Debian python3-torch), same shapes, alternating C / torch processes
+# round by round, then a table of medians, ratios, GFLOP/s and peak RSS (bench/summary.py).
+#
+#   bench/run.sh [--quick] [--threads N] [--build DIR] [--out FILE]
+#
+#   default   4 shapes (tiny/mini L2-4 at batch 32, bert-base at batch 8 and 1; seq 128),
+#             modes infer/full/lora, 2 rounds, C with N threads (default 2), torch with the
+#             thread settings t1,t2,t2b (see torch_bench.py) and the best one reported;
+#             plus the sgemm peak and the op-count/PAPI overhead check.   ~8-10 min, quiet machine
+#   --quick   1 round, fewer repetitions, bert-base batch 8 inference only.   < 2 min
+#   --threads 1  C on 1 thread and torch on t1 only (for a busy machine).
+# Run from the repo root; builds bench_backbone in build-bench unless --build names a build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0 THREADS=2 BUILD=build-bench OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --threads) THREADS="$2"; shift ;;
+    --build) BUILD="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--threads N] [--build DIR] [--out FILE]" >&2; exit 2 ;;
+  esac
+  shift
+done
+PY=/usr/bin/python3
+"$PY" -c "import torch" 2>/dev/null || { echo "bench: $PY has no torch (apt-get install python3-torch)" >&2; exit 2; }
+if [ ! -x "$BUILD/bench/bench_backbone" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$BUILD" -j2 --target bench_backbone >/dev/null
+BIN="$BUILD/bench/bench_backbone"
+[ -n "$OUT" ] || OUT="bench/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+: > "$OUT"
+if [ "$THREADS" = 1 ]; then SETTINGS=t1; else SETTINGS=t1,t2,t2b; fi
+
+echo "bench: $(nproc) cores, C threads $THREADS, torch settings $SETTINGS -> $OUT" >&2
+"$BIN" --sgemm --threads "$THREADS" | tee -a "$OUT" >&2
+
+# shape batch reps(infer) reps(train) modes   (quick: one round, bert-base b8 infer + small shapes)
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=1
+  CONFIGS="tiny 32 3 2 infer,full,lora
+mini 32 3 2 infer,full,lora
+base 1 3 2 infer,full,lora
+base 8 2 1 infer"
+else
+  ROUNDS=2
+  CONFIGS="tiny 32 5 3 infer,full,lora
+mini 32 5 3 infer,full,lora
+base 1 5 3 infer,full,lora
+base 8 3 2 infer,full,lora"
+fi
+
+while read -r shape batch ri rt modes; do
+  for round in $(seq 1 "$ROUNDS"); do
+    for mode in ${modes//,/ }; do
+      reps=$rt; [ "$mode" = infer ] && reps=$ri
+      # alternate: C first in odd rounds, torch first in even rounds
+      c_cmd=("$BIN" --shape "$shape" --batch "$batch" --modes "$mode" --reps "$reps" --threads "$THREADS" --round "$round")
+      t_cmd=(env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$THREADS" "$PY" bench/torch_bench.py --shape "$shape" --batch "$batch"
+             --modes "$mode" --reps "$reps" --settings "$SETTINGS" --round "$round")
+      if [ $((round % 2)) = 1 ]; then
+        "${c_cmd[@]}" >> "$OUT"; "${t_cmd[@]}" >> "$OUT"
+      else
+        "${t_cmd[@]}" >> "$OUT"; "${c_cmd[@]}" >> "$OUT"
+      fi
+      echo "bench: $shape b$batch $mode round $round done" >&2
+    done
+  done
+done <<< "$CONFIGS"
+
+# op counting + PAPI reading overhead (C), full step and inference at mini batch 32
+ovr=9; [ "$QUICK" = 1 ] && ovr=5
+"$BIN" --overhead --shape mini --batch 32 --modes full,infer --reps "$ovr" --threads "$THREADS" >> "$OUT"
+
+"$PY" bench/summary.py "$OUT"
