@@ -15,6 +15,7 @@
 #include "harness/glue.h"
 #include "harness/opscmd.h"
 #include "harness/plot.h"
+#include "harness/pretrain.h"
 #include "harness/table.h"
 #include "harness/run.h"
 #include "methods/method.h"
@@ -398,7 +399,8 @@ static const struct {
   const char *name;
   cmd_fn fn;
 } COMMANDS[] = {
-    {"run", cmd_run}, {"eval", cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot}, {NULL, NULL},
+    {"run", cmd_run}, {"eval", cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot},
+    {"pretrain", pb_cmd_pretrain}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {
