@@ -13,18 +13,8 @@
 #include "backbone/fileio.h"
 #include "backbone/safetensors.h"
 #include "backbone/status.h"
+#include "tests/check.h"
 
-static int g_fail = 0, g_checks = 0;
-#define CHECK(cond, ...)                                        \
-  do {                                                          \
-    g_checks++;                                                 \
-    if (!(cond)) {                                              \
-      g_fail++;                                                 \
-      printf("FAIL %s:%d: %s -- ", __FILE__, __LINE__, #cond);  \
-      printf(__VA_ARGS__);                                      \
-      printf("\n");                                             \
-    }                                                           \
-  } while (0)
 
 static char g_dir[256];
 
@@ -128,7 +118,7 @@ static void test_hf_roundtrip(void) {
   pb_config c;
   tiny_config(&c, 3);
   pb_model a, b;
-  if (make_model(&a, &c, 7)) { g_fail++; return; }
+  if (make_model(&a, &c, 7)) { failures++; return; }
   char dir[512], cfgp[600];
   path_of(dir, sizeof dir, "hf");
   int rc = pb_model_save_hf(&a, dir);
@@ -140,7 +130,7 @@ static void test_hf_roundtrip(void) {
   rc = pb_config_load_hf(cfgp, &c2);
   CHECK(rc == PB_OK, "config back rc=%d %s", rc, pb_last_error());
   CHECK(memcmp(&c, &c2, sizeof c) == 0, "config fields identical (eps %g vs %g)", (double)c.ln_eps, (double)c2.ln_eps);
-  if (make_model(&b, &c2, 99)) { g_fail++; pb_model_free(&a); return; }
+  if (make_model(&b, &c2, 99)) { failures++; pb_model_free(&a); return; }
   CHECK(count_diff(&a, &b, -1) > 0, "fresh model differs before load");
   rc = pb_model_load_hf(&b, dir);
   CHECK(rc == PB_OK, "load_hf rc=%d %s", rc, pb_last_error());
@@ -303,8 +293,8 @@ static void test_task_files(void) {
   pb_config c;
   tiny_config(&c, 3);
   pb_model a, b;
-  if (make_model(&a, &c, 21)) { g_fail++; return; }
-  if (make_model(&b, &c, 22)) { g_fail++; pb_model_free(&a); return; }
+  if (make_model(&a, &c, 21)) { failures++; return; }
+  if (make_model(&b, &c, 22)) { failures++; pb_model_free(&a); return; }
   /* classifier.* are stored by default (head); also store one backbone tensor */
   a.params.t[a.cls_w].stored = b.params.t[b.cls_w].stored = 1;
   a.params.t[a.cls_b].stored = b.params.t[b.cls_b].stored = 1;
@@ -441,6 +431,6 @@ int main(void) {
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
   if (system(cmd) != 0) printf("warning: could not remove %s\n", g_dir);
-  printf("%d checks, %d failed\n", g_checks, g_fail);
-  return g_fail ? 1 : 0;
+  printf("%d checks, %d failed\n", checks, failures);
+  return failures ? 1 : 0;
 }

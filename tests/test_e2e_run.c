@@ -11,20 +11,11 @@
 #include <unistd.h>
 
 #include "harness/results.h"
+#include "tests/check.h"
 
 /* accuracy points above the majority baseline that every method must reach */
 #define MARGIN 0.05
 
-static int failures = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (!(cond)) {                                \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-      failures++;                                 \
-    }                                             \
-  } while (0)
 
 static const char *bin;
 static char dir[] = "/tmp/pb_e2e_XXXXXX";

@@ -10,17 +10,8 @@
 
 #include "backbone/status.h"
 #include "harness/glue.h"
+#include "tests/check.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      g_fail++;                                           \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
-      printf(__VA_ARGS__);                                \
-      printf("\n");                                       \
-    }                                                     \
-  } while (0)
 
 static const char *REAL = "../shared/data/glue";
 static char g_tmp[256];
@@ -40,7 +31,7 @@ static void write_bytes(const char *folder, const char *file, const char *data, 
   FILE *f = fopen(p, "wb");
   if (!f) {
     printf("FAIL cannot write %s\n", p);
-    g_fail++;
+    failures++;
     return;
   }
   fwrite(data, 1, len, f);
@@ -437,6 +428,6 @@ int main(void) {
   test_malformed();
   for (int i = g_nmade - 1; i >= 0; i--) remove(g_made[i]);
   rmdir(g_tmp);
-  printf(g_fail ? "test_glue: %d FAILED\n" : "test_glue: all passed\n", g_fail);
-  return g_fail ? 1 : 0;
+  printf(failures ? "test_glue: %d FAILED\n" : "test_glue: all passed\n", failures);
+  return failures ? 1 : 0;
 }

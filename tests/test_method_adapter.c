@@ -15,17 +15,8 @@
 #include "backbone/status.h"
 #include "counters/opcount.h"
 #include "methods/method.h"
+#include "tests/check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (!(cond)) {                                \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-      failures++;                                 \
-    }                                             \
-  } while (0)
 
 static void tiny(pb_config *c, float dropout) {
   memset(c, 0, sizeof *c);

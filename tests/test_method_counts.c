@@ -10,17 +10,8 @@
 #include "backbone/status.h"
 #include "counters/opcount.h"
 #include "methods/method.h"
+#include "tests/check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (!(cond)) {                                \
-      failures++;                                 \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-    }                                             \
-  } while (0)
 
 typedef struct {
   const char *method;

@@ -15,19 +15,10 @@
 #include "backbone/status.h"
 #include "counters/opcount.h"
 #include "methods/method.h"
+#include "tests/check.h"
 
 void pb_layerconnect_interp(float *W, int L, int K); /* methods/layerconnect.c */
 
-static int failures = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (!(cond)) {                                \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-      failures++;                                 \
-    }                                             \
-  } while (0)
 
 enum { B = 2, T = 7, D = 16, LAY = 3, C = 3 };
 

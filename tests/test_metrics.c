@@ -6,17 +6,8 @@
 #include "backbone/status.h"
 #include "harness/glue.h"
 #include "harness/metrics.h"
+#include "tests/check.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      g_fail++;                                           \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
-      printf(__VA_ARGS__);                                \
-      printf("\n");                                       \
-    }                                                     \
-  } while (0)
 #define CHECK_NEAR(got, want, tol, what)                                              \
   do {                                                                                \
     double g_ = (got), w_ = (want);                                                   \
@@ -127,6 +118,6 @@ int main(void) {
         "stsb without float predictions is an error");
   printf("  error message: %s\n", pb_last_error());
 
-  printf(g_fail ? "test_metrics: %d FAILED\n" : "test_metrics: all passed\n", g_fail);
-  return g_fail ? 1 : 0;
+  printf(failures ? "test_metrics: %d FAILED\n" : "test_metrics: all passed\n", failures);
+  return failures ? 1 : 0;
 }

@@ -10,17 +10,8 @@
 #include "backbone/bert.h"
 #include "backbone/mlm.h"
 #include "backbone/status.h"
+#include "tests/check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (!(cond)) {                                \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-      failures++;                                 \
-    }                                             \
-  } while (0)
 
 enum { V = 37, B = 3, T = 8, PAD = 0, CLS = 1, SEP = 2, MASK = 3 };
 static int ids[B * T], mask[B * T], in_ids[B * T], labels[B * T];

@@ -20,17 +20,8 @@
 #include "harness/opscmd.h"
 #include "harness/opsreport.h"
 #include "methods/method.h"
+#include "tests/check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                     \
-  do {                                       \
-    if (!(cond)) {                           \
-      failures++;                            \
-      printf("  FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                   \
-      printf("\n");                          \
-    }                                        \
-  } while (0)
 
 enum { BT = 2, T = 7 };
 

@@ -15,18 +15,8 @@
 #include "backbone/ops.h"
 #include "backbone/rng.h"
 #include "counters/opcount.h"
+#include "tests/check.h"
 
-static int g_fail = 0, g_checks = 0;
-#define CHECK(cond, ...)                                 \
-  do {                                                   \
-    g_checks++;                                          \
-    if (!(cond)) {                                       \
-      g_fail++;                                          \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);        \
-      printf(__VA_ARGS__);                               \
-      printf("\n");                                      \
-    }                                                    \
-  } while (0)
 
 #define TOL_TWIN 1e-5
 #define TOL_GRAD 1e-2
@@ -575,6 +565,6 @@ int main(void) {
   test_embed();
   test_attention();
   test_losses();
-  printf("test_ops: %d checks, %d failed\n", g_checks, g_fail);
-  return g_fail ? 1 : 0;
+  printf("test_ops: %d checks, %d failed\n", checks, failures);
+  return failures ? 1 : 0;
 }

@@ -17,17 +17,8 @@
 
 #include "backbone/fileio.h"
 #include "harness/opscmd.h"
+#include "tests/check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                            \
-  do {                                              \
-    if (!(cond)) {                                  \
-      failures++;                                   \
-      printf("  FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                          \
-      printf("\n");                                 \
-    }                                               \
-  } while (0)
 
 #define BASELINE "results/ops-baseline.json"
 

@@ -10,6 +10,7 @@
 #include "counters/papi.h"
 #include "counters/sde.h"
 #include "counters/timing.h"
+#include "tests/check.h"
 
 #if PB_HAVE_PAPI
 #include <papi.h>
@@ -20,18 +21,6 @@
 const char *__lsan_default_suppressions(void);
 __attribute__((used)) const char *__lsan_default_suppressions(void) { return "leak:libsde.so"; }
 
-static int g_fail;
-#define CHECK(cond, ...)      \
-  do {                        \
-    if (cond) {               \
-      printf("ok   ");        \
-    } else {                  \
-      printf("FAIL ");        \
-      g_fail = 1;             \
-    }                         \
-    printf(__VA_ARGS__);      \
-    printf("\n");             \
-  } while (0)
 
 static volatile double g_sink;
 
@@ -375,6 +364,6 @@ int main(void) {
 #else
   test_without_papi();
 #endif
-  printf(g_fail ? "test_papi: FAILED\n" : "test_papi: all passed\n");
-  return g_fail;
+  printf(failures ? "test_papi: FAILED\n" : "test_papi: all passed\n");
+  return failures;
 }

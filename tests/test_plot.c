@@ -10,19 +10,8 @@
 
 #include "backbone/fileio.h"
 #include "harness/plot.h"
+#include "tests/check.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (cond) {                                            \
-      printf("ok   ");                                     \
-    } else {                                               \
-      printf("FAIL ");                                     \
-      g_fail = 1;                                          \
-    }                                                      \
-    printf(__VA_ARGS__);                                   \
-    printf("\n");                                          \
-  } while (0)
 
 /* One record at bert-base-like scale. */
 static void rec(FILE *f, const char *task, const char *method, const char *desc, int seed,
@@ -269,6 +258,6 @@ int main(void) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (getenv("PB_TEST_KEEP")) printf("kept %s (PB_TEST_KEEP)\n", dir);
   else if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
-  printf(g_fail ? "test_plot: FAILED\n" : "test_plot: all passed\n");
-  return g_fail;
+  printf(failures ? "test_plot: FAILED\n" : "test_plot: all passed\n");
+  return failures;
 }

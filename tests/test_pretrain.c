@@ -16,17 +16,8 @@
 #include "backbone/safetensors.h"
 #include "backbone/status.h"
 #include "harness/pretrain.h"
+#include "tests/check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (!(cond)) {                                \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-      failures++;                                 \
-    }                                             \
-  } while (0)
 
 static char root[256];
 

@@ -23,24 +23,15 @@
 #include "backbone/params.h"
 #include "backbone/safetensors.h"
 #include "backbone/status.h"
+#include "tests/check.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                           \
-  do {                                             \
-    if (!(cond)) {                                 \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);  \
-      printf(__VA_ARGS__);                         \
-      printf("\n");                                \
-      g_fail++;                                    \
-    }                                              \
-  } while (0)
 #define CHECK_OK(expr)                                                                          \
   do {                                                                                          \
     int rc_ = (expr);                                                                           \
     if (rc_ != PB_OK) {                                                                         \
       printf("FAIL %s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr, pb_status_name(rc_),     \
              pb_last_error());                                                                  \
-      g_fail++;                                                                                 \
+      failures++;                                                                                 \
       goto done;                                                                                \
     }                                                                                           \
   } while (0)
@@ -112,18 +103,18 @@ static float *read_ref(const pb_st_file *f, const char *name, size_t n) {
   int idx = pb_st_find(f, name);
   if (idx < 0) {
     printf("FAIL: %s: tensor %s missing\n", f->path, name);
-    g_fail++;
+    failures++;
     return NULL;
   }
   if (f->t[idx].numel != n) {
     printf("FAIL: %s: tensor %s has %zu elements, expected %zu\n", f->path, name, f->t[idx].numel, n);
-    g_fail++;
+    failures++;
     return NULL;
   }
   float *buf = malloc((n ? n : 1) * sizeof(float));
   if (!buf || pb_st_read_f32(f, idx, buf, n) != PB_OK) {
     printf("FAIL: %s: reading %s: %s\n", f->path, name, pb_last_error());
-    g_fail++;
+    failures++;
     free(buf);
     return NULL;
   }
@@ -144,12 +135,12 @@ static void self_check(void) {
         "the comparison rejected an error under tolerance");
   c[1] = NAN;
   CHECK(!compare("self-check: NaN", c, ref, 4, tol, 1, NULL, -1), "the comparison accepted a NaN");
-  printf("  self-check of the comparison: %s\n", g_fail ? "FAILED" : "rejects a perturbation and a NaN, accepts noise");
+  printf("  self-check of the comparison: %s\n", failures ? "FAILED" : "rejects a perturbation and a NaN, accepts noise");
 }
 
 static void run_fixture(const char *ref_path, int regression) {
   printf("== %s\n", ref_path);
-  const int fail0 = g_fail; /* failures before this fixture */
+  const int fail0 = failures; /* failures before this fixture */
   pb_st_file f;
   memset(&f, 0, sizeof f);
   pb_model m;
@@ -170,7 +161,7 @@ static void run_fixture(const char *ref_path, int regression) {
   CHECK_OK(meta_int(&f, "C", &C));
   CHECK_OK(read_tol(&f, &tol));
   CHECK(B > 0 && T > 0 && C > 0 && (C == 1) == regression, "%s: B %d T %d C %d", ref_path, B, T, C);
-  if (g_fail > fail0) goto done;
+  if (failures > fail0) goto done;
   printf("  B %d T %d C %d; tolerances: logits %.0e loss %.0e grad %.0e (x max(1,max|ref|)) adamw-loss %.0e "
          "final %.0e\n",
          B, T, C, tol.logits_abs, tol.loss_abs, tol.grad_rel, tol.adamw_loss_abs, tol.final_abs);
@@ -195,7 +186,7 @@ static void run_fixture(const char *ref_path, int regression) {
         cfg.layers, cfg.heads, cfg.ffn, cfg.max_pos, cfg.type_vocab, (double)cfg.ln_eps);
   CHECK(cfg.num_labels == C, "config num_labels %d != fixture C %d", cfg.num_labels, C);
   CHECK(cfg.hidden_dropout == 0.0f && cfg.attn_dropout == 0.0f, "fixture config must have dropout 0");
-  if (g_fail > fail0) goto done;
+  if (failures > fail0) goto done;
   CHECK_OK(pb_model_declare(&m, &cfg));
   have_model = 1;
   for (int i = 0; i < m.params.n; i++) m.params.t[i].trainable = 1; /* full fine-tuning */
@@ -240,7 +231,7 @@ static void run_fixture(const char *ref_path, int regression) {
   types = malloc(N * sizeof(int));
   mask = malloc(N * sizeof(int));
   labels = malloc((size_t)B * sizeof(int));
-  if (g_fail > fail0 || !ids || !types || !mask || !labels) goto done;
+  if (failures > fail0 || !ids || !types || !mask || !labels) goto done;
   for (size_t i = 0; i < N; i++) {
     ids[i] = (int)fids[i];
     types[i] = (int)ftypes[i];
@@ -325,8 +316,8 @@ int main(void) {
   self_check();
   run_fixture("tests/fixtures/tiny_bert_ref.safetensors", 0);
   run_fixture("tests/fixtures/tiny_bert_reg_ref.safetensors", 1);
-  if (g_fail) {
-    printf("test_reference: %d FAILURE(S)\n", g_fail);
+  if (failures) {
+    printf("test_reference: %d FAILURE(S)\n", failures);
     return 1;
   }
   printf("test_reference: all checks passed\n");

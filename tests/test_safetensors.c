@@ -11,18 +11,8 @@
 #include "backbone/fileio.h"
 #include "backbone/safetensors.h"
 #include "backbone/status.h"
+#include "tests/check.h"
 
-static int g_fail = 0, g_checks = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    g_checks++;                                            \
-    if (!(cond)) {                                         \
-      g_fail++;                                            \
-      printf("FAIL %s:%d: %s -- ", __FILE__, __LINE__, #cond); \
-      printf(__VA_ARGS__);                                 \
-      printf("\n");                                        \
-    }                                                      \
-  } while (0)
 
 static char g_dir[256];
 
@@ -339,6 +329,6 @@ int main(void) {
   test_malformed();
   test_append_line();
   cleanup();
-  printf("%d checks, %d failed\n", g_checks, g_fail);
-  return g_fail ? 1 : 0;
+  printf("%d checks, %d failed\n", checks, failures);
+  return failures ? 1 : 0;
 }

@@ -11,19 +11,8 @@
 #include "backbone/fileio.h"
 #include "backbone/status.h"
 #include "harness/table.h"
+#include "tests/check.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (cond) {                                            \
-      printf("ok   ");                                     \
-    } else {                                               \
-      printf("FAIL ");                                     \
-      g_fail = 1;                                          \
-    }                                                      \
-    printf(__VA_ARGS__);                                   \
-    printf("\n");                                          \
-  } while (0)
 
 /* One synthetic record line. metrics_json: the "metrics" object; counters_json: "counters". */
 static void rec(FILE *f, const char *task, const char *method, const char *desc, int seed,
@@ -353,6 +342,6 @@ int main(void) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (getenv("PB_TEST_KEEP")) printf("kept %s (PB_TEST_KEEP)\n", dir);
   else if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
-  printf(g_fail ? "test_table: FAILED\n" : "test_table: all passed\n");
-  return g_fail;
+  printf(failures ? "test_table: FAILED\n" : "test_table: all passed\n");
+  return failures;
 }

@@ -5,19 +5,8 @@
 #include <string.h>
 
 #include "counters/timing.h"
+#include "tests/check.h"
 
-static int g_fail;
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (cond) {                                           \
-      printf("ok   ");                                    \
-    } else {                                              \
-      printf("FAIL ");                                    \
-      g_fail = 1;                                         \
-    }                                                     \
-    printf(__VA_ARGS__);                                  \
-    printf("\n");                                         \
-  } while (0)
 
 static volatile double g_sink;
 
@@ -108,6 +97,6 @@ int main(void) {
   cJSON_Delete(j);
   cJSON_Delete(mj);
 
-  printf(g_fail ? "test_timing: FAILED\n" : "test_timing: all passed\n");
-  return g_fail;
+  printf(failures ? "test_timing: FAILED\n" : "test_timing: all passed\n");
+  return failures;
 }

@@ -6,6 +6,7 @@
  * Runs from the repo root; needs ../shared/data. */
 #include "backbone/status.h"
 #include "backbone/tokenizer.h"
+#include "tests/check.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,16 +18,6 @@
 #define VOCAB "../shared/data/vocab/bert-base-uncased-vocab.txt"
 #define SST2 "../shared/data/glue/SST-2/train.tsv"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                         \
-  do {                                                           \
-    if (!(cond)) {                                               \
-      failures++;                                                \
-      printf("  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
-      printf(__VA_ARGS__);                                       \
-      printf("\n");                                              \
-    }                                                            \
-  } while (0)
 
 /* tokenizes text and compares with n expected token strings and ids */
 static void expect(const pb_tokenizer *tk, const char *label, const char *text, int n,
