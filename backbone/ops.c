@@ -49,6 +49,51 @@ int pb_get_threads(void) {
   return g_threads;
 }
 
+/* ------------------------------------------------------------------ GEMM threading policy */
+
+/* With more than one thread, a "small" linear GEMM (the smaller weight dim <= the split limit,
+ * 128 by default: hidden-128 models) runs as one single-threaded OpenBLAS call per thread over
+ * a slice of the output rows (OpenMP), instead of one call on the OpenBLAS pool, whose own
+ * 2-thread split of such shapes runs about 2x slower than 1 thread. Larger GEMMs use the pool.
+ * PB_GEMM_SPLIT_MAX (env, read once) overrides the limit; 0 turns splitting off
+ * (bench/run.sh --tune compares settings on a quiet machine). */
+static int g_split_max = -1;
+
+static int split_gemm(int dim_a, int dim_b) {
+  if (g_split_max < 0) {
+    const char *e = getenv("PB_GEMM_SPLIT_MAX");
+    g_split_max = e && *e ? atoi(e) : 128;
+  }
+  return pb_get_threads() > 1 && (dim_a < dim_b ? dim_a : dim_b) <= g_split_max;
+}
+
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major, with the M rows split over the threads
+ * (single-threaded BLAS inside). op(A) rows are A rows (NoTrans) or A columns (Trans). */
+static void sgemm_rows(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  const int nthr = pb_get_threads();
+  openblas_set_num_threads(1);
+#pragma omp parallel num_threads(nthr)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
+    if (m1 > m0) {
+      const float *As = ta == CblasNoTrans ? A + (size_t)m0 * lda : A + m0;
+      cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, alpha, As, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+    }
+  }
+  openblas_set_num_threads(nthr);
+}
+
+/* the one place the linear kernels call BLAS: picks the pool or the row split */
+static void sgemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  if (split && M >= 16)
+    sgemm_rows(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* ------------------------------------------------------------------ linear */
 
 void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
@@ -62,7 +107,7 @@ void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b,
     memset(out, 0, (size_t)N * OC * sizeof(float));
   }
   if (IC > 0)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
+    sgemm_(split_gemm(IC, OC), CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
   pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
   if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
 }
@@ -74,12 +119,12 @@ void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const f
   uint64_t macs = 0;
   if (dinp && IC > 0) {
     /* dinp[N,IC] += dout[N,OC] @ w[OC,IC] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
+    sgemm_(split_gemm(IC, OC), CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
   }
   if (dinp) macs += (uint64_t)N * IC * OC;
   if (dw && IC > 0) {
     /* dw[OC,IC] += dout^T[OC,N] @ inp[N,IC] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+    sgemm_(split_gemm(IC, OC), CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
   }
   if (dw) macs += (uint64_t)N * IC * OC;
   if (db) {

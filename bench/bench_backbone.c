@@ -6,6 +6,8 @@
  *   bench_backbone --sgemm [--threads 2]          measured sgemm peak (GFLOP/s), 1..threads
  *   bench_backbone --overhead --shape mini --batch 32 --modes full
  *                  step time with counters off / op counting on / op counting + PAPI on
+ *   --counters off|opcount|papi   what the timed steps of a normal run have on (default off;
+ *                  e.g. under `perf stat -e instructions:u` for a load-independent overhead)
  *
  * Modes: infer = pb_forward (training 0, no labels); full = zero grads + forward + backward +
  * AdamW over all params ("full" method); lora = the same with LoRA r=8 alpha=16 on query,value
@@ -199,12 +201,14 @@ static double sgemm_gflops(int n, int threads) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_backbone --shape tiny|mini|base --batch B [--seq T] [--modes infer,full,lora] [--reps N]\n"
-          "                      [--warmup N] [--threads N] [--round R] [--overhead] | --sgemm [--threads N]\n");
+          "                      [--warmup N] [--threads N] [--round R] [--counters off|opcount|papi] [--overhead]\n"
+          "       bench_backbone --sgemm [--threads N]\n");
 }
 
 int main(int argc, char **argv) {
   const char *shape = "tiny", *modes = "infer,full,lora";
   int B = 32, T = 128, reps = 3, warmup = 1, threads = 2, round = 0, do_sgemm = 0, do_overhead = 0;
+  int counters = 0; /* timed steps with: 0 nothing, 1 op counting, 2 op counting + PAPI start/stop */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--sgemm")) do_sgemm = 1;
@@ -218,6 +222,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--warmup")) warmup = atoi(v), i++;
     else if (!strcmp(a, "--threads")) threads = atoi(v), i++;
     else if (!strcmp(a, "--round")) round = atoi(v), i++;
+    else if (!strcmp(a, "--counters")) counters = !strcmp(v, "opcount") ? 1 : !strcmp(v, "papi") ? 2 : 0, i++;
     else return usage(), 2;
   }
   if (B < 1 || T < 1 || reps < 1 || warmup < 0 || threads < 1 || reps > 1000) return usage(), 2;
@@ -247,10 +252,15 @@ int main(int argc, char **argv) {
       if ((rc = run_step(&x))) break;
     if (!do_overhead) {
       double *ts = malloc(sizeof(double) * (size_t)reps * 5), *ph = ts + reps;
+      if (counters == 2) pb_papi_init(NULL);
       for (int r = 0; !rc && r < reps; r++) {
+        pb_opc_enable(counters >= 1);
         double s = now_s();
+        if (counters == 2) pb_papi_start("train");
         rc = run_step(&x);
+        if (counters == 2) pb_papi_stop("train");
         ts[r] = now_s() - s;
+        pb_opc_enable(0);
         for (int k = 0; k < 4; k++) ph[k * reps + r] = g_phase[k];
       }
       if (rc) {
@@ -288,11 +298,20 @@ int main(int argc, char **argv) {
         return 1;
       }
       double m0 = median(ts[0], reps), m1 = median(ts[1], reps), m2 = median(ts[2], reps);
+      /* direct cost of one PAPI start/stop pair and of 10^6 op-counter adds (load-independent) */
+      double s0 = now_s();
+      for (int k = 0; k < 1000; k++) pb_papi_start("probe"), pb_papi_stop("probe");
+      const double papi_pair_us = (now_s() - s0) * 1e3;
+      pb_opc_enable(1);
+      s0 = now_s();
+      for (int k = 0; k < 1000000; k++) pb_opc_add(PB_OPK_FLOP, (uint64_t)k);
+      const double opc_add_ns = (now_s() - s0) * 1e3;
+      pb_opc_enable(0);
       printf("{\"impl\":\"c-overhead\",\"shape\":\"%s\",\"batch\":%d,\"seq\":%d,\"mode\":\"%s\",\"reps\":%d,"
              "\"off_s\":%.5f,\"opcount_s\":%.5f,\"opcount_papi_s\":%.5f,\"opcount_pct\":%.2f,"
-             "\"opcount_papi_pct\":%.2f,\"papi_available\":%d}\n",
+             "\"opcount_papi_pct\":%.2f,\"papi_available\":%d,\"papi_pair_us\":%.2f,\"opc_add_ns\":%.3f}\n",
              shape, B, T, mode, reps, m0, m1, m2, 100.0 * (m1 / m0 - 1), 100.0 * (m2 / m0 - 1),
-             papi_ok && pb_papi_available());
+             papi_ok && pb_papi_available(), papi_pair_us, opc_add_ns);
       for (int k = 0; k < 3; k++) free(ts[k]);
       pb_papi_finish();
     }

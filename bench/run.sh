@@ -11,17 +11,20 @@
 #             plus the sgemm peak and the op-count/PAPI overhead check.   ~8-10 min, quiet machine
 #   --quick   1 round, fewer repetitions, bert-base batch 8 inference only.   < 2 min
 #   --threads 1  C on 1 thread and torch on t1 only (for a busy machine).
+#   --tune    only compare the GEMM split policy (PB_GEMM_SPLIT_MAX = 0 / 128 / 256, see
+#             backbone/ops.c) at tiny and mini, 2 threads, alternating.   ~1 min
 # Run from the repo root; builds bench_backbone in build-bench unless --build names a build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUICK=0 THREADS=2 BUILD=build-bench OUT=""
+QUICK=0 TUNE=0 THREADS=2 BUILD=build-bench OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --tune) TUNE=1 ;;
     --threads) THREADS="$2"; shift ;;
     --build) BUILD="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--threads N] [--build DIR] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [--quick | --tune] [--threads N] [--build DIR] [--out FILE]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -32,6 +35,24 @@ if [ ! -x "$BUILD/bench/bench_backbone" ]; then
 fi
 cmake --build "$BUILD" -j2 --target bench_backbone >/dev/null
 BIN="$BUILD/bench/bench_backbone"
+if [ "$TUNE" = 1 ]; then
+  for round in 1 2 3; do
+    for lim in 0 128 256; do
+      for shape in tiny mini; do
+        PB_GEMM_SPLIT_MAX=$lim "$BIN" --shape "$shape" --batch 32 --modes infer,full --reps 3 --threads "$THREADS" |
+          sed "s/^/$lim /"
+      done
+    done
+  done | "$PY" -c '
+import sys, json, statistics as st, collections
+d = collections.defaultdict(list)
+for l in sys.stdin:
+    lim, j = l.split(" ", 1); r = json.loads(j); d[(r["shape"], r["mode"], int(lim))] += r["times"]
+for k in sorted(set(x[:2] for x in d)):
+    print(k[0], k[1], "  ".join("PB_GEMM_SPLIT_MAX=%d: %.4f s" % (l, st.median(d[k + (l,)])) for l in (0, 128, 256)))
+'
+  exit 0
+fi
 [ -n "$OUT" ] || OUT="bench/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
 if [ "$THREADS" = 1 ]; then SETTINGS=t1; else SETTINGS=t1,t2,t2b; fi
@@ -42,9 +63,9 @@ echo "bench: $(nproc) cores, C threads $THREADS, torch settings $SETTINGS -> $OU
 # shape batch reps(infer) reps(train) modes   (quick: one round, bert-base b8 infer + small shapes)
 if [ "$QUICK" = 1 ]; then
   ROUNDS=1
-  CONFIGS="tiny 32 3 2 infer,full,lora
-mini 32 3 2 infer,full,lora
-base 1 3 2 infer,full,lora
+  CONFIGS="tiny 32 3 2 infer,full
+mini 32 3 2 infer,lora
+base 1 3 2 full
 base 8 2 1 infer"
 else
   ROUNDS=2

@@ -61,7 +61,8 @@ def main():
             print(f"op counting overhead ({r['shape']} b{r['batch']} {r['mode']}, median of {r['reps']}): "
                   f"off {r['off_s']:.4f} s, opcount {r['opcount_s']:.4f} s ({r['opcount_pct']:+.2f}%), "
                   f"opcount+PAPI {r['opcount_papi_s']:.4f} s ({r['opcount_papi_pct']:+.2f}%), "
-                  f"PAPI available {bool(r['papi_available'])}")
+                  f"PAPI available {bool(r['papi_available'])}; one PAPI start/stop pair "
+                  f"{r.get('papi_pair_us', float('nan')):.1f} us, one op-counter add {r.get('opc_add_ns', float('nan')):.2f} ns")
     return 0
 
 
