@@ -6,7 +6,8 @@
  *   from the calling thread (never inside a parallel region).
  * - Attention parallelises over (batch, head) pairs with OpenMP when pb_get_threads() > 1 and
  *   runs BLAS single-threaded inside, so OpenMP and the OpenBLAS pool never run together.
- *   Elementwise kernels are serial (memory-bound, and no pool contention after a GEMM).
+ * - Small linear GEMMs and large elementwise kernels can split over the threads with OpenMP
+ *   (policies below, off by default: PB_GEMM_SPLIT_MAX, PB_ELEMWISE_PAR_MIN).
  * - Dropout is counter-based (pb_dropout_keep): backward regenerates the mask from the seed;
  *   the seed hash is taken once per call (keep_h_), the index hash inlined.
  * - GELU uses a vectorisable erf (A&S 7.1.26, |err| <= 1.5e-7, as ATen's vectorised erf) and
@@ -52,17 +53,19 @@ int pb_get_threads(void) {
 /* ------------------------------------------------------------------ GEMM threading policy */
 
 /* With more than one thread, a "small" linear GEMM (the smaller weight dim <= the split limit,
- * 128 by default: hidden-128 models) runs as one single-threaded OpenBLAS call per thread over
+ * e.g. 128 for hidden-128 models) can run as one single-threaded OpenBLAS call per thread over
  * a slice of the output rows (OpenMP), instead of one call on the OpenBLAS pool, whose own
- * 2-thread split of such shapes runs about 2x slower than 1 thread. Larger GEMMs use the pool.
- * PB_GEMM_SPLIT_MAX (env, read once) overrides the limit; 0 turns splitting off
- * (bench/run.sh --tune compares settings on a quiet machine). */
+ * 2-thread split of such shapes was reported ~2x slower than 1 thread. PB_GEMM_SPLIT_MAX (env,
+ * read once) sets the limit; 0 = never split. The default stays 0 until bench/run.sh --tune
+ * shows a gain on a quiet machine: with a core busy elsewhere, static OpenMP splits wait on the
+ * slow core and OpenMP's spinning workers starve the OpenBLAS pool (measured 1.5-2x slower). */
+#define PB_GEMM_SPLIT_MAX_DEFAULT 0 /* off until measured on a quiet machine (bench/run.sh --tune) */
 static int g_split_max = -1;
 
 static int split_gemm(int dim_a, int dim_b) {
   if (g_split_max < 0) {
     const char *e = getenv("PB_GEMM_SPLIT_MAX");
-    g_split_max = e && *e ? atoi(e) : 128;
+    g_split_max = e && *e ? atoi(e) : PB_GEMM_SPLIT_MAX_DEFAULT;
   }
   return pb_get_threads() > 1 && (dim_a < dim_b ? dim_a : dim_b) <= g_split_max;
 }
@@ -93,6 +96,42 @@ static void sgemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, 
   else
     cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+
+/* ------------------------------------------------------------------ elementwise threading */
+
+/* Large elementwise/row kernels (GELU, LayerNorm, dropout, add) can split their range over the
+ * threads with OpenMP between GEMMs (never inside one). PB_ELEMWISE_PAR_MIN (env, read once):
+ * the smallest element count worth splitting, e.g. 65536; 0 (the default until measured, see
+ * the GEMM policy above) keeps them serial. */
+#define PB_ELEMWISE_PAR_MIN_DEFAULT 0 /* off until measured on a quiet machine (bench/run.sh --tune) */
+static long g_elem_min = -1;
+
+static int elem_threads(size_t work) {
+  if (g_elem_min < 0) {
+    const char *e = getenv("PB_ELEMWISE_PAR_MIN");
+    g_elem_min = e && *e ? atol(e) : PB_ELEMWISE_PAR_MIN_DEFAULT;
+  }
+  const int t = pb_get_threads();
+  return t > 1 && g_elem_min > 0 && work >= (size_t)g_elem_min ? t : 1;
+}
+
+/* runs BODY with [lo, hi) over [0, n) — split across threads (chunk edges on multiples of 16)
+ * when `work` elements are worth it, else once over everything */
+#define PB_PAR_RANGE(n, work, lo, hi, BODY)                                                        \
+  do {                                                                                             \
+    const int nt_ = elem_threads(work);                                                            \
+    if (nt_ > 1) {                                                                                 \
+      _Pragma("omp parallel num_threads(nt_)") {                                                   \
+        const int t_ = omp_get_thread_num(), k_ = omp_get_num_threads();                           \
+        const size_t lo = ((size_t)(n) * (size_t)t_ / (size_t)k_) & ~(size_t)15;                   \
+        const size_t hi = t_ == k_ - 1 ? (size_t)(n) : ((size_t)(n) * (size_t)(t_ + 1) / (size_t)k_) & ~(size_t)15; \
+        BODY;                                                                                      \
+      }                                                                                            \
+    } else {                                                                                       \
+      const size_t lo = 0, hi = (size_t)(n);                                                       \
+      BODY;                                                                                        \
+    }                                                                                              \
+  } while (0)
 
 /* ------------------------------------------------------------------ linear */
 
@@ -181,7 +220,9 @@ PB_VEC_CLONES static void layernorm_fwd_rows(float *out, float *mean, float *rst
 void pb_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                       int N, int C, float eps) {
   if (N <= 0 || C <= 0) return;
-  layernorm_fwd_rows(out, mean, rstd, inp, w, b, N, C, eps);
+  PB_PAR_RANGE(N, (size_t)N * C, lo, hi,
+               layernorm_fwd_rows(out + lo * C, mean ? mean + lo : NULL, rstd ? rstd + lo : NULL, inp + lo * C,
+                                  w, b, (int)(hi - lo), C, eps));
   pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)N * C);
   pb_opc_add(PB_OPK_TRANS, (uint64_t)N);
 }
@@ -234,7 +275,15 @@ PB_VEC_CLONES static void layernorm_bwd_rows(float *dinp, float *dw, float *db, 
 void pb_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                       const float *mean, const float *rstd, int N, int C) {
   if (N <= 0 || C <= 0) return;
-  layernorm_bwd_rows(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+  if (dinp && elem_threads((size_t)N * C) > 1) {
+    /* rows split for dinp; the dw/db row sums stay one serial pass (no shared accumulators) */
+    PB_PAR_RANGE(N, (size_t)N * C, lo, hi,
+                 layernorm_bwd_rows(dinp + lo * C, NULL, NULL, dout + lo * C, inp + lo * C, w, mean + lo,
+                                    rstd + lo, (int)(hi - lo), C));
+    if (dw || db) layernorm_bwd_rows(NULL, dw, db, dout, inp, w, mean, rstd, N, C);
+  } else {
+    layernorm_bwd_rows(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+  }
   uint64_t nc = (uint64_t)N * C, fl = 0;
   if (dinp) fl += 10 * nc;
   if (dw) fl += 3 * nc;
@@ -313,13 +362,13 @@ PB_VEC_CLONES static void gelu_bwd_loop(float *dinp, const float *inp, const flo
 }
 
 void pb_gelu_fwd(float *out, const float *inp, size_t n) {
-  gelu_fwd_loop(out, inp, n);
+  PB_PAR_RANGE(n, n, lo, hi, gelu_fwd_loop(out + lo, inp + lo, hi - lo));
   pb_opc_add(PB_OPK_FLOP, 4 * (uint64_t)n);
   pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
 }
 
 void pb_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
-  gelu_bwd_loop(dinp, inp, dout, n);
+  PB_PAR_RANGE(n, n, lo, hi, gelu_bwd_loop(dinp + lo, inp + lo, dout + lo, hi - lo));
   pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)n);
   pb_opc_add(PB_OPK_TRANS, 2 * (uint64_t)n);
 }
@@ -346,7 +395,7 @@ void pb_relu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
 }
 
 void pb_add(float *out, const float *a, const float *b, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+  PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = a[i] + b[i]);
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
 
@@ -381,7 +430,7 @@ void pb_dropout_fwd(float *out, const float *inp, size_t n, float p, uint64_t se
   }
   const float scale = pb_dropout_scale_(p);
   const uint64_t hs = pb_hash64(seed);
-  for (size_t i = 0; i < n; i++) out[i] = keep_h_(hs, i, p) ? inp[i] * scale : 0.0f;
+  PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = keep_h_(hs, i, p) ? inp[i] * scale : 0.0f);
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
 
@@ -397,10 +446,9 @@ void pb_dropout_bwd(float *dinp, const float *dout, size_t n, float p, uint64_t 
   const float scale = pb_dropout_scale_(p);
   const uint64_t hs = pb_hash64(seed);
   if (inplace) {
-    for (size_t i = 0; i < n; i++) dinp[i] = keep_h_(hs, i, p) ? dinp[i] * scale : 0.0f;
+    PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) dinp[i] = keep_h_(hs, i, p) ? dinp[i] * scale : 0.0f);
   } else {
-    for (size_t i = 0; i < n; i++)
-      if (keep_h_(hs, i, p)) dinp[i] += dout[i] * scale;
+    PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) if (keep_h_(hs, i, p)) dinp[i] += dout[i] * scale);
   }
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }

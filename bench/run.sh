@@ -11,8 +11,8 @@
 #             plus the sgemm peak and the op-count/PAPI overhead check.   ~8-10 min, quiet machine
 #   --quick   1 round, fewer repetitions, bert-base batch 8 inference only.   < 2 min
 #   --threads 1  C on 1 thread and torch on t1 only (for a busy machine).
-#   --tune    only compare the GEMM split policy (PB_GEMM_SPLIT_MAX = 0 / 128 / 256, see
-#             backbone/ops.c) at tiny and mini, 2 threads, alternating.   ~1 min
+#   --tune    only compare the 2-thread policies of backbone/ops.c (PB_GEMM_SPLIT_MAX,
+#             PB_ELEMWISE_PAR_MIN) at tiny, mini and bert-base b1, alternating.   ~2 min
 # Run from the repo root; builds bench_backbone in build-bench unless --build names a build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,20 +36,26 @@ fi
 cmake --build "$BUILD" -j2 --target bench_backbone >/dev/null
 BIN="$BUILD/bench/bench_backbone"
 if [ "$TUNE" = 1 ]; then
-  for round in 1 2 3; do
-    for lim in 0 128 256; do
-      for shape in tiny mini; do
-        PB_GEMM_SPLIT_MAX=$lim "$BIN" --shape "$shape" --batch 32 --modes infer,full --reps 3 --threads "$THREADS" |
-          sed "s/^/$lim /"
+  # policy = "GEMM split limit / elementwise split minimum" (backbone/ops.c)
+  POLICIES="0/0 128/0 256/0 0/65536 128/65536"
+  for round in 1 2; do
+    for pol in $POLICIES; do
+      for cfg in "tiny 32 infer,full" "mini 32 infer,full" "base 1 infer"; do
+        set -- $cfg
+        PB_GEMM_SPLIT_MAX=${pol%/*} PB_ELEMWISE_PAR_MIN=${pol#*/} "$BIN" --shape "$1" --batch "$2" --modes "$3" \
+          --reps 3 --threads "$THREADS" | sed "s|^|$pol |"
       done
     done
   done | "$PY" -c '
 import sys, json, statistics as st, collections
-d = collections.defaultdict(list)
+d = collections.defaultdict(list); pols = []
 for l in sys.stdin:
-    lim, j = l.split(" ", 1); r = json.loads(j); d[(r["shape"], r["mode"], int(lim))] += r["times"]
-for k in sorted(set(x[:2] for x in d)):
-    print(k[0], k[1], "  ".join("PB_GEMM_SPLIT_MAX=%d: %.4f s" % (l, st.median(d[k + (l,)])) for l in (0, 128, 256)))
+    pol, j = l.split(" ", 1); r = json.loads(j); d[(r["shape"], r["batch"], r["mode"], pol)] += r["times"]
+    pols += [pol] if pol not in pols else []
+print("median step seconds; policy = PB_GEMM_SPLIT_MAX/PB_ELEMWISE_PAR_MIN (defaults 0/0 = off)")
+print("%-16s" % "shape" + "".join("%12s" % p for p in pols))
+for k in sorted(set(x[:3] for x in d)):
+    print("%-16s" % ("%s b%d %s" % k) + "".join("%12.4f" % st.median(d[k + (p,)]) for p in pols))
 '
   exit 0
 fi
