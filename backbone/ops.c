@@ -183,6 +183,7 @@ void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const f
  * optional w/b branches are outside the loops. PB_VEC_CLONES: one AVX-512 / AVX2 / baseline
  * build of a loop function, picked at load time (GCC target_clones). */
 #define PB_VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define PB_VEC_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 
 PB_VEC_CLONES static void layernorm_fwd_rows(float *out, float *mean, float *rstd, const float *inp,
                                              const float *w, const float *b, int N, int C, float eps) {
@@ -421,6 +422,30 @@ int pb_dropout_keep(uint64_t seed, uint64_t i, float p) {
   return keep_h_(pb_hash64(seed), i, p);
 }
 
+/* dst[i] = keep(base + i) ? src[i] * scale : 0 over n (dst may alias src); hs = pb_hash64(seed).
+ * The mask is computed branch-free so the 64-bit hash vectorises (x86-64-v4: AVX-512DQ
+ * multiplies). */
+PB_VEC_CLONES_V4 static void mask_scale_(float *dst, const float *src, size_t n, uint64_t hs, uint64_t base,
+                                         float p, float scale) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t h = hash64_(hs ^ ((base + i) * 0xD1B54A32D192ED03ULL));
+    const float u = (float)(uint32_t)(h >> 40) * (1.0f / 16777216.0f);
+    dst[i] = u >= p ? src[i] * scale : 0.0f;
+  }
+}
+
+/* dst[i] += keep(base + i) ? src[i] * scale : 0 */
+PB_VEC_CLONES_V4 static void mask_scale_acc_(float *dst, const float *src, size_t n, uint64_t hs, uint64_t base,
+                                             float p, float scale) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t h = hash64_(hs ^ ((base + i) * 0xD1B54A32D192ED03ULL));
+    const float u = (float)(uint32_t)(h >> 40) * (1.0f / 16777216.0f);
+    dst[i] += u >= p ? src[i] * scale : 0.0f;
+  }
+}
+
 float pb_dropout_scale_(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
 
 void pb_dropout_fwd(float *out, const float *inp, size_t n, float p, uint64_t seed) {
@@ -430,7 +455,7 @@ void pb_dropout_fwd(float *out, const float *inp, size_t n, float p, uint64_t se
   }
   const float scale = pb_dropout_scale_(p);
   const uint64_t hs = pb_hash64(seed);
-  PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = keep_h_(hs, i, p) ? inp[i] * scale : 0.0f);
+  PB_PAR_RANGE(n, n, lo, hi, mask_scale_(out + lo, inp + lo, hi - lo, hs, lo, p, scale));
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
 
@@ -446,9 +471,9 @@ void pb_dropout_bwd(float *dinp, const float *dout, size_t n, float p, uint64_t 
   const float scale = pb_dropout_scale_(p);
   const uint64_t hs = pb_hash64(seed);
   if (inplace) {
-    PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) dinp[i] = keep_h_(hs, i, p) ? dinp[i] * scale : 0.0f);
+    PB_PAR_RANGE(n, n, lo, hi, mask_scale_(dinp + lo, dinp + lo, hi - lo, hs, lo, p, scale));
   } else {
-    PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) if (keep_h_(hs, i, p)) dinp[i] += dout[i] * scale);
+    PB_PAR_RANGE(n, n, lo, hi, mask_scale_acc_(dinp + lo, dout + lo, hi - lo, hs, lo, p, scale));
   }
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
@@ -548,6 +573,15 @@ PB_VEC_CLONES static void softmax_row_(float *row, const int *mk, int T) {
   for (int j = 0; j < T; j++) row[j] *= inv;
 }
 
+/* g[T] = pr * (g - sum_j pr_j g_j): softmax backward of one row in place */
+PB_VEC_CLONES static void softmax_bwd_row_(float *g, const float *pr, int T) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int j = 0; j < T; j++) s += pr[j] * g[j];
+#pragma omp simd
+  for (int j = 0; j < T; j++) g[j] = pr[j] * (g[j] - s);
+}
+
 /* forward of one (b,h) pair; tmp: T*T floats or NULL (then the dropout product is done by
  * plain loops) */
 static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float *k, const float *v,
@@ -571,7 +605,7 @@ static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float 
   const float dsc = pb_dropout_scale_(p);
   const uint64_t base = ((uint64_t)b * A + h) * T * T, hs = pb_hash64(seed);
   if (tmp) {
-    for (size_t e = 0; e < (size_t)T * T; e++) tmp[e] = keep_h_(hs, base + e, p) ? P[e] * dsc : 0.0f;
+    mask_scale_(tmp, P, (size_t)T * T, hs, base, p, dsc);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, tmp, T, vh, d, 0.0f, ch, d);
   } else {
     for (int i = 0; i < T; i++) {
@@ -631,7 +665,7 @@ static void attn_bwd_pair(float *dq, float *dk, float *dv, float *Sc, const floa
   if (dv) {
     const float *Pd = P;
     if (drop) {
-      for (size_t e = 0; e < TT; e++) Sc[e] = keep_h_(hs, base + e, p) ? P[e] * dsc : 0.0f;
+      mask_scale_(Sc, P, TT, hs, base, p, dsc);
       Pd = Sc;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, Pd, T, dctx + off, d, 1.0f, dv + off, d);
@@ -640,15 +674,9 @@ static void attn_bwd_pair(float *dq, float *dk, float *dv, float *Sc, const floa
   /* dP_drop = dctx_h v_h^T, then through the dropout mask */
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dctx + off, d, v + off, d, 0.0f, Sc, T);
   if (drop)
-    for (size_t e = 0; e < TT; e++) Sc[e] = keep_h_(hs, base + e, p) ? Sc[e] * dsc : 0.0f;
+    mask_scale_(Sc, Sc, TT, hs, base, p, dsc);
   /* softmax backward: dS = P * (dP - sum_j P dP) */
-  for (int i = 0; i < T; i++) {
-    const float *pr = P + (size_t)i * T;
-    float *g = Sc + (size_t)i * T;
-    float s = 0.0f;
-    for (int j = 0; j < T; j++) s += pr[j] * g[j];
-    for (int j = 0; j < T; j++) g[j] = pr[j] * (g[j] - s);
-  }
+  for (int i = 0; i < T; i++) softmax_bwd_row_(Sc + (size_t)i * T, P + (size_t)i * T, T);
   if (dq) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, sc, Sc, T, k + off, d, 1.0f, dq + off, d);
   if (dk) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, sc, Sc, T, q + off, d, 1.0f, dk + off, d);
 }
