@@ -25,17 +25,8 @@
 #include "backbone/status.h"
 #include "harness/setup.h"
 #include "methods/method.h"
+#include "tests/check.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                  \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      printf("  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
-      printf(__VA_ARGS__);                                                \
-      printf("\n");                                                       \
-      g_fail++;                                                           \
-    }                                                                     \
-  } while (0)
 
 static char g_dir[256];
 
@@ -184,8 +175,8 @@ int main(void) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
   if (system(cmd) != 0) printf("  (could not remove %s)\n", g_dir);
-  if (g_fail) {
-    printf("test_regressions: %d check(s) FAILED\n", g_fail);
+  if (failures) {
+    printf("test_regressions: %d check(s) FAILED\n", failures);
     return 1;
   }
   printf("test_regressions: all checks passed\n");
