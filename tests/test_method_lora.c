@@ -201,7 +201,7 @@ static void grad_check(const char *const *opts, const char *what) {
   pb_params_zero_grad(&f.m.params);
   loss_of(&f, 1, seed);
   CHECK_OK(pb_backward(&f.m));
-  const float eps = 1e-3f;
+  const float eps = 3e-3f; /* fp32 forward: 1e-3 leaves ~1e-4 of rounding noise, 1e-2 too much curvature */
   int checked = 0, tensors = 0;
   double worst = 0;
   pb_rng r;
