@@ -9,7 +9,8 @@
 #             modes infer/full/lora, 2 rounds, C with N threads (default 2), torch with the
 #             thread settings t1,t2,t2b (see torch_bench.py) and the best one reported;
 #             plus the sgemm peak and the op-count/PAPI overhead check.   ~8-10 min, quiet machine
-#   --quick   1 round, fewer repetitions, bert-base batch 8 inference only.   < 2 min
+#   --quick   1 round, fewer repetitions and steps (tiny infer/full, mini infer/lora, bert-base
+#             b1 full, b8 infer), torch settings t1,t2b.   < 2 min on a quiet machine
 #   --threads 1  C on 1 thread and torch on t1 only (for a busy machine).
 #   --tune    only compare the 2-thread policies of backbone/ops.c (PB_GEMM_SPLIT_MAX,
 #             PB_ELEMWISE_PAR_MIN) at tiny, mini and bert-base b1, alternating.   ~2 min
@@ -61,7 +62,7 @@ for k in sorted(set(x[:3] for x in d)):
 fi
 [ -n "$OUT" ] || OUT="bench/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
-if [ "$THREADS" = 1 ]; then SETTINGS=t1; else SETTINGS=t1,t2,t2b; fi
+if [ "$THREADS" = 1 ]; then SETTINGS=t1; elif [ "$QUICK" = 1 ]; then SETTINGS=t1,t2b; else SETTINGS=t1,t2,t2b; fi
 
 echo "bench: $(nproc) cores, C threads $THREADS, torch settings $SETTINGS -> $OUT" >&2
 "$BIN" --sgemm --threads "$THREADS" | tee -a "$OUT" >&2

@@ -23,6 +23,7 @@ import ctypes.util
 import gc
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -38,6 +39,7 @@ SHAPES = {  # d, L, A, ffn
 V, P, TYPES, C = 30522, 512, 2, 2
 LN_EPS, P_DROP, INIT = 1e-12, 0.1, 0.02
 LORA_R, LORA_ALPHA = 8, 16.0
+SET_TO_NONE = os.environ.get("BENCH_SET_TO_NONE", "1") == "1"  # opt.zero_grad(set_to_none=...)
 
 
 def openblas():
@@ -167,7 +169,7 @@ def make_step(model, mode, ids, types, mask, labels):
     opt = torch.optim.AdamW(groups, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, foreach=True)
 
     def step():
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=SET_TO_NONE)
         loss = F.cross_entropy(model(ids, types, mask), labels)
         loss.backward()
         opt.step()
