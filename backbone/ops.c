@@ -542,14 +542,16 @@ void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B,
 
 /* exp(x) for x <= 0; exactly 0 below -87 (where expf_neg_'s 2^n would leave the normal range):
  * the clamp is an integer compare and mask on the bit pattern (negative floats grow with
- * magnitude; -inf too), so the loop vectorises. NaN (positive-signed) passes through as NaN. */
+ * magnitude; -inf too), so the loop vectorises. NaN in gives NaN out. */
 static inline float expf_nonpos_(float x) {
   union { float f; uint32_t u; } v, e;
   v.f = x;
-  const uint32_t keep = (uint32_t)(v.u <= 0xC2AE0000u) - 1u; /* 0: x >= -87 (or +0), ~0: below */
-  v.u = (v.u & ~keep) | (0xC2AE0000u & keep);
+  const uint32_t xu = v.u;
+  const uint32_t under = (uint32_t)(xu <= 0xC2AE0000u) - 1u;               /* ~0: x < -87 */
+  const uint32_t nan = (uint32_t)((xu & 0x7FFFFFFFu) <= 0x7F800000u) - 1u; /* ~0: x is NaN */
+  v.u = (xu & ~(under | nan)) | (0xC2AE0000u & under); /* NaN -> 0 here: no NaN float-to-int cast */
   e.f = expf_neg_(v.f);
-  e.u &= ~keep;
+  e.u = (e.u & ~(under | nan)) | (xu & nan); /* 0 below -87; NaN in, NaN out */
   return e.f;
 }
 
@@ -560,7 +562,9 @@ PB_VEC_CLONES static void softmax_row_(float *row, const int *mk, int T) {
     for (int j = 0; j < T; j++)
       if (mk[j] == 0) row[j] = PB_ATTN_MASKED;
   float mx = -INFINITY;
+#ifndef __clang__ /* clang cannot vectorise a NaN-honouring max and warns; GCC can */
 #pragma omp simd reduction(max : mx)
+#endif
   for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
