@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,62 +15,32 @@
 #include "backbone/fileio.h"
 #include "backbone/status.h"
 #include "harness/glue.h"
+#include "harness/strbuf.h"
 
 static const char *const g_names[PB_PLOT_COUNT] = {"score_vs_params", "score_vs_ops", "storage",
                                                    "task_scores"};
 
 const char *pb_plot_name(int i) { return i >= 0 && i < PB_PLOT_COUNT ? g_names[i] : NULL; }
 
-/* ---------------------------------------------------------------- small text buffer */
-
-typedef struct {
-  char *s;    /* [cap] NUL-terminated text */
-  size_t n;   /* bytes used */
-  size_t cap; /* bytes allocated */
-  int oom;    /* an allocation failed */
-} tbuf;
-
-static void tb_add(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_add(tbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  va_list ap;
-  va_start(ap, fmt);
-  int k = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (k < 0) return;
-  if (b->n + (size_t)k + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 512;
-    while (b->n + (size_t)k + 1 > cap) cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->oom = 1;
-      return;
-    }
-    b->s = s, b->cap = cap;
-  }
-  va_start(ap, fmt);
-  vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
-  va_end(ap);
-  b->n += (size_t)k;
-}
+/* ---------------------------------------------------------------- data-file text */
 
 /* A label as a gnuplot data-file string: double quotes around, '"' -> '\'', controls -> ' '. */
-static void tb_label(tbuf *b, const char *s) {
-  tb_add(b, "\"");
+static void tb_label(pb_strbuf *b, const char *s) {
+  pb_sb_add(b, "\"");
   for (const char *p = s; *p; p++) {
     unsigned char c = (unsigned char)*p;
-    tb_add(b, "%c", c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c);
+    pb_sb_add(b, "%c", c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c);
   }
-  tb_add(b, "\"");
+  pb_sb_add(b, "\"");
 }
 
 /* Number or NaN. */
-static void tb_num(tbuf *b, int have, double v) {
-  if (have && isfinite(v)) tb_add(b, " %.10g", v);
-  else tb_add(b, " NaN");
+static void tb_num(pb_strbuf *b, int have, double v) {
+  if (have && isfinite(v)) pb_sb_add(b, " %.10g", v);
+  else pb_sb_add(b, " NaN");
 }
 
-static int write_buf(const char *dir, const char *name, tbuf *b) {
+static int write_buf(const char *dir, const char *name, pb_strbuf *b) {
   if (b->oom) {
     free(b->s);
     return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
@@ -89,8 +58,8 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
   int rc;
   int np[PB_PLOT_COUNT] = {0};
   /* (a) score vs trainable params */
-  tbuf b = {0};
-  tb_add(&b, "# peftbench plot: average GLUE score (x100, over the tasks each method ran) vs\n"
+  pb_strbuf b = {0};
+  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100, over the tasks each method ran) vs\n"
              "# trainable parameters without the task head\n"
              "# label trainable_no_head avg_score n_tasks\n");
   for (int i = 0; i < a->n_rows; i++) {
@@ -101,7 +70,7 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
     tb_label(&b, a->rows[i].label);
     tb_num(&b, 1, p.mean);
     tb_num(&b, 1, avg);
-    tb_add(&b, " %d\n", k);
+    pb_sb_add(&b, " %d\n", k);
     np[0]++;
   }
   if ((rc = write_buf(dir, g_names[0], &b))) return rc;
@@ -116,8 +85,8 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
   }
   double floor_v = isfinite(minpos) ? pow(10, floor(log10(minpos)) - 1) : 1;
   if (ops_floor) *ops_floor = floor_v;
-  b = (tbuf){0};
-  tb_add(&b, "# peftbench plot: average GLUE score (x100) vs FLOPs the method adds per token (T=128)\n"
+  b = (pb_strbuf){0};
+  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs FLOPs the method adds per token (T=128)\n"
              "# zero-cost points are placed at x = %.10g (the \"0 (merged)\" tic)\n"
              "# label x_plotted avg_score added_flops_per_token\n",
          floor_v);
@@ -132,7 +101,7 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
       tb_num(&b, 1, s.mean > 0 ? s.mean : floor_v);
       tb_num(&b, 1, avg);
       tb_num(&b, 1, s.mean);
-      tb_add(&b, "\n");
+      pb_sb_add(&b, "\n");
       np[1]++;
     }
     pb_stat m = pb_agg_row_stat(r, PB_AGG_OPS_MERGED_EXAMPLE);
@@ -143,7 +112,7 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
       tb_num(&b, 1, m.mean > 0 ? m.mean / 128 : floor_v);
       tb_num(&b, 1, avg);
       tb_num(&b, 1, m.mean / 128);
-      tb_add(&b, "\n");
+      pb_sb_add(&b, "\n");
       np[1]++;
     }
   }
@@ -151,16 +120,16 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
 
   /* (c) storage and (d) per-task scores: one row per method, one column per task */
   for (int which = 0; which < 2; which++) {
-    b = (tbuf){0};
-    tb_add(&b, which == 0 ? "# peftbench plot: task-file size (KB) per method and task\n"
+    b = (pb_strbuf){0};
+    pb_sb_add(&b, which == 0 ? "# peftbench plot: task-file size (KB) per method and task\n"
                           : "# peftbench plot: GLUE task score (x100) per method and task\n");
     tb_label(&b, "method");
     for (int t = 0; t < PB_AGG_NTASKS; t++)
       if (a->task_present[t]) {
-        tb_add(&b, " ");
+        pb_sb_add(&b, " ");
         tb_label(&b, pb_task_at(t)->dir);
       }
-    tb_add(&b, "\n");
+    pb_sb_add(&b, "\n");
     for (int i = 0; i < a->n_rows; i++) {
       tb_label(&b, a->rows[i].label);
       for (int t = 0; t < PB_AGG_NTASKS; t++) {
@@ -171,7 +140,7 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
         tb_num(&b, have, s.mean);
         np[2 + which] += have;
       }
-      tb_add(&b, "\n");
+      pb_sb_add(&b, "\n");
     }
     if ((rc = write_buf(dir, g_names[2 + which], &b))) return rc;
   }

@@ -12,50 +12,9 @@
 #include "backbone/status.h"
 #include "harness/glue.h"
 #include "harness/results.h"
+#include "harness/strbuf.h"
 
 /* ---------------------------------------------------------------- string builder */
-
-typedef struct {
-  char *s;    /* [cap] NUL-terminated text */
-  size_t n;   /* bytes used (without the NUL) */
-  size_t cap; /* bytes allocated */
-  int oom;    /* an allocation failed: the text is incomplete */
-} sbuf;
-
-static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  va_list ap;
-  va_start(ap, fmt);
-  int k = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (k < 0) return;
-  if (b->n + (size_t)k + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (b->n + (size_t)k + 1 > cap) cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->oom = 1;
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
-  }
-  va_start(ap, fmt);
-  vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
-  va_end(ap);
-  b->n += (size_t)k;
-}
-
-/* Takes the text out of b (an empty string when nothing was added); NULL on OOM. */
-static char *sb_take(sbuf *b) {
-  if (b->oom) {
-    free(b->s);
-    return NULL;
-  }
-  if (!b->s) return strdup("");
-  return b->s;
-}
 
 /* ---------------------------------------------------------------- JSON helpers */
 
@@ -300,11 +259,11 @@ static int agg_group(cJSON *all, pb_agg *a) {
     for (int j = 0; j < a->n_rows; j++)
       if (j != i && !strcmp(a->rows[j].method, r->method) && strcmp(a->rows[j].desc, r->desc))
         multi_cfg = 1;
-    sbuf b = {0};
-    sb_add(&b, "%s", r->method);
-    if (multi_cfg && r->desc[0]) sb_add(&b, " (%s)", r->desc);
-    if (multi_fp) sb_add(&b, " [%.8s]", r->fp[0] ? r->fp : "?");
-    r->label = sb_take(&b);
+    pb_strbuf b = {0};
+    pb_sb_add(&b, "%s", r->method);
+    if (multi_cfg && r->desc[0]) pb_sb_add(&b, " (%s)", r->desc);
+    if (multi_fp) pb_sb_add(&b, " [%.8s]", r->fp[0] ? r->fp : "?");
+    r->label = pb_sb_take(&b);
     if (!r->label) return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
   }
   return PB_OK;
@@ -383,38 +342,38 @@ static void tbl_free(tbl *t) {
  * characters, and ± / – as $\pm$ / --; CSV: none here, quoting is done when writing).
  * Returns a malloc'd string. */
 static char *esc(int fmt, const char *s) {
-  sbuf b = {0};
-  sb_add(&b, "%s", "");
+  pb_strbuf b = {0};
+  pb_sb_add(&b, "%s", "");
   for (const char *p = s; *p; p++) {
     char c = *p;
     if (c == '\n' || c == '\r' || c == '\t') {
-      sb_add(&b, " ");
+      pb_sb_add(&b, " ");
     } else if (fmt == F_MD && c == '|') {
-      sb_add(&b, "\\|");
+      pb_sb_add(&b, "\\|");
     } else if (fmt == F_TEX && !strncmp(p, "±", strlen("±"))) {
-      sb_add(&b, "$\\pm$");
+      pb_sb_add(&b, "$\\pm$");
       p += strlen("±") - 1;
     } else if (fmt == F_TEX && !strncmp(p, "–", strlen("–"))) {
-      sb_add(&b, "--");
+      pb_sb_add(&b, "--");
       p += strlen("–") - 1;
     } else if (fmt == F_TEX) {
       switch (c) {
         case '_': case '%': case '&': case '#': case '$': case '{': case '}':
-          sb_add(&b, "\\%c", c);
+          pb_sb_add(&b, "\\%c", c);
           break;
-        case '\\': sb_add(&b, "\\textbackslash{}"); break;
-        case '~': sb_add(&b, "\\textasciitilde{}"); break;
-        case '^': sb_add(&b, "\\textasciicircum{}"); break;
-        case '<': sb_add(&b, "\\textless{}"); break;
-        case '>': sb_add(&b, "\\textgreater{}"); break;
-        case '|': sb_add(&b, "\\textbar{}"); break;
-        default: sb_add(&b, "%c", c);
+        case '\\': pb_sb_add(&b, "\\textbackslash{}"); break;
+        case '~': pb_sb_add(&b, "\\textasciitilde{}"); break;
+        case '^': pb_sb_add(&b, "\\textasciicircum{}"); break;
+        case '<': pb_sb_add(&b, "\\textless{}"); break;
+        case '>': pb_sb_add(&b, "\\textgreater{}"); break;
+        case '|': pb_sb_add(&b, "\\textbar{}"); break;
+        default: pb_sb_add(&b, "%c", c);
       }
     } else {
-      sb_add(&b, "%c", c);
+      pb_sb_add(&b, "%c", c);
     }
   }
-  return sb_take(&b);
+  return pb_sb_take(&b);
 }
 
 static void tbl_col(tbl *t, const char *head, int right) {
@@ -478,64 +437,64 @@ static void tbl_note(tbl *t, const char *fmt, ...) {
 }
 
 /* RFC 4180: quote a field that holds a comma, a quote, CR or LF; double the quotes. */
-static void csv_field(sbuf *b, const char *s) {
+static void csv_field(pb_strbuf *b, const char *s) {
   if (!strpbrk(s, ",\"\r\n")) {
-    sb_add(b, "%s", s);
+    pb_sb_add(b, "%s", s);
     return;
   }
-  sb_add(b, "\"");
-  for (const char *p = s; *p; p++) sb_add(b, *p == '"' ? "\"\"" : "%c", *p);
-  sb_add(b, "\"");
+  pb_sb_add(b, "\"");
+  for (const char *p = s; *p; p++) pb_sb_add(b, *p == '"' ? "\"\"" : "%c", *p);
+  pb_sb_add(b, "\"");
 }
 
-static void tbl_emit(const tbl *t, sbuf *b) {
+static void tbl_emit(const tbl *t, pb_strbuf *b) {
   const char *miss = t->fmt == F_MD ? "–" : t->fmt == F_TEX ? "--" : "";
   if (t->fmt == F_CSV) {
     for (int r = -1; r < t->nrows; r++) {
       for (int c = 0; c < t->ncols; c++) {
-        if (c) sb_add(b, ",");
+        if (c) pb_sb_add(b, ",");
         const char *s = r < 0 ? t->hdr[c] : t->cells[r * t->ncols + c];
         csv_field(b, s ? s : miss);
       }
-      sb_add(b, "\r\n");
+      pb_sb_add(b, "\r\n");
     }
     return;
   }
   if (t->fmt == F_MD) {
-    sb_add(b, "%s\n\n", t->title);
+    pb_sb_add(b, "%s\n\n", t->title);
     for (int r = -2; r < t->nrows; r++) {
-      sb_add(b, "|");
+      pb_sb_add(b, "|");
       for (int c = 0; c < t->ncols; c++) {
-        if (r == -2) sb_add(b, " %s |", t->hdr[c]);
-        else if (r == -1) sb_add(b, "%s|", t->right[c] ? "---:" : ":---");
+        if (r == -2) pb_sb_add(b, " %s |", t->hdr[c]);
+        else if (r == -1) pb_sb_add(b, "%s|", t->right[c] ? "---:" : ":---");
         else {
           const char *s = t->cells[r * t->ncols + c];
-          sb_add(b, " %s |", s ? s : miss);
+          pb_sb_add(b, " %s |", s ? s : miss);
         }
       }
-      sb_add(b, "\n");
+      pb_sb_add(b, "\n");
     }
-    if (t->n_notes) sb_add(b, "\n");
-    for (int i = 0; i < t->n_notes; i++) sb_add(b, "- %s\n", t->notes[i]);
+    if (t->n_notes) pb_sb_add(b, "\n");
+    for (int i = 0; i < t->n_notes; i++) pb_sb_add(b, "- %s\n", t->notes[i]);
     return;
   }
   /* LaTeX (booktabs) */
-  sb_add(b, "%% %s\n\\begin{tabular}{", t->title);
-  for (int c = 0; c < t->ncols; c++) sb_add(b, "%c", t->right[c] ? 'r' : 'l');
-  sb_add(b, "}\n\\toprule\n");
+  pb_sb_add(b, "%% %s\n\\begin{tabular}{", t->title);
+  for (int c = 0; c < t->ncols; c++) pb_sb_add(b, "%c", t->right[c] ? 'r' : 'l');
+  pb_sb_add(b, "}\n\\toprule\n");
   for (int r = -1; r < t->nrows; r++) {
     for (int c = 0; c < t->ncols; c++) {
       const char *s = r < 0 ? t->hdr[c] : t->cells[r * t->ncols + c];
-      sb_add(b, "%s%s", c ? " & " : "", s ? s : miss);
+      pb_sb_add(b, "%s%s", c ? " & " : "", s ? s : miss);
     }
-    sb_add(b, " \\\\\n");
-    if (r < 0) sb_add(b, "\\midrule\n");
+    pb_sb_add(b, " \\\\\n");
+    if (r < 0) pb_sb_add(b, "\\midrule\n");
   }
-  sb_add(b, "\\bottomrule\n\\end{tabular}\n");
+  pb_sb_add(b, "\\bottomrule\n\\end{tabular}\n");
   if (t->n_notes) {
-    sb_add(b, "\n\\smallskip\n{\\footnotesize\n");
+    pb_sb_add(b, "\n\\smallskip\n{\\footnotesize\n");
     for (int i = 0; i < t->n_notes; i++)
-      sb_add(b, "%s%s\n", t->notes[i], i + 1 < t->n_notes ? "\\\\" : "\\par}");
+      pb_sb_add(b, "%s%s\n", t->notes[i], i + 1 < t->n_notes ? "\\\\" : "\\par}");
   }
 }
 
@@ -715,8 +674,8 @@ static int multi_fp(const pb_agg *a) {
 
 /* Footnote naming the backbone(s). */
 static void note_backbones(const pb_agg *a, tbl *t) {
-  sbuf b = {0};
-  sb_add(&b, "Backbone%s: ", multi_fp(a) ? "s" : "");
+  pb_strbuf b = {0};
+  pb_sb_add(&b, "Backbone%s: ", multi_fp(a) ? "s" : "");
   int k = 0;
   for (int i = 0; i < a->n_rows; i++) {
     int seen = 0;
@@ -732,14 +691,14 @@ static void note_backbones(const pb_agg *a, tbl *t) {
     double L = 0, d = 0;
     int hasL = pb_json_num(bb, &L, "config", "layers", NULL);
     int hasd = pb_json_num(bb, &d, "config", "hidden", NULL);
-    sb_add(&b, "%s%s (%s", k++ ? "; " : "", a->rows[i].fp[0] ? a->rows[i].fp : "unknown fingerprint",
+    pb_sb_add(&b, "%s%s (%s", k++ ? "; " : "", a->rows[i].fp[0] ? a->rows[i].fp : "unknown fingerprint",
            src ? src : "unknown source");
-    if (cJSON_IsBool(pre)) sb_add(&b, ", %s", cJSON_IsTrue(pre) ? "pretrained" : "not pretrained");
-    if (hasL && hasd) sb_add(&b, ", L=%.0f, d=%.0f", L, d);
-    sb_add(&b, ")");
+    if (cJSON_IsBool(pre)) pb_sb_add(&b, ", %s", cJSON_IsTrue(pre) ? "pretrained" : "not pretrained");
+    if (hasL && hasd) pb_sb_add(&b, ", L=%.0f, d=%.0f", L, d);
+    pb_sb_add(&b, ")");
   }
-  sb_add(&b, ".");
-  char *s = sb_take(&b);
+  pb_sb_add(&b, ".");
+  char *s = pb_sb_take(&b);
   if (s) tbl_note(t, "%s", s);
   else t->oom = 1;
   free(s);
@@ -1008,10 +967,10 @@ static void build_counters(const pb_agg *a, tbl *t) {
           if (!why && c) why = jstr(c, "reason");
           if (why) sl_add(&reasons, why);
         }
-    sbuf b = {0};
-    for (int j = 0; j < reasons.n; j++) sb_add(&b, "%s%s", j ? "; " : "", reasons.s[j]);
-    if (!reasons.n) sb_add(&b, "no reason recorded");
-    why_ev[e] = sb_take(&b);
+    pb_strbuf b = {0};
+    for (int j = 0; j < reasons.n; j++) pb_sb_add(&b, "%s%s", j ? "; " : "", reasons.s[j]);
+    if (!reasons.n) pb_sb_add(&b, "no reason recorded");
+    why_ev[e] = pb_sb_take(&b);
     sl_free(&reasons);
   }
   for (int e = 0; na_used && why_ev && e < events.n; e++) {
@@ -1020,10 +979,10 @@ static void build_counters(const pb_agg *a, tbl *t) {
     for (int j = 0; j < e; j++)
       if (na_used[j] && why_ev[j] && !strcmp(why_ev[j], why_ev[e])) first = 0;
     if (!first) continue;
-    sbuf b = {0};
+    pb_strbuf b = {0};
     for (int j = e; j < events.n; j++)
-      if (na_used[j] && why_ev[j] && !strcmp(why_ev[j], why_ev[e])) sb_add(&b, "%s%s", j == e ? "" : ", ", events.s[j]);
-    char *names = sb_take(&b);
+      if (na_used[j] && why_ev[j] && !strcmp(why_ev[j], why_ev[e])) pb_sb_add(&b, "%s%s", j == e ? "" : ", ", events.s[j]);
+    char *names = pb_sb_take(&b);
     if (names) tbl_note(t, "n/a %s: not countable here: %s", names, why_ev[e]);
     else t->oom = 1;
     free(names);
@@ -1060,7 +1019,7 @@ int pb_table_render(const pb_agg *a, const char *format, int which, int digits, 
     return pb_set_error(PB_ERR_ARG, "csv holds one table: use --table main or --table counters");
   if (digits < 0 || digits > 6) return pb_set_error(PB_ERR_ARG, "--digits must be 0..6");
   if (!a || a->n_rows == 0) return pb_set_error(PB_ERR_FORMAT, "table: no result records");
-  sbuf b = {0};
+  pb_strbuf b = {0};
   int oom = 0;
   for (int k = 1; k <= 2; k++) {
     if (!(which & k)) continue;
@@ -1070,13 +1029,13 @@ int pb_table_render(const pb_agg *a, const char *format, int which, int digits, 
     else build_counters(a, &t);
     if (!t.title) t.oom = 1;
     if (!t.oom) {
-      if (b.n) sb_add(&b, "\n");
+      if (b.n) pb_sb_add(&b, "\n");
       tbl_emit(&t, &b);
     }
     oom |= t.oom;
     tbl_free(&t);
   }
-  char *s = sb_take(&b);
+  char *s = pb_sb_take(&b);
   if (oom || !s) {
     free(s);
     return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
