@@ -179,9 +179,7 @@ int pb_append_line(const char *path, const char *line) {
   return PB_OK;
 }
 
-int pb_read_file(const char *path, char **data, size_t *len) {
-  *data = NULL;
-  if (len) *len = 0;
+int pb_open_regular(const char *path, int *fd_out, size_t *size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
@@ -193,7 +191,18 @@ int pb_read_file(const char *path, char **data, size_t *len) {
     close(fd);
     return pb_set_error(PB_ERR_IO, "%s: not a regular file", path);
   }
-  size_t n = (size_t)st.st_size;
+  *fd_out = fd;
+  *size = (size_t)st.st_size;
+  return PB_OK;
+}
+
+int pb_read_file(const char *path, char **data, size_t *len) {
+  *data = NULL;
+  if (len) *len = 0;
+  int fd;
+  size_t n;
+  int rc = pb_open_regular(path, &fd, &n);
+  if (rc) return rc;
   char *buf = malloc(n + 1);
   if (!buf) {
     close(fd);

@@ -54,6 +54,9 @@ int pb_write_file_atomic(const char *path, const void *data, size_t n);
  *    ever modified. */
 int pb_append_line(const char *path, const char *line);
 
+/* Opens an existing regular file read-only: *fd and its *size. PB_ERR_NOTFOUND if it does not
+ * exist, PB_ERR_IO if it cannot be opened or is not a regular file, both naming the path. */
+int pb_open_regular(const char *path, int *fd, size_t *size);
 /* Reads a whole file into a NUL-terminated malloc'd buffer (*len = bytes without the NUL).
  * PB_ERR_NOTFOUND if it does not exist, PB_ERR_IO otherwise, both naming the path. */
 int pb_read_file(const char *path, char **data, size_t *len);

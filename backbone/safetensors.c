@@ -308,18 +308,11 @@ static uint64_t le_u64(const unsigned char *p) {
 
 /* opens path, checks the 8-byte prefix; returns fd, file size and header length */
 static int open_checked(const char *path, int *fd_out, uint64_t *size_out, uint64_t *hlen_out, unsigned char first8[8]) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    if (e == ENOENT) return pb_set_error(PB_ERR_NOTFOUND, "%s: no such file", path);
-    return pb_set_error(PB_ERR_IO, "%s: cannot open: %s", path, strerror(e));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return pb_set_error(PB_ERR_IO, "%s: not a regular file", path);
-  }
-  uint64_t size = (uint64_t)st.st_size;
+  int fd;
+  size_t fsize;
+  int rc = pb_open_regular(path, &fd, &fsize);
+  if (rc) return rc;
+  uint64_t size = (uint64_t)fsize;
   if (size < 8) {
     close(fd);
     return pb_set_error(PB_ERR_FORMAT, "%s: file is %llu bytes, shorter than the 8-byte safetensors header length", path,
