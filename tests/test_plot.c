@@ -1,4 +1,4 @@
-/* Tests of `peftbench plot` (harness/plot.c + plots/*.gp) on synthetic result records:
+/* Tests of `peftbench plot` (harness/plot.c + plots/ scripts) on synthetic result records:
  * every figure rendered as PNG (signature, IHDR width/height > 100, > 5 KB) and SVG (holds
  * plotted <path> elements), the data files, and the errors: missing scripts, a failing
  * gnuplot script, gnuplot not on PATH, a quote in the output path, no records. */

@@ -254,7 +254,7 @@ int main(void) {
       if (n < 0) break;
       nrec++;
       if (!strcmp(fields[0], "lora") && col_sst2 >= 0) sst2_lora = atof(fields[col_sst2]), std_lora = atof(fields[col_std]);
-      if (!strcmp(fields[0], "layerconnect")) snprintf(lc_desc, sizeof lc_desc, "%s", fields[col_desc]);
+      if (!strcmp(fields[0], "layerconnect")) snprintf(lc_desc, sizeof lc_desc, "%.255s", fields[col_desc]);
     }
     CHECK(nhdr == 2 + 5 * 3 + 2 + 7, "CSV header has %d fields (expected %d)", nhdr, 2 + 5 * 3 + 2 + 7);
     CHECK(nrec == 3 && bad == 0, "CSV: 3 records, all with the header's field count (bad %d)", bad);
