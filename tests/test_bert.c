@@ -85,7 +85,7 @@ static void gradcheck(int C) {
    * tensor; pass if |g - fd| <= 2e-3 + 3e-2 * |fd| */
   const float eps = 1e-2f;
   double worst = 0;
-  char worst_name[PB_NAME_MAX] = "";
+  char worst_name[PB_NAME_MAX + 64] = "";
   pb_rng r;
   pb_rng_seed(&r, 99);
   for (int i = 0; i < m.params.n; i++) {
