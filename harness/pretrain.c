@@ -450,6 +450,7 @@ static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, in
   utc_now(now, sizeof now);
   kv_set(kv, &n, "saved", "%s", now);
   kv_set(kv, &n, "threads", "%d", s->o.threads);
+  kv_set(kv, &n, "save_every", "%d", s->o.save_every);
   for (int i = 0; i < NOPTS; i++) {
     if (!OPTS[i].defining) continue;
     char key[64], val[PB_PRETRAIN_PATH_MAX];
@@ -1095,12 +1096,16 @@ int pb_cmd_pretrain(int argc, char **argv) {
     int n = 0;
     if (pb_st_read_meta(ck, &kv, &n) == PB_OK) {
       for (int i = 0; i < NOPTS; i++) {
-        int is_src = OPTS[i].off == OFF(data_dir) || OPTS[i].off == OFF(vocab);
+        /* the corpus sources (the folder and vocab the checkpoint's run resolved) and the
+         * checkpoint interval carry over too */
+        int is_src = OPTS[i].off == OFF(data_dir) || OPTS[i].off == OFF(vocab) || OPTS[i].off == OFF(save_every);
         if ((!OPTS[i].defining && !is_src) || given[i]) continue;
         char key[64];
-        /* the corpus sources: the folder and vocab the checkpoint's run resolved */
         snprintf(key, sizeof key, "%s%s", is_src ? "" : "opt.",
-                 OPTS[i].off == OFF(data_dir) ? "data_dir" : OPTS[i].off == OFF(vocab) ? "vocab" : OPTS[i].name);
+                 OPTS[i].off == OFF(data_dir)     ? "data_dir"
+                 : OPTS[i].off == OFF(vocab)      ? "vocab"
+                 : OPTS[i].off == OFF(save_every) ? "save_every"
+                                                  : OPTS[i].name);
         const char *v = pb_kv_get(kv, n, key);
         if (v) opt_parse(&o, &OPTS[i], v);
       }

@@ -204,6 +204,14 @@ int main(void) {
   char *res[] = {"pretrain", "--out", Bd, "--resume", "--quiet", NULL};
   rc = pb_cmd_pretrain(5, res);
   CHECK(rc == 0, "resume returned %d: %s", rc, pb_last_error());
+  /* the checkpoint interval carries over to the resumed run */
+  snprintf(p, sizeof p, "%s/checkpoint.safetensors", Bd);
+  pb_kv *ckm = NULL;
+  int nckm = 0;
+  CHECK(pb_st_read_meta(p, &ckm, &nckm) == 0, "cannot read %s", p);
+  const char *se = pb_kv_get(ckm, nckm, "save_every");
+  CHECK(se && strcmp(se, "3") == 0, "resumed run's checkpoint has save_every %s (want 3, carried over)", se ? se : "none");
+  pb_kv_free(ckm, nckm);
   char *la = log_losses(A), *lb = log_losses(Bd);
   CHECK(la && lb && strcmp(la, lb) == 0, "resumed losses differ from the uninterrupted run:\n%s---\n%s", la ? la : "",
         lb ? lb : "");
