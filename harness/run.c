@@ -198,7 +198,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_dataset_subsample(&S.train, o->max_train, o->seed);
   for (int i = 0; i < task->n_eval; i++) {
     if ((rc = pb_glue_load(task, data_dir, task->eval_splits[i], 1, &S.eval[i]))) goto done;
-    pb_dataset_subsample(&S.eval[i], o->max_eval, o->seed);
+    pb_dataset_subsample(&S.eval[i], o->max_eval, 0); /* the same dev subset for every seed */
   }
   if (S.train.n == 0) {
     rc = pb_set_error(PB_ERR_FORMAT, "%s: no training examples", S.train.path);
