@@ -1,6 +1,6 @@
 /* `peftbench plot`: comparison figures from result records, drawn by gnuplot.
  *
- * The records are aggregated as for `peftbench table` (harness/table.h: one row per
+ * The records are aggregated as for `peftbench table` (harness/aggregate.h: one row per
  * method configuration, means over seeds). Four figures, each from one data file written to
  * the output folder (whitespace-separated columns, labels in double quotes, '#' comments)
  * and one gnuplot script of the plots folder:
@@ -23,7 +23,7 @@
 #ifndef PB_PLOT_H
 #define PB_PLOT_H
 
-#include "harness/table.h"
+#include "harness/aggregate.h"
 
 #define PB_PLOT_COUNT 4
 
