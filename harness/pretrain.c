@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backbone/bert.h"
@@ -26,7 +25,9 @@
 #include "backbone/tokenizer.h"
 #include "counters/timing.h"
 #include "harness/cli.h"
+#include "harness/corpus.h"
 #include "harness/glue.h"
+#include "harness/results.h"
 
 volatile sig_atomic_t pb_pretrain_stop_flag = 0;
 
@@ -182,120 +183,6 @@ static int resolve_vocab(const char *cli, char *out, size_t n) {
                       PB_SOURCE_DIR, rel);
 }
 
-/* ---------------------------------------------------------------- corpus */
-
-typedef struct {
-  int T;              /* sequence length */
-  int n_seq;          /* packed sequences */
-  int *ids;           /* [n_seq, T] padded with [PAD] */
-  int *len;           /* [n_seq] real tokens */
-  long n_sent, n_tokens, n_trunc; /* sentences, real tokens (incl. [CLS]/[SEP]), truncated sentences */
-  char tasks[256];    /* "cola:8551 sst2:67349 ..." rows per task used */
-  uint64_t hash;      /* FNV-1a of every packed id */
-} corpus;
-
-static void corpus_free(corpus *c) {
-  free(c->ids);
-  free(c->len);
-  memset(c, 0, sizeof *c);
-}
-
-static int corpus_push(corpus *c, int *cap, const int *cur, int cur_len, int pad) {
-  if (cur_len <= 1) return PB_OK; /* nothing but [CLS] */
-  if (c->n_seq == *cap) {
-    int ncap = *cap ? 2 * *cap : 4096;
-    int *ids = realloc(c->ids, (size_t)ncap * c->T * sizeof(int)), *len = NULL;
-    if (ids) c->ids = ids;
-    len = ids ? realloc(c->len, (size_t)ncap * sizeof(int)) : NULL;
-    if (!ids || !len) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory packing the corpus");
-    c->len = len;
-    *cap = ncap;
-  }
-  int *dst = c->ids + (size_t)c->n_seq * c->T;
-  for (int t = 0; t < c->T; t++) dst[t] = t < cur_len ? cur[t] : pad;
-  c->len[c->n_seq++] = cur_len;
-  c->n_tokens += cur_len;
-  return PB_OK;
-}
-
-/* Tokenises and packs the GLUE training sentences (see pretrain.h). */
-static int corpus_build(corpus *c, const pb_tokenizer *tk, const char *data_dir, int T, int quiet) {
-  memset(c, 0, sizeof *c);
-  c->T = T;
-  const int cls = pb_tok_id(tk, "[CLS]"), sep = pb_tok_id(tk, "[SEP]"), pad = pb_tok_id(tk, "[PAD]");
-  int cap = 0, cur_len = 0, rc = PB_OK;
-  int *cur = malloc((size_t)T * sizeof(int));
-  int tcap = 4096;
-  int *tok = malloc((size_t)tcap * sizeof(int));
-  if (!cur || !tok) {
-    free(cur);
-    free(tok);
-    return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  }
-  size_t tl = 0;
-  for (int ti = 0; ti < pb_task_count() && rc == PB_OK; ti++) {
-    const pb_task *t = pb_task_at(ti);
-    pb_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    rc = pb_glue_load(t, data_dir, "train", 0, &ds);
-    if (rc == PB_ERR_NOTFOUND) {
-      if (!quiet) fprintf(stderr, "pretrain: %s: no train file in %s, skipped (%s)\n", t->name, data_dir, pb_last_error());
-      rc = PB_OK;
-      continue;
-    }
-    if (rc) break;
-    for (int e = 0; e < ds.n && rc == PB_OK; e++) {
-      const char *sent[2] = {ds.ex[e].a, ds.ex[e].b};
-      for (int k = 0; k < 2 && rc == PB_OK; k++) {
-        if (!sent[k]) continue;
-        int n = 0;
-        if ((rc = pb_tok_tokenize(tk, sent[k], tok, tcap, &n))) break;
-        if (n > tcap) {
-          int *nt = realloc(tok, (size_t)n * sizeof(int));
-          if (!nt) {
-            rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-            break;
-          }
-          tok = nt;
-          tcap = n;
-          if ((rc = pb_tok_tokenize(tk, sent[k], tok, tcap, &n))) break;
-        }
-        if (n == 0) continue;
-        c->n_sent++;
-        if (n > T - 2) {
-          n = T - 2;
-          c->n_trunc++;
-        }
-        if (cur_len > 0 && cur_len + n + 1 > T) {
-          if ((rc = corpus_push(c, &cap, cur, cur_len, pad))) break;
-          cur_len = 0;
-        }
-        if (cur_len == 0) cur[cur_len++] = cls;
-        memcpy(cur + cur_len, tok, (size_t)n * sizeof(int));
-        cur_len += n;
-        cur[cur_len++] = sep;
-      }
-    }
-    if (rc == PB_OK && tl < sizeof c->tasks)
-      tl += (size_t)snprintf(c->tasks + tl, sizeof c->tasks - tl, "%s%s:%d", tl ? " " : "", t->name, ds.n);
-    pb_dataset_free(&ds);
-  }
-  if (rc == PB_OK) rc = corpus_push(c, &cap, cur, cur_len, pad);
-  free(cur);
-  free(tok);
-  if (rc == PB_OK && c->n_seq == 0)
-    rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: no GLUE training text found in %s (need e.g. %s/SST-2/train.tsv)",
-                      data_dir, data_dir);
-  if (rc) {
-    corpus_free(c);
-    return rc;
-  }
-  uint64_t h = 0xCBF29CE484222325ULL;
-  for (size_t i = 0; i < (size_t)c->n_seq * T; i++) h = (h ^ (uint64_t)(uint32_t)c->ids[i]) * 0x100000001B3ULL;
-  c->hash = h;
-  return PB_OK;
-}
-
 /* ---------------------------------------------------------------- run state */
 
 typedef struct {
@@ -303,7 +190,7 @@ typedef struct {
   pb_tokenizer *tk;
   char vocab_path[PB_PRETRAIN_PATH_MAX];
   char data_dir[PB_PRETRAIN_PATH_MAX];
-  corpus cp;
+  pb_corpus cp;
   int *train_idx, n_train;   /* [n_train] sequence indices of the training set */
   int *val_idx, n_val;       /* [n_val] held-out sequences */
   int *perm, perm_epoch;     /* [n_train] the current epoch's order, its epoch (-1: none) */
@@ -332,13 +219,6 @@ static double window_mean(const run_state *s) {
   int n = s->win_n < LOSS_WINDOW ? s->win_n : LOSS_WINDOW;
   for (int i = 0; i < n; i++) a += s->window[i];
   return a / n;
-}
-
-static void utc_now(char *buf, size_t n) {
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* the sequence of the global stream position g (0-based) */
@@ -447,7 +327,7 @@ static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, in
   kv_set(kv, &n, "last_command", "%s", s->o.command);
   kv_set(kv, &n, "started", "%s", s->started);
   char now[32];
-  utc_now(now, sizeof now);
+  pb_utc_now(now, (int)sizeof now);
   kv_set(kv, &n, "saved", "%s", now);
   kv_set(kv, &n, "threads", "%d", s->o.threads);
   kv_set(kv, &n, "save_every", "%d", s->o.save_every);
@@ -682,7 +562,7 @@ static int build_model(run_state *s, int V) {
 static void run_free(run_state *s) {
   pb_mlm_free(&s->h);
   pb_model_free(&s->m);
-  corpus_free(&s->cp);
+  pb_corpus_free(&s->cp);
   pb_tok_free(s->tk);
   free(s->train_idx);
   free(s->val_idx);
@@ -792,7 +672,7 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   s->perm_epoch = -1;
   s->val_loss = NAN;
   snprintf(s->first_command, sizeof s->first_command, "%s", o.command);
-  utc_now(s->started, sizeof s->started);
+  pb_utc_now(s->started, (int)sizeof s->started);
   FILE *logf = NULL;
   pb_st_file ckf;
   int ck_open = 0;
@@ -814,7 +694,7 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
     if (realpath(s->data_dir, abs) && strlen(abs) < sizeof s->data_dir) snprintf(s->data_dir, sizeof s->data_dir, "%s", abs);
   }
   double t0 = pb_wall_seconds();
-  if ((rc = corpus_build(&s->cp, s->tk, s->data_dir, o.max_len, o.quiet))) goto out;
+  if ((rc = pb_corpus_build(&s->cp, s->tk, s->data_dir, o.max_len, o.quiet))) goto out;
   s->mask_id = pb_tok_id(s->tk, "[MASK]");
   s->special[0] = pb_tok_id(s->tk, "[PAD]");
   s->special[1] = pb_tok_id(s->tk, "[CLS]");
