@@ -18,21 +18,7 @@
 #include "tests/check.h"
 
 
-static void tiny(pb_config *c, float dropout) {
-  memset(c, 0, sizeof *c);
-  c->vocab_size = 50;
-  c->hidden = 16;
-  c->layers = 2;
-  c->heads = 2;
-  c->ffn = 24;
-  c->max_pos = 16;
-  c->type_vocab = 2;
-  c->ln_eps = 1e-12f;
-  c->hidden_dropout = dropout;
-  c->attn_dropout = dropout;
-  c->init_range = 0.2f;
-  c->num_labels = 3;
-}
+static void tiny(pb_config *c, float dropout) { pb_test_tiny_config(c, dropout); }
 
 enum { B = 2, T = 7 };
 static int ids[B * T], types[B * T], mask[B * T], labels[B];

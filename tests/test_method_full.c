@@ -15,16 +15,6 @@
 #include "methods/method.h"
 #include "tests/check.h"
 
-#define CHECK_OK(call)                                                                       \
-  do {                                                                                       \
-    int _rc = (call);                                                                        \
-    if (_rc) {                                                                               \
-      printf("FAIL %s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #call, pb_status_name(_rc), \
-             pb_last_error());                                                               \
-      exit(1);                                                                               \
-    }                                                                                        \
-  } while (0)
-
 enum { BB = 2, TT = 7 };
 
 typedef struct {
@@ -33,21 +23,7 @@ typedef struct {
   int ids[BB * TT], types[BB * TT], mask[BB * TT], labels[BB];
 } fixture;
 
-static void tiny_config(pb_config *c, float drop) {
-  memset(c, 0, sizeof *c);
-  c->vocab_size = 50;
-  c->hidden = 16;
-  c->layers = 2;
-  c->heads = 2;
-  c->ffn = 24;
-  c->max_pos = 16;
-  c->type_vocab = 2;
-  c->ln_eps = 1e-12f;
-  c->hidden_dropout = drop;
-  c->attn_dropout = drop;
-  c->init_range = 0.2f;
-  c->num_labels = 3;
-}
+static void tiny_config(pb_config *c, float drop) { pb_test_tiny_config(c, drop); }
 
 static void fixture_make(fixture *f, const pb_config *cfg, uint64_t seed) {
   memset(f, 0, sizeof *f);

@@ -23,18 +23,9 @@ void pb_layerconnect_interp(float *W, int L, int K); /* methods/layerconnect.c *
 enum { B = 2, T = 7, D = 16, LAY = 3, C = 3 };
 
 static void tiny(pb_config *c, float dropout) {
-  memset(c, 0, sizeof *c);
-  c->vocab_size = 50;
+  pb_test_tiny_config(c, dropout);
   c->hidden = D;
   c->layers = LAY;
-  c->heads = 2;
-  c->ffn = 24;
-  c->max_pos = 16;
-  c->type_vocab = 2;
-  c->ln_eps = 1e-12f;
-  c->hidden_dropout = dropout;
-  c->attn_dropout = dropout;
-  c->init_range = 0.2f;
   c->num_labels = C;
 }
 

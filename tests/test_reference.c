@@ -25,7 +25,7 @@
 #include "backbone/status.h"
 #include "tests/check.h"
 
-#define CHECK_OK(expr)                                                                          \
+#define REQUIRE_OK(expr)                                                                          \
   do {                                                                                          \
     int rc_ = (expr);                                                                           \
     if (rc_ != PB_OK) {                                                                         \
@@ -152,14 +152,14 @@ static void run_fixture(const char *ref_path, int regression) {
   int B = 0, T = 0, C = 0;
   tolerances tol;
 
-  CHECK_OK(pb_st_open(&f, ref_path));
+  REQUIRE_OK(pb_st_open(&f, ref_path));
   have_file = 1;
   const char *magic = pb_kv_get(f.meta, f.n_meta, "magic");
   CHECK(magic && strcmp(magic, "peftbench-fixture") == 0, "%s: bad magic", ref_path);
-  CHECK_OK(meta_int(&f, "B", &B));
-  CHECK_OK(meta_int(&f, "T", &T));
-  CHECK_OK(meta_int(&f, "C", &C));
-  CHECK_OK(read_tol(&f, &tol));
+  REQUIRE_OK(meta_int(&f, "B", &B));
+  REQUIRE_OK(meta_int(&f, "T", &T));
+  REQUIRE_OK(meta_int(&f, "C", &C));
+  REQUIRE_OK(read_tol(&f, &tol));
   CHECK(B > 0 && T > 0 && C > 0 && (C == 1) == regression, "%s: B %d T %d C %d", ref_path, B, T, C);
   if (failures > fail0) goto done;
   printf("  B %d T %d C %d; tolerances: logits %.0e loss %.0e grad %.0e (x max(1,max|ref|)) adamw-loss %.0e "
@@ -179,7 +179,7 @@ static void run_fixture(const char *ref_path, int regression) {
   cfg.num_labels = C; /* the caller's choice; config.json's id2label is not consulted */
   char cfg_path[600];
   snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
-  CHECK_OK(pb_config_load_hf(cfg_path, &cfg));
+  REQUIRE_OK(pb_config_load_hf(cfg_path, &cfg));
   CHECK(cfg.vocab_size == 99 && cfg.hidden == 32 && cfg.layers == 2 && cfg.heads == 4 && cfg.ffn == 48 &&
             cfg.max_pos == 40 && cfg.type_vocab == 2 && cfg.ln_eps == 1e-12f,
         "%s: config read as V %d d %d L %d A %d F %d P %d types %d eps %g", cfg_path, cfg.vocab_size, cfg.hidden,
@@ -187,16 +187,16 @@ static void run_fixture(const char *ref_path, int regression) {
   CHECK(cfg.num_labels == C, "config num_labels %d != fixture C %d", cfg.num_labels, C);
   CHECK(cfg.hidden_dropout == 0.0f && cfg.attn_dropout == 0.0f, "fixture config must have dropout 0");
   if (failures > fail0) goto done;
-  CHECK_OK(pb_model_declare(&m, &cfg));
+  REQUIRE_OK(pb_model_declare(&m, &cfg));
   have_model = 1;
   for (int i = 0; i < m.params.n; i++) m.params.t[i].trainable = 1; /* full fine-tuning */
-  CHECK_OK(pb_model_alloc(&m, B, T));
-  CHECK_OK(pb_model_load_hf(&m, dir));
+  REQUIRE_OK(pb_model_alloc(&m, B, T));
+  REQUIRE_OK(pb_model_load_hf(&m, dir));
   { /* the loader put every checkpoint tensor (classifier included) into the table, bit-exact */
     char st_path[600];
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
     pb_st_file ck_f;
-    CHECK_OK(pb_st_open(&ck_f, st_path));
+    REQUIRE_OK(pb_st_open(&ck_f, st_path));
     int n_diff = 0;
     for (int i = 0; i < m.params.n; i++) {
       pb_tensor *t = &m.params.t[i];
@@ -252,9 +252,9 @@ static void run_fixture(const char *ref_path, int regression) {
   for (int s = 0; s < steps; s++) {
     pb_params_zero_grad(&m.params);
     float loss = NAN;
-    CHECK_OK(pb_forward(&m, ids, types, mask, B, T, regression ? NULL : labels, regression ? flabels : NULL, 0,
+    REQUIRE_OK(pb_forward(&m, ids, types, mask, B, T, regression ? NULL : labels, regression ? flabels : NULL, 0,
                         0, &loss));
-    CHECK_OK(pb_backward(&m));
+    REQUIRE_OK(pb_backward(&m));
     if (s == 0) {
       printf(" forward/backward at the checkpoint:\n");
       CHECK(compare("logits", m.acts.logits, rlogits, (size_t)B * C, tol.logits_abs, 1, NULL, 1),
@@ -283,7 +283,7 @@ static void run_fixture(const char *ref_path, int regression) {
     printf("  adamw step %d: loss before c %.7f ref %.7f |err| %.2e (allowed %.0e)\n", s + 1, (double)loss,
            (double)radam[s], fabs((double)loss - (double)radam[s]), tol.adamw_loss_abs);
     CHECK(fabs((double)loss - (double)radam[s]) <= tol.adamw_loss_abs, "adamw loss %d mismatch", s + 1);
-    CHECK_OK(pb_adamw_step(&m.params, &opt, s + 1));
+    REQUIRE_OK(pb_adamw_step(&m.params, &opt, s + 1));
   }
   CHECK(radam[steps - 1] < radam[0], "reference losses do not decrease (degenerate fixture)");
 
