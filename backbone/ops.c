@@ -56,10 +56,12 @@ int pb_get_threads(void) {
  * e.g. 128 for hidden-128 models) can run as one single-threaded OpenBLAS call per thread over
  * a slice of the output rows (OpenMP), instead of one call on the OpenBLAS pool, whose own
  * 2-thread split of such shapes was reported ~2x slower than 1 thread. PB_GEMM_SPLIT_MAX (env,
- * read once) sets the limit; 0 = never split. The default stays 0 until bench/run.sh --tune
- * shows a gain on a quiet machine: with a core busy elsewhere, static OpenMP splits wait on the
- * slow core and OpenMP's spinning workers starve the OpenBLAS pool (measured 1.5-2x slower). */
-#define PB_GEMM_SPLIT_MAX_DEFAULT 0 /* off until measured on a quiet machine (bench/run.sh --tune) */
+ * read once) sets the limit; 0 = never split. Default 128: on a quiet 2-core machine
+ * (bench/run.sh --tune, then 3 alternating A/B rounds) it made tiny (H128) inference and full
+ * fine-tuning steps 15% faster and changed mini and bert-base within noise. With a core busy
+ * elsewhere, static OpenMP splits wait on the slow core (measured 1.5-2x slower): set
+ * PB_GEMM_SPLIT_MAX=0 on a shared machine. */
+#define PB_GEMM_SPLIT_MAX_DEFAULT 128
 static int g_split_max = -1;
 
 static int split_gemm(int dim_a, int dim_b) {
