@@ -8,9 +8,8 @@
 #include "harness/results.h"
 
 /* backbone + head + method ops of B x T; merged asks the method for its merged count */
-static int model_ops(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
+int pb_model_ops_add(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
                      pb_opcounts *out) {
-  memset(out, 0, sizeof *out);
   int rc = pb_bert_ops(m, B, T, training, out);
   if (rc) return rc;
   if (mi && mi->m && mi->m->ops) rc = mi->m->ops(mi->ctx, &m->cfg, B, T, training, merged, out);
@@ -26,16 +25,16 @@ int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, in
   out->T = T;
   out->train_B = train_B;
   out->train_T = train_T;
-  int rc = model_ops(m, mi, 1, T, 0, 0, &out->infer);
+  int rc = pb_model_ops_add(m, mi, 1, T, 0, 0, &out->infer);
   if (rc) return rc;
   out->has_merge = mi && mi->m && mi->m->merge && mi->m->unmerge;
   if (out->has_merge) {
-    rc = model_ops(m, mi, 1, T, 0, 1, &out->infer_merged);
+    rc = pb_model_ops_add(m, mi, 1, T, 0, 1, &out->infer_merged);
     if (rc) return rc;
   } else {
     out->infer_merged = out->infer;
   }
-  rc = model_ops(m, mi, train_B, train_T, 1, 0, &out->train_step);
+  rc = pb_model_ops_add(m, mi, train_B, train_T, 1, 0, &out->train_step);
   if (rc) return rc;
 
   const pb_params *p = &m->params;

@@ -32,6 +32,10 @@ typedef struct {
 
 /* Fills *out for model m (pb_model_declare'd, method attached; alloc not needed) and the method
  * instance mi (NULL = plain backbone, head-only training). T, train_B, train_T > 0. */
+/* Adds the analytic ops of one forward over B x T real tokens (+ loss and backward when
+ * training) of the backbone and the method (merged: its merged inference count) into *out. */
+int pb_model_ops_add(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
+                     pb_opcounts *out);
 int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, int train_B, int train_T,
                           pb_ops_report *out);
 

@@ -48,14 +48,6 @@ static int mkdir_p1(const char *dir) {
   return PB_OK;
 }
 
-/* analytic ops of one forward (or training step) over B x T for backbone + method */
-static int model_ops(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
-                     pb_opcounts *out) {
-  int rc = pb_bert_ops(m, B, T, training, out);
-  if (!rc && mi->m->ops) rc = mi->m->ops(mi->ctx, &m->cfg, B, T, training, merged, out);
-  return rc;
-}
-
 static cJSON *kv_config_json(const char *desc) {
   cJSON *o = cJSON_CreateObject();
   char buf[1024];
@@ -340,7 +332,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       int Bb = S.eeval[i].n - s < B ? S.eeval[i].n - s : B, T = 1;
       for (int b = 0; b < Bb; b++)
         if (S.eeval[i].len[s + b] > T) T = S.eeval[i].len[s + b];
-      model_ops(&S.m, &S.mi, Bb, T, 0, merged, &eval_an);
+      pb_model_ops_add(&S.m, &S.mi, Bb, T, 0, merged, &eval_an);
     }
   }
   pb_papi_stop("eval");
@@ -434,7 +426,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_opcounts per_ex = {{{0}}};
   double tok_sum = 0;
   for (int i = 0; i < S.eeval[0].n; i++) {
-    model_ops(&S.m, &S.mi, 1, S.eeval[0].len[i], 0, 0, &per_ex);
+    pb_model_ops_add(&S.m, &S.mi, 1, S.eeval[0].len[i], 0, 0, &per_ex);
     tok_sum += S.eeval[0].len[i];
   }
   const int ne = S.eeval[0].n > 0 ? S.eeval[0].n : 1;
