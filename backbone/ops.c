@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone/blas.h"
 #include "backbone/rng.h"
 #include "counters/opcount.h"
 
@@ -33,6 +34,7 @@
 static int g_threads = 0; /* 0 = not yet decided */
 
 void pb_set_threads(int n) {
+  pb_blas_init(); /* no-op after the load-time check; links backbone/blas.c into every binary */
   if (n < 1) n = 1;
   g_threads = n;
   openblas_set_num_threads(n);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "backbone/bert.h"
+#include "backbone/blas.h"
 #include "backbone/ops.h"
 #include "backbone/params.h"
 #include "backbone/rng.h"
@@ -228,8 +229,11 @@ int main(int argc, char **argv) {
   if (B < 1 || T < 1 || reps < 1 || warmup < 0 || threads < 1 || reps > 1000) return usage(), 2;
   pb_set_threads(threads);
   if (do_sgemm) {
+    const pb_blas_info *bi = pb_blas_get();
     for (int t = 1; t <= threads; t++)
-      printf("{\"impl\":\"sgemm\",\"threads\":%d,\"n\":2048,\"gflops\":%.2f}\n", t, sgemm_gflops(2048, t));
+      printf("{\"impl\":\"sgemm\",\"threads\":%d,\"n\":2048,\"gflops\":%.2f,\"blas_core\":\"%s\","
+             "\"blas_detected\":\"%s\"}\n",
+             t, sgemm_gflops(2048, t), bi->core, bi->detected);
     return 0;
   }
   pb_config cfg;

@@ -66,6 +66,10 @@ if [ "$THREADS" = 1 ]; then SETTINGS=t1; elif [ "$QUICK" = 1 ]; then SETTINGS=t1
 
 echo "bench: $(nproc) cores, C threads $THREADS, torch settings $SETTINGS -> $OUT" >&2
 "$BIN" --sgemm --threads "$THREADS" | tee -a "$OUT" >&2
+# torch loads the same OpenBLAS, which may not recognise this CPU (backbone/blas.h): give it the
+# kernels C runs on, so both sides multiply with the same sgemm
+CORE=$(sed -n 's/.*"blas_core":"\([^"]*\)".*/\1/p' "$OUT" | head -1)
+echo "bench: OpenBLAS core $CORE for C and torch" >&2
 
 # shape batch reps(infer) reps(train) modes   (quick: one round, bert-base b8 infer + small shapes)
 if [ "$QUICK" = 1 ]; then
@@ -88,7 +92,7 @@ while read -r shape batch ri rt modes; do
       reps=$rt; [ "$mode" = infer ] && reps=$ri
       # alternate: C first in odd rounds, torch first in even rounds
       c_cmd=("$BIN" --shape "$shape" --batch "$batch" --modes "$mode" --reps "$reps" --threads "$THREADS" --round "$round")
-      t_cmd=(env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$THREADS" "$PY" bench/torch_bench.py --shape "$shape" --batch "$batch"
+      t_cmd=(env OPENBLAS_CORETYPE="$CORE" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$THREADS" "$PY" bench/torch_bench.py --shape "$shape" --batch "$batch"
              --modes "$mode" --reps "$reps" --settings "$SETTINGS" --round "$round")
       if [ $((round % 2)) = 1 ]; then
         "${c_cmd[@]}" >> "$OUT"; "${t_cmd[@]}" >> "$OUT"

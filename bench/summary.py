@@ -36,6 +36,10 @@ def main():
     keys = sorted({k[:3] for k in times}, key=lambda k: (order[k[0]], -k[1], morder[k[2]]))
     pk = peak.get(cthreads)
     print(f"sgemm peak (2048^3): " + ", ".join(f"{t} thr {g:.1f} GFLOP/s" for t, g in sorted(peak.items())))
+    ccore = {r.get("blas_core", "?") for r in rows if r["impl"] == "sgemm"}
+    tcore = {r.get("blas_core", "?") for r in rows if r["impl"] == "torch"}
+    print(f"OpenBLAS kernels: C {'/'.join(sorted(ccore))}, torch {'/'.join(sorted(tcore))}"
+          + ("" if ccore == tcore else "  (DIFFERENT: the ratio compares different sgemm kernels)"))
     hdr = ("| shape | batch | step | C s | torch s (best setting) | torch/C | C GFLOP/s | C % of sgemm peak "
            "| torch GFLOP/s | C peak RSS MiB | torch peak RSS MiB |")
     print(hdr)

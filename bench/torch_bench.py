@@ -56,6 +56,14 @@ def openblas():
 OPENBLAS = openblas()
 
 
+def blas_core():
+    """the OpenBLAS kernels torch's GEMMs run on (bench/run.sh sets OPENBLAS_CORETYPE to C's)"""
+    if OPENBLAS is None or not hasattr(OPENBLAS, "openblas_get_corename"):
+        return "unknown"
+    OPENBLAS.openblas_get_corename.restype = ctypes.c_char_p
+    return OPENBLAS.openblas_get_corename().decode()
+
+
 def set_threads(setting):
     omp, blas = {"t1": (1, 1), "t2": (2, 1), "t2b": (2, 2)}[setting]
     torch.set_num_threads(omp)
@@ -213,7 +221,8 @@ def main():
             print(json.dumps({"impl": "torch", "setting": setting, "shape": a.shape, "batch": B, "seq": T,
                               "mode": mode, "round": a.round, "times": [round(t, 5) for t in ts],
                               "median_s": round(statistics.median(ts), 5), "peak_rss_mib": round(peak_rss_mib(), 1),
-                              "setup_s": round(setup_s, 2), "torch": torch.__version__}), flush=True)
+                              "setup_s": round(setup_s, 2), "torch": torch.__version__,
+                              "blas_core": blas_core()}), flush=True)
         del step, model
     return 0
 

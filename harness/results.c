@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backbone/blas.h"
 #include "backbone/fileio.h"
 #include "backbone/status.h"
 
@@ -91,6 +92,11 @@ cJSON *pb_host_json(int threads) {
   cJSON_AddStringToObject(h, "cpu", cpu);
   cJSON_AddNumberToObject(h, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
   cJSON_AddNumberToObject(h, "threads", threads);
+  const pb_blas_info *b = pb_blas_get();
+  cJSON *blas = cJSON_AddObjectToObject(h, "blas");
+  cJSON_AddStringToObject(blas, "core", b->core);
+  cJSON_AddStringToObject(blas, "detected", b->detected);
+  cJSON_AddBoolToObject(blas, "switched", b->switched);
   return h;
 }
 
