@@ -210,6 +210,14 @@ static int read_paranoid(void) {
   return v;
 }
 
+/* why PAPI disabled its perf_event component (e.g. libpfm4 does not know the CPU model, so it
+ * finds no default PMU and no perf:: software event exists either), or NULL if it is active */
+static const char *perf_event_disabled_reason(void) {
+  int c = PAPI_get_component_index("perf_event");
+  const PAPI_component_info_t *ci = c >= 0 ? PAPI_get_component_info(c) : NULL;
+  return ci && ci->disabled ? ci->disabled_reason : NULL;
+}
+
 /* Writes "PAPI_EXXX: <strerror> (<call>): <cause>" into out. */
 static void explain(char *out, size_t cap, int code, const char *call, const char *name,
                     int ev_code, int cidx) {
@@ -239,6 +247,9 @@ static void explain(char *out, size_t cap, int code, const char *call, const cha
         snprintf(cause, sizeof cause, "component '%s' has no event of that name (not registered?)", comp);
     } else if (strncmp(name, "PAPI_", 5) == 0) {
       snprintf(cause, sizeof cause, "not a PAPI preset known to this PAPI (see papi_avail -a)");
+    } else if (strstr(name, "::") && perf_event_disabled_reason()) {
+      /* "pmu::event" names (perf::TASK-CLOCK) belong to the perf_event component */
+      snprintf(cause, sizeof cause, "component 'perf_event' is disabled: %.200s", perf_event_disabled_reason());
     } else {
       snprintf(cause, sizeof cause,
                "no active PAPI component knows this event name (see papi_native_avail)");
@@ -449,6 +460,17 @@ int pb_papi_init_ex(const char *events_csv, int flags) {
     }
     s->running = 1;
     if (s->mpx) S.multiplexed = 1;
+  }
+  int counting = 0;
+  for (int i = 0; i < S.n_events; i++) counting += S.ev[i].available;
+  if ((g_flags & PB_PAPI_FORCE_MULTIPLEX) && !S.multiplexed && !S.mpx_reason[0])
+    snprintf(S.mpx_reason, sizeof S.mpx_reason, "no requested event could be added, so nothing was multiplexed");
+  if (counting == 0) { /* PAPI works but reads nothing here: say so instead of a row of nulls */
+    snprintf(S.reason, sizeof S.reason,
+             "PAPI initialised, but none of the %d requested events can be counted on this machine "
+             "(each event's reason is under \"unavailable\")",
+             S.n_events);
+    return 0;
   }
   S.available = 1;
   return 0;
