@@ -6,8 +6,9 @@
  *   from the calling thread (never inside a parallel region).
  * - Attention parallelises over (batch, head) pairs with OpenMP when pb_get_threads() > 1 and
  *   runs BLAS single-threaded inside, so OpenMP and the OpenBLAS pool never run together.
- * - Small linear GEMMs and large elementwise kernels can split over the threads with OpenMP
- *   (policies below, off by default: PB_GEMM_SPLIT_MAX, PB_ELEMWISE_PAR_MIN).
+ * - All threading is OpenMP: linear GEMMs split their output over the threads as
+ *   single-threaded OpenBLAS calls, and OpenBLAS's own pool stays at one thread (policy below,
+ *   PB_GEMM_SPLIT_MAX); large elementwise kernels can split too (PB_ELEMWISE_PAR_MIN).
  * - Dropout is counter-based (pb_dropout_keep): backward regenerates the mask from the seed;
  *   the seed hash is taken once per call (keep_h_), the index hash inlined.
  * - GELU uses a vectorisable erf (A&S 7.1.26, |err| <= 1.5e-7, as ATen's vectorised erf) and
@@ -33,12 +34,14 @@
 
 static int g_threads = 0; /* 0 = not yet decided */
 
+static int blas_pool_threads(void);
+
 void pb_set_threads(int n) {
   pb_blas_init(); /* no-op after the load-time check; links backbone/blas.c into every binary */
   if (n < 1) n = 1;
   g_threads = n;
-  openblas_set_num_threads(n);
   omp_set_num_threads(n);
+  openblas_set_num_threads(blas_pool_threads());
 }
 
 int pb_get_threads(void) {
@@ -54,54 +57,75 @@ int pb_get_threads(void) {
 
 /* ------------------------------------------------------------------ GEMM threading policy */
 
-/* With more than one thread, a "small" linear GEMM (the smaller weight dim <= the split limit,
- * e.g. 128 for hidden-128 models) can run as one single-threaded OpenBLAS call per thread over
- * a slice of the output rows (OpenMP), instead of one call on the OpenBLAS pool, whose own
- * 2-thread split of such shapes was reported ~2x slower than 1 thread. PB_GEMM_SPLIT_MAX (env,
- * read once) sets the limit; 0 = never split. Default 128: on a quiet 2-core machine
- * (bench/run.sh --tune, then 3 alternating A/B rounds) it made tiny (H128) inference and full
- * fine-tuning steps 15% faster and changed mini and bert-base within noise. With a core busy
- * elsewhere, static OpenMP splits wait on the slow core (measured 1.5-2x slower): set
- * PB_GEMM_SPLIT_MAX=0 on a shared machine. */
-#define PB_GEMM_SPLIT_MAX_DEFAULT 128
-static int g_split_max = -1;
+/* One thread pool, not two. By default every GEMM of at least PB_GEMM_SPLIT_MIN_MACS runs as
+ * one single-threaded OpenBLAS call per OpenMP thread, each on a slice of the output (rows of
+ * op(A) or columns of op(B), whichever dimension is larger), and OpenBLAS's own pool stays at
+ * one thread. With both pools active, the idle one spins (OpenBLAS workers sched_yield for up
+ * to 2^28 cycles after a call, libgomp workers spin after a region) on the core the other one
+ * needs: on a quiet 2-core VM that made bert-base batch-1 inference 1.45x slower (0.216 s vs
+ * 0.149 s, medians of 7, 3 alternating rounds) and mini/tiny unchanged.
+ * PB_GEMM_SPLIT_MAX (env, read once) restores the older policy: only GEMMs whose smaller weight
+ * dimension is <= the limit are split that way, the others run on OpenBLAS's pool of
+ * pb_get_threads() threads (e.g. 128; 0 = OpenBLAS's pool for every GEMM). With a core busy
+ * elsewhere, static splits wait on the slow core: PB_GEMM_SPLIT_MAX=0 may then be faster. */
+static int g_split_max = -2; /* -2 = not read yet, -1 = split every GEMM (the default) */
 
-/* GEMMs below this many MACs stay one call: splitting them costs more than it saves
- * (LoRA's rank-8 products at bert-base measured up to 1.7x slower when split). */
+/* GEMMs below this many MACs stay one single-threaded call: splitting them costs more than it
+ * saves (LoRA's rank-8 products at bert-base measured up to 1.7x slower when split). */
 #define PB_GEMM_SPLIT_MIN_MACS (1L << 23)
 
-static int split_gemm(int dim_a, int dim_b, int rows) {
-  if (g_split_max < 0) {
+static int split_max(void) {
+  if (g_split_max == -2) {
     const char *e = getenv("PB_GEMM_SPLIT_MAX");
-    g_split_max = e && *e ? atoi(e) : PB_GEMM_SPLIT_MAX_DEFAULT;
+    g_split_max = e && *e ? atoi(e) : -1;
+    if (g_split_max < -1) g_split_max = -1;
   }
-  return pb_get_threads() > 1 && (dim_a < dim_b ? dim_a : dim_b) <= g_split_max &&
+  return g_split_max;
+}
+
+/* threads of OpenBLAS's own pool: 1 when this file splits every GEMM itself */
+static int blas_pool_threads(void) { return split_max() < 0 ? 1 : (g_threads > 0 ? g_threads : 1); }
+
+static int split_gemm(int dim_a, int dim_b, int rows) {
+  const int lim = split_max();
+  return pb_get_threads() > 1 && (lim < 0 || (dim_a < dim_b ? dim_a : dim_b) <= lim) &&
          (long)dim_a * dim_b * rows >= PB_GEMM_SPLIT_MIN_MACS;
 }
 
-/* C[M,N] = alpha op(A) op(B) + beta C, row-major, with the M rows split over the threads
- * (single-threaded BLAS inside). op(A) rows are A rows (NoTrans) or A columns (Trans). */
-static void sgemm_rows(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
-                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-  const int nthr = pb_get_threads();
-  openblas_set_num_threads(1);
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major, with the larger of M and N split over the
+ * threads (single-threaded BLAS inside). op(A) rows are A rows (NoTrans) or A columns (Trans);
+ * op(B) columns are B columns (NoTrans) or B rows (Trans). Column slices start on multiples of
+ * 16 floats (one cache line). */
+static void sgemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  const int nthr = pb_get_threads(), by_rows = M >= N, pool = blas_pool_threads();
+  if (pool != 1) openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nthr)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
-    if (m1 > m0) {
-      const float *As = ta == CblasNoTrans ? A + (size_t)m0 * lda : A + m0;
-      cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, alpha, As, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+    if (by_rows) {
+      const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
+      if (m1 > m0) {
+        const float *As = ta == CblasNoTrans ? A + (size_t)m0 * lda : A + m0;
+        cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, alpha, As, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+      }
+    } else {
+      int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
+      n0 = t == 0 ? 0 : (n0 + 8) & ~15, n1 = t == nt - 1 ? N : (n1 + 8) & ~15;
+      if (n1 > n0) {
+        const float *Bs = tb == CblasNoTrans ? B + n0 : B + (size_t)n0 * ldb;
+        cblas_sgemm(CblasRowMajor, ta, tb, M, n1 - n0, K, alpha, A, lda, Bs, ldb, beta, C + n0, ldc);
+      }
     }
   }
-  openblas_set_num_threads(nthr);
+  if (pool != 1) openblas_set_num_threads(pool);
 }
 
-/* the one place the linear kernels call BLAS: picks the pool or the row split */
+/* the one place the linear kernels call BLAS: picks the split or one call */
 static void sgemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-  if (split && M >= 16)
-    sgemm_rows(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (split && (M >= 16 || N >= 32))
+    sgemm_split(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -643,7 +667,8 @@ void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, 
   const int drop = p > 0.0f;
   /* One T*T buffer per thread for the dropped probabilities; NULL falls back to loops. */
   if (nthr > 1 && npairs > 1) {
-    openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
+    const int pool = blas_pool_threads();
+    if (pool != 1) openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
 #pragma omp parallel num_threads(nthr)
     {
       float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
@@ -652,7 +677,7 @@ void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, 
         attn_fwd_pair(ctx, probs, q, k, v, mask, pair / A, pair % A, T, d, A, p, seed, tmp);
       free(tmp);
     }
-    openblas_set_num_threads(nthr);
+    if (pool != 1) openblas_set_num_threads(pool);
   } else {
     float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
     for (int pair = 0; pair < npairs; pair++)
@@ -701,12 +726,13 @@ void pb_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const flo
   const int nthr = pb_get_threads();
   const int npairs = B * A;
   if (nthr > 1 && npairs > 1) {
-    openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
+    const int pool = blas_pool_threads();
+    if (pool != 1) openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
 #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
     for (int pair = 0; pair < npairs; pair++)
       attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,
                     A, p, seed);
-    openblas_set_num_threads(nthr);
+    if (pool != 1) openblas_set_num_threads(pool);
   } else {
     for (int pair = 0; pair < npairs; pair++)
       attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,

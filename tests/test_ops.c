@@ -108,6 +108,35 @@ static void count_end(const char *what, uint64_t mac, uint64_t flop, uint64_t tr
         (unsigned long long)trans);
 }
 
+/* ------------------------------------------------------------ split GEMMs */
+
+/* Shapes over the 2^23-MAC split threshold of backbone/ops.c, run on 2 threads: each GEMM of
+ * matmul fwd/bwd is split by output rows or by output columns (slices on 16-float boundaries,
+ * widths not multiples of 16), and must still equal the naive twin. */
+static void test_matmul_split(void) {
+  static const int shapes[][3] = {{40, 256, 1000}, {600, 200, 72}, {33, 1000, 257}}; /* N, IC, OC */
+  const int saved = pb_get_threads();
+  pb_set_threads(2);
+  for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+    const int N = shapes[k][0], IC = shapes[k][1], OC = shapes[k][2];
+    float *x = frand((size_t)N * IC, 1.0f), *w = frand((size_t)OC * IC, 1.0f), *b = frand(OC, 1.0f);
+    float *dy = frand((size_t)N * OC, 1.0f), *y1 = fnew((size_t)N * OC), *y2 = fnew((size_t)N * OC);
+    float *di1 = frand((size_t)N * IC, 1.0f), *dw1 = frand((size_t)OC * IC, 1.0f), *db1 = frand(OC, 1.0f);
+    float *di2 = fdup(di1, (size_t)N * IC), *dw2 = fdup(dw1, (size_t)OC * IC), *db2 = fdup(db1, OC);
+    pb_matmul_fwd(y1, x, w, b, N, IC, OC);
+    pb_matmul_fwd_naive(y2, x, w, b, N, IC, OC);
+    pb_matmul_bwd(di1, dw1, db1, dy, x, w, N, IC, OC);
+    pb_matmul_bwd_naive(di2, dw2, db2, dy, x, w, N, IC, OC);
+    double ef = relerr(y1, y2, (size_t)N * OC), ei = relerr(di1, di2, (size_t)N * IC),
+           ew = relerr(dw1, dw2, (size_t)OC * IC);
+    printf("  split matmul N=%d IC=%d OC=%d, 2 threads: fwd %.2e dinp %.2e dw %.2e\n", N, IC, OC, ef, ei, ew);
+    CHECK(ef < TOL_TWIN && ei < TOL_TWIN && ew < TOL_TWIN, "split matmul %dx%dx%d vs naive", N, IC, OC);
+    free(x), free(w), free(b), free(dy), free(y1), free(y2);
+    free(di1), free(dw1), free(db1), free(di2), free(dw2), free(db2);
+  }
+  pb_set_threads(saved);
+}
+
 /* ------------------------------------------------------------ matmul */
 
 enum { MN = 7, MIC = 13, MOC = 5 };
@@ -559,6 +588,7 @@ int main(void) {
   printf("test_ops: threads=%d; twin tol %.0e, gradient tol %.0e (FD eps %.0e, loss in double)\n",
          pb_get_threads(), TOL_TWIN, TOL_GRAD, (double)FD_EPS);
   test_matmul();
+  test_matmul_split();
   test_layernorm();
   test_elementwise();
   test_dropout();
