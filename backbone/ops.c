@@ -86,18 +86,33 @@ static int split_max(void) {
 /* threads of OpenBLAS's own pool: 1 when this file splits every GEMM itself */
 static int blas_pool_threads(void) { return split_max() < 0 ? 1 : (g_threads > 0 ? g_threads : 1); }
 
+static long g_elem_min;
+
+void pb_ops_reload_policy(void) {
+  g_split_max = -2;
+  g_elem_min = -1;
+  if (g_threads > 0) openblas_set_num_threads(blas_pool_threads());
+}
+
 static int split_gemm(int dim_a, int dim_b, int rows) {
   const int lim = split_max();
   return pb_get_threads() > 1 && (lim < 0 || (dim_a < dim_b ? dim_a : dim_b) <= lim) &&
          (long)dim_a * dim_b * rows >= PB_GEMM_SPLIT_MIN_MACS;
 }
 
+/* C[rows m0..m1, cols n0..n1] = bias[n0..n1] on every row */
+static void fill_bias(float *C, int ldc, const float *bias, int m0, int m1, int n0, int n1) {
+  for (int m = m0; m < m1; m++) memcpy(C + (size_t)m * ldc + n0, bias + n0, (size_t)(n1 - n0) * sizeof(float));
+}
+
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major, with the larger of M and N split over the
  * threads (single-threaded BLAS inside). op(A) rows are A rows (NoTrans) or A columns (Trans);
  * op(B) columns are B columns (NoTrans) or B rows (Trans). Column slices start on multiples of
- * 16 floats (one cache line). */
+ * 16 floats (one cache line). A non-NULL bias[N] is first written into each thread's slice of C
+ * (by that thread, so the GEMM then finds it in its cache), and beta must be 1. */
 static void sgemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                        const float *bias) {
   const int nthr = pb_get_threads(), by_rows = M >= N, pool = blas_pool_threads();
   if (pool != 1) openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nthr)
@@ -106,6 +121,7 @@ static void sgemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,
     if (by_rows) {
       const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
       if (m1 > m0) {
+        if (bias) fill_bias(C, ldc, bias, m0, m1, 0, N);
         const float *As = ta == CblasNoTrans ? A + (size_t)m0 * lda : A + m0;
         cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, alpha, As, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
       }
@@ -113,6 +129,7 @@ static void sgemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,
       int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
       n0 = t == 0 ? 0 : (n0 + 8) & ~15, n1 = t == nt - 1 ? N : (n1 + 8) & ~15;
       if (n1 > n0) {
+        if (bias) fill_bias(C, ldc, bias, 0, M, n0, n1);
         const float *Bs = tb == CblasNoTrans ? B + n0 : B + (size_t)n0 * ldb;
         cblas_sgemm(CblasRowMajor, ta, tb, M, n1 - n0, K, alpha, A, lda, Bs, ldb, beta, C + n0, ldc);
       }
@@ -121,22 +138,28 @@ static void sgemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,
   if (pool != 1) openblas_set_num_threads(pool);
 }
 
-/* the one place the linear kernels call BLAS: picks the split or one call */
+/* the one place the linear kernels call BLAS: picks the split or one call; bias as in
+ * sgemm_split (NULL: none) */
 static void sgemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-  if (split && (M >= 16 || N >= 32))
-    sgemm_split(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                   const float *bias) {
+  if (split && (M >= 16 || N >= 32)) {
+    sgemm_split(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+  } else {
+    if (bias) fill_bias(C, ldc, bias, 0, M, 0, N);
     cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
 }
 
 /* ------------------------------------------------------------------ elementwise threading */
 
-/* Large elementwise/row kernels (GELU, LayerNorm, dropout, add) can split their range over the
+/* Large elementwise/row kernels (GELU, LayerNorm, dropout, add) split their range over the
  * threads with OpenMP between GEMMs (never inside one). PB_ELEMWISE_PAR_MIN (env, read once):
- * the smallest element count worth splitting, e.g. 65536; 0 (the default until measured, see
- * the GEMM policy above) keeps them serial. */
-#define PB_ELEMWISE_PAR_MIN_DEFAULT 0 /* off until measured on a quiet machine (bench/run.sh --tune) */
+ * the smallest element count worth splitting; 0 keeps them serial. Default 65536: in-process A/B
+ * (bench_backbone --ab PB_ELEMWISE_PAR_MIN=65536, median of 15 paired steps, quiet 2-core VM)
+ * measured 0.91x the time for tiny inference, 0.91x tiny full steps, 0.93x mini inference,
+ * 0.95x mini full steps, 0.97-0.98x bert-base inference (262144 and 16384: no better). */
+#define PB_ELEMWISE_PAR_MIN_DEFAULT 65536
 static long g_elem_min = -1;
 
 static int elem_threads(size_t work) {
@@ -171,15 +194,16 @@ static int elem_threads(size_t work) {
 void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
   if (N <= 0 || OC <= 0) return;
   (void)pb_get_threads();
-  /* the bias is written first and the GEMM accumulates onto it (beta = 1): one write pass
-   * instead of OpenBLAS's zeroing pass plus a read-modify-write bias pass */
-  if (b) {
-    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
-  } else if (IC <= 0) {
-    memset(out, 0, (size_t)N * OC * sizeof(float));
-  }
+  /* the bias is written first (by the thread that computes those outputs) and the GEMM
+   * accumulates onto it (beta = 1): one write pass instead of OpenBLAS's zeroing pass plus a
+   * read-modify-write bias pass */
   if (IC > 0)
-    sgemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
+    sgemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC,
+           b);
+  else if (b)
+    fill_bias(out, OC, b, 0, N, 0, OC);
+  else
+    memset(out, 0, (size_t)N * OC * sizeof(float));
   pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
   if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
 }
@@ -191,12 +215,12 @@ void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const f
   uint64_t macs = 0;
   if (dinp && IC > 0) {
     /* dinp[N,IC] += dout[N,OC] @ w[OC,IC] */
-    sgemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
+    sgemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC, NULL);
   }
   if (dinp) macs += (uint64_t)N * IC * OC;
   if (dw && IC > 0) {
     /* dw[OC,IC] += dout^T[OC,N] @ inp[N,IC] */
-    sgemm_(split_gemm(IC, OC, N), CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+    sgemm_(split_gemm(IC, OC, N), CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC, NULL);
   }
   if (dw) macs += (uint64_t)N * IC * OC;
   if (db) {

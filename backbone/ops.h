@@ -110,5 +110,8 @@ void pb_mse_bwd(float *dpred, const float *pred, const float *target, int B);
 /* Number of threads kernels may use (OpenMP and OpenBLAS together never exceed it). */
 void pb_set_threads(int n);
 int pb_get_threads(void);
+/* Reads the threading policy variables again (PB_GEMM_SPLIT_MAX, PB_ELEMWISE_PAR_MIN; normally
+ * read once): lets bench_backbone --ab alternate two policies step by step in one process. */
+void pb_ops_reload_policy(void);
 
 #endif

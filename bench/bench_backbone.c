@@ -6,6 +6,10 @@
  *   bench_backbone --sgemm [--threads 2]          measured sgemm peak (GFLOP/s), 1..threads
  *   bench_backbone --overhead --shape mini --batch 32 --modes full
  *                  step time with counters off / op counting on / op counting + PAPI on
+ *   bench_backbone --ab VAR=VALUE --shape tiny --batch 32 --modes infer --reps 15
+ *                  A/B of a policy variable of backbone/ops.c in one process: each rep runs one
+ *                  step without VAR (A) and one with VAR=VALUE (B), in ABBA order; prints both
+ *                  medians and the median of the paired B/A ratios (robust to slow drifts)
  *   --counters off|opcount|papi   what the timed steps of a normal run have on (default off;
  *                  e.g. under `perf stat -e instructions:u` for a load-independent overhead)
  *
@@ -183,6 +187,37 @@ static double flops_of_step(bench_ctx *x) {
   return (double)pb_opcounts_flops(&c, -1);
 }
 
+/* --ab VAR=VALUE: paired A (VAR unset) / B (VAR=VALUE) steps, ABBA order */
+static int ab_compare(bench_ctx *x, const char *ab, const char *shape, const char *mode, int reps) {
+  char var[64];
+  const char *eq = strchr(ab, '=');
+  snprintf(var, sizeof var, "%.*s", (int)(eq - ab), ab);
+  double *t = malloc(sizeof(double) * (size_t)reps * 3), *ta = t, *tb = t + reps, *ratio = t + 2 * reps;
+  if (!t) return pb_set_error(PB_ERR_NOMEM, "bench: out of memory");
+  int rc = 0;
+  for (int r = 0; !rc && r < reps; r++)
+    for (int k = 0; !rc && k < 2; k++) {
+      const int b = (k ^ r) & 1; /* A B, B A, A B, ... */
+      if (b) setenv(var, eq + 1, 1);
+      else unsetenv(var);
+      pb_ops_reload_policy();
+      double s = now_s();
+      rc = run_step(x);
+      (b ? tb : ta)[r] = now_s() - s;
+    }
+  unsetenv(var);
+  pb_ops_reload_policy();
+  if (!rc) {
+    for (int r = 0; r < reps; r++) ratio[r] = tb[r] / ta[r];
+    double mr = median(ratio, reps), ma = median(ta, reps), mb = median(tb, reps);
+    printf("{\"impl\":\"c-ab\",\"shape\":\"%s\",\"batch\":%d,\"seq\":%d,\"mode\":\"%s\",\"reps\":%d,"
+           "\"b\":\"%s\",\"a_s\":%.5f,\"b_s\":%.5f,\"paired_b_over_a\":%.4f}\n",
+           shape, x->B, x->T, mode, reps, ab, ma, mb, mr);
+  }
+  free(t);
+  return rc;
+}
+
 static double sgemm_gflops(int n, int threads) {
   openblas_set_num_threads(threads);
   float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n),
@@ -202,18 +237,20 @@ static double sgemm_gflops(int n, int threads) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_backbone --shape tiny|mini|base --batch B [--seq T] [--modes infer,full,lora] [--reps N]\n"
-          "                      [--warmup N] [--threads N] [--round R] [--counters off|opcount|papi] [--overhead]\n"
+          "                      [--warmup N] [--threads N] [--round R] [--counters off|opcount|papi] [--overhead | --ab VAR=VALUE]\n"
           "       bench_backbone --sgemm [--threads N]\n");
 }
 
 int main(int argc, char **argv) {
   const char *shape = "tiny", *modes = "infer,full,lora";
   int B = 32, T = 128, reps = 3, warmup = 1, threads = 2, round = 0, do_sgemm = 0, do_overhead = 0;
+  const char *ab = NULL; /* --ab VAR=VALUE */
   int counters = 0; /* timed steps with: 0 nothing, 1 op counting, 2 op counting + PAPI start/stop */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--sgemm")) do_sgemm = 1;
     else if (!strcmp(a, "--overhead")) do_overhead = 1;
+    else if (!strcmp(a, "--ab") && v && strchr(v, '=') && strchr(v, '=') != v) ab = v, i++;
     else if (!v) return usage(), 2;
     else if (!strcmp(a, "--shape")) shape = v, i++;
     else if (!strcmp(a, "--batch")) B = atoi(v), i++;
@@ -254,7 +291,13 @@ int main(int argc, char **argv) {
     double flops = flops_of_step(&x); /* also the first warm-up step */
     for (int w = 1; w < warmup; w++)
       if ((rc = run_step(&x))) break;
-    if (!do_overhead) {
+    if (ab) {
+      rc = ab_compare(&x, ab, shape, mode, reps);
+      if (rc) {
+        fprintf(stderr, "bench_backbone: %s\n", pb_last_error());
+        return 1;
+      }
+    } else if (!do_overhead) {
       double *ts = malloc(sizeof(double) * (size_t)reps * 5), *ph = ts + reps;
       if (counters == 2) pb_papi_init(NULL);
       for (int r = 0; !rc && r < reps; r++) {

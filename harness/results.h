@@ -33,7 +33,8 @@
  *   "counters": <counters/papi.h pb_papi_to_json object>,
  *   "timings": {"train": {"wall_s", "cpu_s", "intervals"}, "eval": {...}, "total_wall_s": num},
  *   "memory": {"peak_rss_kb", "vm_hwm_kb", "current_rss_kb"},
- *   "host": {"hostname": str, "cpu": str, "cores": int, "threads": int},
+ *   "host": {"hostname": str, "cpu": str, "cores": int, "threads": int,
+ *            "blas": {"core": str, "detected": str, "switched": bool}},  (backbone/blas.h)
  *   "commit": "git sha" | null
  * }
  * OPS = {"matmul_macs": {"backbone", "head", "method", "optimizer", "total"},

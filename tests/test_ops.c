@@ -137,6 +137,43 @@ static void test_matmul_split(void) {
   pb_set_threads(saved);
 }
 
+/* ------------------------------------------------------------ threaded elementwise kernels */
+
+/* Above PB_ELEMWISE_PAR_MIN elements (default 65536) GELU, add, LayerNorm and dropout split
+ * their range over the threads: 2 threads must give exactly the 1-thread result (each element
+ * or row is computed by the same code either way), including the LayerNorm dw/db sums and
+ * backward accumulation. NR x NC = 90000 elements, rows not a multiple of 16. */
+enum { NR = 300, NC = 300, NE = NR * NC };
+static void elementwise_run(float *o[8], const float *x, const float *y, const float *w, const float *b) {
+  pb_gelu_fwd(o[0], x, NE);
+  pb_gelu_bwd(o[1], x, y, NE); /* accumulates onto o[1]'s start values */
+  pb_add(o[2], x, y, NE);
+  pb_layernorm_fwd(o[3], o[4], o[4] + NR, x, w, b, NR, NC, 1e-12f);
+  pb_layernorm_bwd(o[5], o[6], o[6] + NC, y, x, w, o[4], o[4] + NR, NR, NC);
+  pb_dropout_fwd(o[7], x, NE, 0.1f, 77);
+  pb_dropout_bwd(o[1], y, NE, 0.1f, 77);
+}
+
+static void test_elementwise_threads(void) {
+  const int saved = pb_get_threads();
+  float *x = frand(NE, 2.0f), *y = frand(NE, 1.0f), *w = frand(NC, 1.0f), *b = frand(NC, 1.0f);
+  float *o1[8], *o2[8];
+  for (int k = 0; k < 8; k++) o1[k] = frand(NE, 1.0f), o2[k] = fdup(o1[k], NE);
+  pb_set_threads(1);
+  elementwise_run(o1, x, y, w, b);
+  pb_set_threads(2);
+  elementwise_run(o2, x, y, w, b);
+  pb_set_threads(saved);
+  static const char *const what[8] = {"gelu fwd", "gelu bwd + dropout bwd", "add", "layernorm fwd",
+                                      "layernorm mean/rstd", "layernorm dinp", "layernorm dw/db", "dropout fwd"};
+  for (int k = 0; k < 8; k++) {
+    CHECK(memcmp(o1[k], o2[k], sizeof(float) * NE) == 0, "%s: 2 threads != 1 thread", what[k]);
+    free(o1[k]), free(o2[k]);
+  }
+  printf("threaded elementwise kernels (%d elements): 2 threads == 1 thread\n", NE);
+  free(x), free(y), free(w), free(b);
+}
+
 /* ------------------------------------------------------------ matmul */
 
 enum { MN = 7, MIC = 13, MOC = 5 };
@@ -589,6 +626,7 @@ int main(void) {
          pb_get_threads(), TOL_TWIN, TOL_GRAD, (double)FD_EPS);
   test_matmul();
   test_matmul_split();
+  test_elementwise_threads();
   test_layernorm();
   test_elementwise();
   test_dropout();
