@@ -105,7 +105,7 @@ while read -r shape batch ri rt modes; do
 done <<< "$CONFIGS"
 
 # op counting + PAPI reading overhead (C), full step and inference at mini batch 32
-ovr=9; [ "$QUICK" = 1 ] && ovr=5
+ovr=15; [ "$QUICK" = 1 ] && ovr=5
 "$BIN" --overhead --shape mini --batch 32 --modes full,infer --reps "$ovr" --threads "$THREADS" >> "$OUT"
 
 "$PY" bench/summary.py "$OUT"

@@ -63,8 +63,9 @@ def main():
     for r in rows:
         if r["impl"] == "c-overhead":
             print(f"op counting overhead ({r['shape']} b{r['batch']} {r['mode']}, median of {r['reps']}): "
-                  f"off {r['off_s']:.4f} s, opcount {r['opcount_s']:.4f} s ({r['opcount_pct']:+.2f}%), "
-                  f"opcount+PAPI {r['opcount_papi_s']:.4f} s ({r['opcount_papi_pct']:+.2f}%), "
+                  f"off {r['off_s']:.4f} s, opcount {r['opcount_s']:.4f} s, opcount+PAPI {r['opcount_papi_s']:.4f} s; "
+                  f"median paired step ratio vs off: opcount {r.get('opcount_paired_pct', float('nan')):+.2f}%, "
+                  f"opcount+PAPI {r.get('opcount_papi_paired_pct', float('nan')):+.2f}%; "
                   f"PAPI available {bool(r['papi_available'])}; one PAPI start/stop pair "
                   f"{r.get('papi_pair_us', float('nan')):.1f} us, one op-counter add {r.get('opc_add_ns', float('nan')):.2f} ns")
     return 0
