@@ -17,7 +17,10 @@ def main():
     for p in paths:
         with open(p) as f:
             rows += [json.loads(l) for l in f if l.strip().startswith("{")]
-    peak = {r["threads"]: r["gflops"] for r in rows if r["impl"] == "sgemm"}
+    peak = {}  # threads -> best measured sgemm GFLOP/s (run.sh measures at the start and the end)
+    for r in rows:
+        if r["impl"] == "sgemm":
+            peak[r["threads"]] = max(peak.get(r["threads"], 0.0), r["gflops"])
     times = defaultdict(list)   # (shape, batch, mode, setting) -> [s]
     rss = defaultdict(float)
     flops = {}

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backbone/blas.h"
 #include "backbone/checkpoint.h"
 #include "backbone/ops.h"
 #include "backbone/status.h"
@@ -214,6 +215,10 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
             info.pretrained ? "" : " -- random initialisation, NOT pre-trained: scores measure the method on random "
                                    "features only");
     fprintf(stderr, "method: %s %s\n%s\n", S.mi.m->name, desc, report);
+    const pb_blas_info *bi = pb_blas_get();
+    if (bi->switched)
+      fprintf(stderr, "blas: OpenBLAS picked %s kernels for this CPU (not recognised); using %s (set OPENBLAS_CORETYPE "
+                      "to choose)\n", bi->detected, bi->core);
   }
 
   /* tokenise */
