@@ -120,8 +120,11 @@ void pb_model_set_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx) {
 
 static int has_layer_hook(const pb_model *m) { return m->hooks && m->hooks->layer_fwd; }
 
-/* Lays out (or sizes, when base == NULL) the activation block; returns the float count. */
-static size_t layout_acts(pb_model *m, float *base, int B, int T) {
+/* Lays out (or sizes, when base == NULL) the activation block; returns the float count.
+ * share (inference only, no hooks): layers l >= 2 reuse the buffers of layer l % 2 (layer l
+ * reads only layer l-1's output, which lives in the other set) and no backward scratch is laid
+ * out except dbuf[0]. */
+static size_t layout_acts(pb_model *m, float *base, int B, int T, int share) {
   const pb_config *c = &m->cfg;
   const size_t N = (size_t)B * T, d = c->hidden, F = c->ffn, S = (size_t)B * c->heads * T * T;
   size_t off = 0;
@@ -137,6 +140,10 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T) {
   TAKE(a->emb_ln, N * d);
   TAKE(a->h0, N * d);
   for (int l = 0; l < c->layers; l++) {
+    if (share && l >= 2) {
+      if (base) a->layer[l] = a->layer[l % 2];
+      continue;
+    }
     pb_layer_acts *x = base ? &a->layer[l] : &(pb_layer_acts){0};
     TAKE(x->q, N * d);
     TAKE(x->k, N * d);
@@ -163,7 +170,15 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T) {
   TAKE(a->pooled_drop, (size_t)B * d);
   TAKE(a->logits, (size_t)B * c->num_labels);
   TAKE(a->probs, (size_t)B * c->num_labels);
-  for (int i = 0; i < PB_NDBUF; i++) TAKE(a->dbuf[i], N * d);
+  TAKE(a->dbuf[0], N * d); /* also the forward's sublayer-hook scratch */
+  if (share) {
+    if (base) {
+      for (int i = 1; i < PB_NDBUF; i++) a->dbuf[i] = NULL;
+      a->dbuf_f[0] = a->dbuf_f[1] = a->dscratch = a->dsmall = NULL;
+    }
+    return off;
+  }
+  for (int i = 1; i < PB_NDBUF; i++) TAKE(a->dbuf[i], N * d);
   TAKE(a->dbuf_f[0], N * F);
   TAKE(a->dbuf_f[1], N * F);
   TAKE(a->dscratch, S);
@@ -172,7 +187,7 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T) {
   return off;
 }
 
-int pb_model_alloc(pb_model *m, int B, int T) {
+static int model_alloc(pb_model *m, int B, int T, int infer) {
   if (B <= 0 || T <= 0) return pb_set_error(PB_ERR_ARG, "model: batch %d x %d must be positive", B, T);
   if (T > m->cfg.max_pos)
     return pb_set_error(PB_ERR_ARG, "model: sequence length %d exceeds max_position_embeddings %d", T,
@@ -186,7 +201,8 @@ int pb_model_alloc(pb_model *m, int B, int T) {
     m->acts.layer = calloc((size_t)m->cfg.layers, sizeof *m->acts.layer);
     if (!m->acts.layer) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
   }
-  size_t n = layout_acts(m, NULL, B, T) + hook_floats;
+  const int share = infer && !m->hooks;
+  size_t n = layout_acts(m, NULL, B, T, share) + hook_floats;
   free(m->act_mem);
   m->act_mem = NULL;
   if (posix_memalign((void **)&m->act_mem, 64, n * sizeof(float)) != 0)
@@ -194,7 +210,8 @@ int pb_model_alloc(pb_model *m, int B, int T) {
                         n * sizeof(float) >> 20, B, T);
   memset(m->act_mem, 0, n * sizeof(float));
   m->act_floats = n;
-  layout_acts(m, m->act_mem, B, T);
+  layout_acts(m, m->act_mem, B, T, share);
+  m->infer_only = share;
   m->hook_acts = hook_floats ? m->act_mem + (n - hook_floats) : NULL;
   if (m->hooks && m->hooks->reserve && (rc = m->hooks->reserve(m->hook_ctx, B, T, m->hook_acts, &hook_floats)))
     return rc;
@@ -205,6 +222,9 @@ int pb_model_alloc(pb_model *m, int B, int T) {
   m->T = T;
   return PB_OK;
 }
+
+int pb_model_alloc(pb_model *m, int B, int T) { return model_alloc(m, B, T, 0); }
+int pb_model_alloc_infer(pb_model *m, int B, int T) { return model_alloc(m, B, T, 1); }
 
 void pb_model_free(pb_model *m) {
   pb_params_free(&m->params);
@@ -483,6 +503,7 @@ static int backward_encoder(pb_model *m) {
 
 int pb_backward(pb_model *m) {
   const pb_config *c = &m->cfg;
+  if (m->infer_only) return pb_set_error(PB_ERR_ARG, "backward: the model was allocated for inference only");
   if (!m->labels && !m->targets) return pb_set_error(PB_ERR_ARG, "backward: the last forward had no labels");
   const int B = m->cur_B, T = m->cur_T, N = B * T, d = c->hidden, C = c->num_labels;
   const float ph = m->training ? c->hidden_dropout : 0.0f;
@@ -512,6 +533,7 @@ int pb_backward(pb_model *m) {
 int pb_backward_hidden(pb_model *m, const float *dout) {
   const size_t n = (size_t)m->cur_B * m->cur_T * m->cfg.hidden;
   if (!m->act_mem || n == 0) return pb_set_error(PB_ERR_ARG, "backward: no forward to go back through");
+  if (m->infer_only) return pb_set_error(PB_ERR_ARG, "backward: the model was allocated for inference only");
   memcpy(m->acts.dbuf[0], dout, n * sizeof(float));
   int prev_owner = pb_opc_set_owner(PB_OPO_BACKBONE);
   int rc = backward_encoder(m);

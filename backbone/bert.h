@@ -110,6 +110,7 @@ typedef struct pb_model {
   const float *targets;    /* [B] or NULL */
   float loss;
   int training;            /* dropout on */
+  int infer_only;          /* allocated by pb_model_alloc_infer with shared layer buffers */
   uint64_t seed;           /* dropout seed of the current step */
 } pb_model;
 
@@ -117,6 +118,10 @@ int pb_model_declare(pb_model *m, const pb_config *cfg);
 void pb_model_set_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx);
 /* allocates parameter families (if not yet) and activations for batches up to B x T */
 int pb_model_alloc(pb_model *m, int B, int T);
+/* the same for forward passes only: without hooks (no method attached), layers share two sets
+ * of activation buffers and no backward scratch exists (bert-base at batch 8: 0.75 GB less),
+ * and pb_backward fails; with hooks, exactly pb_model_alloc */
+int pb_model_alloc_infer(pb_model *m, int B, int T);
 void pb_model_free(pb_model *m);
 /* BERT init: normal(0, init_range) weights, zero biases, LayerNorm 1/0; method tensors per their init */
 void pb_model_init_random(pb_model *m, uint64_t seed);

@@ -123,7 +123,7 @@ static int ctx_setup(bench_ctx *x, const pb_config *cfg, const char *mode, int B
     if ((rc = pb_method_create(&x->meth, lora ? "lora" : "full", lora ? lora_opts : NULL))) return rc;
     if ((rc = x->meth.m->attach(x->meth.ctx, &x->m))) return rc;
   }
-  if ((rc = pb_model_alloc(&x->m, B, T))) return rc;
+  if ((rc = x->train ? pb_model_alloc(&x->m, B, T) : pb_model_alloc_infer(&x->m, B, T))) return rc;
   fast_init(&x->m.params, 1234);
   pb_adamw_defaults(&x->opt);
   x->opt.lr = 1e-5f;

@@ -304,6 +304,7 @@ static int cmd_eval(int argc, char **argv) {
     bb.model_dir = src;
   }
   bb.num_labels = task->num_labels;
+  bb.infer_only = 1; /* eval never goes backward */
   pb_method_inst mi;
   pb_model m;
   memset(&m, 0, sizeof m);

@@ -18,6 +18,7 @@ typedef struct {
   int num_labels;
   float hidden_dropout;   /* < 0: keep the config's */
   float attn_dropout;
+  int infer_only;         /* forward passes only: pb_model_alloc_infer (shared layer buffers) */
 } pb_backbone_opts;
 
 typedef struct {

@@ -204,8 +204,37 @@ static void opcounts(int full, int C) {
   pb_model_free(&m);
 }
 
+/* pb_model_alloc_infer: 5 layers share two buffer sets, yet logits and loss equal the fully
+ * allocated model's bit for bit; the activation block is smaller; backward is refused. */
+static void infer_alloc(void) {
+  pb_config c;
+  tiny(&c, 3);
+  c.layers = 5;
+  pb_model full, inf;
+  memset(&full, 0, sizeof full), memset(&inf, 0, sizeof inf);
+  CHECK_OK(pb_model_declare(&full, &c));
+  CHECK_OK(pb_model_declare(&inf, &c));
+  CHECK_OK(pb_model_alloc(&full, B, T));
+  CHECK_OK(pb_model_alloc_infer(&inf, B, T));
+  pb_model_init_random(&full, 42);
+  pb_model_init_random(&inf, 42);
+  float lf = NAN, li = NAN;
+  CHECK_OK(pb_forward(&full, ids, types, mask, B, T, labels, NULL, 0, 0, &lf));
+  CHECK_OK(pb_forward(&inf, ids, types, mask, B, T, labels, NULL, 0, 0, &li));
+  CHECK(lf == li && memcmp(full.acts.logits, inf.acts.logits, sizeof(float) * B * 3) == 0,
+        "inference allocation: loss %.9g vs %.9g, logits differ", (double)li, (double)lf);
+  CHECK(inf.infer_only && !full.infer_only && inf.act_floats < full.act_floats / 2,
+        "inference allocation: %zu floats vs %zu", inf.act_floats, full.act_floats);
+  CHECK(pb_backward(&inf) != PB_OK && strstr(pb_last_error(), "inference only"), "backward refused: %s",
+        pb_last_error());
+  CHECK(pb_backward(&full) == PB_OK, "full allocation still goes backward");
+  pb_model_free(&full);
+  pb_model_free(&inf);
+}
+
 int main(void) {
   make_batch();
+  infer_alloc();
   gradcheck(3);
   gradcheck(1);
   padding_invariance();
