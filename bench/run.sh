@@ -6,7 +6,7 @@
 #   bench/run.sh [--quick] [--threads N] [--build DIR] [--out FILE]
 #
 #   default   4 shapes (tiny/mini L2-4 at batch 32, bert-base at batch 8 and 1; seq 128),
-#             modes infer/full/lora, 2 rounds, C with N threads (default 2), torch with the
+#             modes infer/full/lora, 2 rounds (inference 4), C with N threads (default 2), torch with the
 #             thread settings t1,t2,t2b (see torch_bench.py) and the best one reported;
 #             plus the sgemm peak and the op-count/PAPI overhead check.   ~8-10 min, quiet machine
 #   --quick   1 round, fewer repetitions and steps (tiny infer/full, mini infer/lora, bert-base
@@ -73,13 +73,13 @@ echo "bench: OpenBLAS core $CORE for C and torch" >&2
 
 # shape batch reps(infer) reps(train) modes   (quick: one round, bert-base b8 infer + small shapes)
 if [ "$QUICK" = 1 ]; then
-  ROUNDS=1
+  ROUNDS=1 IROUNDS=1
   CONFIGS="tiny 32 3 2 infer,full
 mini 32 3 2 infer,lora
 base 1 3 2 full
 base 8 2 1 infer"
 else
-  ROUNDS=2
+  ROUNDS=2 IROUNDS=4   # inference steps are cheap: 4 rounds make their medians steadier
   CONFIGS="tiny 32 5 3 infer,full,lora
 mini 32 5 3 infer,full,lora
 base 1 5 3 infer,full,lora
@@ -87,8 +87,9 @@ base 8 3 2 infer,full,lora"
 fi
 
 while read -r shape batch ri rt modes; do
-  for round in $(seq 1 "$ROUNDS"); do
+  for round in $(seq 1 "$IROUNDS"); do
     for mode in ${modes//,/ }; do
+      [ "$mode" != infer ] && [ "$round" -gt "$ROUNDS" ] && continue
       reps=$rt; [ "$mode" = infer ] && reps=$ri
       # alternate: C first in odd rounds, torch first in even rounds
       c_cmd=("$BIN" --shape "$shape" --batch "$batch" --modes "$mode" --reps "$reps" --threads "$THREADS" --round "$round")
