@@ -4,7 +4,10 @@ setting's median, the ratio torch/C (> 1: C faster), GFLOP/s of both (FLOPs from
 counter, the same model), C's share of the measured sgemm peak, and peak RSS of both.
 
     /usr/bin/python3 bench/summary.py bench/results-*.jsonl [--markdown]
-Medians are over all timed repetitions of all rounds."""
+Medians are over all timed repetitions of all rounds (of all files given). "paired" is the
+median over rounds of (best torch setting's median / C's median) within the same round of the
+same file: C and torch ran back to back there, so it is steadier on a VM whose speed drifts.
+"""
 import json
 import statistics
 import sys
@@ -22,9 +25,15 @@ def main():
         if r["impl"] == "sgemm":
             peak[r["threads"]] = max(peak.get(r["threads"], 0.0), r["gflops"])
     times = defaultdict(list)   # (shape, batch, mode, setting) -> [s]
+    rounds = defaultdict(dict)  # (shape, batch, mode, file, round) -> {setting: median s}
     rss = defaultdict(float)
     flops = {}
     cthreads = 1
+    for fi, p in enumerate(paths):
+        with open(p) as f:
+            for r in (json.loads(l) for l in f if l.strip().startswith("{")):
+                if r["impl"] in ("c", "torch"):
+                    rounds[(r["shape"], r["batch"], r["mode"], fi, r["round"])][r["setting"]] = r["median_s"]
     for r in rows:
         if r["impl"] not in ("c", "torch"):
             continue
@@ -44,7 +53,7 @@ def main():
     print(f"OpenBLAS kernels: C {'/'.join(sorted(ccore))}, torch {'/'.join(sorted(tcore))}"
           + ("" if ccore == tcore else "  (DIFFERENT: the ratio compares different sgemm kernels)"))
     hdr = ("| shape | batch | step | C s | torch s (best setting) | torch/C | C GFLOP/s | C % of sgemm peak "
-           "| torch GFLOP/s | C peak RSS MiB | torch peak RSS MiB |")
+           "| paired torch/C (min-max) | torch GFLOP/s | C peak RSS MiB | torch peak RSS MiB |")
     print(hdr)
     print("|---" * (hdr.count("|") - 1) + "|")
     for k in keys:
@@ -59,9 +68,15 @@ def main():
         pct = f"{100 * fl / cm / 1e9 / pk:.0f}%" if pk else "-"
         name = {"tiny": "tiny L2/H128", "mini": "mini L4/H256", "base": "bert-base L12/H768"}[k[0]]
         step = {"infer": "inference fwd", "full": "full FT step", "lora": "LoRA step"}[k[2]]
+        pr = []
+        for (a, b, m, fi, rd), st in rounds.items():
+            tt = [v for s, v in st.items() if s.startswith("t")]
+            if (a, b, m) == k and f"c{cthreads}" in st and tt:
+                pr.append(min(tt) / st[f"c{cthreads}"])
+        paired = f"{statistics.median(pr):.2f}x ({min(pr):.2f}-{max(pr):.2f}, {len(pr)} rounds)" if pr else "-"
         others = ", ".join(f"{s} {v:.3f}" for s, v in sorted(tset.items()) if s != best)
         print(f"| {name} | {k[1]} | {step} | {cm:.3f} | {tm:.3f} ({best}{'; ' + others if others else ''}) "
-              f"| {tm / cm:.2f}x | {fl / cm / 1e9:.1f} | {pct} | {fl / tm / 1e9:.1f} "
+              f"| {tm / cm:.2f}x | {fl / cm / 1e9:.1f} | {pct} | {paired} | {fl / tm / 1e9:.1f} "
               f"| {rss[k + ('c',)]:.0f} | {rss[k + ('torch',)]:.0f} |")
     for r in rows:
         if r["impl"] == "c-overhead":
