@@ -62,13 +62,15 @@ int pb_get_threads(void) {
  * op(A) or columns of op(B), whichever dimension is larger), and OpenBLAS's own pool stays at
  * one thread. With both pools active, the idle one spins (OpenBLAS workers sched_yield for up
  * to 2^28 cycles after a call, libgomp workers spin after a region) on the core the other one
- * needs: on a quiet 2-core VM that made bert-base batch-1 inference 1.45x slower (0.216 s vs
- * 0.149 s, medians of 7, 3 alternating rounds) and mini/tiny unchanged.
+ * needs: on a 2-core VM that made bert-base batch-1 inference 1.45x slower (0.216 s vs 0.149 s)
+ * and, against PB_GEMM_SPLIT_MAX=128, mini inference 1.65x and bert-base batch-1 full steps 2x
+ * slower (README, Performance: Threads).
  * PB_GEMM_SPLIT_MAX (env, read once) restores the older policy: only GEMMs whose smaller weight
  * dimension is <= the limit are split that way, the others run on OpenBLAS's pool of
  * pb_get_threads() threads (e.g. 128; 0 = OpenBLAS's pool for every GEMM). With a core busy
  * elsewhere, static splits wait on the slow core: PB_GEMM_SPLIT_MAX=0 may then be faster. */
-static int g_split_max = -2; /* -2 = not read yet, -1 = split every GEMM (the default) */
+static int g_split_max = -2; /* -2 = not read yet, -1 = split every GEMM (the default; also
+                                PB_GEMM_SPLIT_MAX=-1) */
 
 /* GEMMs below this many MACs stay one single-threaded call: splitting them costs more than it
  * saves (LoRA's rank-8 products at bert-base measured up to 1.7x slower when split). */

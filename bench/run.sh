@@ -38,7 +38,7 @@ cmake --build "$BUILD" -j2 --target bench_backbone >/dev/null
 BIN="$BUILD/bench/bench_backbone"
 if [ "$TUNE" = 1 ]; then
   # policy = "GEMM split limit / elementwise split minimum" (backbone/ops.c)
-  POLICIES="0/0 128/0 256/0 0/65536 128/65536"
+  POLICIES="-1/65536 -1/0 128/65536 0/65536 0/0"
   for round in 1 2; do
     for pol in $POLICIES; do
       for cfg in "tiny 32 infer,full" "mini 32 infer,full" "base 1 infer"; do
@@ -53,7 +53,7 @@ d = collections.defaultdict(list); pols = []
 for l in sys.stdin:
     pol, j = l.split(" ", 1); r = json.loads(j); d[(r["shape"], r["batch"], r["mode"], pol)] += r["times"]
     pols += [pol] if pol not in pols else []
-print("median step seconds; policy = PB_GEMM_SPLIT_MAX/PB_ELEMWISE_PAR_MIN (defaults 0/0 = off)")
+print("median step seconds; policy = PB_GEMM_SPLIT_MAX/PB_ELEMWISE_PAR_MIN (default -1/65536: every GEMM split, elementwise from 65536)")
 print("%-16s" % "shape" + "".join("%12s" % p for p in pols))
 for k in sorted(set(x[:3] for x in d)):
     print("%-16s" % ("%s b%d %s" % k) + "".join("%12.4f" % st.median(d[k + (p,)]) for p in pols))

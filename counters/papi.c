@@ -464,7 +464,8 @@ int pb_papi_init_ex(const char *events_csv, int flags) {
   int counting = 0;
   for (int i = 0; i < S.n_events; i++) counting += S.ev[i].available;
   if ((g_flags & PB_PAPI_FORCE_MULTIPLEX) && !S.multiplexed && !S.mpx_reason[0])
-    snprintf(S.mpx_reason, sizeof S.mpx_reason, "no requested event could be added, so nothing was multiplexed");
+    snprintf(S.mpx_reason, sizeof S.mpx_reason,
+             "no event set was started (no requested event could be counted), so nothing was multiplexed");
   if (counting == 0) { /* PAPI works but reads nothing here: say so instead of a row of nulls */
     snprintf(S.reason, sizeof S.reason,
              "PAPI initialised, but none of the %d requested events can be counted on this machine "
