@@ -8,7 +8,7 @@
 #   default   4 shapes (tiny/mini L2-4 at batch 32, bert-base at batch 8 and 1; seq 128),
 #             modes infer/full/lora, 2 rounds (inference 4), C with N threads (default 2), torch with the
 #             thread settings t1,t2,t2b (see torch_bench.py) and the best one reported;
-#             plus the sgemm peak and the op-count/PAPI overhead check.   ~8-10 min, quiet machine
+#             plus the sgemm peak and the op-count/PAPI overhead check.   ~12 min
 #   --quick   1 round, fewer repetitions and steps (tiny infer/full, mini infer/lora, bert-base
 #             b1 full, b8 infer), torch settings t1,t2b.   < 2 min on a quiet machine
 #   --threads 1  C on 1 thread and torch on t1 only (for a busy machine).
