@@ -88,12 +88,16 @@ static int split_max(void) {
 /* threads of OpenBLAS's own pool: 1 when this file splits every GEMM itself */
 static int blas_pool_threads(void) { return split_max() < 0 ? 1 : (g_threads > 0 ? g_threads : 1); }
 
-static long g_elem_min;
+/* Around an OpenMP region whose threads call BLAS: OpenBLAS's pool goes to one thread (when it
+ * has more) and back afterwards. blas_serial_begin returns what blas_serial_end restores. */
+static int blas_serial_begin(void) {
+  const int pool = blas_pool_threads();
+  if (pool != 1) openblas_set_num_threads(1);
+  return pool;
+}
 
-void pb_ops_reload_policy(void) {
-  g_split_max = -2;
-  g_elem_min = -1;
-  if (g_threads > 0) openblas_set_num_threads(blas_pool_threads());
+static void blas_serial_end(int pool) {
+  if (pool != 1) openblas_set_num_threads(pool);
 }
 
 static int split_gemm(int dim_a, int dim_b, int rows) {
@@ -115,8 +119,7 @@ static void fill_bias(float *C, int ldc, const float *bias, int m0, int m1, int 
 static void sgemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                         const float *bias) {
-  const int nthr = pb_get_threads(), by_rows = M >= N, pool = blas_pool_threads();
-  if (pool != 1) openblas_set_num_threads(1);
+  const int nthr = pb_get_threads(), by_rows = M >= N, pool = blas_serial_begin();
 #pragma omp parallel num_threads(nthr)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -137,7 +140,7 @@ static void sgemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,
       }
     }
   }
-  if (pool != 1) openblas_set_num_threads(pool);
+  blas_serial_end(pool);
 }
 
 /* the one place the linear kernels call BLAS: picks the split or one call; bias as in
@@ -171,6 +174,12 @@ static int elem_threads(size_t work) {
   }
   const int t = pb_get_threads();
   return t > 1 && g_elem_min > 0 && work >= (size_t)g_elem_min ? t : 1;
+}
+
+void pb_ops_reload_policy(void) {
+  g_split_max = -2;
+  g_elem_min = -1;
+  if (g_threads > 0) openblas_set_num_threads(blas_pool_threads());
 }
 
 /* runs BODY with [lo, hi) over [0, n) — split across threads (chunk edges on multiples of 16)
@@ -693,8 +702,7 @@ void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, 
   const int drop = p > 0.0f;
   /* One T*T buffer per thread for the dropped probabilities; NULL falls back to loops. */
   if (nthr > 1 && npairs > 1) {
-    const int pool = blas_pool_threads();
-    if (pool != 1) openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
+    const int pool = blas_serial_begin(); /* BLAS single-threaded inside the OpenMP region */
 #pragma omp parallel num_threads(nthr)
     {
       float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
@@ -703,7 +711,7 @@ void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, 
         attn_fwd_pair(ctx, probs, q, k, v, mask, pair / A, pair % A, T, d, A, p, seed, tmp);
       free(tmp);
     }
-    if (pool != 1) openblas_set_num_threads(pool);
+    blas_serial_end(pool);
   } else {
     float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
     for (int pair = 0; pair < npairs; pair++)
@@ -752,13 +760,12 @@ void pb_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const flo
   const int nthr = pb_get_threads();
   const int npairs = B * A;
   if (nthr > 1 && npairs > 1) {
-    const int pool = blas_pool_threads();
-    if (pool != 1) openblas_set_num_threads(1); /* BLAS single-threaded inside the OpenMP region */
+    const int pool = blas_serial_begin(); /* BLAS single-threaded inside the OpenMP region */
 #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
     for (int pair = 0; pair < npairs; pair++)
       attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,
                     A, p, seed);
-    if (pool != 1) openblas_set_num_threads(pool);
+    blas_serial_end(pool);
   } else {
     for (int pair = 0; pair < npairs; pair++)
       attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,

@@ -16,10 +16,10 @@ from collections import defaultdict
 
 def main():
     paths = [a for a in sys.argv[1:] if not a.startswith("--")]
-    rows = []
-    for p in paths:
+    rows = []  # every record, tagged with the index of its file (rounds pair within one file)
+    for fi, p in enumerate(paths):
         with open(p) as f:
-            rows += [json.loads(l) for l in f if l.strip().startswith("{")]
+            rows += [dict(json.loads(l), file=fi) for l in f if l.strip().startswith("{")]
     peak = {}  # threads -> best measured sgemm GFLOP/s (run.sh measures at the start and the end)
     for r in rows:
         if r["impl"] == "sgemm":
@@ -29,15 +29,11 @@ def main():
     rss = defaultdict(float)
     flops = {}
     cthreads = 1
-    for fi, p in enumerate(paths):
-        with open(p) as f:
-            for r in (json.loads(l) for l in f if l.strip().startswith("{")):
-                if r["impl"] in ("c", "torch"):
-                    rounds[(r["shape"], r["batch"], r["mode"], fi, r["round"])][r["setting"]] = r["median_s"]
     for r in rows:
         if r["impl"] not in ("c", "torch"):
             continue
         k = (r["shape"], r["batch"], r["mode"])
+        rounds[k + (r["file"], r["round"])][r["setting"]] = r["median_s"]
         times[k + (r["setting"],)] += r["times"]
         rss[k + (r["impl"],)] = max(rss[k + (r["impl"],)], r["peak_rss_mib"])
         if r["impl"] == "c":

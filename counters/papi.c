@@ -230,7 +230,7 @@ static void explain(char *out, size_t cap, int code, const char *call, const cha
              "instructions event)%s",
              ci ? ci->name : "?", hw && hw->virtualized ? "; running in a virtual machine" : "");
   } else if (strcmp(call, "PAPI_event_name_to_code") == 0) {
-    const char *sep = strstr(name, ":::");
+    const char *sep = strstr(name, ":::"), *pe_off;
     if (sep) {
       char comp[PB_PAPI_NAME_LEN];
       size_t len = (size_t)(sep - name);
@@ -247,9 +247,9 @@ static void explain(char *out, size_t cap, int code, const char *call, const cha
         snprintf(cause, sizeof cause, "component '%s' has no event of that name (not registered?)", comp);
     } else if (strncmp(name, "PAPI_", 5) == 0) {
       snprintf(cause, sizeof cause, "not a PAPI preset known to this PAPI (see papi_avail -a)");
-    } else if (strstr(name, "::") && perf_event_disabled_reason()) {
+    } else if ((pe_off = strstr(name, "::") ? perf_event_disabled_reason() : NULL)) {
       /* "pmu::event" names (perf::TASK-CLOCK) belong to the perf_event component */
-      snprintf(cause, sizeof cause, "component 'perf_event' is disabled: %.200s", perf_event_disabled_reason());
+      snprintf(cause, sizeof cause, "component 'perf_event' is disabled: %.200s", pe_off);
     } else {
       snprintf(cause, sizeof cause,
                "no active PAPI component knows this event name (see papi_native_avail)");
