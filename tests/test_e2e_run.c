@@ -55,7 +55,8 @@ static void check_fields(const cJSON *r) {
       "ops.mean_tokens", "ops.inference_T128.matmul_macs.method", "ops.per_token_T128.flops.method",
       "ops.method_merged_T128", "ops.train_step.flops.optimizer", "ops.measured.eval_match", "counters.available",
       "counters.phases.train", "counters.phases.eval", "timings.train.wall_s", "timings.eval.cpu_s",
-      "memory.peak_rss_kb", "host.cpu", "host.cores", "commit"};
+      "memory.peak_rss_kb", "host.cpu", "host.cores", "host.blas.core", "host.blas.detected", "host.blas.switched",
+      "commit"};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
     CHECK(path_get(r, keys[i]) != NULL, "result lacks %s", keys[i]);
   CHECK(cJSON_IsTrue(path_get(r, "ops.measured.eval_match")), "instrumented eval ops != analytic");
