@@ -112,7 +112,19 @@ typedef struct pb_model {
   int training;            /* dropout on */
   int infer_only;          /* allocated by pb_model_alloc_infer with shared layer buffers */
   uint64_t seed;           /* dropout seed of the current step */
+
+  /* what the last pb_model_load_hf found for the task head (classifier.*) */
+  int hf_head;             /* PB_HF_HEAD_* */
+  char hf_head_note[1024]; /* for PB_HF_HEAD_MISMATCH: file, tensor, both shapes */
 } pb_model;
+
+enum {
+  PB_HF_HEAD_NONE = 0,     /* no HF checkpoint was loaded */
+  PB_HF_HEAD_ABSENT,       /* the checkpoint has no classifier: the head keeps its initialisation */
+  PB_HF_HEAD_LOADED,       /* the checkpoint's classifier was loaded */
+  PB_HF_HEAD_IGNORED,      /* it has a fitting classifier, not loaded (asked for a new head) */
+  PB_HF_HEAD_MISMATCH      /* it has a classifier of another shape (not loaded) */
+};
 
 int pb_model_declare(pb_model *m, const pb_config *cfg);
 void pb_model_set_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx);

@@ -208,7 +208,9 @@ static char *join(const char *dir, const char *file) {
 
 /* ---------------------------------------------------------------- HF folder */
 
-int pb_model_load_hf(pb_model *m, const char *model_dir) {
+int pb_model_load_hf(pb_model *m, const char *model_dir) { return pb_model_load_hf_ex(m, model_dir, 1); }
+
+int pb_model_load_hf_ex(pb_model *m, const char *model_dir, int load_head) {
   int rc = check_allocated(m, model_dir);
   if (rc) return rc;
   char *path = join(model_dir, "model.safetensors");
@@ -229,6 +231,8 @@ int pb_model_load_hf(pb_model *m, const char *model_dir) {
     goto out;
   }
   /* pass 1: names and shapes, before touching any value */
+  m->hf_head = PB_HF_HEAD_ABSENT;
+  m->hf_head_note[0] = 0;
   for (int i = 0; i < p->n && !rc; i++) {
     const pb_tensor *t = &p->t[i];
     src[i] = -1;
@@ -238,8 +242,18 @@ int pb_model_load_hf(pb_model *m, const char *model_dir) {
       if (k < 0) rc = pb_set_error(PB_ERR_NOTFOUND, "%s: missing backbone tensor %s", path, t->name);
       else if (!same_shape(t, &f.t[k])) rc = shape_error(path, t, &f.t[k]);
       else src[i] = k;
-    } else if (k >= 0 && same_shape(t, &f.t[k])) {
-      src[i] = k; /* head: only when it fits (a different label count keeps the fresh head) */
+    } else if (k >= 0) { /* head: loaded only when it fits and is wanted; the caller reads m->hf_head */
+      if (!same_shape(t, &f.t[k])) {
+        if (m->hf_head == PB_HF_HEAD_MISMATCH) continue; /* the first mismatch is the one named */
+        m->hf_head = PB_HF_HEAD_MISMATCH;
+        char want[64], have[64];
+        shape_str(t, want, sizeof want);
+        pb_st_shape_str(&f.t[k], have, sizeof have);
+        snprintf(m->hf_head_note, sizeof m->hf_head_note, "%.700s has %.100s %s, the task needs %s", path, t->name, have, want);
+      } else if (load_head) {
+        src[i] = k;
+      }
+      if (m->hf_head != PB_HF_HEAD_MISMATCH) m->hf_head = load_head ? PB_HF_HEAD_LOADED : PB_HF_HEAD_IGNORED;
     }
   }
   /* pass 2: values */
@@ -292,7 +306,7 @@ out:
 
 /* ---------------------------------------------------------------- task files */
 
-int pb_task_save(const pb_model *m, const char *path, const pb_kv *meta, int n_meta) {
+static int task_save(const pb_model *m, const char *path, const pb_kv *meta, int n_meta, int no_replace) {
   int rc = check_allocated(m, path);
   if (rc) return rc;
   if (n_meta < 0 || (n_meta > 0 && !meta)) return pb_set_error(PB_ERR_ARG, "%s: bad metadata list", path);
@@ -322,11 +336,20 @@ int pb_task_save(const pb_model *m, const char *path, const pb_kv *meta, int n_m
     w[n].data = t->data;
     n++;
   }
-  rc = pb_st_write(path, all, n_meta + 2, w, n, PB_ST_F32);
+  rc = no_replace ? pb_st_write_new(path, all, n_meta + 2, w, n, PB_ST_F32)
+                  : pb_st_write(path, all, n_meta + 2, w, n, PB_ST_F32);
 out:
   free(all);
   free(w);
   return rc;
+}
+
+int pb_task_save(const pb_model *m, const char *path, const pb_kv *meta, int n_meta) {
+  return task_save(m, path, meta, n_meta, 0);
+}
+
+int pb_task_save_new(const pb_model *m, const char *path, const pb_kv *meta, int n_meta) {
+  return task_save(m, path, meta, n_meta, 1);
 }
 
 static int check_task_meta(const char *path, const pb_kv *meta, int n) {

@@ -40,6 +40,10 @@ int pb_config_load_hf(const char *config_json_path, pb_config *cfg);
  * (classifier.*) are loaded when present with the model's shape, otherwise left as they are.
  * Method tensors are not touched. */
 int pb_model_load_hf(pb_model *m, const char *model_dir);
+/* The same; load_head = 0 leaves the head as it is even when the file has one that fits.
+ * Either way m->hf_head says what the file held (PB_HF_HEAD_*) and m->hf_head_note names
+ * the mismatching tensor and both shapes. */
+int pb_model_load_hf_ex(pb_model *m, const char *model_dir, int load_head);
 
 /* Writes dir/config.json and dir/model.safetensors (F32; all backbone + head tensors under
  * their HF names, metadata {"format": "pt"}) so that our own pretraining produces an HF-style
@@ -51,6 +55,9 @@ int pb_model_save_hf(const pb_model *m, const char *dir);
  * "format_version"). Non-finite values are PB_ERR_NUMERIC naming the tensor (nothing is
  * written). */
 int pb_task_save(const pb_model *m, const char *path, const pb_kv *meta, int n_meta);
+/* The same, but an existing file at path is never replaced (PB_ERR_IO "exists already"),
+ * even by a process racing this one. */
+int pb_task_save_new(const pb_model *m, const char *path, const pb_kv *meta, int n_meta);
 
 /* Fills the stored tensors of m from a task file. Every stored tensor must be in the file
  * with the same shape (PB_ERR_NOTFOUND / PB_ERR_SHAPE otherwise), and every tensor in the

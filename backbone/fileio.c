@@ -103,7 +103,16 @@ int pb_atomic_commit(pb_atomic_file *af) {
     pb_atomic_abort(af);
     return rc;
   }
-  if (rename(af->tmp, af->path) != 0) {
+  if (af->no_replace) {
+    if (link(af->tmp, af->path) != 0) {
+      int e = errno;
+      int rc = e == EEXIST ? pb_set_error(PB_ERR_IO, "%s: exists already; it is never replaced", af->path)
+                           : pb_set_error(PB_ERR_IO, "%s: link from %s failed: %s", af->path, af->tmp, strerror(e));
+      pb_atomic_abort(af);
+      return rc;
+    }
+    unlink(af->tmp);
+  } else if (rename(af->tmp, af->path) != 0) {
     int rc = pb_set_error(PB_ERR_IO, "%s: rename from %s failed: %s", af->path, af->tmp, strerror(errno));
     pb_atomic_abort(af);
     return rc;
@@ -124,10 +133,11 @@ void pb_atomic_abort(pb_atomic_file *af) {
   af->tmp = af->path = NULL;
 }
 
-int pb_write_file_atomic(const char *path, const void *data, size_t n) {
+static int write_whole(const char *path, const void *data, size_t n, int no_replace) {
   pb_atomic_file af;
   int rc = pb_atomic_open(&af, path);
   if (rc) return rc;
+  af.no_replace = no_replace;
   rc = pb_atomic_write(&af, data, n);
   if (rc) {
     pb_atomic_abort(&af);
@@ -135,6 +145,9 @@ int pb_write_file_atomic(const char *path, const void *data, size_t n) {
   }
   return pb_atomic_commit(&af);
 }
+
+int pb_write_file_atomic(const char *path, const void *data, size_t n) { return write_whole(path, data, n, 0); }
+int pb_write_file_new(const char *path, const void *data, size_t n) { return write_whole(path, data, n, 1); }
 
 int pb_append_line(const char *path, const char *line) {
   size_t n = strlen(line);

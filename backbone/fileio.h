@@ -19,6 +19,7 @@ typedef struct {
   char *path;      /* final path (owned) */
   char *tmp;       /* "<path>.tmp.<pid>" (owned) */
   int failed;      /* a write already failed: commit will refuse */
+  int no_replace;  /* 1: commit refuses to replace an existing <path> (link, not rename) */
 } pb_atomic_file;
 
 /* Creates "<path>.tmp.<pid>" (mode 0644). PB_ERR_IO naming the path if the directory does
@@ -29,11 +30,16 @@ int pb_atomic_write(pb_atomic_file *af, const void *data, size_t n);
 /* fsync + close + rename over the final path + fsync of the directory. Frees af's strings;
  * on failure the tmp file is removed (the old file, if any, stays as it was). */
 int pb_atomic_commit(pb_atomic_file *af);
+/* With af->no_replace set (after pb_atomic_open), commit links the tmp file to the final
+ * path instead of renaming it over: an existing <path> is never replaced, even by a run
+ * racing ours (PB_ERR_IO "exists already"). */
 /* Closes and removes the tmp file; safe to call on a committed/closed/zeroed af. */
 void pb_atomic_abort(pb_atomic_file *af);
 
 /* One-shot: writes data [n bytes] to path atomically. */
 int pb_write_file_atomic(const char *path, const void *data, size_t n);
+/* The same, refusing to replace an existing file (no_replace). */
+int pb_write_file_new(const char *path, const void *data, size_t n);
 
 /* Appends one record `line` (no '\n' inside; a trailing '\n' is added if missing) to a JSONL
  * file, creating it (0644) if needed.

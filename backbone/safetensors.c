@@ -469,7 +469,8 @@ static int cmp_wname(const void *a, const void *b) {
   return strcmp((*(const pb_st_wtensor *const *)a)->name, (*(const pb_st_wtensor *const *)b)->name);
 }
 
-int pb_st_write(const char *path, const pb_kv *meta, int n_meta, const pb_st_wtensor *t, int n, pb_st_dtype dtype) {
+static int st_write(const char *path, const pb_kv *meta, int n_meta, const pb_st_wtensor *t, int n, pb_st_dtype dtype,
+                    int no_replace) {
   if (dtype != PB_ST_F32 && dtype != PB_ST_F16)
     return pb_set_error(PB_ERR_UNSUPPORTED, "%s: can only write F32 or F16 (asked for %s)", path, pb_st_dtype_name(dtype));
   if (n < 0 || n_meta < 0) return pb_set_error(PB_ERR_ARG, "%s: negative tensor or metadata count", path);
@@ -540,6 +541,7 @@ int pb_st_write(const char *path, const pb_kv *meta, int n_meta, const pb_st_wte
   pb_atomic_file af;
   rc = pb_atomic_open(&af, path);
   if (rc) goto out;
+  af.no_replace = no_replace;
   static const char spaces[8] = "        ";
   rc = pb_atomic_write(&af, prefix, 8);
   if (!rc) rc = pb_atomic_write(&af, json, jlen);
@@ -565,4 +567,13 @@ out:
   free(ord);
   free(numel);
   return rc;
+}
+
+int pb_st_write(const char *path, const pb_kv *meta, int n_meta, const pb_st_wtensor *t, int n, pb_st_dtype dtype) {
+  return st_write(path, meta, n_meta, t, n, dtype, 0);
+}
+
+int pb_st_write_new(const char *path, const pb_kv *meta, int n_meta, const pb_st_wtensor *t, int n,
+                    pb_st_dtype dtype) {
+  return st_write(path, meta, n_meta, t, n, dtype, 1);
 }

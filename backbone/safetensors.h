@@ -97,6 +97,9 @@ typedef struct {
  * metadata keys are PB_ERR_ARG. An existing file at path is only replaced on success. */
 int pb_st_write(const char *path, const pb_kv *meta, int n_meta, const pb_st_wtensor *t, int n,
                 pb_st_dtype dtype);
+/* The same, but an existing file at path is never replaced (PB_ERR_IO "exists already"). */
+int pb_st_write_new(const char *path, const pb_kv *meta, int n_meta, const pb_st_wtensor *t, int n,
+                    pb_st_dtype dtype);
 
 /* scalar conversions (exposed for tests) */
 float pb_f16_to_f32(uint16_t h);

@@ -1,4 +1,5 @@
-/* BERT WordPiece tokenizer (HF BertTokenizer, bert-base-uncased semantics); see tokenizer.h.
+/* BERT WordPiece tokenizer (HF BertTokenizer, bert-base-uncased semantics, or cased with
+ * pb_tok_set_lower_case(tk, 0)); see tokenizer.h.
  *
  * Notes on matching HF exactly:
  * - HF lower-cases with Python's str.lower(). PreTrainedTokenizer.tokenize() first lowers
@@ -9,13 +10,21 @@
  * - Accent stripping is NFD then drop category Mn only (utf8proc's STRIPMARK would also
  *   drop Mc/Me, so it is not used). Hangul syllables decompose into conjoining jamo, as
  *   in HF. Newer HF adds an NFC pass before whitespace splitting; it cannot change the
- *   result because NFD follows.
+ *   lower-cased result because NFD follows.
+ * - Cased (do_lower_case=False, strip_accents=None): no lower-casing, no NFD, no Mn
+ *   removal; only that NFC pass (utf8proc compose), which does matter here ("e" + U+0301
+ *   becomes "é", U+212B ANGSTROM SIGN becomes U+00C5, U+1FEF becomes the ASCII "`" and
+ *   is then split as punctuation). Applying it per whitespace word equals applying it to
+ *   the whole text: no canonical composition or reordering crosses a whitespace starter.
+ *   HF's fast (Rust) BertNormalizer has no NFC pass, so it differs from the slow one (and
+ *   from us) on decomposed input when cased.
  * - Character categories come from utf8proc (Unicode 15 for utf8proc 2.8); a Python with
  *   an older Unicode database may differ on code points assigned since.
  * - Single sentence with max_len == 2: HF refuses to truncate (logs an error) and returns
  *   a longer sequence; we return [CLS] [SEP] since the output arrays hold max_len.
  */
 #include "backbone/tokenizer.h"
+#include "backbone/digest.h"
 #include "backbone/status.h"
 
 #include <errno.h>
@@ -37,6 +46,7 @@ struct pb_tokenizer {
   uint32_t *slot_hash; /* [cap] full hash of the slot's token */
   uint32_t cap_mask;   /* cap - 1, cap a power of two >= 2n */
   int max_chars;       /* longest token in code points, "##" not counted */
+  int lower_case;      /* 1: lower-case + NFD + drop Mn (uncased BERT); 0: cased, NFC only */
   int pad, unk, cls, sep, mask; /* special token ids */
 };
 
@@ -153,6 +163,7 @@ int pb_tok_load_mem(pb_tokenizer **out, const char *data, size_t nbytes, const c
     tk->slot_hash[i] = h;
   }
   tk->blob_len = bl;
+  tk->lower_case = 1;
 
   static const char *names[5] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
   int *dst[5] = {&tk->pad, &tk->unk, &tk->cls, &tk->sep, &tk->mask};
@@ -167,7 +178,10 @@ int pb_tok_load_mem(pb_tokenizer **out, const char *data, size_t nbytes, const c
   return PB_OK;
 }
 
-int pb_tok_load(pb_tokenizer **out, const char *path) {
+int pb_tok_load(pb_tokenizer **out, const char *path) { return pb_tok_load_digest(out, path, NULL); }
+
+int pb_tok_load_digest(pb_tokenizer **out, const char *path, char sha256[65]) {
+  if (sha256) sha256[0] = '\0';
   if (!out) return pb_set_error(PB_ERR_ARG, "tokenizer: NULL output pointer");
   *out = NULL;
   if (!path) return pb_set_error(PB_ERR_ARG, "tokenizer: NULL vocabulary path");
@@ -192,8 +206,40 @@ int pb_tok_load(pb_tokenizer **out, const char *path) {
   fclose(f);
   if (err) { free(buf); return pb_set_error(PB_ERR_IO, "%s: read error", path); }
   int rc = pb_tok_load_mem(out, buf, n, path);
+  if (rc == PB_OK && sha256 && (rc = pb_sha256_hex(buf, n, sha256)) != PB_OK) {
+    pb_tok_free(*out);
+    *out = NULL;
+  }
   free(buf);
   return rc;
+}
+
+void pb_tok_set_lower_case(pb_tokenizer *tk, int lower_case) {
+  if (tk) tk->lower_case = lower_case != 0;
+}
+
+int pb_tok_lower_case(const pb_tokenizer *tk) { return tk ? tk->lower_case : 1; }
+
+int pb_tok_first_cased(const pb_tokenizer *tk) {
+  if (!tk) return -1;
+  for (int id = 0; id < tk->n; id++) {
+    const uint8_t *t = (const uint8_t *)tk->blob + tk->tok_off[id];
+    utf8proc_ssize_t len = (utf8proc_ssize_t)tk->tok_len[id];
+    if (len >= 3 && t[0] == '[' && t[len - 1] == ']') continue; /* [CLS], [unused0], ... */
+    for (utf8proc_ssize_t i = 0; i < len;) {
+      if (t[i] < 128) {
+        if (t[i] >= 'A' && t[i] <= 'Z') return id;
+        i++;
+        continue;
+      }
+      utf8proc_int32_t c;
+      utf8proc_ssize_t used = utf8proc_iterate(t + i, len - i, &c);
+      if (used <= 0) { i++; continue; }
+      if (utf8proc_tolower(c) != c) return id;
+      i += used;
+    }
+  }
+  return -1;
 }
 
 /* ---------------------------------------------------------------- character classes */
@@ -296,31 +342,40 @@ static void wordpiece(const pb_tokenizer *tk, scratch *s, const int32_t *cps, in
   }
 }
 
-/* lower-case, NFD + drop Mn, split on punctuation, WordPiece: one whitespace word. */
+/* Uncased: lower-case, NFD + drop Mn; cased: NFC only. Then split on punctuation and
+ * WordPiece: one whitespace word. */
 static void flush_word(const pb_tokenizer *tk, scratch *s) {
   int n = s->wn;
   if (n == 0) return;
   s->wn = 0;
   int32_t *w = s->word;
-  if (s->word_ascii) {
-    for (int i = 0; i < n; i++) if (w[i] >= 'A' && w[i] <= 'Z') w[i] += 32;
+  int lower = tk->lower_case;
+  if (s->word_ascii) { /* ASCII is NFC and NFD already */
+    if (lower)
+      for (int i = 0; i < n; i++) if (w[i] >= 'A' && w[i] <= 'Z') w[i] += 32;
   } else {
-    for (int i = 0; i < n; i++) w[i] = utf8proc_tolower(w[i]);
+    if (lower)
+      for (int i = 0; i < n; i++) w[i] = utf8proc_tolower(w[i]);
     int blen = encode(s, w, n);
     if (blen < 0) return;
+    /* canonical decomposition (+ ordering); cased then recomposes it: NFC */
+    utf8proc_option_t opt = (utf8proc_option_t)(UTF8PROC_STABLE | (lower ? UTF8PROC_DECOMPOSE : UTF8PROC_COMPOSE));
     utf8proc_ssize_t m;
     for (;;) {
-      m = utf8proc_decompose((const utf8proc_uint8_t *)s->bytes, blen, s->dec, s->dcap,
-                             (utf8proc_option_t)(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
+      m = utf8proc_decompose((const utf8proc_uint8_t *)s->bytes, blen, s->dec, s->dcap, opt);
       if (m < 0) return; /* cannot happen: the bytes were encoded from valid code points */
       if (m <= s->dcap) break;
       if (!grow((void **)&s->dec, &s->dcap, (int)m, sizeof(int32_t), s)) return;
     }
-    n = 0; /* keep everything but category Mn, back into w (decomposition may have grown) */
+    if (!lower) {
+      m = utf8proc_normalize_utf32(s->dec, m, opt);
+      if (m < 0) return; /* cannot happen: composition only shortens the buffer */
+    }
+    n = 0; /* back into w (decomposition may have grown); uncased keeps all but category Mn */
     if (!grow((void **)&s->word, &s->wcap, (int)m, sizeof(int32_t), s)) return;
     w = s->word;
     for (utf8proc_ssize_t i = 0; i < m; i++)
-      if (utf8proc_category(s->dec[i]) != UTF8PROC_CATEGORY_MN) w[n++] = s->dec[i];
+      if (!lower || utf8proc_category(s->dec[i]) != UTF8PROC_CATEGORY_MN) w[n++] = s->dec[i];
   }
   s->word_ascii = 1;
   int ps = 0; /* start of the current non-punctuation piece */
@@ -371,7 +426,7 @@ static void run(const pb_tokenizer *tk, const char *text, scratch *s) {
       i++;
       int k = ascii_class(b);
       if (k == C_SPACE) flush_word(tk, s);
-      else if (k != C_DROP) add_char(s, b); /* punctuation is split after lower-casing */
+      else if (k != C_DROP) add_char(s, b); /* punctuation is split after normalisation */
       continue;
     }
     utf8proc_int32_t c;

@@ -1,6 +1,7 @@
 /* BERT WordPiece tokenizer, equivalent to Hugging Face's (slow) BertTokenizer with
  * do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None (follows lowercasing),
- * max_input_chars_per_word=100 — i.e. bert-base-uncased.
+ * max_input_chars_per_word=100 — i.e. bert-base-uncased; or, after
+ * pb_tok_set_lower_case(tk, 0), the same with do_lower_case=False (bert-base-cased).
  *
  * Pipeline for one text (HF semantics, see tokenizer.c for the details):
  *   0. the literal special tokens "[PAD]" "[UNK]" "[CLS]" "[SEP]" "[MASK]" (exact case) are
@@ -9,6 +10,8 @@
  *      whitespace (space, \t \n \r, category Zs, U+2028, U+2029) separates words;
  *   2. every CJK ideograph (HF _is_chinese_char ranges) becomes a word of its own;
  *   3. per word: lower-case each code point (utf8proc_tolower), NFD, drop category Mn;
+ *      cased (lower_case 0): none of these, only NFC (HF's slow tokenizer NFC-normalises
+ *      the text before splitting words; with lower-casing the NFD makes that a no-op);
  *   4. split on punctuation (ASCII 33-47, 58-64, 91-96, 123-126, or category P*): each
  *      punctuation code point is a word of its own;
  *   5. WordPiece: greedy longest-match-first with "##" continuations; a word longer than
@@ -31,9 +34,25 @@ typedef struct pb_tokenizer pb_tokenizer;
  * empty file or a missing [PAD] [UNK] [CLS] [SEP] [MASK] (PB_ERR_FORMAT). *out is NULL on
  * error. */
 int pb_tok_load(pb_tokenizer **out, const char *vocab_path);
+/* pb_tok_load that also gives the SHA-256 (backbone/digest.h) of exactly the bytes it read
+ * (so a file replaced meanwhile, or a pipe, cannot give a hash of other bytes); sha256 may
+ * be NULL; it is "" on error. */
+int pb_tok_load_digest(pb_tokenizer **out, const char *vocab_path, char sha256[65]);
 /* Same from memory: data[nbytes] holds the file's content; name is used in messages. */
 int pb_tok_load_mem(pb_tokenizer **out, const char *data, size_t nbytes, const char *name);
 void pb_tok_free(pb_tokenizer *tk); /* NULL is fine */
+
+/* do_lower_case: 1 (the default after loading) = uncased BERT (lower-case + strip accents),
+ * 0 = cased BERT (text kept as is: "Café" stays "Café"). Any non-zero value
+ * means 1. Not thread-safe: set it before sharing the tokenizer; NULL tk is ignored. */
+void pb_tok_set_lower_case(pb_tokenizer *tk, int lower_case);
+int pb_tok_lower_case(const pb_tokenizer *tk); /* 1 or 0 (1 for NULL) */
+/* The vocabulary's casing convention: the id of the first token that lower-casing
+ * (utf8proc_tolower per code point) would change, skipping bracketed tokens such as [CLS]
+ * or [unused0]; -1 when there is none, i.e. an uncased vocabulary (bert-base-uncased:
+ * -1; bert-base-cased: "The" and the like). U+211D (Lu without a lower-case form, in
+ * bert-base-uncased) does not count. */
+int pb_tok_first_cased(const pb_tokenizer *tk);
 
 int pb_tok_vocab_size(const pb_tokenizer *tk);
 /* id of an exact vocabulary entry (e.g. "[CLS]", "##ing"), or -1 when absent. */

@@ -6,8 +6,10 @@
  * and b (any bytes: invalid UTF-8, NULs cut the text as C strings do).
  *  - mode 0..2: pb_tok_tokenize(a) twice (cap 0 to count, then exact) and must agree;
  *    pb_tok_encode_pair(a, b or NULL) must give [CLS] ... [SEP] with ids in the vocabulary,
- *    types/mask consistent and len <= max_len.
- *  - mode 3: the rest is a vocab.txt (pb_tok_load_mem), which then tokenizes "hello world". */
+ *    types/mask consistent and len <= max_len. Mode 0 and 2 run uncased (do_lower_case 1),
+ *    mode 1 cased (a second tokenizer on the same vocabulary with pb_tok_set_lower_case 0).
+ *  - mode 3: the rest is a vocab.txt (pb_tok_load_mem), which then tokenizes "hello world"
+ *    uncased and cased, and reports its casing convention (pb_tok_first_cased). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,20 +18,23 @@
 #include "backbone/status.h"
 #include "backbone/tokenizer.h"
 
-static pb_tokenizer *g_tk;
+static pb_tokenizer *g_tk[2]; /* [0] uncased (default), [1] cased */
 
-static pb_tokenizer *vocab(void) {
-  if (g_tk) return g_tk;
+static pb_tokenizer *vocab(int cased) {
+  if (g_tk[cased]) return g_tk[cased];
   const char *p = getenv("PB_FUZZ_VOCAB");
   const char *cands[] = {p, "../shared/data/vocab/bert-base-uncased-vocab.txt",
                          PB_SOURCE_DIR "/../shared/data/vocab/bert-base-uncased-vocab.txt"};
-  for (int i = 0; i < 3 && !g_tk; i++)
-    if (cands[i] && pb_tok_load(&g_tk, cands[i]) != PB_OK) g_tk = NULL;
-  if (!g_tk) {
+  for (int i = 0; i < 3 && !g_tk[cased]; i++)
+    if (cands[i] && pb_tok_load(&g_tk[cased], cands[i]) != PB_OK) g_tk[cased] = NULL;
+  if (!g_tk[cased]) {
     fprintf(stderr, "fuzz_tokenizer: cannot load the vocabulary (set PB_FUZZ_VOCAB): %s\n", pb_last_error());
     abort();
   }
-  return g_tk;
+  if (pb_tok_lower_case(g_tk[cased]) != 1) abort(); /* the default */
+  pb_tok_set_lower_case(g_tk[cased], !cased);
+  if (pb_tok_lower_case(g_tk[cased]) != !cased) abort();
+  return g_tk[cased];
 }
 
 static void check_tokenize(const pb_tokenizer *tk, const char *s) {
@@ -54,13 +59,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pb_tokenizer *tk = NULL;
     if (pb_tok_load_mem(&tk, (const char *)rest, n, "fuzz-vocab") == PB_OK) {
       check_tokenize(tk, "hello world, [CLS] h\xc3\xa9llo ##x");
+      pb_tok_set_lower_case(tk, 0);
+      check_tokenize(tk, "Hello World, [CLS] H\xc3\xa9llo He\xcc\x81llo ##X");
+      int c = pb_tok_first_cased(tk);
+      if (c < -1 || c >= pb_tok_vocab_size(tk)) abort();
       pb_tok_free(tk);
     } else if (tk) {
       abort(); /* *out must be NULL on error */
     }
     return 0;
   }
-  const pb_tokenizer *tk = vocab();
+  const pb_tokenizer *tk = vocab(mode == 1);
   const uint8_t *sep = memchr(rest, 0xFF, n);
   size_t na = sep ? (size_t)(sep - rest) : n;
   char *a = malloc(na + 1), *b = NULL;

@@ -1,7 +1,12 @@
 #include "harness/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "backbone/status.h"
+#include "harness/setup.h"
 
 int pb_cli_bad_option(const char *cmd, int argc, char **argv, const struct option *opts) {
   const char *bad = optind - 1 < argc && optind >= 1 ? argv[optind - 1] : "?";
@@ -22,4 +27,33 @@ int pb_cli_bad_option(const char *cmd, int argc, char **argv, const struct optio
   if (missing) fprintf(stderr, "peftbench %s: option '%s' needs a value\n", cmd, bad);
   else fprintf(stderr, "peftbench %s: unknown option '%s' (valid: %s)\n", cmd, bad, valid);
   return 2;
+}
+
+int pb_cli_int(const char *opt, const char *v, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (!*v || *end || errno || x < lo || x > hi) {
+    fprintf(stderr, "peftbench: %s '%s': expected an integer in %ld..%ld\n", opt, v, lo, hi);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+int pb_cli_num(const char *opt, const char *v, double lo, double hi, double *out) {
+  char *end;
+  double x = strtod(v, &end);
+  if (!*v || *end || !(x >= lo && x <= hi)) {
+    fprintf(stderr, "peftbench: %s '%s': expected a number in [%g, %g]\n", opt, v, lo, hi);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+int pb_cli_lower_case(const char *v, int *out) {
+  if (pb_lower_case_parse(v, out) == PB_OK) return 1;
+  fprintf(stderr, "peftbench: --lower-case '%s': expected auto, yes or no\n", v);
+  return 0;
 }

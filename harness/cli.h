@@ -8,4 +8,12 @@
  * the bad option and listing the valid ones, returns 2 (the usage-error exit code). */
 int pb_cli_bad_option(const char *cmd, int argc, char **argv, const struct option *opts);
 
+/* Option values: the whole string must be an integer in lo..hi (a number in [lo, hi]);
+ * otherwise one line "peftbench: OPT 'V': expected ..." on stderr and 0 (the caller exits 2). */
+int pb_cli_int(const char *opt, const char *v, long lo, long hi, long *out);
+int pb_cli_num(const char *opt, const char *v, double lo, double hi, double *out);
+/* --lower-case auto|yes|no into the pb_backbone_opts encoding (harness/setup.h); 0 (after one
+ * line on stderr) on a bad value */
+int pb_cli_lower_case(const char *v, int *out);
+
 #endif

@@ -80,7 +80,7 @@ static const pb_task g_tasks[] = {
   {.name = "mnli", .dir = "MNLI", .is_pair = 1, .num_labels = 3,
    .labels = {"entailment", "neutral", "contradiction"},
    .n_metrics = 1, .metrics = {PB_METRIC_ACC},
-   .n_splits = 5,
+   .n_splits = 6,
    .splits = {
      /* index promptID pairID genre s1_binary_parse s2_binary_parse s1_parse s2_parse
       * sentence1 sentence2 [label1 (train) | label1..label5 (dev)] gold_label */
@@ -88,7 +88,10 @@ static const pb_task g_tasks[] = {
      {"dev_matched", "dev_matched.tsv", 1, 0, 8, 9, LAST, MNLI_A, MNLI_B, MNLI_L},
      {"dev_mismatched", "dev_mismatched.tsv", 1, 0, 8, 9, LAST, MNLI_A, MNLI_B, MNLI_L},
      {"test_matched", "test_matched.tsv", 1, 0, 8, 9, NO, MNLI_A, MNLI_B, NULL},
-     {"test_mismatched", "test_mismatched.tsv", 1, 0, 8, 9, NO, MNLI_A, MNLI_B, NULL}},
+     {"test_mismatched", "test_mismatched.tsv", 1, 0, 8, 9, NO, MNLI_A, MNLI_B, NULL},
+     /* the GLUE diagnostic set AX, evaluated with the MNLI model (unlabelled, 1,104 rows):
+      * DATA_DIR/diagnostic/diagnostic.tsv, header index sentence1 sentence2 */
+     {"ax", "../diagnostic/diagnostic.tsv", 1, 3, 1, 2, NO, MNLI_A, MNLI_B, NULL}},
    .n_eval = 2, .eval_splits = {"dev_matched", "dev_mismatched"}},
   {.name = "qnli", .dir = "QNLI", .is_pair = 1, .num_labels = 2,
    .labels = {"entailment", "not_entailment"},
@@ -196,6 +199,24 @@ static int find_entry_ci(const char *dir, const char *name, char *out, size_t n)
   }
   closedir(d);
   return found;
+}
+
+/* Resolves the '/'-separated relative path rel under dir, each part with find_entry_ci.
+ * Writes the result into out; returns 1 when every part was found. */
+static int find_path_ci(const char *dir, const char *rel, char *out, size_t n) {
+  char cur[4096], part[256];
+  snprintf(cur, sizeof cur, "%s", dir);
+  for (const char *p = rel; *p;) {
+    const char *slash = strchr(p, '/');
+    size_t len = slash ? (size_t)(slash - p) : strlen(p);
+    if (len == 0 || len >= sizeof part) return 0;
+    memcpy(part, p, len);
+    part[len] = '\0';
+    if (!find_entry_ci(cur, part, out, n)) return 0;
+    snprintf(cur, sizeof cur, "%s", out);
+    p += len + (slash ? 1 : 0);
+  }
+  return 1;
 }
 
 /* 1 when dir holds at least one GLUE task folder. */
@@ -538,6 +559,14 @@ int pb_glue_load_ex(const pb_task *t, const char *data_dir, const char *split, i
                         names);
   }
   char tdir[4096], path[4096];
+  if (strncmp(L->file, "../", 3) == 0) {
+    /* a file beside the task folders (MNLI's "ax"): each part found case-insensitively */
+    if (!find_path_ci(data_dir, L->file + 3, path, sizeof path) || !is_file(path)) {
+      return pb_set_error(PB_ERR_NOTFOUND, "%s %s: file not found: %s/%s", t->name, L->split,
+                          data_dir, L->file + 3);
+    }
+    return pb_glue_load_file(t, L, path, flags, out);
+  }
   if (!find_entry_ci(data_dir, t->dir, tdir, sizeof tdir) || !is_dir(tdir)) {
     return pb_set_error(PB_ERR_NOTFOUND,
                         "%s %s: task folder %s not found in %s (expected %s/%s/%s)", t->name,

@@ -26,14 +26,16 @@
 
 #include "harness/metrics.h"
 
-#define PB_GLUE_MAX_SPLITS 5
+#define PB_GLUE_MAX_SPLITS 8 /* MNLI: train, dev/test matched/mismatched, ax */
 #define PB_COL_NONE (-1) /* column not present (single sentence: col_b; test: col_label) */
 #define PB_COL_LAST (-2) /* the last column of the row (MNLI gold_label) */
 
 /* The layout of one split's file. */
 typedef struct {
-  const char *split;      /* "train", "dev", "test", "dev_matched", ... */
-  const char *file;       /* file name inside the task folder, e.g. "dev_matched.tsv" */
+  const char *split;      /* "train", "dev", "test", "dev_matched", ..., "ax" */
+  const char *file;       /* file name inside the task folder, e.g. "dev_matched.tsv"; a name
+                             starting with "../" is relative to DATA_DIR instead (MNLI's "ax":
+                             "../diagnostic/diagnostic.tsv" = DATA_DIR/diagnostic/diagnostic.tsv) */
   int has_header;         /* 1: the first line is a header (checked, skipped) */
   int ncols;              /* exact columns per row; 0: as many as the header has */
   int col_a;              /* column of the first sentence */

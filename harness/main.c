@@ -11,12 +11,16 @@
 #include "backbone/ops.h"
 #include "backbone/status.h"
 #include "harness/cli.h"
+#include "harness/compare.h"
 #include "harness/encode.h"
+#include "harness/evalcmd.h"
 #include "harness/glue.h"
 #include "harness/opscmd.h"
 #include "harness/plot.h"
 #include "harness/pretrain.h"
+#include "harness/submit.h"
 #include "harness/table.h"
+#include "harness/results.h"
 #include "harness/run.h"
 #include "methods/method.h"
 
@@ -47,34 +51,26 @@ static const char *RUN_USAGE =
     "  --epochs N (3)  --steps N (overrides epochs)  --batch N (32)  --max-len N (128)\n"
     "  --lr X (method default)  --warmup RATIO (0.06)  --weight-decay X (0.01)  --dropout P (config)\n"
     "  --max-train N  --max-eval N   deterministic subsamples (0 = all)\n"
-    "  --seed N (0)  --threads N (all cores)\n"
+    "  --seed N (0)          initialisation, batch order, dropout\n"
+    "  --data-seed N (0)     the --max-train subsample (fixed across --seed)\n"
+    "  --threads N (all cores)\n"
+    "  --lower-case auto|yes|no  tokenizer casing (auto: tokenizer_config.json, else the vocab's convention)\n"
+    "  --new-head            train a fresh head even if the checkpoint has one (required when its shape differs)\n"
+    "  --test                also write predictions for the task's unlabelled test split(s)\n"
     "  --results FILE.jsonl  append the result record (atomic)\n"
-    "  --out DIR (out)       where the task file is written\n"
+    "  --out DIR (out)       where the task file and the prediction files are written\n"
+    "                        (TASK-METHOD-CONFIGID-sSEED[-K]: never an existing name)\n"
     "  --events LIST         PAPI events (default: DESIGN.md list; software events always added)\n"
     "  --merge               evaluate with the method merged into the backbone (LoRA)\n"
     "  --json                print the result record on stdout\n"
     "  --quiet               no progress output\n";
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || x < lo || x > hi) {
-    fprintf(stderr, "peftbench: %s '%s': expected an integer in %ld..%ld\n", opt, v, lo, hi);
-    return 0;
-  }
-  *out = x;
-  return 1;
+  return pb_cli_int(opt, v, lo, hi, out);
 }
 
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
-  char *end;
-  double x = strtod(v, &end);
-  if (!*v || *end || !(x >= lo && x <= hi)) {
-    fprintf(stderr, "peftbench: %s '%s': expected a number in [%g, %g]\n", opt, v, lo, hi);
-    return 0;
-  }
-  *out = x;
-  return 1;
+  return pb_cli_num(opt, v, lo, hi, out);
 }
 
 static void print_summary(const cJSON *r) {
@@ -123,7 +119,8 @@ static int cmd_run(int argc, char **argv) {
   pb_run_defaults(&o);
   int json = 0;
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_DATA, O_EPOCHS, O_STEPS, O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_WD,
-         O_DROPOUT, O_MAXTRAIN, O_MAXEVAL, O_SEED, O_THREADS, O_RESULTS, O_OUT, O_EVENTS, O_MERGE, O_JSON, O_QUIET };
+         O_DROPOUT, O_MAXTRAIN, O_MAXEVAL, O_SEED, O_THREADS, O_RESULTS, O_OUT, O_EVENTS, O_MERGE, O_JSON, O_QUIET,
+         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER };
   static const struct option opts[] = {
       {"task", required_argument, 0, 't'},      {"method", required_argument, 0, 'm'},
       {"opt", required_argument, 0, 'o'},       {"model", required_argument, 0, O_MODEL},
@@ -137,7 +134,9 @@ static int cmd_run(int argc, char **argv) {
       {"threads", required_argument, 0, O_THREADS}, {"results", required_argument, 0, O_RESULTS},
       {"out", required_argument, 0, O_OUT},     {"events", required_argument, 0, O_EVENTS},
       {"merge", no_argument, 0, O_MERGE},       {"json", no_argument, 0, O_JSON},
-      {"quiet", no_argument, 0, O_QUIET},       {"help", no_argument, 0, 'h'},
+      {"quiet", no_argument, 0, O_QUIET},       {"data-seed", required_argument, 0, O_DATASEED},
+      {"test", no_argument, 0, O_TEST},         {"new-head", no_argument, 0, O_NEWHEAD},
+      {"lower-case", required_argument, 0, O_LOWER}, {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
   long iv;
@@ -179,6 +178,13 @@ static int cmd_run(int argc, char **argv) {
       case O_MERGE: o.merge_eval = 1; break;
       case O_JSON: json = 1; break;
       case O_QUIET: o.quiet = 1; break;
+      case O_DATASEED:
+        if (!parse_int("--data-seed", optarg, 0, 2147483647L, &iv)) return 2;
+        o.data_seed = (unsigned long long)iv;
+        break;
+      case O_TEST: o.predict_test = 1; break;
+      case O_NEWHEAD: o.new_head = 1; break;
+      case O_LOWER: if (!pb_cli_lower_case(optarg, &o.bb.lower_case)) return 2; break;
       case 'h': fputs(RUN_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("run", argc, argv, opts);
     }
@@ -197,10 +203,10 @@ static int cmd_run(int argc, char **argv) {
   int rc = pb_run(&o, &r);
   if (rc) {
     fprintf(stderr, "peftbench run: %s\n", pb_last_error());
-    return rc == PB_ERR_NOTFOUND || rc == PB_ERR_ARG ? 2 : 1;
+    return rc == PB_ERR_ARG ? 2 : 1; /* 2 only for usage errors: a bad file is 1 */
   }
   if (json) {
-    char *s = cJSON_Print(r);
+    char *s = pb_json_print_exact(r, 1);
     puts(s);
     free(s);
   } else {
@@ -209,153 +215,6 @@ static int cmd_run(int argc, char **argv) {
   }
   cJSON_Delete(r);
   return 0;
-}
-
-/* ---------------------------------------------------------------- eval */
-
-static const char *EVAL_USAGE =
-    "usage: peftbench eval TASKFILE [options]\n"
-    "  re-builds the backbone and method recorded in the task file, loads it, and evaluates\n"
-    "  --model DIR      backbone folder (default: the one recorded in the file)\n"
-    "  --vocab FILE     vocabulary  --data-dir DIR  GLUE folder\n"
-    "  --split NAME     dev split (default: the task's evaluation splits)\n"
-    "  --batch N (32)   --max-eval N (0 = all)   --merge (evaluate merged)\n";
-
-/* method options from "k=v,k=v" into a NULL-terminated list over buf */
-static int split_opts(char *buf, const char **out, int cap) {
-  int n = 0;
-  for (char *t = strtok(buf, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
-  out[n] = NULL;
-  return n;
-}
-
-static int cmd_eval(int argc, char **argv) {
-  enum { O_MODEL = 256, O_VOCAB, O_DATA, O_SPLIT, O_BATCH, O_MAXEVAL, O_MERGE };
-  static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
-                                       {"vocab", required_argument, 0, O_VOCAB},
-                                       {"data-dir", required_argument, 0, O_DATA},
-                                       {"split", required_argument, 0, O_SPLIT},
-                                       {"batch", required_argument, 0, O_BATCH},
-                                       {"max-eval", required_argument, 0, O_MAXEVAL},
-                                       {"merge", no_argument, 0, O_MERGE},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  pb_backbone_opts bb = {0};
-  bb.hidden_dropout = bb.attn_dropout = -1;
-  const char *data = NULL, *split = NULL;
-  long batch = 32, max_eval = 0;
-  int merge = 0, c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-    switch (c) {
-      case O_MODEL: bb.model_dir = optarg; break;
-      case O_VOCAB: bb.vocab = optarg; break;
-      case O_DATA: data = optarg; break;
-      case O_SPLIT: split = optarg; break;
-      case O_BATCH: if (!parse_int("--batch", optarg, 1, 4096, &batch)) return 2; break;
-      case O_MAXEVAL: if (!parse_int("--max-eval", optarg, 0, 100000000, &max_eval)) return 2; break;
-      case O_MERGE: merge = 1; break;
-      case 'h': fputs(EVAL_USAGE, stdout); return 0;
-      default: return pb_cli_bad_option("eval", argc, argv, opts);
-    }
-  }
-  if (optind != argc - 1) {
-    fprintf(stderr, "peftbench eval: expected exactly one task file (see --help)\n");
-    return 2;
-  }
-  const char *path = argv[optind];
-  pb_kv *meta = NULL;
-  int nmeta = 0, rc = pb_task_read_meta(path, &meta, &nmeta);
-  if (rc) {
-    fprintf(stderr, "peftbench eval: %s\n", pb_last_error());
-    return 1;
-  }
-  const char *mname = pb_kv_get(meta, nmeta, "method"), *mcfg = pb_kv_get(meta, nmeta, "method_config");
-  const char *tname = pb_kv_get(meta, nmeta, "task"), *src = pb_kv_get(meta, nmeta, "backbone");
-  const char *fp = pb_kv_get(meta, nmeta, "backbone_fingerprint"), *seed = pb_kv_get(meta, nmeta, "seed");
-  const char *mlen = pb_kv_get(meta, nmeta, "max_len");
-  const pb_task *task = tname ? pb_task_find(tname) : NULL;
-  if (!mname || !mcfg || !task || !src || !fp || !seed || !mlen) {
-    fprintf(stderr, "peftbench eval: %s: metadata lacks method/method_config/task/backbone/seed/max_len\n", path);
-    pb_kv_free(meta, nmeta);
-    return 1;
-  }
-  char cfgbuf[512];
-  const char *mopts[PB_MAX_METHOD_OPTS + 1];
-  snprintf(cfgbuf, sizeof cfgbuf, "%s", mcfg);
-  split_opts(cfgbuf, mopts, PB_MAX_METHOD_OPTS);
-  /* a random-initialised backbone is rebuilt from its seed and shape: its fingerprint proves it */
-  const char *bconf = pb_kv_get(meta, nmeta, "backbone_config");
-  char shape[64];
-  if (!bb.model_dir && strcmp(src, "random-init") == 0 && bconf) {
-    cJSON *j = cJSON_Parse(bconf);
-    const cJSON *L = cJSON_GetObjectItem(j, "layers"), *H = cJSON_GetObjectItem(j, "hidden");
-    const cJSON *A = cJSON_GetObjectItem(j, "heads"), *F = cJSON_GetObjectItem(j, "ffn");
-    if (!cJSON_IsNumber(L) || !cJSON_IsNumber(H) || !cJSON_IsNumber(A) || !cJSON_IsNumber(F)) {
-      fprintf(stderr, "peftbench eval: %s: metadata backbone_config lacks layers/hidden/heads/ffn\n", path);
-      cJSON_Delete(j);
-      pb_kv_free(meta, nmeta);
-      return 1;
-    }
-    snprintf(shape, sizeof shape, "%d,%d,%d,%d", L->valueint, H->valueint, A->valueint, F->valueint);
-    cJSON_Delete(j);
-    bb.shape = shape;
-  } else if (!bb.model_dir && strcmp(src, pb_default_model_dir()) != 0) {
-    bb.model_dir = src;
-  }
-  bb.num_labels = task->num_labels;
-  bb.infer_only = 1; /* eval never goes backward */
-  pb_method_inst mi;
-  pb_model m;
-  memset(&m, 0, sizeof m);
-  pb_backbone_info info;
-  pb_tokenizer *tk = NULL;
-  pb_dataset ds;
-  pb_encoded enc;
-  memset(&ds, 0, sizeof ds);
-  memset(&enc, 0, sizeof enc);
-  int T = atoi(mlen);
-  if ((rc = pb_method_create(&mi, mname, mopts))) goto fail;
-  if ((rc = pb_build_model(&bb, &mi, (int)batch, T, strtoull(seed, NULL, 10), &m, &info))) goto fail;
-  if (strcmp(info.fingerprint, fp) != 0) {
-    rc = pb_set_error(PB_ERR_SHAPE, "%s was trained on backbone %s (fingerprint %s) but %s has fingerprint %s", path,
-                      src, fp, info.source, info.fingerprint);
-    goto fail;
-  }
-  if ((rc = pb_task_load(&m, path, NULL, NULL))) goto fail;
-  if ((rc = pb_load_vocab(&bb, &m.cfg, &tk, &info))) goto fail;
-  if (merge) {
-    if (!mi.m->merge) {
-      rc = pb_set_error(PB_ERR_ARG, "--merge: method '%s' cannot be merged", mname);
-      goto fail;
-    }
-    if ((rc = mi.m->merge(mi.ctx, &m))) goto fail;
-  }
-  char dir[1024];
-  if ((rc = pb_glue_data_dir(data, dir, sizeof dir))) goto fail;
-  printf("%s: %s / %s (%s)\n", path, task->name, mname, mcfg);
-  for (int i = 0; i < (split ? 1 : task->n_eval); i++) {
-    const char *sp = split ? split : task->eval_splits[i];
-    if ((rc = pb_glue_load(task, dir, sp, 1, &ds))) goto fail;
-    pb_dataset_subsample(&ds, (int)max_eval, 0);
-    if ((rc = pb_encode_dataset(tk, &ds, T, &enc))) goto fail;
-    pb_metric_set ms;
-    if ((rc = pb_evaluate(&m, &mi, task, &enc, (int)batch, &ms, NULL))) goto fail;
-    printf("  %s (%d examples):", sp, enc.n);
-    for (int k = 0; k < ms.n; k++) printf(" %s %.4f", ms.v[k].name, ms.v[k].value);
-    printf("\n");
-    pb_dataset_free(&ds);
-    pb_encoded_free(&enc);
-  }
-fail:
-  if (rc) fprintf(stderr, "peftbench eval: %s\n", pb_last_error());
-  pb_dataset_free(&ds);
-  pb_encoded_free(&enc);
-  pb_tok_free(tk);
-  if (m.params.t) pb_model_free(&m);
-  if (mi.m) pb_method_destroy(&mi);
-  pb_kv_free(meta, nmeta);
-  return rc ? 1 : 0;
 }
 
 /* ---------------------------------------------------------------- lists */
@@ -391,17 +250,19 @@ static const char *USAGE =
     "  ops       exact operation counts of a method, without data (--check baseline)\n"
     "  table     comparison tables (md, csv, latex) from result files\n"
     "  plot      gnuplot figures from result files\n"
+    "  compare   significance tests between two methods or configurations (seeds, examples)\n"
     "  pretrain  masked-language-model pre-training of a backbone\n"
     "  methods   list the methods and their options\n"
-    "  tasks     list the GLUE tasks\n";
+    "  tasks     list the GLUE tasks\n"
+    "  submit    GLUE leaderboard files (CoLA.tsv ... AX.tsv) from test-split predictions\n";
 
 typedef int (*cmd_fn)(int, char **);
 static const struct {
   const char *name;
   cmd_fn fn;
 } COMMANDS[] = {
-    {"run", cmd_run}, {"eval", cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot},
-    {"pretrain", pb_cmd_pretrain}, {NULL, NULL},
+    {"run", cmd_run}, {"eval", pb_cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot},
+    {"pretrain", pb_cmd_pretrain}, {"submit", pb_cmd_submit}, {"compare", pb_cmd_compare}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {
@@ -413,7 +274,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "tasks") == 0) return cmd_tasks();
   for (int i = 0; COMMANDS[i].name; i++)
     if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, pretrain, methods, tasks)\n",
+  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, compare, pretrain, submit, methods, tasks)\n",
           argv[1]);
   return 2;
 }

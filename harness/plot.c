@@ -52,27 +52,139 @@ static int write_buf(const char *dir, const char *name, pb_strbuf *b) {
   return rc;
 }
 
+/* ---------------------------------------------------------------- score axis */
+
+void pb_plot_score_range(const double *v, int n, int bars, double *lo, double *hi) {
+  double mn = INFINITY, mx = -INFINITY;
+  for (int i = 0; i < n; i++)
+    if (isfinite(v[i])) {
+      if (v[i] < mn) mn = v[i];
+      if (v[i] > mx) mx = v[i];
+    }
+  if (bars) {
+    /* bars are lengths from 0: the whole 0..100 scale, and beyond in steps of 10 */
+    *lo = isfinite(mn) && mn < 0 ? 10 * floor(mn / 10) : 0;
+    *hi = isfinite(mx) && mx > 100 ? 10 * ceil(mx / 10) : 100;
+    return;
+  }
+  if (!isfinite(mn)) {
+    *lo = 0, *hi = 100;
+    return;
+  }
+  double span = mx - mn < PB_PLOT_MIN_SPAN ? PB_PLOT_MIN_SPAN : mx - mn;
+  double mid = 0.5 * (mn + mx);
+  *lo = floor(mid - 0.55 * span);
+  *hi = ceil(mid + 0.55 * span);
+}
+
 /* ---------------------------------------------------------------- data files */
 
-int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int *npoints) {
+/* the first "full" row (the full fine-tuning reference), or -1 */
+static int full_row(const pb_agg *a) {
+  for (int i = 0; i < a->n_rows; i++)
+    if (!strcmp(a->rows[i].method, "full")) return i;
+  return -1;
+}
+
+/* Majority baseline of the average GLUE score: the mean over the tasks present of each
+ * task's baseline, regression tasks (null) counted as 0; NAN when a classification task has
+ * none. */
+static double avg_majority(const pb_agg *a) {
+  double sum = 0;
+  int k = 0;
+  for (int t = 0; t < PB_AGG_NTASKS; t++) {
+    if (!a->task_present[t]) continue;
+    double b = pb_agg_task_majority(a, t);
+    if (!isfinite(b)) {
+      if (!pb_task_at(t)->is_regression) return NAN;
+      b = 0;
+    }
+    sum += b, k++;
+  }
+  return k ? sum / k : NAN;
+}
+
+/* "NaN" or the number, for gnuplot assignments */
+static void gp_num(char *o, size_t n, double v) {
+  if (isfinite(v)) snprintf(o, n, "%.10g", v);
+  else snprintf(o, n, "NaN");
+}
+
+/* Header lines shared by the two average-score plots; fills vars. */
+static void avg_refs(const pb_agg *a, pb_strbuf *b, double lo, double hi, double base, double fullv,
+                     int nsingle, int npts, char *vars, size_t nvars, const char *extra) {
+  char sb[64], sf[64];
+  gp_num(sb, sizeof sb, base);
+  gp_num(sf, sizeof sf, fullv);
+  pb_sb_add(b,
+            "# yrange %.10g %.10g (every point with its error bar, the reference lines; at least "
+            "%.0f points, +5%% each side, whole points)\n",
+            lo, hi, PB_PLOT_MIN_SPAN);
+  pb_sb_add(b,
+            "# majority_baseline %s (mean over the tasks present of each task's majority-class "
+            "score; STS-B, regression, counted as 0)\n",
+            sb);
+  int f = full_row(a);
+  pb_sb_add(b, "# full_finetuning %s", sf);
+  if (f >= 0) {
+    pb_sb_add(b, " ");
+    tb_label(b, a->rows[f].label);
+  }
+  pb_sb_add(b, "\n# sd: sample std over seeds of the average (NaN when a task has one seed)\n");
+  snprintf(vars, nvars, "ymin=%.10g; ymax=%.10g; base=%s; fullv=%s; nsingle=%d; npts=%d%s%s", lo, hi, sb, sf,
+           nsingle, npts, extra ? "; " : "", extra ? extra : "");
+}
+
+int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info) {
   int rc;
-  int np[PB_PLOT_COUNT] = {0};
-  /* (a) score vs trainable params */
-  pb_strbuf b = {0};
-  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100, over the tasks each method ran) vs\n"
-             "# trainable parameters without the task head\n"
-             "# label trainable_no_head avg_score n_tasks\n");
+  pb_plot_info inf;
+  memset(&inf, 0, sizeof inf);
+  int *np = inf.npoints;
+  double base = avg_majority(a);
+  int fr = full_row(a);
+  int fk = 0;
+  double fullv = fr >= 0 ? pb_agg_avg_score(&a->rows[fr], &fk) : NAN;
+  if (fk == 0) fullv = NAN;
+
+  /* the score axis of the two average-score plots: every row's mean ± sd and the references */
+  int nv = 0, nsingle = 0, npts = 0;
+  double *vals = malloc((size_t)(3 * a->n_rows + 2) * sizeof *vals);
+  if (!vals) return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
   for (int i = 0; i < a->n_rows; i++) {
-    int k = 0;
-    double avg = pb_agg_avg_score(&a->rows[i], &k);
+    int k = 0, nmin = 0;
+    double avg = pb_agg_avg_score(&a->rows[i], &k), sd = pb_agg_avg_score_sd(&a->rows[i], &nmin);
+    if (k == 0) continue;
+    vals[nv++] = avg;
+    if (isfinite(sd)) vals[nv++] = avg - sd, vals[nv++] = avg + sd;
+  }
+  vals[nv++] = base;
+  vals[nv++] = fullv;
+  double lo, hi;
+  pb_plot_score_range(vals, nv, 0, &lo, &hi);
+  free(vals);
+
+  /* (a) score vs trainable params */
+  pb_strbuf b = {0}, body = {0};
+  pb_sb_add(&body, "%s", "");
+  nsingle = npts = 0;
+  for (int i = 0; i < a->n_rows; i++) {
+    int k = 0, nmin = 0;
+    double avg = pb_agg_avg_score(&a->rows[i], &k), sd = pb_agg_avg_score_sd(&a->rows[i], &nmin);
     pb_stat p = pb_agg_row_stat(&a->rows[i], PB_AGG_TRAINABLE_NOHEAD);
     if (k == 0 || p.n == 0 || p.mean <= 0) continue; /* nothing to place on a log axis */
-    tb_label(&b, a->rows[i].label);
-    tb_num(&b, 1, p.mean);
-    tb_num(&b, 1, avg);
-    pb_sb_add(&b, " %d\n", k);
-    np[0]++;
+    tb_label(&body, a->rows[i].label);
+    tb_num(&body, 1, p.mean);
+    tb_num(&body, 1, avg);
+    tb_num(&body, 1, sd);
+    pb_sb_add(&body, " %d %d\n", nmin, k);
+    np[0]++, npts++, nsingle += !isfinite(sd);
   }
+  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100, over the tasks each row ran) vs\n"
+                "# trainable parameters without the task head\n");
+  avg_refs(a, &b, lo, hi, base, fullv, nsingle, npts, inf.vars[0], sizeof inf.vars[0], NULL);
+  pb_sb_add(&b, "# label trainable_no_head avg_score sd n_seeds_min n_tasks\n%s", body.s ? body.s : "");
+  free(body.s);
+  if (body.oom) b.oom = 1;
   if ((rc = write_buf(dir, g_names[0], &b))) return rc;
 
   /* (b) score vs added FLOPs per token; zeros at a floor a decade below the smallest value */
@@ -84,67 +196,138 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, double *ops_floor, int 
     if (m.n && m.mean / 128 > 0 && m.mean / 128 < minpos) minpos = m.mean / 128;
   }
   double floor_v = isfinite(minpos) ? pow(10, floor(log10(minpos)) - 1) : 1;
-  if (ops_floor) *ops_floor = floor_v;
+  inf.ops_floor = floor_v;
   b = (pb_strbuf){0};
-  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs FLOPs the method adds per token (T=128)\n"
-             "# zero-cost points are placed at x = %.10g (the \"0 (merged)\" tic)\n"
-             "# label x_plotted avg_score added_flops_per_token\n",
-         floor_v);
+  body = (pb_strbuf){0};
+  pb_sb_add(&body, "%s", "");
+  nsingle = npts = 0;
   for (int i = 0; i < a->n_rows; i++) {
     const pb_agg_row *r = &a->rows[i];
-    int k = 0;
-    double avg = pb_agg_avg_score(r, &k);
+    int k = 0, nmin = 0;
+    double avg = pb_agg_avg_score(r, &k), sd = pb_agg_avg_score_sd(r, &nmin);
     if (k == 0) continue;
     pb_stat s = pb_agg_row_stat(r, PB_AGG_OPS_TOKEN);
     if (s.n) {
-      tb_label(&b, r->label);
-      tb_num(&b, 1, s.mean > 0 ? s.mean : floor_v);
-      tb_num(&b, 1, avg);
-      tb_num(&b, 1, s.mean);
-      pb_sb_add(&b, "\n");
-      np[1]++;
+      tb_label(&body, r->label);
+      tb_num(&body, 1, s.mean > 0 ? s.mean : floor_v);
+      tb_num(&body, 1, avg);
+      tb_num(&body, 1, s.mean);
+      tb_num(&body, 1, sd);
+      pb_sb_add(&body, " %d\n", nmin);
+      np[1]++, npts++, nsingle += !isfinite(sd);
     }
     pb_stat m = pb_agg_row_stat(r, PB_AGG_OPS_MERGED_EXAMPLE);
     if (m.n) {
       char lab[512];
       snprintf(lab, sizeof lab, "%s merged", r->label);
-      tb_label(&b, lab);
-      tb_num(&b, 1, m.mean > 0 ? m.mean / 128 : floor_v);
-      tb_num(&b, 1, avg);
-      tb_num(&b, 1, m.mean / 128);
-      pb_sb_add(&b, "\n");
-      np[1]++;
+      tb_label(&body, lab);
+      tb_num(&body, 1, m.mean > 0 ? m.mean / 128 : floor_v);
+      tb_num(&body, 1, avg);
+      tb_num(&body, 1, m.mean / 128);
+      tb_num(&body, 1, sd);
+      pb_sb_add(&body, " %d\n", nmin);
+      np[1]++, npts++, nsingle += !isfinite(sd);
     }
   }
+  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs FLOPs the method adds per token (T=128)\n"
+                "# zero-cost points are placed at x = %.10g (the \"0 (merged)\" tic)\n",
+            floor_v);
+  char fl[64];
+  snprintf(fl, sizeof fl, "floor=%.10g", floor_v);
+  avg_refs(a, &b, lo, hi, base, fullv, nsingle, npts, inf.vars[1], sizeof inf.vars[1], fl);
+  pb_sb_add(&b, "# label x_plotted avg_score added_flops_per_token sd n_seeds_min\n%s", body.s ? body.s : "");
+  free(body.s);
+  if (body.oom) b.oom = 1;
   if ((rc = write_buf(dir, g_names[1], &b))) return rc;
 
-  /* (c) storage and (d) per-task scores: one row per method, one column per task */
-  for (int which = 0; which < 2; which++) {
-    b = (pb_strbuf){0};
-    pb_sb_add(&b, which == 0 ? "# peftbench plot: task-file size (KB) per method and task\n"
-                          : "# peftbench plot: GLUE task score (x100) per method and task\n");
-    tb_label(&b, "method");
-    for (int t = 0; t < PB_AGG_NTASKS; t++)
-      if (a->task_present[t]) {
-        pb_sb_add(&b, " ");
-        tb_label(&b, pb_task_at(t)->dir);
-      }
-    pb_sb_add(&b, "\n");
-    for (int i = 0; i < a->n_rows; i++) {
-      tb_label(&b, a->rows[i].label);
-      for (int t = 0; t < PB_AGG_NTASKS; t++) {
-        if (!a->task_present[t]) continue;
-        pb_stat s = which == 0 ? pb_agg_task_stat(&a->rows[i], t, PB_AGG_STORAGE_KB)
-                               : pb_agg_task_score(&a->rows[i], t);
-        int have = s.n > 0 && (which == 1 || s.mean > 0);
-        tb_num(&b, have, s.mean);
-        np[2 + which] += have;
-      }
-      pb_sb_add(&b, "\n");
+  /* (c) storage: one row per configuration, one column per task */
+  b = (pb_strbuf){0};
+  pb_sb_add(&b, "# peftbench plot: task-file size (KB) per method and task\n");
+  tb_label(&b, "method");
+  for (int t = 0; t < PB_AGG_NTASKS; t++)
+    if (a->task_present[t]) {
+      pb_sb_add(&b, " ");
+      tb_label(&b, pb_task_at(t)->dir);
     }
-    if ((rc = write_buf(dir, g_names[2 + which], &b))) return rc;
+  pb_sb_add(&b, "\n");
+  for (int i = 0; i < a->n_rows; i++) {
+    tb_label(&b, a->rows[i].label);
+    for (int t = 0; t < PB_AGG_NTASKS; t++) {
+      if (!a->task_present[t]) continue;
+      pb_stat s = pb_agg_task_stat(&a->rows[i], t, PB_AGG_STORAGE_KB);
+      int have = s.n > 0 && s.mean > 0;
+      tb_num(&b, have, s.mean);
+      np[2] += have;
+    }
+    pb_sb_add(&b, "\n");
   }
-  if (npoints) memcpy(npoints, np, sizeof np);
+  snprintf(inf.vars[2], sizeof inf.vars[2], "nrows=%d", a->n_rows);
+  if ((rc = write_buf(dir, g_names[2], &b))) return rc;
+
+  /* (d) per-task scores: one row per task, mean and sd columns per configuration, then the
+   * majority baseline and full fine-tuning of the task */
+  int ntasks = 0;
+  double *tv = malloc((size_t)(2 * a->n_rows + 2) * PB_AGG_NTASKS * sizeof *tv);
+  if (!tv) return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
+  int ntv = 0;
+  b = (pb_strbuf){0};
+  body = (pb_strbuf){0};
+  pb_sb_add(&body, "%s", "");
+  tb_label(&body, "task");
+  for (int i = 0; i < a->n_rows; i++) {
+    char lab[512];
+    pb_sb_add(&body, " ");
+    tb_label(&body, a->rows[i].label);
+    snprintf(lab, sizeof lab, "%s sd", a->rows[i].label);
+    pb_sb_add(&body, " ");
+    tb_label(&body, lab);
+  }
+  pb_sb_add(&body, " ");
+  tb_label(&body, "majority-class baseline");
+  char ftitle[600];
+  if (fr >= 0 && strcmp(a->rows[fr].label, "full"))
+    snprintf(ftitle, sizeof ftitle, "full fine-tuning (%s)", a->rows[fr].label);
+  else snprintf(ftitle, sizeof ftitle, "full fine-tuning");
+  pb_sb_add(&body, " ");
+  tb_label(&body, ftitle);
+  pb_sb_add(&body, "\n");
+  nsingle = npts = 0;
+  for (int t = 0; t < PB_AGG_NTASKS; t++) {
+    if (!a->task_present[t]) continue;
+    ntasks++;
+    tb_label(&body, pb_task_at(t)->dir);
+    for (int i = 0; i < a->n_rows; i++) {
+      pb_stat s = pb_agg_task_score(&a->rows[i], t);
+      tb_num(&body, s.n > 0, s.mean);
+      tb_num(&body, s.n > 1, s.std);
+      if (s.n > 0) {
+        np[3]++, npts++, nsingle += s.n < 2;
+        tv[ntv++] = s.mean;
+        if (s.n > 1) tv[ntv++] = s.mean - s.std, tv[ntv++] = s.mean + s.std;
+      }
+    }
+    double mb = pb_agg_task_majority(a, t);
+    pb_stat fs = fr >= 0 ? pb_agg_task_score(&a->rows[fr], t) : (pb_stat){0, 0, 0, 0, 0};
+    tb_num(&body, 1, mb);
+    tb_num(&body, fs.n > 0, fs.mean);
+    pb_sb_add(&body, "\n");
+    tv[ntv++] = mb;
+  }
+  pb_plot_score_range(tv, ntv, 1, &lo, &hi);
+  free(tv);
+  pb_sb_add(&b,
+            "# peftbench plot: GLUE task score (x100) per task and method: the mean over seeds\n"
+            "# and the sample std (NaN with one seed); then the task's majority-class baseline\n"
+            "# (NaN for STS-B, regression) and full fine-tuning's score (the first full row)\n"
+            "# yrange %.10g %.10g (bars start at 0: always 0..100, and any value beyond, to a multiple of 10)\n",
+            lo, hi);
+  pb_sb_add(&b, "%s", body.s ? body.s : "");
+  free(body.s);
+  if (body.oom) b.oom = 1;
+  snprintf(inf.vars[3], sizeof inf.vars[3], "ymin=%.10g; ymax=%.10g; nm=%d; ntasks=%d; hasfull=%d; nsingle=%d; npts=%d",
+           lo, hi, a->n_rows, ntasks, fr >= 0, nsingle, npts);
+  if ((rc = write_buf(dir, g_names[3], &b))) return rc;
+  if (info) *info = inf;
   return PB_OK;
 }
 
@@ -363,10 +546,11 @@ int pb_cmd_plot(int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", who, pb_last_error());
     return 1;
   }
-  double floor_v = 1;
-  int npoints[PB_PLOT_COUNT] = {0};
+  pb_plot_info info;
+  memset(&info, 0, sizeof info);
+  int *npoints = info.npoints;
   int rc = mkdir_p(out);
-  if (!rc) rc = pb_plot_write_data(&a, out, &floor_v, npoints);
+  if (!rc) rc = pb_plot_write_data(&a, out, &info);
   int n_files = 0;
   static const char *const lacks[PB_PLOT_COUNT] = {"scores or params", "scores or ops", "storage.file_bytes",
                                                    "metrics.score"};
@@ -379,13 +563,12 @@ int pb_cmd_plot(int argc, char **argv) {
     for (int f = 0; !rc && f < 2; f++) {
       if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
       const char *ext = f == 0 ? "png" : "svg";
-      char script[4096], data[4096], fig[4096], tmp[4096], extra[128];
+      char script[4096], data[4096], fig[4096], tmp[4096];
       snprintf(script, sizeof script, "%s/%s.gp", plots_dir, g_names[i]);
       snprintf(data, sizeof data, "%s/%s.dat", out, g_names[i]);
       snprintf(fig, sizeof fig, "%s/%s.%s", out, g_names[i], ext);
       snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, g_names[i], ext, (long)getpid());
-      snprintf(extra, sizeof extra, "floor=%.10g", floor_v);
-      rc = pb_gnuplot_run(script, data, tmp, ext, extra);
+      rc = pb_gnuplot_run(script, data, tmp, ext, info.vars[i][0] ? info.vars[i] : NULL);
       if (!rc && rename(tmp, fig) != 0)
         rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
       if (rc) unlink(tmp);

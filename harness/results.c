@@ -1,5 +1,8 @@
 #include "harness/results.h"
 
+#include "pb_build_info.h" /* generated: PB_BUILD_COMMIT, PB_BUILD_DIRTY */
+
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +29,43 @@ cJSON *pb_ops_json(const pb_opcounts *c, double scale) {
   return o;
 }
 
+/* the shortest of %.15g / %.16g / %.17g that reads back as exactly x */
+static void exact_number(double x, char *buf, size_t n) {
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, n, "%.*g", prec, x);
+    if (strtod(buf, NULL) == x) return;
+  }
+}
+
+/* numbers -> raw text that round-trips (cJSON itself prints 15 digits when they come within
+ * an epsilon of the value, which loses the last bits) */
+static void make_exact(cJSON *o) {
+  for (cJSON *c = o ? o->child : NULL; c; c = c->next) {
+    if (cJSON_IsNumber(c) && isfinite(c->valuedouble)) {
+      char buf[40];
+      exact_number(c->valuedouble, buf, sizeof buf);
+      char *raw = malloc(strlen(buf) + 1);
+      if (!raw) continue; /* keeps cJSON's own text */
+      strcpy(raw, buf);
+      c->type = cJSON_Raw;
+      c->valuestring = raw;
+    } else {
+      make_exact(c);
+    }
+  }
+}
+
+char *pb_json_print_exact(const cJSON *obj, int formatted) {
+  cJSON *dup = cJSON_Duplicate(obj, 1);
+  if (!dup) return NULL;
+  make_exact(dup);
+  char *s = formatted ? cJSON_Print(dup) : cJSON_PrintUnformatted(dup);
+  cJSON_Delete(dup);
+  return s;
+}
+
 int pb_result_append(const char *path, const cJSON *obj) {
-  char *line = cJSON_PrintUnformatted(obj);
+  char *line = pb_json_print_exact(obj, 0);
   if (!line) return pb_set_error(PB_ERR_NOMEM, "%s: cannot serialise the result", path);
   int rc = pb_append_line(path, line);
   free(line);
@@ -100,18 +138,9 @@ cJSON *pb_host_json(int threads) {
   return h;
 }
 
-const char *pb_source_commit(void) {
-  static char sha[64];
-  static int done = 0;
-  if (done) return sha[0] ? sha : NULL;
-  done = 1;
-  FILE *p = popen("git -C '" PB_SOURCE_DIR "' rev-parse HEAD 2>/dev/null", "r");
-  if (!p) return NULL;
-  if (!fgets(sha, sizeof sha, p)) sha[0] = 0;
-  sha[strcspn(sha, "\n")] = 0;
-  if (pclose(p) != 0) sha[0] = 0;
-  return sha[0] ? sha : NULL;
-}
+const char *pb_source_commit(void) { return PB_BUILD_COMMIT[0] ? PB_BUILD_COMMIT : NULL; }
+
+int pb_source_dirty(void) { return PB_BUILD_DIRTY; }
 
 void pb_utc_now(char *buf, int n) {
   time_t t = time(NULL);

@@ -52,16 +52,21 @@
 
 /* OPS object of the schema above; `scale` divides every number (1 = exact integers). */
 cJSON *pb_ops_json(const pb_opcounts *c, double scale);
-/* Appends obj as one line (atomic, fsync'ed); status + message naming the file. */
+/* JSON text of obj in which every number reads back as exactly the same double (malloc'd;
+ * NULL on OOM). Records, `eval --json` and `run --json` are printed with it. */
+char *pb_json_print_exact(const cJSON *obj, int formatted);
+/* Appends obj as one line (atomic, fsync'ed), numbers exact; status + message naming the file. */
 int pb_result_append(const char *path, const cJSON *obj);
 
 /* Reads every record of a JSONL file. Lines that do not parse as a JSON object (a torn last
  * line after a crash) are skipped and counted in *n_bad. *out is a cJSON array (free it). */
 int pb_results_read(const char *path, cJSON **out, int *n_bad);
 
-/* "host" object and the source commit (NULL when unknown; static storage). */
+/* "host" object; the source commit the binary was built from (compiled in at build time;
+ * NULL when unknown) and whether that tree had uncommitted changes (1), none (0), unknown (-1). */
 cJSON *pb_host_json(int threads);
 const char *pb_source_commit(void);
+int pb_source_dirty(void);
 /* ISO-8601 UTC time of now into buf[n] */
 void pb_utc_now(char *buf, int n);
 

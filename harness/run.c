@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "backbone/blas.h"
 #include "backbone/checkpoint.h"
+#include "backbone/digest.h"
 #include "backbone/ops.h"
 #include "backbone/status.h"
 #include "counters/papi.h"
@@ -20,7 +22,9 @@
 #include "harness/glue.h"
 #include "harness/opsreport.h"
 #include "harness/progress.h"
+#include "harness/predictions.h"
 #include "harness/results.h"
+#include "harness/runconfig.h"
 
 volatile int pb_run_interrupted = 0;
 
@@ -65,7 +69,7 @@ static cJSON *kv_config_json(const char *desc) {
 /* ---------------------------------------------------------------- evaluation */
 
 int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, const pb_encoded *e, int batch,
-                pb_metric_set *out, pb_opcounts *measured) {
+                pb_metric_set *out, float *outputs, pb_opcounts *measured) {
   const int C = m->cfg.num_labels, n = e->n;
   int *pred = malloc(sizeof(int) * (size_t)(n + 1));
   float *predf = malloc(sizeof(float) * (size_t)(n + 1));
@@ -82,6 +86,7 @@ int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, cons
     if ((rc = pb_forward(m, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL))) break;
     for (int b = 0; b < B; b++) {
       const float *lg = m->acts.logits + (size_t)b * C;
+      if (outputs) memcpy(outputs + (size_t)(s + b) * C, lg, sizeof(float) * (size_t)C);
       if (C == 1) {
         predf[s + b] = lg[0];
         pred[s + b] = 0;
@@ -98,7 +103,7 @@ int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, cons
     pb_opcounts after = pb_opc_snapshot();
     pb_opcounts_sub(measured, &after, &before);
   }
-  if (!rc) rc = pb_task_metrics(task, pred, e->label, predf, e->target, n, out);
+  if (!rc && out) rc = pb_task_metrics(task, pred, e->label, predf, e->target, n, out);
   free(pred);
   free(predf);
   free(ids);
@@ -137,6 +142,7 @@ typedef struct {
   int model_built;
   int *ids, *types, *mask, *labels, *order;
   float *targets;
+  float *out_eval[2];       /* [n, C] model outputs of each eval split */
   cJSON *curve;
 } run_state;
 
@@ -156,6 +162,7 @@ static void run_free(run_state *s) {
   free(s->labels);
   free(s->order);
   free(s->targets);
+  for (int i = 0; i < 2; i++) free(s->out_eval[i]);
   cJSON_Delete(s->curve);
 }
 
@@ -167,6 +174,41 @@ static void shuffle(int *a, int n, pb_rng *r) {
   }
 }
 
+/* SHA-256 (first 16 hex digits) of the training rows kept, as "line,line,...": two runs with
+ * the same id trained on the same examples. */
+static int subset_digest(const pb_dataset *ds, char out[65]) {
+  char *buf = malloc((size_t)ds->n * 12 + 1);
+  if (!buf) return pb_set_error(PB_ERR_NOMEM, "run: out of memory");
+  size_t o = 0;
+  for (int i = 0; i < ds->n; i++) o += (size_t)sprintf(buf + o, "%d,", ds->ex[i].line);
+  int rc = pb_sha256_hex(buf, o, out);
+  free(buf);
+  out[16] = 0;
+  return rc;
+}
+
+/* Predictions for one unlabelled split (--test): loads, encodes and runs it, writes
+ * <stem>.<split>.predictions.tsv into path. Not part of the measured evaluation. */
+static int predict_split(run_state *S, const pb_task *task, const char *data_dir, const char *split,
+                         const pb_run_opts *o, const char *stem, char *path, size_t npath) {
+  pb_dataset ds;
+  pb_encoded enc;
+  memset(&ds, 0, sizeof ds);
+  memset(&enc, 0, sizeof enc);
+  float *out = NULL;
+  int rc = pb_glue_load(task, data_dir, split, 0, &ds);
+  if (!rc) rc = pb_encode_dataset(S->tk, &ds, o->max_len, &enc);
+  if (!rc && !(out = malloc(sizeof(float) * ((size_t)enc.n + 1) * (size_t)task->num_labels)))
+    rc = pb_set_error(PB_ERR_NOMEM, "%s: out of memory", ds.path);
+  if (!rc) rc = pb_evaluate(&S->m, &S->mi, task, &enc, o->batch, NULL, out, NULL);
+  pb_predictions_path(path, npath, stem, split);
+  if (!rc) rc = pb_predictions_write(path, task, split, &ds, out, enc.n);
+  free(out);
+  pb_encoded_free(&enc);
+  pb_dataset_free(&ds);
+  return rc;
+}
+
 int pb_run(const pb_run_opts *o, cJSON **result) {
   *result = NULL;
   run_state S;
@@ -176,7 +218,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   if (!task) {
     char names[256];
     pb_task_names(names, sizeof names);
-    return pb_set_error(PB_ERR_NOTFOUND, "unknown task '%s' (valid: %s)", o->task ? o->task : "", names);
+    return pb_set_error(PB_ERR_ARG, "unknown task '%s' (valid: %s)", o->task ? o->task : "", names);
   }
   if (o->batch < 1 || o->max_len < 3 || o->epochs < 0 || o->steps < 0 || (o->epochs == 0 && o->steps == 0))
     return pb_set_error(PB_ERR_ARG, "need --batch >= 1, --max-len >= 3 and --epochs or --steps > 0");
@@ -188,11 +230,13 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   char data_dir[1024];
   if ((rc = pb_glue_data_dir(o->data_dir, data_dir, sizeof data_dir))) goto done;
   if ((rc = pb_glue_load(task, data_dir, "train", 1, &S.train))) goto done;
-  pb_dataset_subsample(&S.train, o->max_train, o->seed);
+  pb_dataset_subsample(&S.train, o->max_train, o->data_seed); /* the same subset for every --seed */
   for (int i = 0; i < task->n_eval; i++) {
     if ((rc = pb_glue_load(task, data_dir, task->eval_splits[i], 1, &S.eval[i]))) goto done;
     pb_dataset_subsample(&S.eval[i], o->max_eval, 0); /* the same dev subset for every seed */
   }
+  char subset_id[65] = "";
+  if ((rc = subset_digest(&S.train, subset_id))) goto done;
   if (S.train.n == 0) {
     rc = pb_set_error(PB_ERR_FORMAT, "%s: no training examples", S.train.path);
     goto done;
@@ -204,6 +248,10 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_backbone_info info;
   if ((rc = pb_build_model(&bb, &S.mi, o->batch, o->max_len, o->seed, &S.m, &info))) goto done;
   S.model_built = 1;
+  char head_src[16], head_detail[1200];
+  if ((rc = pb_resolve_head(&S.m, info.source, info.pretrained, o->new_head, o->seed, head_src, sizeof head_src,
+                            head_detail, sizeof head_detail)))
+    goto done;
   if ((rc = pb_load_vocab(&bb, &S.m.cfg, &S.tk, &info))) goto done;
   char desc[512] = "";
   if (S.mi.m->describe) S.mi.m->describe(S.mi.ctx, desc, sizeof desc);
@@ -214,7 +262,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
             S.m.cfg.heads, S.m.cfg.ffn, S.m.cfg.vocab_size,
             info.pretrained ? "" : " -- random initialisation, NOT pre-trained: scores measure the method on random "
                                    "features only");
-    fprintf(stderr, "method: %s %s\n%s\n", S.mi.m->name, desc, report);
+    fprintf(stderr, "method: %s %s\n%s\nhead: %s\n", S.mi.m->name, desc, report, head_detail);
     const pb_blas_info *bi = pb_blas_get();
     if (bi->switched)
       fprintf(stderr, "blas: OpenBLAS picked %s kernels for this CPU (not recognised); using %s (set OPENBLAS_CORETYPE "
@@ -331,7 +379,11 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_papi_start("eval");
   for (int i = 0; i < task->n_eval; i++) {
     pb_opcounts me = {{{0}}};
-    if ((rc = pb_evaluate(&S.m, &S.mi, task, &S.eeval[i], B, &ms[i], &me))) break;
+    if (!(S.out_eval[i] = malloc(sizeof(float) * (size_t)(S.eeval[i].n + 1) * (size_t)task->num_labels))) {
+      rc = pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
+      break;
+    }
+    if ((rc = pb_evaluate(&S.m, &S.mi, task, &S.eeval[i], B, &ms[i], S.out_eval[i], &me))) break;
     pb_opcounts_add(&eval_meas, &me);
     for (int s = 0; s < S.eeval[i].n; s += B) { /* the analytic count of the same batches */
       int Bb = S.eeval[i].n - s < B ? S.eeval[i].n - s : B, T = 1;
@@ -348,8 +400,34 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
 
   /* ---- save the task file ---- */
   if ((rc = mkdir_p1(o->out_dir))) goto done;
-  char path[1200];
-  snprintf(path, sizeof path, "%s/%s-%s-s%llu.safetensors", o->out_dir, task->name, S.mi.m->name, o->seed);
+  char data_real[PATH_MAX];
+  if (!realpath(data_dir, data_real)) snprintf(data_real, sizeof data_real, "%s", data_dir);
+  const pb_run_config rcfg = {
+      .method = S.mi.m->name, .method_desc = desc, .fingerprint = info.fingerprint,
+      .vocab_sha256 = info.vocab_sha256, .lower_case = info.lower_case, .data_dir = data_real,
+      .data_seed = o->data_seed, .max_train = o->max_train, .max_eval = o->max_eval, .max_len = o->max_len,
+      .epochs = o->steps > 0 ? 0 : o->epochs, .steps = o->steps, .batch = B, .lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3,
+      .warmup_ratio = o->warmup_ratio, .weight_decay = o->weight_decay, .hidden_dropout = S.m.cfg.hidden_dropout,
+      .attn_dropout = S.m.cfg.attn_dropout, .merge_eval = o->merge_eval, .new_head = o->new_head};
+  cJSON *jcfg = pb_run_config_json(&rcfg);
+  char cfg_id[9];
+  if (!jcfg) rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
+  if (rc || (rc = pb_config_id(jcfg, cfg_id))) {
+    cJSON_Delete(jcfg);
+    goto done;
+  }
+  /* <task>-<method>-<config id>-s<seed>, never an existing name: no run replaces another's files */
+  const char *psplits[8];
+  int np = 0;
+  for (int i = 0; i < task->n_eval; i++) psplits[np++] = task->eval_splits[i];
+  if (o->predict_test) np += pb_task_test_splits(task, psplits + np, 8 - np);
+  char base[256], stem[1200], path[1300];
+  snprintf(base, sizeof base, "%s-%s-%s-s%llu", task->name, S.mi.m->name, cfg_id, o->seed);
+  if ((rc = pb_unique_stem(o->out_dir, base, psplits, np, stem, sizeof stem))) {
+    cJSON_Delete(jcfg);
+    goto done;
+  }
+  snprintf(path, sizeof path, "%s.safetensors", stem);
   char cfgjson[512], seedbuf[32], labbuf[16], lenbuf[16];
   snprintf(cfgjson, sizeof cfgjson,
            "{\"vocab_size\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"ffn\":%d,\"max_pos\":%d}",
@@ -361,8 +439,30 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       {"method", (char *)S.mi.m->name}, {"method_config", desc},       {"task", (char *)task->name},
       {"seed", seedbuf},                {"backbone", info.source},     {"backbone_config", cfgjson},
       {"backbone_fingerprint", info.fingerprint}, {"num_labels", labbuf}, {"max_len", lenbuf},
+      {"vocab_sha256", info.vocab_sha256},        {"lower_case", info.lower_case ? "1" : "0"},
+      {"config_id", cfg_id},
   };
-  if ((rc = pb_task_save(&S.m, path, meta, (int)(sizeof meta / sizeof meta[0])))) goto done;
+  if ((rc = pb_task_save_new(&S.m, path, meta, (int)(sizeof meta / sizeof meta[0])))) {
+    cJSON_Delete(jcfg);
+    goto done;
+  }
+
+  /* ---- per-example predictions: the eval splits, then (--test) the unlabelled test splits ---- */
+  cJSON *jpred = cJSON_CreateObject();
+  char ppath[1400];
+  for (int i = 0; i < task->n_eval && !rc; i++) {
+    pb_predictions_path(ppath, sizeof ppath, stem, task->eval_splits[i]);
+    rc = pb_predictions_write(ppath, task, task->eval_splits[i], &S.eval[i], S.out_eval[i], S.eeval[i].n);
+    if (!rc) cJSON_AddStringToObject(jpred, task->eval_splits[i], ppath);
+  }
+  for (int i = task->n_eval; i < np && !rc; i++)
+    if (!(rc = predict_split(&S, task, data_dir, psplits[i], o, stem, ppath, sizeof ppath)))
+      cJSON_AddStringToObject(jpred, psplits[i], ppath);
+  if (rc) {
+    cJSON_Delete(jcfg);
+    cJSON_Delete(jpred);
+    goto done;
+  }
   struct stat st;
   long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
   long long tensor_bytes = (long long)pb_params_count(&S.m.params, -1, 0, 1) * 4;
@@ -378,14 +478,28 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddItemToObject(r, "method_config", kv_config_json(desc));
   cJSON_AddStringToObject(r, "method_desc", desc);
   cJSON_AddNumberToObject(r, "seed", (double)o->seed);
+  cJSON_AddItemToObject(r, "config", jcfg);
+  cJSON_AddStringToObject(r, "config_id", cfg_id);
+  cJSON *jh = cJSON_AddObjectToObject(r, "head");
+  cJSON_AddStringToObject(jh, "source", head_src);
+  cJSON_AddStringToObject(jh, "detail", head_detail);
   cJSON *jb = cJSON_AddObjectToObject(r, "backbone");
   cJSON_AddStringToObject(jb, "source", info.source);
   cJSON_AddBoolToObject(jb, "pretrained", info.pretrained);
   cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
   cJSON_AddItemToObject(jb, "config", cJSON_Parse(cfgjson));
+  cJSON *jtok = cJSON_AddObjectToObject(r, "tokenizer");
+  cJSON_AddStringToObject(jtok, "vocab", info.vocab_path);
+  cJSON_AddStringToObject(jtok, "vocab_sha256", info.vocab_sha256);
+  cJSON_AddBoolToObject(jtok, "lower_case", info.lower_case);
+  cJSON_AddStringToObject(jtok, "lower_case_source", info.lower_case_source);
   cJSON *jd = cJSON_AddObjectToObject(r, "data");
   cJSON_AddStringToObject(jd, "data_dir", data_dir);
   cJSON_AddNumberToObject(jd, "train_examples", n);
+  cJSON_AddNumberToObject(jd, "max_train", o->max_train);
+  cJSON_AddNumberToObject(jd, "data_seed", (double)o->data_seed);
+  cJSON_AddStringToObject(jd, "train_subset", subset_id);
+  cJSON_AddNumberToObject(jd, "max_eval", o->max_eval);
   cJSON *je = cJSON_AddObjectToObject(jd, "eval_examples");
   for (int i = 0; i < task->n_eval; i++) cJSON_AddNumberToObject(je, task->eval_splits[i], S.eeval[i].n);
   cJSON_AddNumberToObject(jd, "max_len", o->max_len);
@@ -396,6 +510,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddNumberToObject(jt, "batch", B);
   cJSON_AddNumberToObject(jt, "lr", opt.lr);
   cJSON_AddNumberToObject(jt, "warmup_steps", opt.warmup_steps);
+  cJSON_AddNumberToObject(jt, "warmup_ratio", o->warmup_ratio);
   cJSON_AddNumberToObject(jt, "weight_decay", opt.weight_decay);
   cJSON_AddNumberToObject(jt, "final_loss", final_loss);
   cJSON_AddItemToObject(jt, "loss_curve", S.curve);
@@ -426,6 +541,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddStringToObject(jst, "path", path);
   cJSON_AddNumberToObject(jst, "file_bytes", (double)file_bytes);
   cJSON_AddNumberToObject(jst, "tensor_bytes", (double)tensor_bytes);
+  cJSON_AddItemToObject(r, "predictions", jpred);
   /* ops: analytic per example at the real lengths of the (first) eval split and at T = 128 */
   cJSON *jo = cJSON_AddObjectToObject(r, "ops");
   pb_opcounts per_ex = {{{0}}};
@@ -468,6 +584,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   const char *commit = pb_source_commit();
   if (commit) cJSON_AddStringToObject(r, "commit", commit);
   else cJSON_AddNullToObject(r, "commit");
+  if (pb_source_dirty() < 0) cJSON_AddNullToObject(r, "commit_dirty");
+  else cJSON_AddBoolToObject(r, "commit_dirty", pb_source_dirty());
   if (!match) {
     cJSON_Delete(r);
     rc = pb_set_error(PB_ERR_NUMERIC, "internal: instrumented eval op count differs from the analytic one");

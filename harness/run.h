@@ -22,7 +22,10 @@ typedef struct {
   int batch, max_len, threads;
   double lr;                /* 0 = the method's default_lr, else 1e-3 */
   double warmup_ratio, weight_decay;
-  unsigned long long seed;
+  unsigned long long seed;   /* initialisation, batch order and dropout */
+  unsigned long long data_seed; /* the --max-train subsample only (default 0, independent of seed) */
+  int predict_test;         /* also write predictions for the task's unlabelled test split(s) */
+  int new_head;             /* train a fresh head even when the checkpoint has one */
   const char *results;      /* JSONL path (NULL = none) */
   const char *out_dir;      /* task files go here */
   const char *events;       /* PAPI events (NULL = default) */
@@ -38,8 +41,10 @@ int pb_run(const pb_run_opts *o, cJSON **result);
 extern volatile int pb_run_interrupted;
 
 /* Evaluates a model on an encoded split (batches of `batch`, each cut to its longest row):
- * the task metrics, and the instrumented ops of the evaluation into *measured (may be NULL). */
+ * the task metrics into *out (NULL: none, e.g. an unlabelled test split), the model outputs
+ * into outputs [n, num_labels] (NULL: not kept) and the instrumented ops of the evaluation
+ * into *measured (may be NULL). */
 int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, const pb_encoded *enc, int batch,
-                pb_metric_set *out, pb_opcounts *measured);
+                pb_metric_set *out, float *outputs, pb_opcounts *measured);
 
 #endif

@@ -406,6 +406,30 @@ static void note_backbones(const pb_agg *a, tbl *t) {
   free(s);
 }
 
+/* Footnotes on rows of one method that are not averaged together, and on duplicates. */
+static void note_splits(const pb_agg *a, tbl *t) {
+  int legacy = 0;
+  for (int i = 0; i < a->n_splits; i++) {
+    const pb_agg_split *sp = &a->splits[i];
+    legacy |= sp->legacy_mix;
+    if (!sp->keys[0]) continue;
+    tbl_note(t,
+             "%s rows differ in %s and are not averaged together (records are averaged only "
+             "over the seeds of an identical training configuration)%s%s%s%s.",
+             sp->method, sp->keys, sp->modal[0] ? "; a label leaves out the value most " : "",
+             sp->modal[0] ? sp->method : "", sp->modal[0] ? " rows share: " : "", sp->modal);
+  }
+  if (legacy)
+    tbl_note(t, "legacy record: written before records carried their training configuration "
+                "(\"config\"); compared on method, method_desc, backbone, data_dir, max_len, "
+                "epochs, batch, lr and weight_decay only, and never averaged with a record that "
+                "carries one.");
+  if (a->n_dup)
+    tbl_note(t, "%d duplicate record%s left out: same training configuration, task and seed as "
+                "a later record (a re-run, not another seed); the later record is used.",
+             a->n_dup, a->n_dup == 1 ? "" : "s");
+}
+
 static void build_main(const pb_agg *a, tbl *t, int digits) {
   metcol cols[32];
   int nm = metric_columns(a, cols, 32);
@@ -443,7 +467,7 @@ static void build_main(const pb_agg *a, tbl *t, int digits) {
     const pb_agg_row *r = &a->rows[i];
     tbl_row(t);
     int c = 0;
-    tbl_set_text(t, c++, r->method);
+    tbl_set_text(t, c++, r->name);
     tbl_set_text(t, c++, r->desc);
     if (fp) {
       char f8[16];
@@ -499,8 +523,10 @@ static void build_main(const pb_agg *a, tbl *t, int digits) {
 
   tbl_note(t, "Scores x100 on the GLUE dev sets: CoLA Matthews correlation; STS-B Pearson and "
               "Spearman; MRPC and QQP F1 and accuracy; MNLI-m/mm matched/mismatched accuracy; "
-              "the others accuracy. Each cell is the mean over the runs (seeds) ± the sample "
-              "standard deviation, with the number of runs n when n > 1; – means not run.");
+              "the others accuracy. Each cell is the mean over the runs (seeds) of one training "
+              "configuration ± the sample standard deviation, with the number of runs n when "
+              "n > 1; – means not run.");
+  note_splits(a, t);
   tbl_note(t, "Avg: GLUE score, i.e. each task's score (the mean of its metrics; MNLI: of m and "
               "mm) averaged over the tasks present%s.",
            partial_avg ? "; * marks a row averaged over fewer tasks than the table has" : "");
@@ -605,7 +631,7 @@ static void build_counters(const pb_agg *a, tbl *t) {
         tbl_row(t);
         int c = 0;
         char buf[64];
-        tbl_set_text(t, c++, r->method);
+        tbl_set_text(t, c++, r->name);
         tbl_set_text(t, c++, r->desc);
         if (fp) {
           snprintf(buf, sizeof buf, "%.8s", r->fp);
@@ -749,7 +775,7 @@ int pb_table_render(const pb_agg *a, const char *format, int which, int digits, 
 static void table_usage(FILE *f, const char *cmd) {
   fprintf(f,
           "usage: peftbench %s FILE.jsonl [FILE.jsonl ...] [options]\n"
-          "Comparison table of the result records (one row per method configuration, one\n"
+          "Comparison table of the result records (one row per training configuration, one\n"
           "column per GLUE metric; mean ± sample std over seeds), and a second table of\n"
           "hardware counters, timings and peak memory per task and method.\n"
           "  -f, --format md|csv|latex   output format (default md)\n"

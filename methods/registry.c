@@ -41,7 +41,7 @@ int pb_method_create(pb_method_inst *inst, const char *name, const char *const *
   if (!m) {
     char names[256];
     pb_method_names(names, sizeof names);
-    return pb_set_error(PB_ERR_NOTFOUND, "unknown method '%s' (valid: %s)", name, names);
+    return pb_set_error(PB_ERR_ARG, "unknown method '%s' (valid: %s)", name, names);
   }
   if (m->version < 1 || m->version > PB_METHOD_VERSION || !m->init || !m->attach)
     return pb_set_error(PB_ERR_UNSUPPORTED, "method '%s': incompatible plug-in table (version %d)", name, m->version);

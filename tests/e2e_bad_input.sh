@@ -118,14 +118,15 @@ judge() {
 
 GOOD="$W/glue"
 mkdata "$GOOD"
-RUN=(run --task sst2 --method lora --epochs 1 --batch 8 --max-len 32 --quiet --seed 1)
+# the tiny fixture has a 3-label head: SST-2 needs a new one (--new-head)
+RUN=(run --task sst2 --method lora --epochs 1 --batch 8 --max-len 32 --quiet --seed 1 --new-head)
 "$BIN" "${RUN[@]}" --model "$TINY" --data-dir "$GOOD" --out "$W/out" --results "$R" >"$W/stdout" 2>"$W/stderr"
 rc=$?
 if [ $rc -ne 0 ] || [ "$(grep -c '' "$R" 2>/dev/null)" != 1 ]; then
   echo "FAIL baseline run (exit $rc) did not write one record:"; cat "$W/stderr"; exit 1
 fi
 cp "$R" "$W/results.orig"
-TASKFILE="$W/out/sst2-lora-s1.safetensors"
+TASKFILE=$(perl -ne 'print $1 if /"storage":\{"path":"([^"]+)"/' "$R")
 [ -f "$TASKFILE" ] || { echo "FAIL baseline run wrote no task file $TASKFILE"; exit 1; }
 # every later run writes its task file elsewhere, so the baseline task file stays valid
 TRUN=("${RUN[@]}" --data-dir "$GOOD" --out "$W/out2" --results "$R")
@@ -282,7 +283,7 @@ check "--data-dir: no such folder" "$W/nosuchdata" "$BIN" "${RUN[@]}" --model "$
 
 # ---------------------------------------------------------------- task files (eval)
 
-EVAL=(eval --data-dir "$GOOD")
+EVAL=(eval --data-dir "$GOOD" --out "$W/evalout")
 cp "$TASKFILE" "$W/t_shape.safetensors"
 st_edit "$W/t_shape.safetensors" 's/"classifier\.weight":\{"shape":\[2,32\]/"classifier.weight":{"shape":[32,2]/'
 check "eval: tensor shape changed" "classifier\.weight.*(32, 2|shape)" "$BIN" "${EVAL[@]}" "$W/t_shape.safetensors"
@@ -315,7 +316,7 @@ check "eval: unknown task in metadata" "t_task.safetensors" "$BIN" "${EVAL[@]}" 
 # a random-initialised backbone is rebuilt from the shape in the metadata (backbone_config)
 "$BIN" run --task sst2 --method lora --shape 1,32,2,64 --epochs 1 --batch 8 --max-len 32 --quiet --data-dir "$GOOD" \
   --out "$W/out_rand" >/dev/null 2>&1 || { echo "FAIL set-up: random-init run"; exit 1; }
-cp "$W/out_rand/sst2-lora-s0.safetensors" "$W/t_bconf.safetensors"
+cp "$W"/out_rand/sst2-lora-*-s0.safetensors "$W/t_bconf.safetensors"
 st_edit "$W/t_bconf.safetensors" 's/\\"layers\\":1/\\"xayers\\":1/'
 check "eval: backbone_config lacks a field" "t_bconf.safetensors.*backbone_config" "$BIN" "${EVAL[@]}" "$W/t_bconf.safetensors"
 
@@ -325,7 +326,7 @@ check "eval: no such file" "$W/nosuch.safetensors" "$BIN" "${EVAL[@]}" "$W/nosuc
 
 # AdamW with --lr 10 alone stays finite (normalised steps, LayerNorm): the loss jumps around but
 # a record is written. lr x weight decay = 100 multiplies the weights by -99 per step: inf, NaN.
-check "diverging loss (full, NaN)" "diverged at step" "$BIN" run --task sst2 --method full --model "$TINY" --lr 10 --weight-decay 10 \
+check "diverging loss (full, NaN)" "diverged at step" "$BIN" run --task sst2 --method full --model "$TINY" --new-head --lr 10 --weight-decay 10 \
   --epochs 20 --batch 8 --max-len 32 --quiet --data-dir "$GOOD" --out "$W/out2" --results "$R"
 
 # ---------------------------------------------------------------- CLI usage
@@ -356,7 +357,7 @@ check "--out under a file" "/dev/null/out" "$BIN" "${RUN[@]}" --model "$TINY" --
 # Without --quiet the run prints "method: ..." once its signal handlers are installed and the
 # model is built; the signal is sent just after that, so a slow (sanitizer) build cannot be hit
 # before it is ready. Only the last stderr line (the error) is judged.
-SRUN=(run --task sst2 --method lora --batch 8 --max-len 32 --seed 1 --model "$TINY" --data-dir "$GOOD")
+SRUN=(run --task sst2 --method lora --batch 8 --max-len 32 --seed 1 --new-head --model "$TINY" --data-dir "$GOOD")
 for sig in INT TERM; do
   "$BIN" "${SRUN[@]}" --steps 1000000 --out "$W/out_sig" --results "$R" >"$W/stdout" 2>"$W/stderr_all" </dev/null &
   pid=$!

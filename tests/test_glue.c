@@ -81,6 +81,13 @@ static void test_registry(void) {
   CHECK(strcmp(pb_task_split(mnli, "dev_mismatched")->file, "dev_mismatched.tsv") == 0,
         "MNLI mismatched file name");
   CHECK(pb_task_split(pb_task_find("rte"), "dev_mismatched") == NULL, "RTE has no mismatched");
+  /* AX, the diagnostic set, is a split of MNLI (evaluated with the MNLI model), unlabelled */
+  const pb_split_layout *ax = pb_task_split(mnli, "ax");
+  CHECK(ax && strcmp(ax->split, "ax") == 0 && strcmp(ax->file, "../diagnostic/diagnostic.tsv") == 0 &&
+            ax->col_label == PB_COL_NONE && ax->ncols == 3 && ax->col_a == 1 && ax->col_b == 2,
+        "MNLI split ax = ../diagnostic/diagnostic.tsv, 3 columns, unlabelled");
+  CHECK(mnli->n_splits == 6 && mnli->n_splits <= PB_GLUE_MAX_SPLITS, "MNLI has 6 splits (%d)", mnli->n_splits);
+  CHECK(pb_task_split(pb_task_find("rte"), "ax") == NULL, "only MNLI has ax");
   CHECK(strcmp(mnli->labels[0], "entailment") == 0 && strcmp(mnli->labels[2], "contradiction") == 0,
         "MNLI label order entailment/neutral/contradiction");
   CHECK(pb_task_find("cola")->metrics[0] == PB_METRIC_MCC, "CoLA main metric MCC");
@@ -202,6 +209,18 @@ static void test_real(void) {
         "sst2 test text only");
   pb_dataset_free(&ds);
 
+  /* AX (diagnostic/diagnostic.tsv beside the task folders): 1,104 rows, no final newline */
+  CHECK(pb_glue_load(pb_task_find("mnli"), REAL, "ax", 0, &ds) == PB_OK, "mnli ax: %s", pb_last_error());
+  printf("  mnli  ax     %6d rows (%s)\n", ds.n, ds.path);
+  CHECK(ds.n == 1104 && !ds.has_labels && strstr(ds.path, "diagnostic/diagnostic.tsv"), "ax: 1104 rows, got %d",
+        ds.n);
+  CHECK(ds.n == 1104 && strcmp(ds.ex[0].a, "The cat sat on the mat.") == 0 &&
+            strcmp(ds.ex[0].b, "The cat did not sit on the mat.") == 0 && ds.ex[0].label == -1 &&
+            ds.ex[0].line == 2 && ds.ex[1103].line == 1105,
+        "ax first row / last row line");
+  pb_dataset_free(&ds);
+  CHECK(pb_glue_load(pb_task_find("mnli"), REAL, "ax", 1, &ds) == PB_ERR_ARG, "ax has no labels");
+
   /* missing tasks here: clear message naming task, split and where it looked */
   int rc = pb_glue_load(pb_task_find("mnli"), REAL, "dev_mismatched", 1, &ds);
   printf("  mnli dev_mismatched -> %s\n", pb_last_error());
@@ -281,6 +300,21 @@ static void test_written(void) {
   CHECK(rc == PB_OK && ds.n == 1 && ds.ex[0].label == 2 &&
             strcmp(ds.ex[0].b, "Your contributions were of no help.") == 0,
         "mnli dev_mismatched with blank trailing lines: %s", pb_last_error());
+  pb_dataset_free(&ds);
+
+  /* AX here: missing first (one line naming the file), then folder and file found
+   * case-insensitively beside the task folders */
+  rc = pb_glue_load(mnli, g_tmp, "ax", 0, &ds);
+  printf("  mnli ax missing -> %s\n", pb_last_error());
+  CHECK(rc == PB_ERR_NOTFOUND && strstr(pb_last_error(), "diagnostic/diagnostic.tsv") &&
+            strstr(pb_last_error(), "mnli ax"),
+        "missing ax message: %s", pb_last_error());
+  write_text("Diagnostic", "DIAGNOSTIC.tsv",
+             "index\tsentence1\tsentence2\n0\tThe cat sat on the mat.\tThe cat did not sit on the mat.\n"
+             "1\tThe cat did not sit on the mat.\tThe cat sat on the mat.");
+  rc = pb_glue_load(mnli, g_tmp, "ax", 0, &ds);
+  CHECK(rc == PB_OK && ds.n == 2 && strcmp(ds.ex[1].b, "The cat sat on the mat.") == 0 && ds.ex[1].label == -1,
+        "mnli ax from Diagnostic/DIAGNOSTIC.tsv: %s", pb_last_error());
   pb_dataset_free(&ds);
 
   /* QQP: id qid1 qid2 question1 question2 is_duplicate */

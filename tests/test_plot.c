@@ -1,7 +1,13 @@
 /* Tests of `peftbench plot` (harness/plot.c + plots/ scripts) on synthetic result records:
  * every figure rendered as PNG (signature, IHDR width/height > 100, > 5 KB) and SVG (holds
  * plotted <path> elements), the data files, and the errors: missing scripts, a failing
- * gnuplot script, gnuplot not on PATH, a quote in the output path, no records. */
+ * gnuplot script, gnuplot not on PATH, a quote in the output path, no records.
+ * Honest figures: the score-axis rule (pb_plot_score_range: a points plot spans at least 10
+ * points and holds the majority baseline, full fine-tuning and every error bar; bars always
+ * 0..100), the sd columns (error bars where n > 1, NaN with one seed), the reference values
+ * handed to the scripts, and the RTE scenario of three LoRA configurations that must be three
+ * points, not one. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,18 +58,19 @@ static void write_input(const char *path) {
     for (int seed = 0; seed < 2; seed++) {
       double b = M[m].base + 0.005 * seed;
       char met[512];
-      snprintf(met, sizeof met, "{\"splits\":{\"dev\":{\"accuracy\":%.4f}},\"score\":%.4f}", b + 0.06, b + 0.06);
+      snprintf(met, sizeof met, "{\"splits\":{\"dev\":{\"accuracy\":%.4f}},\"score\":%.4f,\"majority_baseline\":0.5}", b + 0.06, b + 0.06);
       rec(f, "sst2", M[m].m, M[m].desc, seed, met, M[m].params, 1538, M[m].bytes, M[m].ops, M[m].merge);
-      snprintf(met, sizeof met, "{\"splits\":{\"dev\":{\"f1\":%.4f,\"accuracy\":%.4f}},\"score\":%.4f}", b + 0.04,
-               b, b + 0.02);
+      snprintf(met, sizeof met, "{\"splits\":{\"dev\":{\"f1\":%.4f,\"accuracy\":%.4f}},\"score\":%.4f,\"majority_baseline\":0.7}",
+               b + 0.04, b, b + 0.02);
       rec(f, "mrpc", M[m].m, M[m].desc, seed, met, M[m].params, 1538, M[m].bytes, M[m].ops, M[m].merge);
       snprintf(met, sizeof met,
-               "{\"splits\":{\"dev_matched\":{\"accuracy\":%.4f},\"dev_mismatched\":{\"accuracy\":%.4f}},\"score\":%.4f}",
+               "{\"splits\":{\"dev_matched\":{\"accuracy\":%.4f},\"dev_mismatched\":{\"accuracy\":%.4f}},\"score\":%.4f,"
+               "\"majority_baseline\":0.35}",
                b - 0.02, b - 0.01, b - 0.015);
       rec(f, "mnli", M[m].m, M[m].desc, seed, met, M[m].params, 2307, M[m].bytes + 3000, M[m].ops, M[m].merge);
     }
   /* STS-B for LoRA only */
-  rec(f, "stsb", "lora", M[1].desc, 0, "{\"splits\":{\"dev\":{\"pearson\":0.88,\"spearman\":0.87}},\"score\":0.875}",
+  rec(f, "stsb", "lora", M[1].desc, 0, "{\"splits\":{\"dev\":{\"pearson\":0.88,\"spearman\":0.87}},\"score\":0.875,\"majority_baseline\":null}",
       294912, 769, 1190000, 1179648, 1);
   fprintf(f, "{\"task\":\"sst2\",\"met"); /* torn */
   fclose(f);
@@ -122,6 +129,114 @@ static char *slurp(const char *p) {
   return pb_read_file(p, &d, &n) == 0 ? d : NULL;
 }
 
+
+/* ---------------------------------------------------------------- honest figures */
+
+/* The line of `text` that starts with `prefix`, copied into out[n] ("" when none). */
+static void line_with(const char *text, const char *prefix, char *out, size_t n) {
+  out[0] = 0;
+  for (const char *p = text; p && *p;) {
+    const char *e = strchr(p, '\n');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (!strncmp(p, prefix, strlen(prefix))) {
+      snprintf(out, n, "%.*s", (int)len, p);
+      return;
+    }
+    p = e ? e + 1 : NULL;
+  }
+}
+
+static void test_score_range(void) {
+  double lo, hi;
+  /* today's committed figure: scores 40.7..41.0 with a 39.1 baseline -> >= 10 points */
+  double v1[] = {40.7, 40.9, 41.0, 40.9, 39.12};
+  pb_plot_score_range(v1, 5, 0, &lo, &hi);
+  CHECK(lo == 34 && hi == 46, "points within 2 points span 10 (+5%% each side): [%g, %g], expected [34, 46]", lo, hi);
+  CHECK(hi - lo >= PB_PLOT_MIN_SPAN, "span >= PB_PLOT_MIN_SPAN");
+  double v2[] = {20, 80, NAN};
+  pb_plot_score_range(v2, 3, 0, &lo, &hi);
+  CHECK(lo == 17 && hi == 83, "wide points: every value +5%%: [%g, %g], expected [17, 83]", lo, hi);
+  double v3[] = {-12, 50, 77};
+  pb_plot_score_range(v3, 3, 1, &lo, &hi);
+  CHECK(lo == -20 && hi == 100, "bars: 0..100 and below 0 to a multiple of 10: [%g, %g]", lo, hi);
+  double v4[] = {40.7, 41.0};
+  pb_plot_score_range(v4, 2, 1, &lo, &hi);
+  CHECK(lo == 0 && hi == 100, "bars never zoom: [%g, %g]", lo, hi);
+  pb_plot_score_range(NULL, 0, 0, &lo, &hi);
+  CHECK(lo == 0 && hi == 100, "no values: [0, 100]");
+}
+
+/* One RTE record with a training configuration (lr, max_train, epochs). */
+static void rte_rec(FILE *f, const char *method, int seed, double score, double lr, int max_train, int epochs) {
+  fprintf(f,
+          "{\"schema\":\"peftbench-result/1\",\"task\":\"rte\",\"method\":\"%s\",\"method_desc\":\"r=8\",\"seed\":%d,"
+          "\"config\":{\"method\":\"%s\",\"method_desc\":\"r=8\",\"backbone\":\"feedfacecafebeef\",\"data_seed\":0,"
+          "\"max_train\":%d,\"max_len\":128,\"epochs\":%d,\"batch\":32,\"lr\":%.17g},\"config_id\":\"12345678\","
+          "\"backbone\":{\"fingerprint\":\"feedfacecafebeef\"},"
+          "\"metrics\":{\"splits\":{\"dev\":{\"accuracy\":%.17g}},\"score\":%.17g,\"majority_baseline\":0.5270758122743683},"
+          "\"params\":{\"backbone\":109482240,\"method\":%d,\"head\":1538,\"trainable\":%d},"
+          "\"storage\":{\"file_bytes\":1200000},"
+          "\"ops\":{\"per_token_T128\":{\"flops\":{\"method\":%d}},\"inference_T128\":{\"flops\":{\"method\":%d}},"
+          "\"method_merged_T128\":null}}\n",
+          method, seed, method, max_train, epochs, lr, score, score, strcmp(method, "full") ? 294912 : 0,
+          strcmp(method, "full") ? 294912 + 1538 : 109482240 + 1538, strcmp(method, "full") ? 1179648 : 0,
+          strcmp(method, "full") ? 1179648 * 128 : 0);
+}
+
+static void test_rte_scenario(const char *dir) {
+  char in[512], out[600], p[700];
+  snprintf(in, sizeof in, "%s/rte.jsonl", dir);
+  snprintf(out, sizeof out, "%s/rte", dir);
+  mkdir(out, 0755);
+  FILE *f = fopen(in, "w");
+  rte_rec(f, "lora", 0, 0.47, 1e-4, 2000, 3);
+  rte_rec(f, "lora", 0, 0.53, 3e-3, 2000, 3);
+  rte_rec(f, "lora", 0, 0.53, 5e-4, 64, 2);
+  rte_rec(f, "lora", 1, 0.49, 1e-4, 2000, 3);
+  rte_rec(f, "full", 0, 0.55, 1e-4, 2000, 3);
+  rte_rec(f, "full", 1, 0.57, 1e-4, 2000, 3);
+  fclose(f);
+  const char *files[] = {in};
+  pb_agg a;
+  CHECK_OK(pb_agg_load(files, 1, "test", NULL, &a));
+  pb_plot_info info;
+  CHECK_OK(pb_plot_write_data(&a, out, &info));
+  pb_agg_free(&a);
+  snprintf(p, sizeof p, "%s/score_vs_params.dat", out);
+  char *d = slurp(p);
+  char ln[512];
+  CHECK(d && !strstr(d, "\"lora\" "), "score_vs_params: no single averaged 'lora' point");
+  line_with(d, "\"lora (lr=0.0001)\"", ln, sizeof ln);
+  CHECK(!strcmp(ln, "\"lora (lr=0.0001)\" 294912 48 1.414213562 2 1"),
+        "lr 1e-4 point: mean 48, sd 1.414 over 2 seeds: '%s'", ln);
+  line_with(d, "\"lora (lr=0.003)\"", ln, sizeof ln);
+  CHECK(!strcmp(ln, "\"lora (lr=0.003)\" 294912 53 NaN 1 1"), "lr 3e-3 point: one seed, sd NaN: '%s'", ln);
+  line_with(d, "\"lora (max_train=64, epochs=2, lr=0.0005)\"", ln, sizeof ln);
+  CHECK(!strcmp(ln, "\"lora (max_train=64, epochs=2, lr=0.0005)\" 294912 53 NaN 1 1"), "max_train 64 point: '%s'", ln);
+  line_with(d, "# yrange", ln, sizeof ln);
+  /* values: 48 ± 1.41, 53, 53, 56 ± 1.41, baseline 52.71, full 56: 46.59..57.41 -> span 10.83 */
+  CHECK(!strncmp(ln, "# yrange 46 58 ", 15), "yrange of the scenario: '%s'", ln);
+  line_with(d, "# majority_baseline", ln, sizeof ln);
+  CHECK(!strncmp(ln, "# majority_baseline 52.70758123 ", 31), "majority baseline line: '%s'", ln);
+  line_with(d, "# full_finetuning", ln, sizeof ln);
+  CHECK(!strcmp(ln, "# full_finetuning 56 \"full\""), "full fine-tuning reference: '%s'", ln);
+  CHECK(!strcmp(info.vars[0], "ymin=46; ymax=58; base=52.70758123; fullv=56; nsingle=2; npts=4"),
+        "score_vs_params gnuplot variables: '%s'", info.vars[0]);
+  free(d);
+  snprintf(p, sizeof p, "%s/task_scores.dat", out);
+  d = slurp(p);
+  CHECK(d && strstr(d, "\"task\" \"full\" \"full sd\" \"lora (max_train=64, epochs=2, lr=0.0005)\" "
+                       "\"lora (max_train=64, epochs=2, lr=0.0005) sd\" \"lora (lr=0.0001)\" \"lora (lr=0.0001) sd\" "
+                       "\"lora (lr=0.003)\" \"lora (lr=0.003) sd\" \"majority-class baseline\" \"full fine-tuning\"\n"),
+        "task_scores.dat header: one mean/sd pair per configuration, then the references");
+  CHECK(d && strstr(d, "\n\"RTE\" 56 1.414213562 53 NaN 48 1.414213562 53 NaN 52.70758123 56\n"),
+        "task_scores.dat RTE row: means, sds (NaN with one seed), baseline, full");
+  CHECK(d && strstr(d, "# yrange 0 100 "), "task_scores: bars on 0..100");
+  CHECK(!strcmp(info.vars[3], "ymin=0; ymax=100; nm=4; ntasks=1; hasfull=1; nsingle=2; npts=4"),
+        "task_scores gnuplot variables: '%s'", info.vars[3]);
+  free(d);
+}
+
 int main(void) {
   char dir[] = "/tmp/pb_test_plot_XXXXXX";
   if (!mkdtemp(dir)) {
@@ -170,12 +285,36 @@ int main(void) {
     snprintf(p, sizeof p, "%s/score_vs_params.dat", out);
     d = slurp(p);
     CHECK(d && strstr(d, "\"layerconnect\" 13824 "), "score_vs_params.dat: LayerConnect at 13,824 params");
+    /* 2 seeds per task except LoRA STS-B: error bars everywhere but LoRA */
+    CHECK(d && strstr(d, "\"adapter\" 156768 84.375 0.2041241452 2 3\n"),
+          "adapter point: mean over 3 tasks, sd over seeds sqrt(3 x 0.3536^2)/3, n=2");
+    CHECK(d && strstr(d, "\"lora\" 294912 86.78125 NaN 1 4\n"), "LoRA: STS-B has one seed -> no error bar");
+    /* baseline: (SST-2 50 + MRPC 70 + STS-B 0 + MNLI 35) / 4 = 38.75; points 83.4..86.8 */
+    char ln[256];
+    line_with(d, "# majority_baseline", ln, sizeof ln);
+    CHECK(!strncmp(ln, "# majority_baseline 38.75 ", 26), "baseline: mean over tasks, STS-B counted as 0: '%s'", ln);
+    line_with(d, "# yrange", ln, sizeof ln);
+    CHECK(!strncmp(ln, "# yrange 36 89 ", 15), "yrange holds the baseline: '%s'", ln);
+    free(d);
+    snprintf(p, sizeof p, "%s/score_vs_ops.dat", out);
+    d = slurp(p);
+    line_with(d, "# yrange", ln, sizeof ln);
+    CHECK(!strncmp(ln, "# yrange 36 89 ", 15), "score_vs_ops: the same score axis: '%s'", ln);
+    free(d);
+    snprintf(p, sizeof p, "%s/task_scores.dat", out);
+    d = slurp(p);
+    CHECK(d && strstr(d, "\n\"STS-B\" NaN NaN 87.5 NaN NaN NaN NaN NaN NaN 0\n"),
+          "task_scores STS-B row: only LoRA, no sd, no majority baseline (regression), no full run");
     free(d);
     /* no temporary figure left behind */
     char cmd[800];
     snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -q tmp", out);
     CHECK(system(cmd) != 0, "no temporary files left in the output folder");
   }
+
+  /* 1b. honest figures: the score-axis rule and the RTE scenario */
+  test_score_range();
+  test_rte_scenario(dir);
 
   /* 2. png only */
   {

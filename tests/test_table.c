@@ -1,7 +1,11 @@
 /* Tests of `peftbench table` (harness/table.c) on synthetic result records written here:
  * exact Markdown, CSV field counts, LaTeX escaping and \pm, mean ± sample std over 3 seeds,
  * the n/a footnote with PAPI's reason, a torn line skipped with a warning, usage errors and
- * a missing file. */
+ * a missing file; grouping by the whole training configuration (harness/aggregate.h): three
+ * seed-0 LoRA runs on RTE at --lr 1e-4, --lr 3e-3 and --max-train 64 --epochs 2 are three
+ * rows, not "51.0 ± 3.5 (n=3)"; a duplicate seed is kept once (the later record); a record
+ * without "config" (legacy) gets a derived configuration and is never averaged with a new
+ * one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +14,7 @@
 
 #include "backbone/fileio.h"
 #include "backbone/status.h"
+#include "harness/results.h"
 #include "harness/table.h"
 #include "tests/check.h"
 
@@ -98,7 +103,7 @@ static const char *EXPECTED_MD =
     "| lora | r=8,alpha=16 | 92.0 ± 2.0 (n=3) | 85.0 | 84.0 | 80.0 | 81.0 | 85.7 | 1,000 | 1,010–1,030 | 1.0000 | 6.0 | 512 | 65,536 | 0 |\n"
     "| layerconnect | K=9,scope=cls_tok,50%&# | 88.0 | – | – | – | – | 88.0* | 64 | 84 | 0.0640 | 1.5 | 0.25 | 32 | – |\n"
     "\n"
-    "- Scores x100 on the GLUE dev sets: CoLA Matthews correlation; STS-B Pearson and Spearman; MRPC and QQP F1 and accuracy; MNLI-m/mm matched/mismatched accuracy; the others accuracy. Each cell is the mean over the runs (seeds) ± the sample standard deviation, with the number of runs n when n > 1; – means not run.\n"
+    "- Scores x100 on the GLUE dev sets: CoLA Matthews correlation; STS-B Pearson and Spearman; MRPC and QQP F1 and accuracy; MNLI-m/mm matched/mismatched accuracy; the others accuracy. Each cell is the mean over the runs (seeds) of one training configuration ± the sample standard deviation, with the number of runs n when n > 1; – means not run.\n"
     "- Avg: GLUE score, i.e. each task's score (the mean of its metrics; MNLI: of m and mm) averaged over the tasks present; * marks a row averaged over fewer tasks than the table has.\n"
     "- Trainable: trainable parameters without the task head (the method's own; full fine-tuning: the whole backbone). Trainable +head adds the classification head. % of full: Trainable / all backbone parameters.\n"
     "- Storage/task: size of the task file written (method tensors + head + header), 1 KB = 1024 bytes.\n"
@@ -171,6 +176,217 @@ static int csv_record(const char **p, char fields[][256], int max) {
   }
   *p = s;
   return n;
+}
+
+
+/* ---------------------------------------------------------------- configuration grouping */
+
+/* The "config" object run.c writes, with the given overrides of max_train, epochs and lr. */
+static void cfg_json(char *o, size_t n, const char *method, int max_train, int epochs, double lr,
+                     const char *extra) {
+  snprintf(o, n,
+           "{\"method\":\"%s\",\"method_desc\":\"r=8,alpha=16\",\"backbone\":\"0123456789abcdef\","
+           "\"vocab_sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\","
+           "\"lower_case\":1,\"data_dir\":\"../shared/data/glue\",\"data_seed\":0,\"max_train\":%d,"
+           "\"max_eval\":0,\"max_len\":128,\"epochs\":%d,\"steps\":0,\"batch\":32,\"lr\":%.17g,"
+           "\"warmup_ratio\":0.06,\"weight_decay\":0.01,\"hidden_dropout\":0.1,\"attn_dropout\":0.1,"
+           "\"merge_eval\":0,\"init_head\":0%s}",
+           method, max_train, epochs, lr, extra ? extra : "");
+}
+
+/* One record with a "config" (cfg NULL: a legacy record, with train/data fields only). */
+static void rec_cfg(FILE *f, const char *task, const char *method, int seed, double score,
+                    const char *cfg, double lr, int epochs) {
+  fprintf(f,
+          "{\"schema\":\"peftbench-result/1\",\"task\":\"%s\",\"method\":\"%s\","
+          "\"method_desc\":\"r=8,alpha=16\",\"seed\":%d,%s%s%s"
+          "\"backbone\":{\"source\":\"random-init\",\"pretrained\":false,\"fingerprint\":\"0123456789abcdef\","
+          "\"config\":{\"hidden\":16,\"layers\":2}},"
+          "\"data\":{\"data_dir\":\"../shared/data/glue\",\"train_examples\":64,\"max_len\":128},"
+          "\"train\":{\"epochs\":%d,\"steps\":4,\"batch\":32,\"lr\":%.17g,\"weight_decay\":0.00999999977648258},"
+          "\"metrics\":{\"splits\":{\"dev\":{\"accuracy\":%.17g}},\"score\":%.17g,\"main\":\"accuracy\","
+          "\"majority_baseline\":0.5270758122743683},"
+          "\"params\":{\"backbone\":100000,\"method\":1000,\"head\":20,\"trainable\":1020},"
+          "\"storage\":{\"file_bytes\":6144},"
+          "\"timings\":{\"train\":{\"wall_s\":1,\"cpu_s\":2,\"intervals\":1}},\"counters\":null}\n",
+          task, method, seed, cfg ? "\"config\":" : "", cfg ? cfg : "", cfg ? ",\"config_id\":\"0badc0de\"," : "",
+          epochs, lr, score, score);
+}
+
+/* The brief's RTE scenario, plus a second seed of the lr 1e-4 run, a re-run (duplicate seed)
+ * of the lr 3e-3 run and full fine-tuning over two seeds. */
+static void write_rte(const char *path) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  char c[2048];
+  cfg_json(c, sizeof c, "lora", 2000, 3, 1e-4, NULL);
+  rec_cfg(f, "rte", "lora", 0, 0.47, c, 1e-4, 3);
+  cfg_json(c, sizeof c, "lora", 2000, 3, 3e-3, NULL);
+  rec_cfg(f, "rte", "lora", 0, 0.53, c, 3e-3, 3);
+  cfg_json(c, sizeof c, "lora", 64, 2, 5e-4, NULL);
+  rec_cfg(f, "rte", "lora", 0, 0.53, c, 5e-4, 2);
+  cfg_json(c, sizeof c, "lora", 2000, 3, 1e-4, NULL);
+  rec_cfg(f, "rte", "lora", 1, 0.49, c, 1e-4, 3);
+  cfg_json(c, sizeof c, "lora", 2000, 3, 3e-3, NULL);
+  rec_cfg(f, "rte", "lora", 0, 0.60, c, 3e-3, 3); /* re-run of seed 0: replaces the 0.53 */
+  cfg_json(c, sizeof c, "full", 2000, 3, 1e-4, NULL);
+  rec_cfg(f, "rte", "full", 0, 0.55, c, 1e-4, 3);
+  rec_cfg(f, "rte", "full", 1, 0.57, c, 1e-4, 3);
+  fclose(f);
+}
+
+static const pb_agg_row *find_row(const pb_agg *a, const char *label) {
+  for (int i = 0; i < a->n_rows; i++)
+    if (!strcmp(a->rows[i].label, label)) return &a->rows[i];
+  return NULL;
+}
+
+static void test_config_grouping(const char *dir) {
+  char in[512], out[600], err[600];
+  snprintf(in, sizeof in, "%s/rte.jsonl", dir);
+  snprintf(out, sizeof out, "%s/rte.md", dir);
+  snprintf(err, sizeof err, "%s/rte.err", dir);
+  write_rte(in);
+  const int RTE = 7; /* GLUE order: cola sst2 mrpc stsb qqp mnli qnli rte wnli */
+
+  /* a. the aggregation: one row per configuration, labels naming what differs */
+  const char *files[] = {in};
+  pb_agg a;
+  int rc = pb_agg_load(files, 1, "test", NULL, &a);
+  CHECK(rc == 0 && a.n_rows == 4, "RTE scenario: 4 rows (full + 3 LoRA configurations), got %d (rc %d)", a.n_rows, rc);
+  if (rc == 0 && a.n_rows == 4) {
+    static const char *want[] = {"full", "lora (max_train=64, epochs=2, lr=0.0005)", "lora (lr=0.0001)",
+                                 "lora (lr=0.003)"};
+    for (int i = 0; i < 4; i++)
+      CHECK(!strcmp(a.rows[i].label, want[i]), "row %d label '%s' (expected '%s')", i, a.rows[i].label, want[i]);
+    const pb_agg_row *lo = find_row(&a, "lora (lr=0.0001)"), *hi = find_row(&a, "lora (lr=0.003)"),
+                     *sh = find_row(&a, "lora (max_train=64, epochs=2, lr=0.0005)");
+    pb_stat s = lo ? pb_agg_task_score(lo, RTE) : (pb_stat){0};
+    CHECK(s.n == 2 && fabs(s.mean - 48) < 1e-9 && fabs(s.std - sqrt(2.0)) < 1e-9,
+          "lr 1e-4: seeds 0 and 1 averaged: n=%d %.4f ± %.4f (expected 2, 48, 1.4142)", s.n, s.mean, s.std);
+    s = hi ? pb_agg_task_score(hi, RTE) : (pb_stat){0};
+    CHECK(s.n == 1 && fabs(s.mean - 60) < 1e-9, "lr 3e-3: the duplicate seed 0 counted once, the later record (60): n=%d %.4f",
+          s.n, s.mean);
+    s = sh ? pb_agg_task_score(sh, RTE) : (pb_stat){0};
+    CHECK(s.n == 1 && fabs(s.mean - 53) < 1e-9, "max_train 64: its own row, n=%d %.4f", s.n, s.mean);
+    CHECK(a.n_dup == 1 && strstr(a.dup_example, "lora rte seed 0"), "one duplicate counted (%d: '%s')", a.n_dup, a.dup_example);
+    CHECK(a.n_splits == 1 && !strcmp(a.splits[0].method, "lora") && !strcmp(a.splits[0].keys, "max_train, epochs, lr") &&
+              !strcmp(a.splits[0].modal, "max_train=2000, epochs=3"),
+          "split: lora in '%s' (modal '%s')", a.n_splits ? a.splits[0].keys : "", a.n_splits ? a.splits[0].modal : "");
+    pb_stat f = pb_agg_task_score(&a.rows[0], RTE);
+    CHECK(!strcmp(a.rows[0].name, "full") && f.n == 2 && fabs(f.mean - 56) < 1e-9, "full: one row over 2 seeds (%.3f)", f.mean);
+  }
+  pb_agg_free(&a);
+
+  /* b. the Markdown table: separate rows, the note, the duplicate note and warning */
+  char *argv[] = {"table", in, "--out", out, NULL};
+  rc = run_table(err, 4, argv);
+  char *t = slurp(out), *e = slurp(err);
+  CHECK(rc == 0, "table over the RTE scenario exits 0 (%d)", rc);
+  CHECK(t && !strstr(t, "(n=3)") && !strstr(t, "51.0"), "no LoRA cell averages the three configurations");
+  CHECK(t && strstr(t, "| lora (lr=0.0001) | r=8,alpha=16 | 48.0 ± 1.4 (n=2) | 48.0 |"), "lr 1e-4 row: 48.0 ± 1.4 (n=2)");
+  CHECK(t && strstr(t, "| lora (lr=0.003) | r=8,alpha=16 | 60.0 | 60.0 |"), "lr 3e-3 row: the later record only");
+  CHECK(t && strstr(t, "| lora (max_train=64, epochs=2, lr=0.0005) | r=8,alpha=16 | 53.0 | 53.0 |"), "max_train 64 row");
+  CHECK(t && strstr(t, "- lora rows differ in max_train, epochs, lr and are not averaged together (records are averaged "
+                       "only over the seeds of an identical training configuration); a label leaves out the value most "
+                       "lora rows share: max_train=2000, epochs=3.\n"),
+        "note: rows of the same method differ in those keys and are not averaged");
+  CHECK(t && strstr(t, "- 1 duplicate record left out: same training configuration, task and seed as a later record"),
+        "note on the duplicate");
+  CHECK(e && strstr(e, "warning: 1 duplicate record (same configuration, task and seed as a later record, e.g. lora rte seed 0)"),
+        "duplicate warned about on stderr: %s", e ? e : "");
+  CHECK(t && strstr(t, "| lora (lr=0.003) | r=8,alpha=16 | RTE | train | 1 |"), "counters table names the configuration");
+  /* same bytes again */
+  char out2[700];
+  snprintf(out2, sizeof out2, "%s.2", out);
+  char *argv2[] = {"table", in, "--out", out2, NULL};
+  run_table(err, 4, argv2);
+  char *t2 = slurp(out2);
+  CHECK(t && t2 && !strcmp(t, t2), "RTE scenario: same input -> same bytes");
+  free(t), free(t2), free(e);
+  /* CSV and LaTeX carry the label too */
+  char csv[700];
+  snprintf(csv, sizeof csv, "%s/rte.csv", dir);
+  char *argv3[] = {"table", in, "--format", "csv", "--out", csv, NULL};
+  rc = run_table(err, 6, argv3);
+  t = slurp(csv);
+  CHECK(rc == 0 && t && strstr(t, "\r\n\"lora (max_train=64, epochs=2, lr=0.0005)\",\"r=8,alpha=16\",53,"),
+        "CSV row of the max_train 64 configuration (quoted label)");
+  free(t);
+
+  /* c. configurations of records: recorded, derived (legacy), compared */
+  {
+    char c1[2048], c2[2048], line[4096];
+    cfg_json(c1, sizeof c1, "lora", 2000, 3, 5e-4, NULL);
+    cfg_json(c2, sizeof c2, "lora", 2000, 3, 5e-4, ",\"grad_clip\":1");
+    char path[600];
+    snprintf(path, sizeof path, "%s/legacy.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    /* legacy, float32 lr as old records hold it; the same again at seed 1 with lr 0.0005 */
+    rec_cfg(f, "rte", "lora", 0, 0.52, NULL, 0.00050000002374872565, 3);
+    rec_cfg(f, "rte", "lora", 1, 0.54, NULL, 0.0005, 3);
+    rec_cfg(f, "rte", "lora", 2, 0.56, c1, 5e-4, 3); /* new record: common keys agree */
+    rec_cfg(f, "rte", "lora", 3, 0.58, c1, 5e-4, 3);
+    rec_cfg(f, "rte", "lora", 4, 0.40, c2, 5e-4, 3); /* a key added later: another configuration */
+    fclose(f);
+    cJSON *arr = NULL;
+    int bad = 0;
+    CHECK_OK(pb_results_read(path, &arr, &bad));
+    const cJSON *L0 = cJSON_GetArrayItem(arr, 0), *L1 = cJSON_GetArrayItem(arr, 1), *N2 = cJSON_GetArrayItem(arr, 2),
+                *N3 = cJSON_GetArrayItem(arr, 3), *N4 = cJSON_GetArrayItem(arr, 4);
+    cJSON *d = NULL;
+    CHECK_OK(pb_record_config(L0, &d));
+    char *txt = cJSON_PrintUnformatted(d);
+    CHECK(txt && pb_record_is_legacy(L0) && !pb_record_is_legacy(N2) &&
+              !strcmp(txt, "{\"method\":\"lora\",\"method_desc\":\"r=8,alpha=16\",\"backbone\":\"0123456789abcdef\","
+                           "\"data_dir\":\"../shared/data/glue\",\"max_len\":128,\"epochs\":3,\"batch\":32,"
+                           "\"lr\":0.00050000002374872565,\"weight_decay\":0.00999999977648258}"),
+          "legacy config derived from method, method_desc, backbone, data, train: %s", txt ? txt : "");
+    free(txt);
+    char *lr = pb_config_value_text(cJSON_GetObjectItem(d, "lr"));
+    CHECK(lr && !strcmp(lr, "0.0005"), "float32 lr compares and prints as 0.0005 (%s)", lr ? lr : "");
+    free(lr);
+    cJSON_Delete(d);
+    CHECK_OK(pb_record_config(N2, &d));
+    CHECK(cJSON_GetObjectItem(d, "max_train") && cJSON_GetObjectItem(d, "config_id") == NULL,
+          "recorded config returned as it is");
+    cJSON_Delete(d);
+    CHECK(pb_record_same_config(L0, L1), "two legacy records with lr 0.00050000002 and 0.0005: same configuration");
+    CHECK(pb_record_same_config(N2, N3), "two new records, same config, seeds 2 and 3: same configuration");
+    CHECK(!pb_record_same_config(L0, N2), "legacy vs new with agreeing common keys: never the same configuration");
+    CHECK(!pb_record_same_config(N2, N4), "a config with an extra key is another configuration");
+    cJSON *bad_rec = cJSON_Parse("{\"task\":\"rte\",\"method\":\"lora\",\"config\":5}");
+    CHECK(pb_record_config(bad_rec, &d) == PB_ERR_FORMAT && d == NULL, "config that is not an object: PB_ERR_FORMAT");
+    CHECK(!pb_record_same_config(bad_rec, bad_rec), "unusable config: not the same");
+    pb_agg b;
+    rc = pb_agg_build(arr, &b);
+    CHECK(rc == 0 && b.n_rows == 3, "legacy + new + extended: 3 rows (got %d)", b.n_rows);
+    if (rc == 0 && b.n_rows == 3) {
+      CHECK(!strcmp(b.rows[0].label, "lora (grad_clip=none)") && !strcmp(b.rows[1].label, "lora (grad_clip=1)") &&
+                !strcmp(b.rows[2].label, "lora (legacy record)"),
+            "labels '%s' / '%s' / '%s'", b.rows[0].label, b.rows[1].label, b.rows[2].label);
+      CHECK(pb_agg_task_score(&b.rows[0], RTE).n == 2 && pb_agg_task_score(&b.rows[2], RTE).n == 2 &&
+                fabs(pb_agg_task_score(&b.rows[2], RTE).mean - 53) < 1e-9,
+            "new seeds 2,3 together; legacy seeds 0,1 together (53.0)");
+      CHECK(b.n_splits == 1 && b.splits[0].legacy_mix && !strcmp(b.splits[0].keys, "grad_clip"),
+            "split notes grad_clip and the legacy mix (%s)", b.n_splits ? b.splits[0].keys : "");
+      char *md = NULL;
+      CHECK_OK(pb_table_render(&b, "md", 1, 1, &md));
+      CHECK(md && strstr(md, "- legacy record: written before records carried their training configuration"),
+            "legacy note in the table");
+      CHECK(md && strstr(md, "| lora (grad_clip=none) | r=8,alpha=16 | 57.0 ± 1.4 (n=2) |") &&
+                strstr(md, "| lora (legacy record) | r=8,alpha=16 | 53.0 ± 1.4 (n=2) |"),
+            "a key missing from a row reads key=none; the legacy row is tagged");
+      free(md);
+    }
+    pb_agg_free(&b);
+    cJSON_Delete(bad_rec);
+    cJSON_Delete(arr);
+    (void)line;
+  }
 }
 
 int main(void) {
@@ -337,6 +553,9 @@ int main(void) {
     rc = pb_cmd_table(2, argv6);
     CHECK(rc == 0, "--help exits 0");
   }
+
+  /* 7. grouping by training configuration */
+  test_config_grouping(dir);
 
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,8 +1,11 @@
 /* Tokenizer tests: hand-checked WordPiece cases against bert-base-uncased's vocab.txt
  * (expected ids = line number - 1, verified with grep -n; expected tokens follow HF
  * BertTokenizer's slow-tokenizer logic), pair encoding with longest-first truncation and
- * padding, vocab file errors, and an SST-2 train checksum + timing (the checksum was
- * produced by a pure-Python transcription of HF's BasicTokenizer/WordpieceTokenizer).
+ * padding, vocab file errors, cased vs uncased tokenization (do_lower_case, with small
+ * in-memory vocabularies; expectations follow HF's slow BasicTokenizer: NFC first, then
+ * lower + NFD + drop Mn only when lower-casing), the vocabulary casing convention, and an
+ * SST-2 train checksum + timing (the checksum was produced by a pure-Python transcription
+ * of HF's BasicTokenizer/WordpieceTokenizer).
  * Runs from the repo root; needs ../shared/data. */
 #include "backbone/status.h"
 #include "backbone/tokenizer.h"
@@ -260,6 +263,109 @@ static void test_vocab_files(void) {
   pb_tok_free(NULL);
 }
 
+/* expected tokens given as strings; each must be in tk's vocabulary (a typo in a test
+ * would otherwise pass as [UNK] == [UNK]) */
+static void expect_toks(const pb_tokenizer *tk, const char *label, const char *text, int n, const char *const *toks) {
+  int ids[32];
+  for (int i = 0; i < n && i < 32; i++) {
+    ids[i] = pb_tok_id(tk, toks[i]);
+    CHECK(ids[i] >= 0, "%s: expected token '%s' is not in the test vocabulary", label, toks[i]);
+  }
+  expect(tk, label, text, n, toks, ids);
+}
+#define EXPECT_T(tk, label, text, ...)                                               \
+  do {                                                                               \
+    static const char *const t_[] = {__VA_ARGS__};                                   \
+    expect_toks(tk, label, text, (int)(sizeof t_ / sizeof t_[0]), t_);               \
+  } while (0)
+
+/* a cased mini vocabulary (bert-base-cased style); "world" is deliberately absent so that
+ * lower-cased "World" is [UNK] as with a cased vocab under do_lower_case=True */
+static const char CASED_VOCAB[] =
+    "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n[unused0]\n"
+    "Hello\nWorld\nhello\n,\n!\n.\n`\na\nb\nx\n##\xCC\x81\n"
+    "Caf\xC3\xA9\ncafe\nCaf\n##\xC3\xA9\nna\xC3\xAFve\nnaive\n"
+    "\xC3\x89" "COLE\necole\n\xC3\x85ngstr\xC3\xB6m\nangstrom\n"
+    "\xE1\xBB\x87\ne\n\xEA\xB0\x81\n\xE1\x84\x80\n##\xE1\x85\xA1\n##\xE1\x86\xA8\n"
+    "\xE6\x88\x91\nNLP\nnl\n##p\nI\ni\n";
+
+static void test_casing(void) {
+  printf("-- cased vs uncased (do_lower_case)\n");
+  pb_tokenizer *tk = NULL;
+  int rc = pb_tok_load_mem(&tk, CASED_VOCAB, sizeof CASED_VOCAB - 1, "cased-mini");
+  CHECK(rc == PB_OK && tk, "cased mini vocab loads: %s", pb_last_error());
+  if (!tk) return;
+  CHECK(pb_tok_lower_case(tk) == 1, "default is do_lower_case = 1");
+
+  printf("   uncased (default)\n");
+  EXPECT_T(tk, "U ascii", "Hello World", "hello", "[UNK]");
+  EXPECT_T(tk, "U accents", "Caf\xC3\xA9 na\xC3\xAFve \xC3\x89" "COLE", "cafe", "naive", "ecole");
+  EXPECT_T(tk, "U decomposed", "Cafe\xCC\x81", "cafe");           /* e + U+0301: Mn stripped */
+  EXPECT_T(tk, "U angstrom", "\xE2\x84\xAB" "ngstr\xC3\xB6m", "angstrom"); /* U+212B */
+  EXPECT_T(tk, "U lone mark", "x\xCC\x81", "x");
+  EXPECT_T(tk, "U capital I", "I", "i");
+
+  pb_tok_set_lower_case(tk, 0);
+  CHECK(pb_tok_lower_case(tk) == 0, "set to 0");
+  printf("   cased\n");
+  EXPECT_T(tk, "C ascii", "Hello World", "Hello", "World");
+  EXPECT_T(tk, "C ascii lower", "hello world", "hello", "[UNK]");
+  EXPECT_T(tk, "C punctuation", "Hello,World!", "Hello", ",", "World", "!");
+  EXPECT_T(tk, "C accents", "Caf\xC3\xA9 na\xC3\xAFve \xC3\x89" "COLE", "Caf\xC3\xA9", "na\xC3\xAFve",
+           "\xC3\x89" "COLE");
+  /* NFC (HF slow tokenizer): e + U+0301 composes to é; U+212B ANGSTROM SIGN is U+00C5 */
+  EXPECT_T(tk, "C decomposed -> NFC", "Cafe\xCC\x81", "Caf\xC3\xA9");
+  EXPECT_T(tk, "C angstrom sign", "\xE2\x84\xAB" "ngstr\xC3\xB6m", "\xC3\x85ngstr\xC3\xB6m");
+  /* canonical reordering: e + U+0302 + U+0323 -> U+1EC7 */
+  EXPECT_T(tk, "C reorder+compose", "e\xCC\x82\xCC\xA3", "\xE1\xBB\x87");
+  /* a mark with no composition stays (no Mn stripping when cased) */
+  EXPECT_T(tk, "C lone mark", "x\xCC\x81", "x", "##\xCC\x81");
+  /* conjoining jamo compose into a syllable; the syllable is kept (no NFD) */
+  EXPECT_T(tk, "C jamo", "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", "\xEA\xB0\x81");
+  EXPECT_T(tk, "C syllable", "\xEA\xB0\x81", "\xEA\xB0\x81");
+  /* U+1FEF GREEK VARIA is NFC U+0060, which is punctuation: a ` b */
+  EXPECT_T(tk, "C varia", "a\xE1\xBF\xAF" "b", "a", "`", "b");
+  /* everything else as uncased: cleaning, CJK split, specials (exact case), WordPiece */
+  EXPECT_T(tk, "C cleaning", "He\x01llo\x7f Wor\xE2\x80\x8B" "ld", "Hello", "World");
+  EXPECT_T(tk, "C CJK", "\xE6\x88\x91NLP", "\xE6\x88\x91", "NLP");
+  EXPECT_T(tk, "C specials", "Hello [SEP] World[MASK]", "Hello", "[SEP]", "World", "[MASK]");
+  EXPECT_T(tk, "C wordpiece", "Cafx", "[UNK]");
+  EXPECT_T(tk, "C I", "I", "I");
+  {
+    int ids[8], ty[8], mk[8], len = -1;
+    rc = pb_tok_encode_pair(tk, "Hello", "World", 8, ids, ty, mk, &len);
+    CHECK(rc == PB_OK && len == 5 && ids[0] == pb_tok_id(tk, "[CLS]") && ids[1] == pb_tok_id(tk, "Hello") &&
+              ids[3] == pb_tok_id(tk, "World") && ids[4] == pb_tok_id(tk, "[SEP]"),
+          "cased pair encoding");
+  }
+  pb_tok_set_lower_case(tk, 7); /* any non-zero: back to uncased */
+  CHECK(pb_tok_lower_case(tk) == 1, "non-zero means 1");
+  EXPECT_T(tk, "U again", "Hello Caf\xC3\xA9", "hello", "cafe");
+  pb_tok_set_lower_case(NULL, 0);
+  CHECK(pb_tok_lower_case(NULL) == 1, "NULL tokenizer reads as lower-case");
+
+  /* vocabulary convention */
+  CHECK(pb_tok_first_cased(tk) == pb_tok_id(tk, "Hello"), "first cased token of the cased vocab: %d",
+        pb_tok_first_cased(tk));
+  pb_tok_free(tk);
+  static const struct { const char *v, *label; int want; } conv[] = {
+      {"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n[unused0]\n[UNUSED]\nthe\n##s\n", "uncased, bracketed", -1},
+      {"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n##The\n", "##The", 6},
+      {"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n[The\n", "unclosed bracket", 6},
+      {"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n\xC3\x84pfel\n", "non-ASCII upper", 6},
+      {"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n\xE2\x84\x9D\n\xC3\xA9\n\xFF\n", "U+211D, invalid byte", -1},
+  };
+  for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++) {
+    pb_tokenizer *t = NULL;
+    CHECK_OK(pb_tok_load_mem(&t, conv[i].v, strlen(conv[i].v), conv[i].label));
+    int got = pb_tok_first_cased(t);
+    printf("  convention %-22s -> %d\n", conv[i].label, got);
+    CHECK(got == conv[i].want, "%s: first cased %d, expected %d", conv[i].label, got, conv[i].want);
+    pb_tok_free(t);
+  }
+  CHECK(pb_tok_first_cased(NULL) == -1, "NULL tokenizer");
+}
+
 /* FNV-1a over all ids of SST-2 train sentences, sentence ends mixed in as 0xffffffff */
 static void test_sst2(const pb_tokenizer *tk) {
   printf("-- SST-2 train checksum and speed\n");
@@ -316,6 +422,14 @@ int main(void) {
   test_cases(tk);
   test_pairs(tk);
   test_vocab_files();
+  test_casing();
+  /* bert-base-uncased is an uncased vocabulary; cased text through it loses the words */
+  CHECK(pb_tok_first_cased(tk) == -1, "bert-base-uncased follows the uncased convention (first cased id %d)",
+        pb_tok_first_cased(tk));
+  pb_tok_set_lower_case(tk, 0);
+  { static const int ids_[] = {100, 100};
+    EXPECT(tk, "uncased vocab, cased", "Hello World", "[UNK]", "[UNK]"); }
+  pb_tok_set_lower_case(tk, 1);
   test_sst2(tk);
   pb_tok_free(tk);
   if (failures) {

@@ -1,0 +1,346 @@
+/* `peftbench eval` (evalcmd.h). */
+#include "harness/evalcmd.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "backbone/checkpoint.h"
+#include "backbone/status.h"
+#include "harness/cli.h"
+#include "harness/encode.h"
+#include "harness/glue.h"
+#include "harness/predictions.h"
+#include "harness/results.h"
+#include "harness/run.h"
+#include "harness/runconfig.h"
+#include "harness/setup.h"
+#include "methods/method.h"
+
+static const char *EVAL_USAGE =
+    "usage: peftbench eval TASKFILE [options]\n"
+    "       peftbench eval --model DIR --task TASK [options]\n"
+    "  TASKFILE          re-builds the backbone and method recorded in the task file, loads it, evaluates\n"
+    "  --model DIR       with TASKFILE: the backbone folder (default: the one recorded in the file);\n"
+    "                    alone: a Hugging Face BertForSequenceClassification folder, evaluated as it is\n"
+    "                    (its own pooler and classifier, no training; --task is required)\n"
+    "  --task TASK       the GLUE task of --model DIR\n"
+    "  --max-len N       with --model DIR: tokens per example (128, or the model's positions if fewer)\n"
+    "  --vocab FILE      vocabulary  --lower-case auto|yes|no  --data-dir DIR  GLUE folder\n"
+    "  --split NAME      one split (default: the task's dev splits); an unlabelled test split gives\n"
+    "                    predictions only\n"
+    "  --test            also the task's unlabelled test split(s) (MNLI: test_matched, test_mismatched, ax)\n"
+    "  --batch N (32)    --max-eval N (0 = all)   --merge (evaluate merged)\n"
+    "  --out DIR (out)   where the prediction files go (eval-<name>.<split>.predictions.tsv; never replaced)\n"
+    "  --json            print the evaluation as one JSON object (full precision)\n";
+
+/* method options from "k=v,k=v" into a NULL-terminated list over buf */
+static int split_opts(char *buf, const char **out, int cap) {
+  int n = 0;
+  for (char *t = strtok(buf, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
+  out[n] = NULL;
+  return n;
+}
+
+typedef struct {
+  pb_backbone_opts bb;
+  const char *task_name, *data, *split, *out_dir;
+  long batch, max_eval, max_len;
+  int merge, test, json;
+} eval_opts;
+
+typedef struct {
+  pb_kv *meta;
+  int nmeta;
+  pb_method_inst mi;
+  pb_model m;
+  pb_tokenizer *tk;
+  pb_dataset ds;
+  pb_encoded enc;
+  float *out;
+  cJSON *rep;
+} eval_state;
+
+static void eval_free(eval_state *s) {
+  pb_dataset_free(&s->ds);
+  pb_encoded_free(&s->enc);
+  free(s->out);
+  s->out = NULL;
+  pb_tok_free(s->tk);
+  if (s->m.params.t) pb_model_free(&s->m);
+  if (s->mi.m) pb_method_destroy(&s->mi);
+  pb_kv_free(s->meta, s->nmeta);
+  cJSON_Delete(s->rep);
+}
+
+static const char *base_name(const char *p) {
+  size_t n = strlen(p);
+  while (n > 1 && p[n - 1] == '/') n--;
+  static char buf[256];
+  size_t i = n;
+  while (i > 0 && p[i - 1] != '/') i--;
+  snprintf(buf, sizeof buf, "%.*s", (int)(n - i), p + i);
+  char *dot = strstr(buf, ".safetensors");
+  if (dot && dot[12] == 0) *dot = 0;
+  return buf;
+}
+
+static void add_tokenizer(cJSON *rep, const pb_backbone_info *info) {
+  cJSON *j = cJSON_AddObjectToObject(rep, "tokenizer");
+  cJSON_AddStringToObject(j, "vocab", info->vocab_path);
+  cJSON_AddStringToObject(j, "vocab_sha256", info->vocab_sha256);
+  cJSON_AddBoolToObject(j, "lower_case", info->lower_case);
+  cJSON_AddStringToObject(j, "lower_case_source", info->lower_case_source);
+}
+
+/* Builds the model of a task file (method and backbone from its metadata) into s. */
+static int build_from_task_file(const char *path, eval_opts *o, eval_state *s, const pb_task **task, int *T) {
+  int rc = pb_task_read_meta(path, &s->meta, &s->nmeta);
+  if (rc) return rc;
+  const char *mname = pb_kv_get(s->meta, s->nmeta, "method"), *mcfg = pb_kv_get(s->meta, s->nmeta, "method_config");
+  const char *tname = pb_kv_get(s->meta, s->nmeta, "task"), *src = pb_kv_get(s->meta, s->nmeta, "backbone");
+  const char *fp = pb_kv_get(s->meta, s->nmeta, "backbone_fingerprint"), *seed = pb_kv_get(s->meta, s->nmeta, "seed");
+  const char *mlen = pb_kv_get(s->meta, s->nmeta, "max_len");
+  *task = tname ? pb_task_find(tname) : NULL;
+  if (!mname || !mcfg || !*task || !src || !fp || !seed || !mlen)
+    return pb_set_error(PB_ERR_FORMAT, "%s: metadata lacks method/method_config/task/backbone/seed/max_len", path);
+  if (o->task_name && pb_task_find(o->task_name) != *task)
+    return pb_set_error(PB_ERR_ARG, "--task %s: %s was trained on %s", o->task_name, path, (*task)->name);
+  char cfgbuf[512];
+  const char *mopts[PB_MAX_METHOD_OPTS + 1];
+  snprintf(cfgbuf, sizeof cfgbuf, "%s", mcfg);
+  split_opts(cfgbuf, mopts, PB_MAX_METHOD_OPTS);
+  /* a random-initialised backbone is rebuilt from its seed and shape: its fingerprint proves it */
+  const char *bconf = pb_kv_get(s->meta, s->nmeta, "backbone_config");
+  static char shape[64];
+  if (!o->bb.model_dir && strcmp(src, "random-init") == 0 && bconf) {
+    cJSON *j = cJSON_Parse(bconf);
+    const cJSON *L = cJSON_GetObjectItem(j, "layers"), *H = cJSON_GetObjectItem(j, "hidden");
+    const cJSON *A = cJSON_GetObjectItem(j, "heads"), *F = cJSON_GetObjectItem(j, "ffn");
+    if (!cJSON_IsNumber(L) || !cJSON_IsNumber(H) || !cJSON_IsNumber(A) || !cJSON_IsNumber(F)) {
+      cJSON_Delete(j);
+      return pb_set_error(PB_ERR_FORMAT, "%s: metadata backbone_config lacks layers/hidden/heads/ffn", path);
+    }
+    snprintf(shape, sizeof shape, "%d,%d,%d,%d", L->valueint, H->valueint, A->valueint, F->valueint);
+    cJSON_Delete(j);
+    o->bb.shape = shape;
+  } else if (!o->bb.model_dir && strcmp(src, pb_default_model_dir()) != 0) {
+    o->bb.model_dir = src;
+  }
+  o->bb.num_labels = (*task)->num_labels;
+  *T = atoi(mlen);
+  pb_backbone_info info;
+  if ((rc = pb_method_create(&s->mi, mname, mopts))) return rc;
+  if ((rc = pb_build_model(&o->bb, &s->mi, (int)o->batch, *T, strtoull(seed, NULL, 10), &s->m, &info))) return rc;
+  if (strcmp(info.fingerprint, fp) != 0)
+    return pb_set_error(PB_ERR_SHAPE, "%s was trained on backbone %s (fingerprint %s) but %s has fingerprint %s", path,
+                        src, fp, info.source, info.fingerprint);
+  if ((rc = pb_task_load(&s->m, path, NULL, NULL))) return rc;
+  /* the tokenizer of training: its casing, and the same vocabulary (older files: unchecked) */
+  const char *lc = pb_kv_get(s->meta, s->nmeta, "lower_case"), *vsha = pb_kv_get(s->meta, s->nmeta, "vocab_sha256");
+  if (lc && o->bb.lower_case == PB_LOWER_CASE_AUTO) o->bb.lower_case = strcmp(lc, "1") == 0 ? PB_LOWER_CASE_YES : PB_LOWER_CASE_NO;
+  if ((rc = pb_load_vocab(&o->bb, &s->m.cfg, &s->tk, &info))) return rc;
+  if (vsha && *vsha && strcmp(vsha, info.vocab_sha256) != 0)
+    return pb_set_error(PB_ERR_FORMAT, "%s was trained with a vocabulary of SHA-256 %.12s..., but %s has %.12s...", path,
+                        vsha, info.vocab_path, info.vocab_sha256);
+  cJSON_AddStringToObject(s->rep, "kind", "task-file");
+  cJSON_AddStringToObject(s->rep, "file", path);
+  cJSON_AddStringToObject(s->rep, "method", mname);
+  cJSON_AddStringToObject(s->rep, "method_desc", mcfg);
+  cJSON *jb = cJSON_AddObjectToObject(s->rep, "backbone");
+  cJSON_AddStringToObject(jb, "source", info.source);
+  cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
+  add_tokenizer(s->rep, &info);
+  if (o->merge) {
+    if (!s->mi.m->merge) return pb_set_error(PB_ERR_ARG, "--merge: method '%s' cannot be merged", mname);
+    if ((rc = s->mi.m->merge(s->mi.ctx, &s->m))) return rc;
+  }
+  return PB_OK;
+}
+
+/* Builds an HF BertForSequenceClassification folder as it is: backbone, pooler and head. */
+static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *T) {
+  o->bb.num_labels = task->num_labels;
+  pb_config cfg;
+  pb_backbone_info info;
+  int rc = pb_backbone_config(&o->bb, &cfg, &info);
+  if (rc) return rc;
+  *T = o->max_len > 0 ? (int)o->max_len : cfg.max_pos < 128 ? cfg.max_pos : 128;
+  rc = pb_build_model(&o->bb, NULL, (int)o->batch, *T, 0, &s->m, &info);
+  if (rc) return rc;
+  if (s->m.hf_head == PB_HF_HEAD_MISMATCH)
+    return pb_set_error(PB_ERR_SHAPE, "%s: it is not a head for %s (%d label%s)", s->m.hf_head_note, task->name,
+                        task->num_labels, task->num_labels > 1 ? "s" : "");
+  if (s->m.hf_head != PB_HF_HEAD_LOADED)
+    return pb_set_error(PB_ERR_NOTFOUND, "%s: no classifier head (classifier.weight, classifier.bias): eval --model "
+                        "needs a BertForSequenceClassification checkpoint; train a head with `peftbench run`",
+                        o->bb.model_dir);
+  if ((rc = pb_load_vocab(&o->bb, &s->m.cfg, &s->tk, &info))) return rc;
+  cJSON_AddStringToObject(s->rep, "kind", "hf-checkpoint");
+  cJSON_AddStringToObject(s->rep, "model", o->bb.model_dir);
+  cJSON *jb = cJSON_AddObjectToObject(s->rep, "backbone");
+  cJSON_AddStringToObject(jb, "source", info.source);
+  cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
+  add_tokenizer(s->rep, &info);
+  cJSON *jh = cJSON_AddObjectToObject(s->rep, "head");
+  cJSON_AddStringToObject(jh, "source", "checkpoint");
+  if (o->merge) return pb_set_error(PB_ERR_ARG, "--merge: an HF checkpoint has no method to merge");
+  return PB_OK;
+}
+
+static int mkdir_1(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? PB_OK : pb_set_error(PB_ERR_IO, "%s: exists and is not a folder", dir);
+  return mkdir(dir, 0755) == 0 ? PB_OK : pb_set_error(PB_ERR_IO, "%s: cannot create folder", dir);
+}
+
+static int eval_main(const char *path, eval_opts *o, eval_state *s) {
+  const pb_task *task = NULL;
+  int T = 0, rc;
+  s->rep = cJSON_CreateObject();
+  cJSON_AddStringToObject(s->rep, "schema", "peftbench-eval/1");
+  if (path) rc = build_from_task_file(path, o, s, &task, &T);
+  else {
+    if (!(task = pb_task_find(o->task_name))) {
+      char names[256];
+      pb_task_names(names, sizeof names);
+      return pb_set_error(PB_ERR_ARG, "unknown task '%s' (valid: %s)", o->task_name, names);
+    }
+    rc = build_from_hf(o, s, task, &T);
+  }
+  if (rc) return rc;
+  cJSON_AddStringToObject(s->rep, "task", task->name);
+  cJSON_AddNumberToObject(s->rep, "max_len", T);
+  const char *splits[8];
+  int ns = 0;
+  if (o->split) splits[ns++] = o->split;
+  else
+    for (int i = 0; i < task->n_eval; i++) splits[ns++] = task->eval_splits[i];
+  if (o->test) ns += pb_task_test_splits(task, splits + ns, 8 - ns);
+  for (int i = 0; i < ns; i++)
+    if (!pb_task_split(task, splits[i])) return pb_set_error(PB_ERR_ARG, "--split %s: task %s has no such split", splits[i], task->name);
+  char dir[1024], base[300], stem[1200], ppath[1400];
+  if ((rc = pb_glue_data_dir(o->data, dir, sizeof dir))) return rc;
+  if ((rc = mkdir_1(o->out_dir))) return rc;
+  snprintf(base, sizeof base, "eval-%s%s%s", base_name(path ? path : o->bb.model_dir), path ? "" : "-", path ? "" : task->name);
+  if ((rc = pb_unique_stem(o->out_dir, base, splits, ns, stem, sizeof stem))) return rc;
+  cJSON *jsp = cJSON_AddObjectToObject(s->rep, "splits");
+  if (!o->json) printf("%s: %s / %s\n", path ? path : o->bb.model_dir, task->name, path ? pb_kv_get(s->meta, s->nmeta, "method") : "hf checkpoint");
+  for (int i = 0; i < ns; i++) {
+    const char *sp = splits[i];
+    if ((rc = pb_glue_load(task, dir, sp, 0, &s->ds))) return rc;
+    pb_dataset_subsample(&s->ds, (int)o->max_eval, 0);
+    if ((rc = pb_encode_dataset(s->tk, &s->ds, T, &s->enc))) return rc;
+    if (!(s->out = malloc(sizeof(float) * ((size_t)s->enc.n + 1) * (size_t)task->num_labels)))
+      return pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
+    pb_metric_set ms;
+    const int labelled = s->ds.has_labels;
+    if ((rc = pb_evaluate(&s->m, &s->mi, task, &s->enc, (int)o->batch, labelled ? &ms : NULL, s->out, NULL))) return rc;
+    pb_predictions_path(ppath, sizeof ppath, stem, sp);
+    if ((rc = pb_predictions_write(ppath, task, sp, &s->ds, s->out, s->enc.n))) return rc;
+    cJSON *j = cJSON_AddObjectToObject(jsp, sp);
+    cJSON_AddNumberToObject(j, "examples", s->enc.n);
+    if (labelled) {
+      cJSON *jm = cJSON_AddObjectToObject(j, "metrics");
+      for (int k = 0; k < ms.n; k++) cJSON_AddNumberToObject(jm, ms.v[k].name, ms.v[k].value);
+      cJSON_AddNumberToObject(j, "score", ms.score);
+    } else {
+      cJSON_AddNullToObject(j, "metrics");
+    }
+    cJSON_AddStringToObject(j, "predictions", ppath);
+    if (!o->json) {
+      printf("  %s (%d examples):", sp, s->enc.n);
+      if (labelled)
+        for (int k = 0; k < ms.n; k++) printf(" %s %.10g", ms.v[k].name, ms.v[k].value);
+      else printf(" no labels (predictions only)");
+      printf("\n    predictions: %s\n", ppath);
+    }
+    pb_dataset_free(&s->ds);
+    pb_encoded_free(&s->enc);
+    free(s->out);
+    s->out = NULL;
+  }
+  const char *commit = pb_source_commit();
+  if (commit) cJSON_AddStringToObject(s->rep, "commit", commit);
+  else cJSON_AddNullToObject(s->rep, "commit");
+  if (pb_source_dirty() < 0) cJSON_AddNullToObject(s->rep, "commit_dirty");
+  else cJSON_AddBoolToObject(s->rep, "commit_dirty", pb_source_dirty());
+  if (o->json) {
+    char *txt = pb_json_print_exact(s->rep, 1);
+    if (!txt) return pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
+    puts(txt);
+    free(txt);
+  }
+  return PB_OK;
+}
+
+int pb_cmd_eval(int argc, char **argv) {
+  enum { O_MODEL = 256, O_TASK, O_VOCAB, O_LOWER, O_DATA, O_SPLIT, O_TEST, O_BATCH, O_MAXEVAL, O_MAXLEN, O_MERGE,
+         O_OUT, O_JSON };
+  static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                       {"task", required_argument, 0, O_TASK},
+                                       {"vocab", required_argument, 0, O_VOCAB},
+                                       {"lower-case", required_argument, 0, O_LOWER},
+                                       {"data-dir", required_argument, 0, O_DATA},
+                                       {"split", required_argument, 0, O_SPLIT},
+                                       {"test", no_argument, 0, O_TEST},
+                                       {"batch", required_argument, 0, O_BATCH},
+                                       {"max-eval", required_argument, 0, O_MAXEVAL},
+                                       {"max-len", required_argument, 0, O_MAXLEN},
+                                       {"merge", no_argument, 0, O_MERGE},
+                                       {"out", required_argument, 0, O_OUT},
+                                       {"json", no_argument, 0, O_JSON},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  eval_opts o;
+  memset(&o, 0, sizeof o);
+  o.bb.hidden_dropout = o.bb.attn_dropout = -1;
+  o.bb.infer_only = 1; /* eval never goes backward */
+  o.batch = 32;
+  o.max_len = 0; /* --model: 128, or fewer when the model has fewer positions */
+  o.out_dir = "out";
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+      case O_MODEL: o.bb.model_dir = optarg; break;
+      case O_TASK: o.task_name = optarg; break;
+      case O_VOCAB: o.bb.vocab = optarg; break;
+      case O_LOWER: if (!pb_cli_lower_case(optarg, &o.bb.lower_case)) return 2; break;
+      case O_DATA: o.data = optarg; break;
+      case O_SPLIT: o.split = optarg; break;
+      case O_TEST: o.test = 1; break;
+      case O_BATCH: if (!pb_cli_int("--batch", optarg, 1, 4096, &o.batch)) return 2; break;
+      case O_MAXEVAL: if (!pb_cli_int("--max-eval", optarg, 0, 100000000, &o.max_eval)) return 2; break;
+      case O_MAXLEN: if (!pb_cli_int("--max-len", optarg, 3, 4096, &o.max_len)) return 2; break;
+      case O_MERGE: o.merge = 1; break;
+      case O_OUT: o.out_dir = optarg; break;
+      case O_JSON: o.json = 1; break;
+      case 'h': fputs(EVAL_USAGE, stdout); return 0;
+      default: return pb_cli_bad_option("eval", argc, argv, opts);
+    }
+  }
+  const char *path = optind < argc ? argv[optind] : NULL;
+  if (optind < argc - 1 || (!path && !o.bb.model_dir)) {
+    fprintf(stderr, "peftbench eval: expected one task file, or --model DIR --task TASK (see --help)\n");
+    return 2;
+  }
+  if (!path && !o.task_name) {
+    fprintf(stderr, "peftbench eval: --model DIR alone needs --task TASK (see --help)\n");
+    return 2;
+  }
+  if (o.split && o.test) {
+    fprintf(stderr, "peftbench eval: --split and --test exclude each other\n");
+    return 2;
+  }
+  eval_state s;
+  memset(&s, 0, sizeof s);
+  int rc = eval_main(path, &o, &s);
+  if (rc) fprintf(stderr, "peftbench eval: %s\n", pb_last_error());
+  eval_free(&s);
+  return rc == PB_ERR_ARG ? 2 : rc ? 1 : 0;
+}

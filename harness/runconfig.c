@@ -1,0 +1,116 @@
+/* A run's configuration object, its id, unique output names and the head's origin
+ * (runconfig.h). */
+#include "harness/runconfig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backbone/checkpoint.h"
+#include "backbone/digest.h"
+#include "backbone/status.h"
+#include "harness/predictions.h"
+
+cJSON *pb_run_config_json(const pb_run_config *c) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return NULL;
+  cJSON_AddStringToObject(o, "method", c->method ? c->method : "");
+  cJSON_AddStringToObject(o, "method_desc", c->method_desc ? c->method_desc : "");
+  cJSON_AddStringToObject(o, "backbone", c->fingerprint ? c->fingerprint : "");
+  cJSON_AddStringToObject(o, "vocab_sha256", c->vocab_sha256 ? c->vocab_sha256 : "");
+  cJSON_AddNumberToObject(o, "lower_case", c->lower_case);
+  cJSON_AddStringToObject(o, "data_dir", c->data_dir ? c->data_dir : "");
+  cJSON_AddNumberToObject(o, "data_seed", (double)c->data_seed);
+  cJSON_AddNumberToObject(o, "max_train", c->max_train);
+  cJSON_AddNumberToObject(o, "max_eval", c->max_eval);
+  cJSON_AddNumberToObject(o, "max_len", c->max_len);
+  cJSON_AddNumberToObject(o, "epochs", c->epochs);
+  cJSON_AddNumberToObject(o, "steps", c->steps);
+  cJSON_AddNumberToObject(o, "batch", c->batch);
+  cJSON_AddNumberToObject(o, "lr", c->lr);
+  cJSON_AddNumberToObject(o, "warmup_ratio", c->warmup_ratio);
+  cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
+  cJSON_AddNumberToObject(o, "hidden_dropout", c->hidden_dropout);
+  cJSON_AddNumberToObject(o, "attn_dropout", c->attn_dropout);
+  cJSON_AddNumberToObject(o, "merge_eval", c->merge_eval);
+  cJSON_AddNumberToObject(o, "new_head", c->new_head);
+  return o;
+}
+
+int pb_config_id(const cJSON *config, char out[9]) {
+  out[0] = 0;
+  char *txt = cJSON_PrintUnformatted(config);
+  if (!txt) return pb_set_error(PB_ERR_NOMEM, "config id: out of memory");
+  char hex[65];
+  int rc = pb_sha256_hex(txt, strlen(txt), hex);
+  free(txt);
+  if (rc) return rc;
+  memcpy(out, hex, 8);
+  out[8] = 0;
+  return PB_OK;
+}
+
+static int exists(const char *p) { return access(p, F_OK) == 0; }
+
+int pb_unique_stem(const char *dir, const char *base, const char *const *splits, int n_splits, char *out,
+                   size_t n) {
+  for (int k = 1; k < 10000; k++) {
+    char p[1400];
+    if (k == 1) snprintf(out, n, "%s/%s", dir, base);
+    else snprintf(out, n, "%s/%s-%d", dir, base, k);
+    snprintf(p, sizeof p, "%s.safetensors", out);
+    int taken = exists(p);
+    for (int i = 0; i < n_splits && !taken; i++) {
+      pb_predictions_path(p, sizeof p, out, splits[i]);
+      taken = exists(p);
+    }
+    if (!taken) return PB_OK;
+  }
+  return pb_set_error(PB_ERR_IO, "%s/%s: 10000 files of this name exist already", dir, base);
+}
+
+int pb_task_test_splits(const pb_task *task, const char **out, int cap) {
+  int n = 0;
+  for (int i = 0; i < task->n_splits && n < cap; i++) {
+    const char *sp = task->splits[i].split;
+    if (task->splits[i].col_label == PB_COL_NONE && strcmp(sp, "train") != 0) out[n++] = sp;
+  }
+  return n;
+}
+
+int pb_resolve_head(pb_model *m, const char *model_dir, int pretrained, int new_head, unsigned long long seed,
+                    char *source, size_t ns, char *detail, size_t nd) {
+  const pb_tensor *w = &m->params.t[m->cls_w];
+  snprintf(source, ns, "initialised");
+  if (!pretrained) {
+    snprintf(detail, nd, "initialised (seed %llu): the backbone is random-initialised", seed);
+    return PB_OK;
+  }
+  switch (m->hf_head) {
+    case PB_HF_HEAD_MISMATCH:
+      if (!new_head)
+        return pb_set_error(PB_ERR_SHAPE, "%s: give --new-head to train a fresh head instead", m->hf_head_note);
+      snprintf(detail, nd, "initialised (seed %llu, --new-head): %s", seed, m->hf_head_note);
+      return PB_OK;
+    case PB_HF_HEAD_LOADED:
+      if (!new_head) {
+        snprintf(source, ns, "checkpoint");
+        snprintf(detail, nd, "loaded from %.900s/model.safetensors (classifier [%d, %d])", model_dir, w->shape[0],
+                 w->shape[1]);
+        return PB_OK;
+      }
+      /* the same initialisation as a run without a checkpoint head: every tensor from the
+       * seed, then the backbone again from the checkpoint, its head left alone */
+      pb_model_init_random(m, seed);
+      {
+        int rc = pb_model_load_hf_ex(m, model_dir, 0);
+        if (rc) return rc;
+      }
+      snprintf(detail, nd, "initialised (seed %llu, --new-head): the checkpoint's classifier was not loaded", seed);
+      return PB_OK;
+    default:
+      snprintf(detail, nd, "initialised (seed %llu): %.900s has no classifier", seed, model_dir);
+      return PB_OK;
+  }
+}

@@ -1,0 +1,32 @@
+# Writes OUT (a C header) with the source commit and whether the tree had uncommitted changes,
+# at every build; the file is only rewritten when its content changes. Run by CMakeLists.txt:
+#   cmake -DSRC=<source dir> -DOUT=<header> -P build_info.cmake
+find_program(GIT git)
+set(PB_COMMIT "")
+set(PB_DIRTY -1)
+if(GIT)
+  execute_process(COMMAND ${GIT} -C ${SRC} rev-parse HEAD OUTPUT_VARIABLE PB_COMMIT
+                  RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  if(NOT rc EQUAL 0)
+    set(PB_COMMIT "")
+  else()
+    execute_process(COMMAND ${GIT} -C ${SRC} status --porcelain OUTPUT_VARIABLE st
+                    RESULT_VARIABLE rc2 ERROR_QUIET)
+    if(rc2 EQUAL 0)
+      if(st STREQUAL "")
+        set(PB_DIRTY 0)
+      else()
+        set(PB_DIRTY 1)
+      endif()
+    endif()
+  endif()
+endif()
+set(text "/* generated at build time by tools/cmake/build_info.cmake: do not edit */\n#define PB_BUILD_COMMIT \"${PB_COMMIT}\"\n#define PB_BUILD_DIRTY ${PB_DIRTY} /* 1: uncommitted changes, 0: clean, -1: unknown */\n")
+if(EXISTS ${OUT})
+  file(READ ${OUT} old)
+else()
+  set(old "")
+endif()
+if(NOT old STREQUAL text)
+  file(WRITE ${OUT} "${text}")
+endif()
