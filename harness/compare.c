@@ -361,9 +361,9 @@ static int compare_files(const opts_t *o, const char *pa, const char *pb_path) {
     cJSON_Delete(j);
   } else {
     printf("peftbench compare: %s %s over %d paired examples, difference B - A\n", o->task->name, o->metric, a.n);
-    printf("  A  %-40s %.4f\n", a.path, r.a);
-    printf("  B  %-40s %.4f\n", b.path, r.b);
-    printf("  B - A %40s %+.4f\n", "", r.diff);
+    printf("  %-6s %8.4f   %s\n", "A", r.a, a.path);
+    printf("  %-6s %8.4f   %s\n", "B", r.b, b.path);
+    printf("  %-6s %+8.4f\n", "B - A", r.diff);
     print_example_tests(o, &r, "  ");
   }
   pred_free(&a), pred_free(&b);
@@ -944,8 +944,8 @@ int pb_cmd_compare(int argc, char **argv) {
       case O_SPLIT: o.split = optarg; break;
       case O_SAMPLES: {
         long v = strtol(optarg, &end, 10);
-        if (!*optarg || *end || v < 2 || v > 100000000L) {
-          fprintf(stderr, "peftbench compare: --samples '%s': expected an integer in 2..100000000\n", optarg);
+        if (!*optarg || *end || v < 2 || v > 10000000L) {
+          fprintf(stderr, "peftbench compare: --samples '%s': expected an integer in 2..10000000\n", optarg);
           return 2;
         }
         o.samples = v;

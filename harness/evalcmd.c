@@ -179,6 +179,8 @@ static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *
     return pb_set_error(PB_ERR_NOTFOUND, "%s: no classifier head (classifier.weight, classifier.bias): eval --model "
                         "needs a BertForSequenceClassification checkpoint; train a head with `peftbench run`",
                         o->bb.model_dir);
+  char label_map[300];
+  if ((rc = pb_head_label_map(&s->m, o->bb.model_dir, task, label_map, sizeof label_map))) return rc;
   if ((rc = pb_load_vocab(&o->bb, &s->m.cfg, &s->tk, &info))) return rc;
   cJSON_AddStringToObject(s->rep, "kind", "hf-checkpoint");
   cJSON_AddStringToObject(s->rep, "model", o->bb.model_dir);
@@ -188,6 +190,7 @@ static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *
   add_tokenizer(s->rep, &info);
   cJSON *jh = cJSON_AddObjectToObject(s->rep, "head");
   cJSON_AddStringToObject(jh, "source", "checkpoint");
+  cJSON_AddStringToObject(jh, "label_map", label_map);
   if (o->merge) return pb_set_error(PB_ERR_ARG, "--merge: an HF checkpoint has no method to merge");
   return PB_OK;
 }

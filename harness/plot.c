@@ -135,6 +135,30 @@ static void avg_refs(const pb_agg *a, pb_strbuf *b, double lo, double hi, double
            nsingle, npts, extra ? "; " : "", extra ? extra : "");
 }
 
+/* One point of the average-score plots. */
+typedef struct {
+  const pb_agg_row *r;
+  int merged;    /* 1: the merged twin of a mergeable method ("<label> merged") */
+  double x;      /* plotted x (params, or FLOPs per token; the floor for 0) */
+  double avg;    /* average GLUE score x100 */
+  double sd;     /* its spread over seeds (NAN: a task with one seed) */
+  double added;  /* added FLOPs per token (score_vs_ops) */
+  int nmin, k;   /* fewest seeds of a task; tasks */
+  int side;      /* label placement: 1 above-right, -1 below-right */
+} pt;
+
+/* Labels alternate above/below along x (ties: in data order), so neighbours on a log axis
+ * and the points stacked at one x (full and LoRA merged at the floor) do not overwrite each
+ * other. */
+static void label_sides(pt *p, int n) {
+  for (int i = 0; i < n; i++) {
+    int rank = 0; /* position of point i in x order */
+    for (int j = 0; j < n; j++)
+      if (p[j].x < p[i].x || (p[j].x == p[i].x && j < i)) rank++;
+    p[i].side = rank % 2 == 0 ? 1 : -1;
+  }
+}
+
 int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info) {
   int rc;
   pb_plot_info inf;
@@ -148,6 +172,7 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info) {
 
   /* the score axis of the two average-score plots: every row's mean ± sd and the references */
   int nv = 0, nsingle = 0, npts = 0;
+  pb_strbuf b = {0}, body = {0};
   double *vals = malloc((size_t)(3 * a->n_rows + 2) * sizeof *vals);
   if (!vals) return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
   for (int i = 0; i < a->n_rows; i++) {
@@ -163,31 +188,8 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info) {
   pb_plot_score_range(vals, nv, 0, &lo, &hi);
   free(vals);
 
-  /* (a) score vs trainable params */
-  pb_strbuf b = {0}, body = {0};
-  pb_sb_add(&body, "%s", "");
-  nsingle = npts = 0;
-  for (int i = 0; i < a->n_rows; i++) {
-    int k = 0, nmin = 0;
-    double avg = pb_agg_avg_score(&a->rows[i], &k), sd = pb_agg_avg_score_sd(&a->rows[i], &nmin);
-    pb_stat p = pb_agg_row_stat(&a->rows[i], PB_AGG_TRAINABLE_NOHEAD);
-    if (k == 0 || p.n == 0 || p.mean <= 0) continue; /* nothing to place on a log axis */
-    tb_label(&body, a->rows[i].label);
-    tb_num(&body, 1, p.mean);
-    tb_num(&body, 1, avg);
-    tb_num(&body, 1, sd);
-    pb_sb_add(&body, " %d %d\n", nmin, k);
-    np[0]++, npts++, nsingle += !isfinite(sd);
-  }
-  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100, over the tasks each row ran) vs\n"
-                "# trainable parameters without the task head\n");
-  avg_refs(a, &b, lo, hi, base, fullv, nsingle, npts, inf.vars[0], sizeof inf.vars[0], NULL);
-  pb_sb_add(&b, "# label trainable_no_head avg_score sd n_seeds_min n_tasks\n%s", body.s ? body.s : "");
-  free(body.s);
-  if (body.oom) b.oom = 1;
-  if ((rc = write_buf(dir, g_names[0], &b))) return rc;
-
-  /* (b) score vs added FLOPs per token; zeros at a floor a decade below the smallest value */
+  /* (a) score vs trainable params, (b) score vs added FLOPs per token (zeros at a floor a
+   * decade below the smallest value) */
   double minpos = INFINITY;
   for (int i = 0; i < a->n_rows; i++) {
     pb_stat s = pb_agg_row_stat(&a->rows[i], PB_AGG_OPS_TOKEN);
@@ -197,48 +199,71 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info) {
   }
   double floor_v = isfinite(minpos) ? pow(10, floor(log10(minpos)) - 1) : 1;
   inf.ops_floor = floor_v;
-  b = (pb_strbuf){0};
-  body = (pb_strbuf){0};
-  pb_sb_add(&body, "%s", "");
-  nsingle = npts = 0;
-  for (int i = 0; i < a->n_rows; i++) {
-    const pb_agg_row *r = &a->rows[i];
-    int k = 0, nmin = 0;
-    double avg = pb_agg_avg_score(r, &k), sd = pb_agg_avg_score_sd(r, &nmin);
-    if (k == 0) continue;
-    pb_stat s = pb_agg_row_stat(r, PB_AGG_OPS_TOKEN);
-    if (s.n) {
-      tb_label(&body, r->label);
-      tb_num(&body, 1, s.mean > 0 ? s.mean : floor_v);
-      tb_num(&body, 1, avg);
-      tb_num(&body, 1, s.mean);
-      tb_num(&body, 1, sd);
-      pb_sb_add(&body, " %d\n", nmin);
-      np[1]++, npts++, nsingle += !isfinite(sd);
+  pt *pts = malloc((size_t)(2 * a->n_rows + 1) * sizeof *pts);
+  if (!pts) return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
+  for (int which = 0; which < 2; which++) {
+    int n = 0;
+    for (int i = 0; i < a->n_rows; i++) {
+      const pb_agg_row *r = &a->rows[i];
+      int k = 0, nmin = 0;
+      double avg = pb_agg_avg_score(r, &k), sd = pb_agg_avg_score_sd(r, &nmin);
+      if (k == 0) continue;
+      pt q = {r, 0, 0, avg, sd, 0, nmin, k, 0};
+      if (which == 0) {
+        pb_stat p = pb_agg_row_stat(r, PB_AGG_TRAINABLE_NOHEAD);
+        if (p.n == 0 || p.mean <= 0) continue; /* nothing to place on a log axis */
+        q.x = p.mean;
+        pts[n++] = q;
+        continue;
+      }
+      pb_stat s = pb_agg_row_stat(r, PB_AGG_OPS_TOKEN);
+      if (s.n) {
+        q.x = s.mean > 0 ? s.mean : floor_v;
+        q.added = s.mean;
+        pts[n++] = q;
+      }
+      pb_stat m = pb_agg_row_stat(r, PB_AGG_OPS_MERGED_EXAMPLE);
+      if (m.n) {
+        q.merged = 1;
+        q.x = m.mean > 0 ? m.mean / 128 : floor_v;
+        q.added = m.mean / 128;
+        pts[n++] = q;
+      }
     }
-    pb_stat m = pb_agg_row_stat(r, PB_AGG_OPS_MERGED_EXAMPLE);
-    if (m.n) {
+    label_sides(pts, n);
+    b = (pb_strbuf){0};
+    if (which == 0)
+      pb_sb_add(&b, "# peftbench plot: average GLUE score (x100, over the tasks each row ran) vs\n"
+                    "# trainable parameters without the task head\n");
+    else
+      pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs FLOPs the method adds per token (T=128)\n"
+                    "# zero-cost points are placed at x = %.10g (the \"0 (merged)\" tic)\n",
+                floor_v);
+    int nsingle = 0;
+    for (int q = 0; q < n; q++) nsingle += !isfinite(pts[q].sd);
+    char fl[64];
+    snprintf(fl, sizeof fl, "floor=%.10g", floor_v);
+    avg_refs(a, &b, lo, hi, base, fullv, nsingle, n, inf.vars[which], sizeof inf.vars[which], which ? fl : NULL);
+    pb_sb_add(&b, which == 0 ? "# label trainable_no_head avg_score sd n_seeds_min n_tasks label_side\n"
+                             : "# label x_plotted avg_score added_flops_per_token sd n_seeds_min label_side\n");
+    for (int q = 0; q < n; q++) {
       char lab[512];
-      snprintf(lab, sizeof lab, "%s merged", r->label);
-      tb_label(&body, lab);
-      tb_num(&body, 1, m.mean > 0 ? m.mean / 128 : floor_v);
-      tb_num(&body, 1, avg);
-      tb_num(&body, 1, m.mean / 128);
-      tb_num(&body, 1, sd);
-      pb_sb_add(&body, " %d\n", nmin);
-      np[1]++, npts++, nsingle += !isfinite(sd);
+      snprintf(lab, sizeof lab, "%s%s", pts[q].r->label, pts[q].merged ? " merged" : "");
+      tb_label(&b, lab);
+      tb_num(&b, 1, pts[q].x);
+      tb_num(&b, 1, pts[q].avg);
+      if (which == 1) tb_num(&b, 1, pts[q].added);
+      tb_num(&b, 1, pts[q].sd);
+      if (which == 0) pb_sb_add(&b, " %d %d %d\n", pts[q].nmin, pts[q].k, pts[q].side);
+      else pb_sb_add(&b, " %d %d\n", pts[q].nmin, pts[q].side);
+    }
+    np[which] = n;
+    if ((rc = write_buf(dir, g_names[which], &b))) {
+      free(pts);
+      return rc;
     }
   }
-  pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs FLOPs the method adds per token (T=128)\n"
-                "# zero-cost points are placed at x = %.10g (the \"0 (merged)\" tic)\n",
-            floor_v);
-  char fl[64];
-  snprintf(fl, sizeof fl, "floor=%.10g", floor_v);
-  avg_refs(a, &b, lo, hi, base, fullv, nsingle, npts, inf.vars[1], sizeof inf.vars[1], fl);
-  pb_sb_add(&b, "# label x_plotted avg_score added_flops_per_token sd n_seeds_min\n%s", body.s ? body.s : "");
-  free(body.s);
-  if (body.oom) b.oom = 1;
-  if ((rc = write_buf(dir, g_names[1], &b))) return rc;
+  free(pts);
 
   /* (c) storage: one row per configuration, one column per task */
   b = (pb_strbuf){0};
@@ -469,7 +494,10 @@ static void plot_usage(FILE *f, const char *cmd) {
   fprintf(f,
           "usage: peftbench %s FILE.jsonl [FILE.jsonl ...] --out DIR [options]\n"
           "Comparison figures (gnuplot): score vs trainable params, score vs added FLOPs per\n"
-          "token, storage per method and task, per-task scores. Writes DIR/*.dat and the figures.\n"
+          "token, storage per method and task, per-task scores; one point/bar per training\n"
+          "configuration, error bars ± sample std over seeds, lines at the majority-class\n"
+          "baseline and full fine-tuning, score axes that never zoom below 10 points (bars:\n"
+          "0..100). Writes DIR/*.dat and the figures.\n"
           "  -o, --out DIR             output folder (created if missing; required)\n"
           "  -f, --format png|svg|both figure format (default both)\n"
           "      --plots-dir DIR       folder of the gnuplot scripts (default %s/plots)\n"

@@ -6,7 +6,9 @@
  * and one gnuplot script of the plots folder:
  *   score_vs_params  (score_vs_params.dat, score_vs_params.gp): average GLUE score (x100,
  *                    over the tasks each row ran) vs trainable parameters without the
- *                    head, log x, one labelled point per row;
+ *                    head, log x, one labelled point per row (columns: label, x, score,
+ *                    sd, fewest seeds of a task, tasks, label_side: 1 label above, -1 below,
+ *                    alternating along x so neighbours and stacked points stay readable);
  *   score_vs_ops     (score_vs_ops.dat, score_vs_ops.gp): the same score vs the FLOPs the
  *                    method adds per token (T = 128), log x; methods adding nothing (full
  *                    fine-tuning, merged LoRA) sit at a floor value labelled "0 (merged)";

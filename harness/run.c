@@ -174,6 +174,18 @@ static void shuffle(int *a, int n, pb_rng *r) {
   }
 }
 
+/* SHA-256 over the SHA-256s of the train file and the eval files, in that order */
+static int data_digest(const run_state *S, const pb_task *task, char out[65]) {
+  char all[3 * 65] = "", one[65];
+  const char *paths[3] = {S->train.path, S->eval[0].path, task->n_eval > 1 ? S->eval[1].path : NULL};
+  for (int i = 0; i < 3 && paths[i]; i++) {
+    int rc = pb_sha256_file(paths[i], one);
+    if (rc) return rc;
+    strcat(all, one);
+  }
+  return pb_sha256_hex(all, strlen(all), out);
+}
+
 /* SHA-256 (first 16 hex digits) of the training rows kept, as "line,line,...": two runs with
  * the same id trained on the same examples. */
 static int subset_digest(const pb_dataset *ds, char out[65]) {
@@ -252,6 +264,10 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   if ((rc = pb_resolve_head(&S.m, info.source, info.pretrained, o->new_head, o->seed, head_src, sizeof head_src,
                             head_detail, sizeof head_detail)))
     goto done;
+  char label_map[300] = "";
+  if (strcmp(head_src, "checkpoint") == 0 &&
+      (rc = pb_head_label_map(&S.m, info.source, task, label_map, sizeof label_map)))
+    goto done;
   if ((rc = pb_load_vocab(&bb, &S.m.cfg, &S.tk, &info))) goto done;
   char desc[512] = "";
   if (S.mi.m->describe) S.mi.m->describe(S.mi.ctx, desc, sizeof desc);
@@ -262,7 +278,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
             S.m.cfg.heads, S.m.cfg.ffn, S.m.cfg.vocab_size,
             info.pretrained ? "" : " -- random initialisation, NOT pre-trained: scores measure the method on random "
                                    "features only");
-    fprintf(stderr, "method: %s %s\n%s\nhead: %s\n", S.mi.m->name, desc, report, head_detail);
+    fprintf(stderr, "method: %s %s\n%s\nhead: %s%s%s\n", S.mi.m->name, desc, report, head_detail,
+            *label_map ? "; " : "", label_map);
     const pb_blas_info *bi = pb_blas_get();
     if (bi->switched)
       fprintf(stderr, "blas: OpenBLAS picked %s kernels for this CPU (not recognised); using %s (set OPENBLAS_CORETYPE "
@@ -400,11 +417,12 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
 
   /* ---- save the task file ---- */
   if ((rc = mkdir_p1(o->out_dir))) goto done;
-  char data_real[PATH_MAX];
-  if (!realpath(data_dir, data_real)) snprintf(data_real, sizeof data_real, "%s", data_dir);
+  /* the data by content, not by path: the same files anywhere are the same data */
+  char data_sha[65];
+  if ((rc = data_digest(&S, task, data_sha))) goto done;
   const pb_run_config rcfg = {
       .method = S.mi.m->name, .method_desc = desc, .fingerprint = info.fingerprint,
-      .vocab_sha256 = info.vocab_sha256, .lower_case = info.lower_case, .data_dir = data_real,
+      .vocab_sha256 = info.vocab_sha256, .lower_case = info.lower_case, .data_sha256 = data_sha,
       .data_seed = o->data_seed, .max_train = o->max_train, .max_eval = o->max_eval, .max_len = o->max_len,
       .epochs = o->steps > 0 ? 0 : o->epochs, .steps = o->steps, .batch = B, .lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3,
       .warmup_ratio = o->warmup_ratio, .weight_decay = o->weight_decay, .hidden_dropout = S.m.cfg.hidden_dropout,
@@ -483,6 +501,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON *jh = cJSON_AddObjectToObject(r, "head");
   cJSON_AddStringToObject(jh, "source", head_src);
   cJSON_AddStringToObject(jh, "detail", head_detail);
+  if (*label_map) cJSON_AddStringToObject(jh, "label_map", label_map);
+  else cJSON_AddNullToObject(jh, "label_map");
   cJSON *jb = cJSON_AddObjectToObject(r, "backbone");
   cJSON_AddStringToObject(jb, "source", info.source);
   cJSON_AddBoolToObject(jb, "pretrained", info.pretrained);

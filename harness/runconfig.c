@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "backbone/checkpoint.h"
 #include "backbone/digest.h"
+#include "backbone/fileio.h"
 #include "backbone/status.h"
 #include "harness/predictions.h"
 
@@ -20,7 +22,7 @@ cJSON *pb_run_config_json(const pb_run_config *c) {
   cJSON_AddStringToObject(o, "backbone", c->fingerprint ? c->fingerprint : "");
   cJSON_AddStringToObject(o, "vocab_sha256", c->vocab_sha256 ? c->vocab_sha256 : "");
   cJSON_AddNumberToObject(o, "lower_case", c->lower_case);
-  cJSON_AddStringToObject(o, "data_dir", c->data_dir ? c->data_dir : "");
+  cJSON_AddStringToObject(o, "data_sha256", c->data_sha256 ? c->data_sha256 : "");
   cJSON_AddNumberToObject(o, "data_seed", (double)c->data_seed);
   cJSON_AddNumberToObject(o, "max_train", c->max_train);
   cJSON_AddNumberToObject(o, "max_eval", c->max_eval);
@@ -77,6 +79,82 @@ int pb_task_test_splits(const pb_task *task, const char **out, int cap) {
     if (task->splits[i].col_label == PB_COL_NONE && strcmp(sp, "train") != 0) out[n++] = sp;
   }
   return n;
+}
+
+int pb_head_label_map(pb_model *m, const char *model_dir, const pb_task *task, char *note, size_t n) {
+  const int C = task->num_labels;
+  snprintf(note, n, "task label order assumed (config.json has no id2label)");
+  if (task->is_regression) {
+    snprintf(note, n, "regression head");
+    return PB_OK;
+  }
+  char path[1200], *text = NULL;
+  size_t len = 0;
+  snprintf(path, sizeof path, "%s/config.json", model_dir);
+  int rc = pb_read_file(path, &text, &len);
+  if (rc) return rc;
+  cJSON *root = cJSON_Parse(text);
+  free(text);
+  const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "id2label");
+  int perm[8], generic = 1, n_map = cJSON_GetArraySize(map);
+  if (!cJSON_IsObject(map) || n_map == 0) {
+    cJSON_Delete(root);
+    return PB_OK;
+  }
+  if (n_map != C) {
+    cJSON_Delete(root);
+    return pb_set_error(PB_ERR_FORMAT, "%s: id2label has %d labels, task %s has %d", path, n_map, task->name, C);
+  }
+  for (int k = 0; k < C; k++) perm[k] = -1;
+  for (int row = 0; row < C; row++) {
+    char key[16], generic_name[24];
+    snprintf(key, sizeof key, "%d", row);
+    snprintf(generic_name, sizeof generic_name, "LABEL_%d", row);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(map, key);
+    if (!cJSON_IsString(v)) {
+      cJSON_Delete(root);
+      return pb_set_error(PB_ERR_FORMAT, "%s: id2label lacks a string for id %d", path, row);
+    }
+    if (strcmp(v->valuestring, generic_name) != 0) generic = 0;
+    for (int k = 0; k < C; k++)
+      if (strcasecmp(v->valuestring, task->labels[k]) == 0) perm[k] = row; /* our class k is the file's row */
+  }
+  int identity = 1, complete = 1;
+  for (int k = 0; k < C; k++) {
+    if (perm[k] < 0) complete = 0;
+    else if (perm[k] != k) identity = 0;
+  }
+  if (generic) {
+    snprintf(note, n, "task label order assumed (id2label is generic: LABEL_0..LABEL_%d)", C - 1);
+  } else if (!complete) {
+    cJSON_Delete(root);
+    return pb_set_error(PB_ERR_FORMAT, "%s: id2label names do not match task %s's labels (%s%s%s%s%s): the label order "
+                        "cannot be known",
+                        path, task->name, task->labels[0], C > 1 ? ", " : "", C > 1 ? task->labels[1] : "",
+                        C > 2 ? ", " : "", C > 2 ? task->labels[2] : "");
+  } else if (identity) {
+    snprintf(note, n, "id2label matches the task's label order");
+  } else {
+    float *w = pb_w(m, m->cls_w), *b = pb_w(m, m->cls_b);
+    const int d = m->cfg.hidden;
+    float *tw = malloc(sizeof(float) * (size_t)C * d), tb[8];
+    if (!tw) {
+      cJSON_Delete(root);
+      return pb_set_error(PB_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(tw, w, sizeof(float) * (size_t)C * d);
+    memcpy(tb, b, sizeof(float) * (size_t)C);
+    size_t o = (size_t)snprintf(note, n, "classifier rows reordered from id2label:");
+    for (int k = 0; k < C; k++) {
+      memcpy(w + (size_t)k * d, tw + (size_t)perm[k] * d, sizeof(float) * (size_t)d);
+      b[k] = tb[perm[k]];
+      if (o < n) o += (size_t)snprintf(note + o, n - o, " %s=row %d", task->labels[k], perm[k]);
+    }
+    free(tw);
+    m->params.version++;
+  }
+  cJSON_Delete(root);
+  return PB_OK;
 }
 
 int pb_resolve_head(pb_model *m, const char *model_dir, int pretrained, int new_head, unsigned long long seed,

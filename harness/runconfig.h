@@ -3,7 +3,8 @@
  * id of that object, the unique names of the files a run writes, and the task head's origin.
  *
  * "config" keys (record field "config", harness/results.h): method, method_desc, backbone
- * (fingerprint), vocab_sha256, lower_case, data_dir (resolved path), data_seed, max_train,
+ * (fingerprint), vocab_sha256, lower_case, data_sha256 (of the train and eval files' bytes,
+ * so the same data anywhere is the same), data_seed, max_train,
  * max_eval, max_len, epochs, steps, batch, lr (the effective one), warmup_ratio,
  * weight_decay, hidden_dropout, attn_dropout, merge_eval, new_head.
  * "config_id": the first 8 hex digits of the SHA-256 of the object printed unformatted in
@@ -19,7 +20,7 @@
 #include "harness/glue.h"
 
 typedef struct {
-  const char *method, *method_desc, *fingerprint, *vocab_sha256, *data_dir;
+  const char *method, *method_desc, *fingerprint, *vocab_sha256, *data_sha256;
   int lower_case;
   unsigned long long data_seed;
   int max_train, max_eval, max_len, epochs, steps, batch;
@@ -50,5 +51,13 @@ int pb_task_test_splits(const pb_task *task, const char **out, int cap);
  * "checkpoint" or "initialised" into source and one readable sentence into detail. */
 int pb_resolve_head(pb_model *m, const char *model_dir, int pretrained, int new_head, unsigned long long seed,
                     char *source, size_t ns, char *detail, size_t nd);
+
+/* The label order of a loaded checkpoint head (config.json "id2label"): when its names are the
+ * task's label strings in another order (case-insensitive; e.g. an MNLI head saved as
+ * contradiction/entailment/neutral), the classifier's rows are permuted into the task's
+ * order. Generic names (LABEL_0, ...) or none: the task's order is assumed. Other names that
+ * do not match the task: PB_ERR_FORMAT naming config.json (the mapping cannot be known).
+ * Writes one sentence about what was done into note. */
+int pb_head_label_map(pb_model *m, const char *model_dir, const pb_task *task, char *note, size_t n);
 
 #endif

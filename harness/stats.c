@@ -18,13 +18,24 @@
 
 /* ---------------------------------------------------------------- descriptive */
 
-void pb_mean_std(const double *x, int n, double *mean, double *std) {
-  double m = 0.0, ss = 0.0;
-  for (int i = 0; i < n; i++) m += x[i];
-  m = n > 0 ? m / n : 0.0;
+/* mean = x0 + mean(x - x0): equal values give exactly their value (and variance 0) */
+static double mean_of(const double *x, int n) {
+  if (n <= 0) return 0.0;
+  double s = 0.0;
+  for (int i = 0; i < n; i++) s += x[i] - x[0];
+  return x[0] + s / n;
+}
+
+static double sum_sq_dev(const double *x, int n, double m) {
+  double ss = 0.0;
   for (int i = 0; i < n; i++) ss += (x[i] - m) * (x[i] - m);
+  return ss;
+}
+
+void pb_mean_std(const double *x, int n, double *mean, double *std) {
+  double m = mean_of(x, n);
   if (mean) *mean = m;
-  if (std) *std = n > 1 ? sqrt(ss / (n - 1)) : 0.0;
+  if (std) *std = n > 1 ? sqrt(sum_sq_dev(x, n, m) / (n - 1)) : 0.0;
 }
 
 double pb_quantile_sorted(const double *s, int n, double p) {
@@ -62,22 +73,10 @@ int pb_welch(const double *a, int n_a, const double *b, int n_b, pb_welch_result
   if (!out || !a || !b || n_a < 1 || n_b < 1)
     return pb_set_error(PB_ERR_ARG, "Welch's t-test: each group needs at least one value");
   memset(out, 0, sizeof *out);
-  double sa, sb;
-  pb_mean_std(a, n_a, &out->mean_a, &sa);
-  pb_mean_std(b, n_b, &out->mean_b, &sb);
-  out->var_a = sa * sa;
-  out->var_b = sb * sb;
-  /* variances from the sums of squares directly (sqrt then square loses the last bit) */
-  if (n_a > 1) {
-    double ss = 0;
-    for (int i = 0; i < n_a; i++) ss += (a[i] - out->mean_a) * (a[i] - out->mean_a);
-    out->var_a = ss / (n_a - 1);
-  }
-  if (n_b > 1) {
-    double ss = 0;
-    for (int i = 0; i < n_b; i++) ss += (b[i] - out->mean_b) * (b[i] - out->mean_b);
-    out->var_b = ss / (n_b - 1);
-  }
+  out->mean_a = mean_of(a, n_a);
+  out->mean_b = mean_of(b, n_b);
+  out->var_a = n_a > 1 ? sum_sq_dev(a, n_a, out->mean_a) / (n_a - 1) : 0.0;
+  out->var_b = n_b > 1 ? sum_sq_dev(b, n_b, out->mean_b) / (n_b - 1) : 0.0;
   out->diff = out->mean_b - out->mean_a;
   double va = out->var_a / n_a, vb = out->var_b / n_b;
   out->se = sqrt(va + vb);
@@ -125,8 +124,9 @@ int pb_perm_test(const double *a, int n_a, const double *b, int n_b, double max_
   const double tol = 1e-12 * abs_sum;
   /* T = S_B/n_b - (tot - S_B)/n_a is increasing in S_B, the sum of the B group. Splits are
    * drawn as the smaller group G (B when n_b <= n_a, else A, where T decreases in S_A);
-   * comparisons are made on sums of G, summed in index order every time (the observed sum
-   * too), so identical splits give identical sums. */
+   * comparisons are made on sums of G. Exact enumeration sums in index order, as for the
+   * observed split, so identical splits give identical sums; Monte Carlo sums in draw order,
+   * and tol absorbs that rounding. */
   const int g_is_b = n_b <= n_a;
   const int m = g_is_b ? n_b : n_a;
   const int g0 = g_is_b ? n_a : 0; /* first index of the observed G in z */

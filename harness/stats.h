@@ -25,14 +25,15 @@
  *                  null distribution is T over every split of the N values into a group of
  *                  n_b ("B") and n_a ("A"): all C(N, n_b) splits when that is <= max_exact
  *                  (exact), otherwise R random splits (Monte Carlo). With
- *                    c_ge = #{splits: T >= T_obs - tol},  c_le = #{splits: T <= T_obs + tol}
+ *                    c_ge = #{splits: T >= T_obs},  c_le = #{splits: T <= T_obs}
  *                  the two-sided p = min(1, 2 * min(c_ge, c_le) / M), M = C(N, n_b)
  *                  (exact; the observed split is one of them), or
  *                  min(1, 2 * min(c_ge + 1, c_le + 1) / (R + 1)) (Monte Carlo, the observed
  *                  split counted once more). As scipy.stats.permutation_test
  *                  (permutation_type='independent', alternative='two-sided').
- *                  tol = 1e-12 * sum_i |x_i| treats differences that agree up to rounding
- *                  as ties.
+ *                  Ties: T is monotone in the sum of either group, and two splits whose
+ *                  group sums differ by at most 1e-12 * sum_i |x_i| count as equal T (rounding
+ *                  never breaks a tie; real score differences are far larger).
  *
  *   paired data    k paired runs (k seeds of A and of B, matched by seed) on the same n
  *                  examples: A_s, B_s, s = 1..k, and one gold vector. M(.) is the task's
@@ -93,8 +94,8 @@ typedef struct {
   double diff;      /* observed mean_b - mean_a */
   int exact;        /* 1: all splits enumerated; 0: Monte Carlo */
   double splits;    /* M = C(N, n_b) (exact) or R (Monte Carlo): the number of splits drawn */
-  double count_ge;  /* splits with T >= T_obs - tol (exact: including the observed one) */
-  double count_le;  /* splits with T <= T_obs + tol */
+  double count_ge;  /* splits with T >= T_obs (up to ties; exact: including the observed one) */
+  double count_le;  /* splits with T <= T_obs */
   double p;         /* two-sided p-value (definition above) */
 } pb_perm_result;
 

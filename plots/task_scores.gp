@@ -28,10 +28,10 @@ set boxwidth bw
 set style fill solid 0.85 border -1
 set xtics nomirror
 set grid ytics
-set key outside right top
+set key below horizontal Left reverse autotitle columnhead font ',10' width 2
 basecol = 2 + 2 * nm
-plot datafile using 0:(NaN):xtic(1) skip 1 with points notitle, \
+plot datafile using 0:(NaN):xtic(1) with points notitle, \
      for [i=0:nm-1] '' using ($0 + (i - (nm - 1) / 2.0) * bw):(column(2 + 2 * i)) with boxes lc i + 1 title columnhead(2 + 2 * i), \
-     for [i=0:nm-1] '' using ($0 + (i - (nm - 1) / 2.0) * bw):(column(2 + 2 * i) - column(3 + 2 * i)):(0):(2 * column(3 + 2 * i)) skip 1 with vectors heads size screen 0.006,90 lw 1.5 lc rgb 'black' notitle, \
+     for [i=0:nm-1] '' using ($0 + (i - (nm - 1) / 2.0) * bw):(column(2 + 2 * i) - column(3 + 2 * i)):(0):(2 * column(3 + 2 * i)) with vectors heads size screen 0.006,90 lw 1.5 lc rgb 'black' notitle, \
      '' using ($0 - cw / 2 - 0.04):(column(basecol)):(cw + 0.08):(0) with vectors nohead dt 2 lw 2 lc rgb 'black' title columnhead(basecol), \
      for [h=1:hasfull] '' using ($0 - cw / 2 - 0.04):(column(basecol + 1)):(cw + 0.08):(0) with vectors nohead dt 3 lw 2.5 lc rgb '#d62728' title columnhead(basecol + 1)

@@ -140,6 +140,22 @@ HP=$(jget "$W/hf.json" splits.dev_matched.predictions)
 expect "eval --model: predictions rows" "$(($(wc -l <"$HP") - 1))" 9
 "$BIN" eval --model "$TINY" --task sst2 --data-dir "$W/glue" --out "$W/ev" >/dev/null 2>"$W/err"
 expect "eval --model with a head of another shape: exit" "$?" 1
+# a head saved in another label order (id2label) is reordered into the task's order
+mkdir -p "$W/perm"
+cp "$TINY/model.safetensors" "$TINY/vocab.txt" "$W/perm/"
+perl -0pe 's/"0": "LABEL_0",\s*"1": "LABEL_1",\s*"2": "LABEL_2"/"0": "contradiction", "1": "Entailment", "2": "neutral"/' \
+  "$TINY/config.json" >"$W/perm/config.json"
+"$BIN" eval --model "$W/perm" --task mnli --data-dir "$W/glue" --max-len 24 --out "$W/ev" --json >"$W/perm.json" 2>"$W/err"
+expect "eval --model, permuted id2label: exit" "$?" 0
+PP=$(jget "$W/perm.json" splits.dev_matched.predictions)
+# original rows (generic labels, task order) L0 L1 L2 = entailment neutral contradiction;
+# permuted file: entailment = row 1, neutral = row 2, contradiction = row 0
+expect "permuted head: logits reordered" "$(cut -f4-6 "$PP" | tail -n +2)" "$(cut -f4-6 "$HP" | tail -n +2 | awk -F'\t' -v OFS='\t' '{print $2, $3, $1}')"
+grep -q 'entailment=row 1 neutral=row 2 contradiction=row 0' "$W/perm.json" && ok "permuted head: label_map recorded" || fail "label_map note"
+perl -0pe 's/"0": "LABEL_0"/"0": "positive"/' "$TINY/config.json" >"$W/perm/config.json"
+"$BIN" eval --model "$W/perm" --task mnli --data-dir "$W/glue" --max-len 24 --out "$W/ev" >/dev/null 2>"$W/err"
+expect "id2label names that are not the task's: exit 1" "$?" 1
+
 mkdir -p "$W/nohead"
 cp "$TINY/config.json" "$TINY/vocab.txt" "$W/nohead/"
 perl -e '
@@ -165,6 +181,9 @@ run3 -o r=4 && F4=$(jget "$R3" storage.path)
 run3 -o r=8 && F8b=$(jget "$R3" storage.path)
 [ "$F8b" != "$F8" ] && [ "$F8b" != "$F4" ] && ok "the same config and seed again: a new name ($(basename "$F8b"))" || fail "rerun reused $F8b"
 expect "the first r=8 task file is unchanged" "$(sha256sum "$F8")" "$S8"
+cp -r "$W/glue" "$W/glue_copy"
+"$BIN" run --task sst2 --method lora --epochs 1 --new-head "${COMMON[@]}" --data-dir "$W/glue_copy" --out "$W/o3" --results "$R3" -o r=8 >/dev/null 2>"$W/err"
+expect "the same data at another path: the same config id" "$(jget "$R3" config_id)" "$(perl -ne 'print $1 if $. == 1 && /"config_id":"([0-9a-f]{8})"/' "$R3")"
 expect "config ids of r=8 and r=4 differ" "$(perl -ne 'print "$1 " if /"config_id":"([0-9a-f]{8})"/' "$R3" | awk '{print ($1 != $2 && $1 == $3)}')" 1
 
 # ---------------------------------------------------------------- seeds: --data-seed

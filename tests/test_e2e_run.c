@@ -56,7 +56,9 @@ static void check_fields(const cJSON *r) {
       "ops.method_merged_T128", "ops.train_step.flops.optimizer", "ops.measured.eval_match", "counters.available",
       "counters.phases.train", "counters.phases.eval", "timings.train.wall_s", "timings.eval.cpu_s",
       "memory.peak_rss_kb", "host.cpu", "host.cores", "host.blas.core", "host.blas.detected", "host.blas.switched",
-      "commit"};
+      "commit", "commit_dirty", "config.lr", "config.backbone", "config_id", "head.source", "head.detail",
+      "tokenizer.vocab", "tokenizer.vocab_sha256", "tokenizer.lower_case", "data.data_seed", "data.train_subset",
+      "predictions.dev"};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
     CHECK(path_get(r, keys[i]) != NULL, "result lacks %s", keys[i]);
   CHECK(cJSON_IsTrue(path_get(r, "ops.measured.eval_match")), "instrumented eval ops != analytic");
@@ -114,18 +116,33 @@ int main(void) {
     free(c2);
     /* the saved task file evaluates to the recorded score */
     const cJSON *r = cJSON_GetArrayItem(all, 3);
-    char cmd[2048], line[512];
-    snprintf(cmd, sizeof cmd, "'%s' eval '%s' 2>&1", bin, path_get(r, "storage.path")->valuestring);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' eval '%s' --out '%s/eval' --json", bin, path_get(r, "storage.path")->valuestring, dir);
     FILE *p = popen(cmd, "r");
-    double acc = -1;
-    while (p && fgets(line, sizeof line, p)) {
-      char *a = strstr(line, "accuracy ");
-      if (a) acc = atof(a + 9);
-    }
+    static char json[1 << 16];
+    size_t got = p ? fread(json, 1, sizeof json - 1, p) : 0;
+    json[got] = 0;
     int prc = p ? pclose(p) : -1;
+    cJSON *ev = cJSON_Parse(json);
+    const cJSON *ea = path_get(ev, "splits.dev.metrics.accuracy");
+    double acc = cJSON_IsNumber(ea) ? ea->valuedouble : -1;
     double want = path_get(r, "metrics.splits.dev.accuracy")->valuedouble;
-    printf("eval of the saved layerconnect task file: accuracy %.4f (run recorded %.4f)\n", acc, want);
-    CHECK(prc == 0 && fabs(acc - want) < 1e-4, "eval of the task file gives %.4f, run recorded %.4f", acc, want);
+    printf("eval --json of the saved layerconnect task file: accuracy %.17g (run recorded %.17g)\n", acc, want);
+    cJSON_Delete(ev);
+    char line[512];
+    CHECK(prc == 0 && acc == want, "eval of the task file gives %.17g, run recorded %.17g", acc, want);
+    /* the record's prediction file gives back the recorded accuracy exactly */
+    FILE *f = fopen(path_get(r, "predictions.dev")->valuestring, "r");
+    int n = 0, right = 0;
+    char gold[64], pred[64];
+    CHECK(f && fgets(line, sizeof line, f) && strcmp(line, "index\tgold\tprediction\tlogit_0\tlogit_1\n") == 0,
+          "prediction file header");
+    while (f && fgets(line, sizeof line, f))
+      if (sscanf(line, "%*d\t%63[^\t]\t%63[^\t]", gold, pred) == 2) n++, right += strcmp(gold, pred) == 0;
+    if (f) fclose(f);
+    printf("prediction file: %d rows, accuracy %.17g\n", n, n ? (double)right / n : 0.0);
+    CHECK(n == 872 && (double)right / n == want, "prediction file: %d rows, accuracy %.17g != %.17g", n,
+          n ? (double)right / n : 0.0, want);
   }
   cJSON_Delete(all);
   char cmd[700];

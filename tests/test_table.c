@@ -281,6 +281,32 @@ static void test_config_grouping(const char *dir) {
   }
   pb_agg_free(&a);
 
+  /* b0. exactly the brief's three records: the old grouping printed "51.0 ± 3.5 (n=3)" */
+  {
+    char in3[600], out3[600];
+    snprintf(in3, sizeof in3, "%s/rte3.jsonl", dir);
+    snprintf(out3, sizeof out3, "%s/rte3.md", dir);
+    FILE *f = fopen(in3, "w");
+    char c[2048];
+    cfg_json(c, sizeof c, "lora", 2000, 3, 1e-4, NULL);
+    rec_cfg(f, "rte", "lora", 0, 0.47, c, 1e-4, 3);
+    cfg_json(c, sizeof c, "lora", 2000, 3, 3e-3, NULL);
+    rec_cfg(f, "rte", "lora", 0, 0.53, c, 3e-3, 3);
+    cfg_json(c, sizeof c, "lora", 64, 2, 5e-4, NULL);
+    rec_cfg(f, "rte", "lora", 0, 0.53, c, 5e-4, 2);
+    fclose(f);
+    char *argv3[] = {"table", in3, "--table", "main", "--out", out3, NULL};
+    int rc3 = run_table(err, 6, argv3);
+    char *t3 = slurp(out3);
+    CHECK(rc3 == 0 && t3 && !strstr(t3, "51.0 ± 3.5 (n=3)") && !strstr(t3, "(n="),
+          "three LoRA configurations are not one cell '51.0 ± 3.5 (n=3)'");
+    CHECK(t3 && strstr(t3, "\n| lora (max_train=64, epochs=2, lr=0.0005) | r=8,alpha=16 | 53.0 | 53.0 |") &&
+              strstr(t3, "\n| lora (lr=0.0001) | r=8,alpha=16 | 47.0 | 47.0 |") &&
+              strstr(t3, "\n| lora (lr=0.003) | r=8,alpha=16 | 53.0 | 53.0 |"),
+          "three rows, labelled by what differs:\n%s", t3 ? t3 : "");
+    free(t3);
+  }
+
   /* b. the Markdown table: separate rows, the note, the duplicate note and warning */
   char *argv[] = {"table", in, "--out", out, NULL};
   rc = run_table(err, 4, argv);
@@ -319,7 +345,7 @@ static void test_config_grouping(const char *dir) {
 
   /* c. configurations of records: recorded, derived (legacy), compared */
   {
-    char c1[2048], c2[2048], line[4096];
+    char c1[2048], c2[2048];
     cfg_json(c1, sizeof c1, "lora", 2000, 3, 5e-4, NULL);
     cfg_json(c2, sizeof c2, "lora", 2000, 3, 5e-4, ",\"grad_clip\":1");
     char path[600];
@@ -385,7 +411,6 @@ static void test_config_grouping(const char *dir) {
     pb_agg_free(&b);
     cJSON_Delete(bad_rec);
     cJSON_Delete(arr);
-    (void)line;
   }
 }
 
