@@ -8,12 +8,18 @@
  *   "method_config": {"r": "8", "alpha": "16", ...},   (strings, from the method's describe)
  *   "method_desc": "r=8,alpha=16,targets=query+value,dropout=0",
  *   "seed": 0,
+ *   "config": {...}, "config_id": "8 hex",   the whole training configuration except task and
+ *                      seed, and its id (harness/runconfig.h); records without it are older
+ *   "head": {"source": "checkpoint" | "initialised", "detail": str, "label_map": str|null},
+ *   "tokenizer": {"vocab": path, "vocab_sha256": "64 hex", "lower_case": bool,
+ *                 "lower_case_source": "option" | "tokenizer_config.json" | "vocab convention"},
  *   "backbone": {"source": "models/default" | "<dir>" | "random-init", "pretrained": bool,
  *                "fingerprint": "16 hex", "config": {"vocab_size", "hidden", "layers", "heads",
  *                "ffn", "max_pos"}},
- *   "data": {"data_dir": str, "train_examples": int, "eval_examples": {"dev": int},
- *            "max_len": int, "truncated_train": int},
- *   "train": {"epochs": int, "steps": int, "batch": int, "lr": num, "warmup_steps": int,
+ *   "data": {"data_dir": str, "train_examples": int, "max_train": int, "data_seed": int,
+ *            "train_subset": "16 hex" (SHA-256 of the kept rows), "max_eval": int,
+ *            "eval_examples": {"dev": int}, "max_len": int, "truncated_train": int},
+ *   "train": {"epochs": int, "steps": int, "batch": int, "lr": num, "warmup_steps": int, "warmup_ratio": num,
  *             "weight_decay": num, "final_loss": num, "loss_curve": [[step, loss], ...],
  *             "interrupted": false},
  *   "metrics": {"splits": {"dev": {"accuracy": num, ...}, ...}, "score": num, "main": "accuracy",
@@ -21,6 +27,7 @@
  *   "params": {"backbone": int, "method": int, "head": int, "trainable": int, "stored": int,
  *              "all": int, "trainable_pct": num, "report": "trainable params: ... || ..."},
  *   "storage": {"path": str, "file_bytes": int, "tensor_bytes": int},
+ *   "predictions": {"dev": path, ...},   one file per evaluated split (harness/predictions.h)
  *   "ops": {
  *     "inference_per_example": OPS,   mean over eval examples at their real lengths
  *     "mean_tokens": num,             mean real length of those examples
@@ -35,7 +42,7 @@
  *   "memory": {"peak_rss_kb", "vm_hwm_kb", "current_rss_kb"},
  *   "host": {"hostname": str, "cpu": str, "cores": int, "threads": int,
  *            "blas": {"core": str, "detected": str, "switched": bool}},  (backbone/blas.h)
- *   "commit": "git sha" | null
+ *   "commit": "git sha" | null, "commit_dirty": bool | null   (compiled in at build time)
  * }
  * OPS = {"matmul_macs": {"backbone", "head", "method", "optimizer", "total"},
  *        "elementwise_flops": {...}, "transcendental": {...}, "flops": {...}}
