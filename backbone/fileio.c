@@ -238,3 +238,20 @@ int pb_read_file(const char *path, char **data, size_t *len) {
   if (len) *len = n;
   return PB_OK;
 }
+
+int pb_mkdir_p(const char *dir) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return pb_set_error(PB_ERR_ARG, "%s: path too long", dir);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+      return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
+  struct stat st;
+  if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) return pb_set_error(PB_ERR_IO, "%s: exists and is not a folder", tmp);
+  return PB_OK;
+}

@@ -60,6 +60,10 @@ int pb_write_file_new(const char *path, const void *data, size_t n);
  *    ever modified. */
 int pb_append_line(const char *path, const char *line);
 
+/* Creates dir and its missing parents (mode 0755); an existing folder is fine. PB_ERR_IO
+ * naming the part that cannot be created or is not a folder, PB_ERR_ARG when too long. */
+int pb_mkdir_p(const char *dir);
+
 /* Opens an existing regular file read-only: *fd and its *size. PB_ERR_NOTFOUND if it does not
  * exist, PB_ERR_IO if it cannot be opened or is not a regular file, both naming the path. */
 int pb_open_regular(const char *path, int *fd, size_t *size);

@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "backbone/checkpoint.h"
+#include "backbone/fileio.h"
 #include "backbone/status.h"
 #include "harness/cli.h"
 #include "harness/encode.h"
@@ -195,12 +195,6 @@ static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *
   return PB_OK;
 }
 
-static int mkdir_1(const char *dir) {
-  struct stat st;
-  if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? PB_OK : pb_set_error(PB_ERR_IO, "%s: exists and is not a folder", dir);
-  return mkdir(dir, 0755) == 0 ? PB_OK : pb_set_error(PB_ERR_IO, "%s: cannot create folder", dir);
-}
-
 static int eval_main(const char *path, eval_opts *o, eval_state *s) {
   const pb_task *task = NULL;
   int T = 0, rc;
@@ -228,7 +222,7 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
     if (!pb_task_split(task, splits[i])) return pb_set_error(PB_ERR_ARG, "--split %s: task %s has no such split", splits[i], task->name);
   char dir[1024], base[300], stem[1200], ppath[1400];
   if ((rc = pb_glue_data_dir(o->data, dir, sizeof dir))) return rc;
-  if ((rc = mkdir_1(o->out_dir))) return rc;
+  if ((rc = pb_mkdir_p(o->out_dir))) return rc;
   snprintf(base, sizeof base, "eval-%s%s%s", base_name(path ? path : o->bb.model_dir), path ? "" : "-", path ? "" : task->name);
   if ((rc = pb_unique_stem(o->out_dir, base, splits, ns, stem, sizeof stem))) return rc;
   cJSON *jsp = cJSON_AddObjectToObject(s->rep, "splits");

@@ -471,25 +471,6 @@ int pb_gnuplot_run(const char *script, const char *datafile, const char *outfile
 
 /* ---------------------------------------------------------------- CLI */
 
-static int mkdir_p(const char *dir) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
-    return pb_set_error(PB_ERR_ARG, "%s: path too long", dir);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
-  struct stat st;
-  if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
-    return pb_set_error(PB_ERR_IO, "%s: not a folder", tmp);
-  return PB_OK;
-}
-
 static void plot_usage(FILE *f, const char *cmd) {
   fprintf(f,
           "usage: peftbench %s FILE.jsonl [FILE.jsonl ...] --out DIR [options]\n"
@@ -577,7 +558,7 @@ int pb_cmd_plot(int argc, char **argv) {
   pb_plot_info info;
   memset(&info, 0, sizeof info);
   int *npoints = info.npoints;
-  int rc = mkdir_p(out);
+  int rc = pb_mkdir_p(out);
   if (!rc) rc = pb_plot_write_data(&a, out, &info);
   int n_files = 0;
   static const char *const lacks[PB_PLOT_COUNT] = {"scores or params", "scores or ops", "storage.file_bytes",

@@ -12,6 +12,7 @@
 
 #include "backbone/blas.h"
 #include "backbone/checkpoint.h"
+#include "backbone/fileio.h"
 #include "backbone/digest.h"
 #include "backbone/ops.h"
 #include "backbone/status.h"
@@ -35,6 +36,7 @@ void pb_run_defaults(pb_run_opts *o) {
   o->max_len = 128;
   o->warmup_ratio = 0.06;
   o->weight_decay = 0.01;
+  o->max_grad_norm = 1.0;
   o->out_dir = "out";
   o->bb.hidden_dropout = -1;
   o->bb.attn_dropout = -1;
@@ -42,16 +44,6 @@ void pb_run_defaults(pb_run_opts *o) {
 }
 
 /* ---------------------------------------------------------------- helpers */
-
-static int mkdir_p1(const char *dir) {
-  struct stat st;
-  if (stat(dir, &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return PB_OK;
-    return pb_set_error(PB_ERR_IO, "%s: exists and is not a folder", dir);
-  }
-  if (mkdir(dir, 0755) != 0) return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
-  return PB_OK;
-}
 
 static cJSON *kv_config_json(const char *desc) {
   cJSON *o = cJSON_CreateObject();
@@ -144,6 +136,7 @@ typedef struct {
   float *targets;
   float *out_eval[2];       /* [n, C] model outputs of each eval split */
   cJSON *curve;
+  cJSON *gcurve;            /* [step, mean pre-clipping gradient norm] when clipping is on */
 } run_state;
 
 static void run_free(run_state *s) {
@@ -164,6 +157,7 @@ static void run_free(run_state *s) {
   free(s->targets);
   for (int i = 0; i < 2; i++) free(s->out_eval[i]);
   cJSON_Delete(s->curve);
+  cJSON_Delete(s->gcurve);
 }
 
 static void shuffle(int *a, int n, pb_rng *r) {
@@ -299,8 +293,11 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_adamw_defaults(&opt);
   opt.lr = (float)(o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3);
   opt.weight_decay = (float)o->weight_decay;
-  opt.warmup_steps = (int)(o->warmup_ratio * total);
+  /* as HF's Trainer: TrainingArguments.get_warmup_steps = ceil(warmup_ratio * T), then
+   * get_linear_schedule_with_warmup (the first step has lr 0 when W > 0; the last still moves) */
+  opt.warmup_steps = (int)ceil(o->warmup_ratio * total);
   opt.total_steps = total;
+  opt.schedule = PB_SCHED_HF;
 
   S.ids = malloc(sizeof(int) * (size_t)B * o->max_len);
   S.types = malloc(sizeof(int) * (size_t)B * o->max_len);
@@ -332,8 +329,9 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_papi_start("train");
   pb_opcounts train0 = pb_opc_snapshot();
   int pos = n, step = 0;
-  double loss_sum = 0, final_loss = NAN;
-  int loss_n = 0;
+  double loss_sum = 0, final_loss = NAN, gn_sum = 0;
+  int loss_n = 0, n_clipped = 0;
+  cJSON *gcurve = S.gcurve = o->max_grad_norm > 0 ? cJSON_CreateArray() : NULL;
   for (step = 1; step <= total && !pb_run_interrupted; step++) {
     if (pos >= n) { /* new epoch; its last batch may be short */
       for (int i = 0; i < n; i++) S.order[i] = i;
@@ -352,7 +350,24 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
                         step, total, (double)loss, (double)opt.lr);
       break;
     }
-    if (rc || (rc = pb_backward(&S.m)) || (rc = pb_adamw_step(&S.m.params, &opt, step))) break;
+    if (rc || (rc = pb_backward(&S.m))) break;
+    /* the optimizer step, as HF's Trainer: clip_grad_norm_(max_grad_norm), AdamW, schedule */
+    const int prev_owner = pb_opc_set_owner(PB_OPO_OPTIM);
+    if (o->max_grad_norm > 0) {
+      int clipped = 0;
+      const double gn = pb_params_clip_grad_norm(&S.m.params, o->max_grad_norm, PB_CLIP_EPS_TORCH, &clipped);
+      if (!isfinite(gn)) {
+        pb_opc_set_owner(prev_owner);
+        rc = pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (gradient norm %g): try a lower --lr "
+                          "(now %g)", step, total, gn, (double)opt.lr);
+        break;
+      }
+      n_clipped += clipped;
+      gn_sum += gn;
+    }
+    rc = pb_adamw_step(&S.m.params, &opt, step);
+    pb_opc_set_owner(prev_owner);
+    if (rc) break;
     pb_params_zero_grad(&S.m.params);
     loss_sum += loss;
     loss_n++;
@@ -361,8 +376,15 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       cJSON_AddItemToArray(pt, cJSON_CreateNumber(step));
       cJSON_AddItemToArray(pt, cJSON_CreateNumber(loss_sum / loss_n));
       cJSON_AddItemToArray(S.curve, pt);
+      if (gcurve) {
+        cJSON *gp = cJSON_CreateArray();
+        cJSON_AddItemToArray(gp, cJSON_CreateNumber(step));
+        cJSON_AddItemToArray(gp, cJSON_CreateNumber(gn_sum / loss_n));
+        cJSON_AddItemToArray(gcurve, gp);
+      }
       final_loss = loss_sum / loss_n;
       loss_sum = 0;
+      gn_sum = 0;
       loss_n = 0;
     }
     pb_progress_update(&pg, step, (double)step * B, loss, "ex");
@@ -416,7 +438,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   if (rc) goto done;
 
   /* ---- save the task file ---- */
-  if ((rc = mkdir_p1(o->out_dir))) goto done;
+  if ((rc = pb_mkdir_p(o->out_dir))) goto done;
   /* the data by content, not by path: the same files anywhere are the same data */
   char data_sha[65];
   if ((rc = data_digest(&S, task, data_sha))) goto done;
@@ -426,7 +448,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       .data_seed = o->data_seed, .max_train = o->max_train, .max_eval = o->max_eval, .max_len = o->max_len,
       .epochs = o->steps > 0 ? 0 : o->epochs, .steps = o->steps, .batch = B, .lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3,
       .warmup_ratio = o->warmup_ratio, .weight_decay = o->weight_decay, .hidden_dropout = S.m.cfg.hidden_dropout,
-      .attn_dropout = S.m.cfg.attn_dropout, .merge_eval = o->merge_eval, .new_head = o->new_head};
+      .attn_dropout = S.m.cfg.attn_dropout, .merge_eval = o->merge_eval, .new_head = o->new_head,
+      .max_grad_norm = o->max_grad_norm};
   cJSON *jcfg = pb_run_config_json(&rcfg);
   char cfg_id[9];
   if (!jcfg) rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
@@ -532,9 +555,15 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddNumberToObject(jt, "warmup_steps", opt.warmup_steps);
   cJSON_AddNumberToObject(jt, "warmup_ratio", o->warmup_ratio);
   cJSON_AddNumberToObject(jt, "weight_decay", opt.weight_decay);
+  cJSON_AddStringToObject(jt, "schedule", "linear-hf");
+  cJSON_AddNumberToObject(jt, "max_grad_norm", o->max_grad_norm);
+  cJSON_AddNumberToObject(jt, "clipped_steps", n_clipped);
   cJSON_AddNumberToObject(jt, "final_loss", final_loss);
   cJSON_AddItemToObject(jt, "loss_curve", S.curve);
   S.curve = NULL;
+  if (S.gcurve) cJSON_AddItemToObject(jt, "grad_norm_curve", S.gcurve);
+  else cJSON_AddNullToObject(jt, "grad_norm_curve");
+  S.gcurve = NULL;
   cJSON_AddBoolToObject(jt, "interrupted", 0);
   cJSON *jm = cJSON_AddObjectToObject(r, "metrics");
   cJSON *js = cJSON_AddObjectToObject(jm, "splits");
@@ -578,6 +607,13 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   if ((rc = pb_ops_report_compute(&S.m, &S.mi, T128, B, o->max_len, &rep))) {
     cJSON_Delete(r);
     goto done;
+  }
+  if (!(o->max_grad_norm > 0)) { /* the report's step clips (the default); this run's did not */
+    pb_opcounts clip = {{{0}}}, noclip = {{{0}}};
+    pb_optimizer_step_ops(rep.p_trainable, 1, &clip);
+    pb_optimizer_step_ops(rep.p_trainable, 0, &noclip);
+    pb_opcounts_sub(&clip, &clip, &noclip);
+    pb_opcounts_sub(&rep.train_step, &rep.train_step, &clip);
   }
   cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&rep.infer, 1));
   cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&rep.infer, T128));

@@ -537,24 +537,6 @@ static void submit_usage(FILE *f, const char *cmd) {
           cmd);
 }
 
-static int mkdir_p(const char *dir) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
-    return pb_set_error(PB_ERR_ARG, "%s: path too long", dir);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return pb_set_error(PB_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
-  struct stat st;
-  if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) return pb_set_error(PB_ERR_IO, "%s: not a folder", tmp);
-  return PB_OK;
-}
-
 int pb_cmd_submit(int argc, char **argv) {
   const char *cmd = argc > 0 && argv[0] ? argv[0] : "submit";
   const char *out_dir = NULL, *data_opt = NULL;
@@ -727,7 +709,7 @@ int pb_cmd_submit(int argc, char **argv) {
 
   /* 5. the folder; existing files refused (all checked first) unless --force; then write */
   char path[PB_SUBMIT_TARGETS][4200];
-  if (!status && mkdir_p(out_dir)) {
+  if (!status && pb_mkdir_p(out_dir)) {
     fprintf(stderr, "peftbench %s: %s\n", cmd, pb_last_error());
     status = 1;
   }
