@@ -160,9 +160,24 @@ void pb_adamw_defaults(pb_adamw *o) {
   o->weight_decay = 0.01f;
   o->warmup_steps = 0;
   o->total_steps = 0;
+  o->schedule = PB_SCHED_ONE_BASED;
+}
+
+/* Hugging Face's linear schedule with warm-up (transformers get_linear_schedule_with_warmup,
+ * stepped by the Trainer after every optimizer step): s = t-1 is LambdaLR's step index */
+static float lr_hf(const pb_adamw *o, int t) {
+  const int s = t - 1, W = o->warmup_steps, T = o->total_steps;
+  double f = 1.0;
+  if (W > 0 && s < W) f = (double)s / (double)W;
+  else if (T > 0) {
+    f = (double)(T - s) / (double)(T - W > 1 ? T - W : 1);
+    if (f < 0.0) f = 0.0;
+  }
+  return (float)((double)o->lr * f);
 }
 
 float pb_adamw_lr(const pb_adamw *o, int t) {
+  if (o->schedule == PB_SCHED_HF) return lr_hf(o, t);
   if (o->warmup_steps > 0 && t <= o->warmup_steps) return o->lr * (float)t / (float)o->warmup_steps;
   if (o->total_steps > 0) {
     if (t >= o->total_steps) return 0.0f;
@@ -198,4 +213,34 @@ int pb_adamw_step(pb_params *p, const pb_adamw *o, int t) {
   }
   p->version++;
   return PB_OK;
+}
+
+double pb_params_clip_grad_norm(pb_params *p, double max_norm, double eps, int *clipped) {
+  if (clipped) *clipped = 0;
+  float *g = p->grad_mem;
+  const size_t n = p->n_train;
+  double ss = 0.0;
+  for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+  const double norm = sqrt(ss);
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)n);
+  pb_opc_add(PB_OPK_TRANS, 1);
+  if (!(max_norm > 0)) return norm;
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n + 2);
+  if (!isfinite(norm)) return norm;
+  const double coef = max_norm / (norm + eps);
+  const float sc = coef < 1.0 ? (float)coef : 1.0f;
+  if (clipped) *clipped = coef < 1.0;
+  const long nl = (long)n;
+#pragma omp parallel for schedule(static) if (nl > 262144)
+  for (long i = 0; i < nl; i++) g[i] *= sc;
+  return norm;
+}
+
+void pb_optimizer_step_ops(uint64_t n, int clip, pb_opcounts *out) {
+  out->c[PB_OPO_OPTIM][PB_OPK_FLOP] += 12 * n; /* pb_adamw_step */
+  out->c[PB_OPO_OPTIM][PB_OPK_TRANS] += n;
+  if (clip) { /* pb_params_clip_grad_norm with max_norm > 0 */
+    out->c[PB_OPO_OPTIM][PB_OPK_FLOP] += 3 * n + 2;
+    out->c[PB_OPO_OPTIM][PB_OPK_TRANS] += 1;
+  }
 }

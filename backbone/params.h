@@ -62,18 +62,49 @@ void pb_params_report(const pb_params *p, char *buf, size_t n);
 /* writes n with thousands separators ("109,482,240") */
 void pb_fmt_count(char *buf, size_t n, uint64_t v);
 
+/* Learning-rate schedules of pb_adamw_lr (t = the 1-based AdamW step; W = warmup_steps,
+ * T = total_steps; T = 0: constant lr after the warm-up in both):
+ *  PB_SCHED_ONE_BASED (0, the default; `pretrain`): lr*t/W for t <= W, then lr*(T-t)/(T-W):
+ *      the first step already moves, the LAST step (t = T) has lr 0.
+ *  PB_SCHED_HF (`run`): Hugging Face's get_linear_schedule_with_warmup as the Trainer steps it:
+ *      s = t-1 (LambdaLR's step, 0 at the first optimizer step); lr*s/W for s < W, else
+ *      lr*max(0, (T-s)/max(1, T-W)). With W > 0 the FIRST step has lr 0 and the last step
+ *      has lr*1/(T-W). Computed in double, rounded once to float. */
+typedef enum { PB_SCHED_ONE_BASED = 0, PB_SCHED_HF = 1 } pb_lr_schedule;
+
 typedef struct {
   float lr;          /* peak learning rate */
   float beta1, beta2, eps, weight_decay;
   int warmup_steps;  /* linear warmup from 0 */
   int total_steps;   /* linear decay to 0 at total_steps; 0 = constant after warmup */
+  int schedule;      /* pb_lr_schedule (PB_SCHED_ONE_BASED) */
 } pb_adamw;
 
-void pb_adamw_defaults(pb_adamw *o); /* lr 1e-3, 0.9, 0.999, 1e-8, wd 0.01, no schedule */
-/* lr at 1-based step t: lr*t/warmup for t <= warmup, then lr*(total-t)/(total-warmup) */
+void pb_adamw_defaults(pb_adamw *o); /* lr 1e-3, 0.9, 0.999, 1e-8, wd 0.01, no schedule (one-based) */
+/* lr at 1-based step t under o->schedule (above) */
 float pb_adamw_lr(const pb_adamw *o, int t);
 /* One AdamW step (PyTorch semantics, bias-corrected, decoupled decay) over every trainable
- * tensor, at 1-based step t. Charges 12 FLOP + 1 TRANS per trainable element to the optimizer. */
+ * tensor, at 1-based step t. Weight decay applies to tensors with `decay` set: by default every
+ * tensor of ndim >= 2, i.e. for BERT exactly Hugging Face's Trainer rule (get_decay_parameter_names:
+ * no decay for biases and LayerNorm weights; embeddings, linear weights, the classifier and LoRA /
+ * adapter matrices decay). Charges 12 FLOP + 1 TRANS per trainable element to the current owner. */
 int pb_adamw_step(pb_params *p, const pb_adamw *o, int t);
+
+/* Global gradient-norm clipping, as torch.nn.utils.clip_grad_norm_(params, max_norm) (norm type
+ * 2; torch uses eps = 1e-6): norm = sqrt(sum of g^2 over every trainable gradient), accumulated in
+ * double in table order; when max_norm > 0 every gradient is multiplied by
+ * min(1, max_norm / (norm + eps)) (torch multiplies by the clamped coefficient always; so do
+ * we, a multiply by 1 changes nothing). max_norm <= 0: the norm only, gradients untouched. A norm
+ * that is not finite leaves the gradients untouched (the caller reports the divergence).
+ * Returns the norm before clipping; *clipped (may be NULL) = 1 when the coefficient was < 1.
+ * Charges 2n FLOP + 1 TRANS for the norm and, when max_norm > 0, n + 2 FLOP for the scaling
+ * (n = trainable elements) to the current owner. */
+double pb_params_clip_grad_norm(pb_params *p, double max_norm, double eps, int *clipped);
+#define PB_CLIP_EPS_TORCH 1e-6
+
+/* The analytic count of one optimizer step over n trainable elements, added to
+ * out->c[PB_OPO_OPTIM]: what pb_params_clip_grad_norm (when clip != 0, with max_norm > 0) and
+ * pb_adamw_step charge. */
+void pb_optimizer_step_ops(uint64_t n_trainable, int clip, pb_opcounts *out);
 
 #endif

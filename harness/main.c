@@ -50,6 +50,7 @@ static const char *RUN_USAGE =
     "  --data-dir DIR        GLUE folder (default: $PEFTBENCH_DATA, else ../shared/data/glue)\n"
     "  --epochs N (3)  --steps N (overrides epochs)  --batch N (32)  --max-len N (128)\n"
     "  --lr X (method default)  --warmup RATIO (0.06)  --weight-decay X (0.01)  --dropout P (config)\n"
+    "  --max-grad-norm X (1.0)  clip the global gradient norm as HF's Trainer (0 = off)\n"
     "  --max-train N  --max-eval N   deterministic subsamples (0 = all)\n"
     "  --seed N (0)          initialisation, batch order, dropout\n"
     "  --data-seed N (0)     the --max-train subsample (fixed across --seed)\n"
@@ -120,7 +121,7 @@ static int cmd_run(int argc, char **argv) {
   int json = 0;
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_DATA, O_EPOCHS, O_STEPS, O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_WD,
          O_DROPOUT, O_MAXTRAIN, O_MAXEVAL, O_SEED, O_THREADS, O_RESULTS, O_OUT, O_EVENTS, O_MERGE, O_JSON, O_QUIET,
-         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER };
+         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER, O_MAXGN };
   static const struct option opts[] = {
       {"task", required_argument, 0, 't'},      {"method", required_argument, 0, 'm'},
       {"opt", required_argument, 0, 'o'},       {"model", required_argument, 0, O_MODEL},
@@ -136,7 +137,8 @@ static int cmd_run(int argc, char **argv) {
       {"merge", no_argument, 0, O_MERGE},       {"json", no_argument, 0, O_JSON},
       {"quiet", no_argument, 0, O_QUIET},       {"data-seed", required_argument, 0, O_DATASEED},
       {"test", no_argument, 0, O_TEST},         {"new-head", no_argument, 0, O_NEWHEAD},
-      {"lower-case", required_argument, 0, O_LOWER}, {"help", no_argument, 0, 'h'},
+      {"lower-case", required_argument, 0, O_LOWER}, {"max-grad-norm", required_argument, 0, O_MAXGN},
+      {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
   long iv;
@@ -185,6 +187,7 @@ static int cmd_run(int argc, char **argv) {
       case O_TEST: o.predict_test = 1; break;
       case O_NEWHEAD: o.new_head = 1; break;
       case O_LOWER: if (!pb_cli_lower_case(optarg, &o.bb.lower_case)) return 2; break;
+      case O_MAXGN: if (!parse_num("--max-grad-norm", optarg, 0, 1e6, &dv)) return 2; o.max_grad_norm = dv; break;
       case 'h': fputs(RUN_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("run", argc, argv, opts);
     }

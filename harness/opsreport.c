@@ -44,9 +44,8 @@ int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, in
   out->p_trainable = pb_params_count(p, -1, 1, 0);
   out->p_stored = pb_params_count(p, -1, 0, 1);
   out->p_all = pb_params_count(p, -1, 0, 0);
-  /* AdamW: 12 FLOP + 1 TRANS per trainable element (backbone/params.c pb_adamw_step) */
-  out->train_step.c[PB_OPO_OPTIM][PB_OPK_FLOP] += 12 * out->p_trainable;
-  out->train_step.c[PB_OPO_OPTIM][PB_OPK_TRANS] += out->p_trainable;
+  /* gradient clipping (run's default --max-grad-norm 1) + AdamW, as backbone/params.c charges */
+  pb_optimizer_step_ops(out->p_trainable, 1, &out->train_step);
   pb_params_report(p, out->params_report, sizeof out->params_report);
 
   snprintf(out->method_name, sizeof out->method_name, "%s", mi && mi->m ? mi->m->name : "none");

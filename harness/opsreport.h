@@ -3,8 +3,9 @@
  * baseline check and by `run` (the "ops" block of a result record).
  *
  * Counts come from pb_bert_ops (backbone + head owners) plus the method's `ops` member
- * (method owner) plus, for a training step, AdamW (optimizer owner: 12 FLOP + 1 TRANS per
- * trainable element, as pb_adamw_step charges). They are the same formulas the kernels charge,
+ * (method owner) plus, for a training step, gradient clipping and AdamW (optimizer owner,
+ * pb_optimizer_step_ops: 15 FLOP + 1 TRANS per trainable element + 2 FLOP + 1 TRANS, as
+ * pb_params_clip_grad_norm and pb_adamw_step charge). They are the same formulas the kernels charge,
  * so they equal the instrumented counts exactly (tests/test_opcount.c). */
 #ifndef PB_OPSREPORT_H
 #define PB_OPSREPORT_H

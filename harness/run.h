@@ -22,6 +22,7 @@ typedef struct {
   int batch, max_len, threads;
   double lr;                /* 0 = the method's default_lr, else 1e-3 */
   double warmup_ratio, weight_decay;
+  double max_grad_norm;     /* global gradient-norm clipping as HF's Trainer (1.0); 0 = off */
   unsigned long long seed;   /* initialisation, batch order and dropout */
   unsigned long long data_seed; /* the --max-train subsample only (default 0, independent of seed) */
   int predict_test;         /* also write predictions for the task's unlabelled test split(s) */

@@ -37,6 +37,7 @@ cJSON *pb_run_config_json(const pb_run_config *c) {
   cJSON_AddNumberToObject(o, "attn_dropout", c->attn_dropout);
   cJSON_AddNumberToObject(o, "merge_eval", c->merge_eval);
   cJSON_AddNumberToObject(o, "new_head", c->new_head);
+  cJSON_AddNumberToObject(o, "max_grad_norm", c->max_grad_norm);
   return o;
 }
 

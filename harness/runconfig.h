@@ -6,7 +6,7 @@
  * (fingerprint), vocab_sha256, lower_case, data_sha256 (of the train and eval files' bytes,
  * so the same data anywhere is the same), data_seed, max_train,
  * max_eval, max_len, epochs, steps, batch, lr (the effective one), warmup_ratio,
- * weight_decay, hidden_dropout, attn_dropout, merge_eval, new_head.
+ * weight_decay, hidden_dropout, attn_dropout, merge_eval, new_head, max_grad_norm.
  * "config_id": the first 8 hex digits of the SHA-256 of the object printed unformatted in
  * that key order. Two runs with the same config_id and seed trained the same thing. */
 #ifndef PB_RUNCONFIG_H
@@ -26,6 +26,7 @@ typedef struct {
   int max_train, max_eval, max_len, epochs, steps, batch;
   double lr, warmup_ratio, weight_decay, hidden_dropout, attn_dropout;
   int merge_eval, new_head;
+  double max_grad_norm;     /* gradient clipping (0 = off) */
 } pb_run_config;
 
 /* The "config" object (caller frees). */

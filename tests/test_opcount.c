@@ -4,7 +4,7 @@
  * option combinations, on three small shapes with dropout 0.1, the model is built and run:
  *  - inference: pb_forward (training 0) of one example (B=1, T=7, all tokens real) counted by
  *    pb_opc (every owner) == pb_ops_report_compute().infer (pb_bert_ops + the method's ops);
- *  - training: forward + backward at B=2, T=7 + AdamW (optimizer owner) == .train_step;
+ *  - training: forward + backward at B=2, T=7 + clipping + AdamW (optimizer owner) == .train_step;
  *  - methods with merge (LoRA): merged forward == .infer_merged with a zero method owner, the
  *    merged logits equal the unmerged ones, and after unmerge the count is back to .infer;
  *  - LayerConnect: scope=cls adds fewer ops than scope=tokens.
@@ -118,6 +118,7 @@ static uint64_t check_config(const pb_config *cfg, const char *label, const char
   rc = pb_forward(&m, ids, types, mask, BT, T, reg ? NULL : labels, reg ? targets : NULL, 1, 77, NULL);
   if (!rc) rc = pb_backward(&m);
   int prev = pb_opc_set_owner(PB_OPO_OPTIM);
+  if (!rc) (void)pb_params_clip_grad_norm(&m.params, 1.0, PB_CLIP_EPS_TORCH, NULL); /* run's default */
   if (!rc) rc = pb_adamw_step(&m.params, &opt, 1);
   pb_opc_set_owner(prev);
   pb_opc_enable(0);
