@@ -104,7 +104,7 @@ static papi_handle_t register_all(papi_sde_fptr_struct_t *f, int *status) {
                o < 0 ? "all owners" : oname,
                o == PB_OPO_HEAD ? " (pooler + classifier + loss)"
                : o == PB_OPO_METHOD ? " (PEFT method hooks)"
-               : o == PB_OPO_OPTIM ? " (AdamW update)" : "");
+               : o == PB_OPO_OPTIM ? " (gradient clipping + AdamW update)" : "");
       f->describe_counter(h, g_names[i], desc);
       g_n++;
     }

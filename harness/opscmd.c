@@ -145,7 +145,7 @@ cJSON *pb_ops_baseline_build(void) {
   cJSON_AddStringToObject(doc, "note",
                           "Exact analytic op counts (== instrumented, tests/test_opcount.c) and parameter counts of "
                           "the reference method configurations. inference_T128: one example (B=1) at T=128, no "
-                          "dropout; train_step: forward + loss + backward + AdamW at B=32 x T=128 with the "
+                          "dropout; train_step: forward + loss + backward + gradient clipping + AdamW at B=32 x T=128 with the "
                           "config's dropout. Kinds: matmul_macs, elementwise_flops, transcendental; "
                           "FLOPs = 2*MACs + elementwise + transcendental. CI runs `peftbench ops --check "
                           "results/ops-baseline.json`.");
@@ -430,7 +430,7 @@ static void print_report(const pb_ops_report *r) {
     printf("%s unmerged: method (added) %s FLOPs; total %s FLOPs per example\n", r->method_name, e, d);
   }
   snprintf(title, sizeof title,
-           "one training step, B=%d x T=%d (forward + loss + backward + AdamW, dropout from the config)", r->train_B,
+           "one training step, B=%d x T=%d (forward + loss + backward + gradient clipping + AdamW, dropout from the config)", r->train_B,
            r->train_T);
   print_header(title);
   print_counts(&r->train_step, 1, 1.0, 0);

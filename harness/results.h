@@ -20,6 +20,8 @@
  *            "train_subset": "16 hex" (SHA-256 of the kept rows), "max_eval": int,
  *            "eval_examples": {"dev": int}, "max_len": int, "truncated_train": int},
  *   "train": {"epochs": int, "steps": int, "batch": int, "lr": num, "warmup_steps": int, "warmup_ratio": num,
+ *             "schedule": "linear-hf", "max_grad_norm": num, "clipped_steps": int,
+ *             "grad_norm_curve": [[step, mean norm before clipping], ...] | null,
  *             "weight_decay": num, "final_loss": num, "loss_curve": [[step, loss], ...],
  *             "interrupted": false},
  *   "metrics": {"splits": {"dev": {"accuracy": num, ...}, ...}, "score": num, "main": "accuracy",
