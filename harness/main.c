@@ -59,6 +59,8 @@ static const char *RUN_USAGE =
     "  --new-head            train a fresh head even if the checkpoint has one (required when its shape differs)\n"
     "  --test                also write predictions for the task's unlabelled test split(s)\n"
     "  --results FILE.jsonl  append the result record (atomic)\n"
+    "  --skip-done           exit 0 without training when --results already has a record of this\n"
+    "                        task, configuration (config id) and seed: sweeps resume where they stopped\n"
     "  --out DIR (out)       where the task file and the prediction files are written\n"
     "                        (TASK-METHOD-CONFIGID-sSEED[-K]: never an existing name)\n"
     "  --events LIST         PAPI events (default: DESIGN.md list; software events always added)\n"
@@ -121,7 +123,7 @@ static int cmd_run(int argc, char **argv) {
   int json = 0;
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_DATA, O_EPOCHS, O_STEPS, O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_WD,
          O_DROPOUT, O_MAXTRAIN, O_MAXEVAL, O_SEED, O_THREADS, O_RESULTS, O_OUT, O_EVENTS, O_MERGE, O_JSON, O_QUIET,
-         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER, O_MAXGN };
+         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER, O_SKIPDONE, O_MAXGN };
   static const struct option opts[] = {
       {"task", required_argument, 0, 't'},      {"method", required_argument, 0, 'm'},
       {"opt", required_argument, 0, 'o'},       {"model", required_argument, 0, O_MODEL},
@@ -137,7 +139,7 @@ static int cmd_run(int argc, char **argv) {
       {"merge", no_argument, 0, O_MERGE},       {"json", no_argument, 0, O_JSON},
       {"quiet", no_argument, 0, O_QUIET},       {"data-seed", required_argument, 0, O_DATASEED},
       {"test", no_argument, 0, O_TEST},         {"new-head", no_argument, 0, O_NEWHEAD},
-      {"lower-case", required_argument, 0, O_LOWER}, {"max-grad-norm", required_argument, 0, O_MAXGN},
+      {"lower-case", required_argument, 0, O_LOWER}, {"skip-done", no_argument, 0, O_SKIPDONE}, {"max-grad-norm", required_argument, 0, O_MAXGN},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -186,6 +188,7 @@ static int cmd_run(int argc, char **argv) {
         break;
       case O_TEST: o.predict_test = 1; break;
       case O_NEWHEAD: o.new_head = 1; break;
+      case O_SKIPDONE: o.skip_done = 1; break;
       case O_LOWER: if (!pb_cli_lower_case(optarg, &o.bb.lower_case)) return 2; break;
       case O_MAXGN: if (!parse_num("--max-grad-norm", optarg, 0, 1e6, &dv)) return 2; o.max_grad_norm = dv; break;
       case 'h': fputs(RUN_USAGE, stdout); return 0;
@@ -204,6 +207,10 @@ static int cmd_run(int argc, char **argv) {
   install_signals();
   cJSON *r = NULL;
   int rc = pb_run(&o, &r);
+  if (rc == PB_RUN_SKIPPED) {
+    if (!o.quiet) fprintf(stderr, "peftbench run: %s\n", pb_last_error());
+    return 0;
+  }
   if (rc) {
     fprintf(stderr, "peftbench run: %s\n", pb_last_error());
     return rc == PB_ERR_ARG ? 2 : 1; /* 2 only for usage errors: a bad file is 1 */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "backbone/blas.h"
 #include "backbone/checkpoint.h"
@@ -135,6 +136,7 @@ typedef struct {
   int *ids, *types, *mask, *labels, *order;
   float *targets;
   float *out_eval[2];       /* [n, C] model outputs of each eval split */
+  cJSON *jcfg;              /* the record's "config" (moved into the record) */
   cJSON *curve;
   cJSON *gcurve;            /* [step, mean pre-clipping gradient norm] when clipping is on */
 } run_state;
@@ -156,6 +158,7 @@ static void run_free(run_state *s) {
   free(s->order);
   free(s->targets);
   for (int i = 0; i < 2; i++) free(s->out_eval[i]);
+  cJSON_Delete(s->jcfg);
   cJSON_Delete(s->curve);
   cJSON_Delete(s->gcurve);
 }
@@ -166,6 +169,29 @@ static void shuffle(int *a, int n, pb_rng *r) {
     a[i] = a[j];
     a[j] = t;
   }
+}
+
+/* --skip-done: PB_RUN_SKIPPED when `results` already holds a record of this task, config id
+ * and seed (a missing file holds none); the message says which line. */
+static int find_done(const char *results, const char *task, const char *cfg_id, unsigned long long seed) {
+  if (access(results, F_OK) != 0) return PB_OK;
+  cJSON *all = NULL;
+  int bad = 0, rc = pb_results_read(results, &all, &bad);
+  if (rc) return rc;
+  int found = -1, i = 0;
+  const cJSON *r;
+  cJSON_ArrayForEach(r, all) {
+    const cJSON *t = cJSON_GetObjectItem(r, "task"), *c = cJSON_GetObjectItem(r, "config_id"), *sd = cJSON_GetObjectItem(r, "seed");
+    if (cJSON_IsString(t) && cJSON_IsString(c) && cJSON_IsNumber(sd) && strcmp(t->valuestring, task) == 0 &&
+        strcmp(c->valuestring, cfg_id) == 0 && sd->valuedouble == (double)seed)
+      found = i;
+    i++;
+  }
+  cJSON_Delete(all);
+  if (found < 0) return PB_OK;
+  pb_set_error(PB_OK, "%s already holds %s config %s seed %llu (record %d): skipped (--skip-done)", results, task,
+               cfg_id, seed, found + 1);
+  return PB_RUN_SKIPPED;
 }
 
 /* SHA-256 over the SHA-256s of the train file and the eval files, in that order */
@@ -311,6 +337,23 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
     goto done;
   }
 
+  /* the configuration and its id, before any training (--skip-done) */
+  /* the data by content, not by path: the same files anywhere are the same data */
+  char data_sha[65];
+  if ((rc = data_digest(&S, task, data_sha))) goto done;
+  const pb_run_config rcfg = {
+      .method = S.mi.m->name, .method_desc = desc, .fingerprint = info.fingerprint,
+      .vocab_sha256 = info.vocab_sha256, .lower_case = info.lower_case, .data_sha256 = data_sha,
+      .data_seed = o->data_seed, .max_train = o->max_train, .max_eval = o->max_eval, .max_len = o->max_len,
+      .epochs = o->steps > 0 ? 0 : o->epochs, .steps = o->steps, .batch = B, .lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3,
+      .warmup_ratio = o->warmup_ratio, .weight_decay = o->weight_decay, .hidden_dropout = S.m.cfg.hidden_dropout,
+      .attn_dropout = S.m.cfg.attn_dropout, .merge_eval = o->merge_eval, .new_head = o->new_head,
+      .max_grad_norm = o->max_grad_norm};
+  char cfg_id[9];
+  if (!(S.jcfg = pb_run_config_json(&rcfg))) rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
+  if (rc || (rc = pb_config_id(S.jcfg, cfg_id))) goto done;
+  if (o->skip_done && o->results && (rc = find_done(o->results, task->name, cfg_id, o->seed))) goto done;
+
   /* counters */
   pb_papi_init(o->events);
   pb_sde_register();
@@ -439,24 +482,6 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
 
   /* ---- save the task file ---- */
   if ((rc = pb_mkdir_p(o->out_dir))) goto done;
-  /* the data by content, not by path: the same files anywhere are the same data */
-  char data_sha[65];
-  if ((rc = data_digest(&S, task, data_sha))) goto done;
-  const pb_run_config rcfg = {
-      .method = S.mi.m->name, .method_desc = desc, .fingerprint = info.fingerprint,
-      .vocab_sha256 = info.vocab_sha256, .lower_case = info.lower_case, .data_sha256 = data_sha,
-      .data_seed = o->data_seed, .max_train = o->max_train, .max_eval = o->max_eval, .max_len = o->max_len,
-      .epochs = o->steps > 0 ? 0 : o->epochs, .steps = o->steps, .batch = B, .lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3,
-      .warmup_ratio = o->warmup_ratio, .weight_decay = o->weight_decay, .hidden_dropout = S.m.cfg.hidden_dropout,
-      .attn_dropout = S.m.cfg.attn_dropout, .merge_eval = o->merge_eval, .new_head = o->new_head,
-      .max_grad_norm = o->max_grad_norm};
-  cJSON *jcfg = pb_run_config_json(&rcfg);
-  char cfg_id[9];
-  if (!jcfg) rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
-  if (rc || (rc = pb_config_id(jcfg, cfg_id))) {
-    cJSON_Delete(jcfg);
-    goto done;
-  }
   /* <task>-<method>-<config id>-s<seed>, never an existing name: no run replaces another's files */
   const char *psplits[8];
   int np = 0;
@@ -464,10 +489,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   if (o->predict_test) np += pb_task_test_splits(task, psplits + np, 8 - np);
   char base[256], stem[1200], path[1300];
   snprintf(base, sizeof base, "%s-%s-%s-s%llu", task->name, S.mi.m->name, cfg_id, o->seed);
-  if ((rc = pb_unique_stem(o->out_dir, base, psplits, np, stem, sizeof stem))) {
-    cJSON_Delete(jcfg);
-    goto done;
-  }
+  if ((rc = pb_unique_stem(o->out_dir, base, psplits, np, stem, sizeof stem))) goto done;
   snprintf(path, sizeof path, "%s.safetensors", stem);
   char cfgjson[512], seedbuf[32], labbuf[16], lenbuf[16];
   snprintf(cfgjson, sizeof cfgjson,
@@ -483,10 +505,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       {"vocab_sha256", info.vocab_sha256},        {"lower_case", info.lower_case ? "1" : "0"},
       {"config_id", cfg_id},
   };
-  if ((rc = pb_task_save_new(&S.m, path, meta, (int)(sizeof meta / sizeof meta[0])))) {
-    cJSON_Delete(jcfg);
-    goto done;
-  }
+  if ((rc = pb_task_save_new(&S.m, path, meta, (int)(sizeof meta / sizeof meta[0])))) goto done;
 
   /* ---- per-example predictions: the eval splits, then (--test) the unlabelled test splits ---- */
   cJSON *jpred = cJSON_CreateObject();
@@ -500,7 +519,6 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
     if (!(rc = predict_split(&S, task, data_dir, psplits[i], o, stem, ppath, sizeof ppath)))
       cJSON_AddStringToObject(jpred, psplits[i], ppath);
   if (rc) {
-    cJSON_Delete(jcfg);
     cJSON_Delete(jpred);
     goto done;
   }
@@ -519,7 +537,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddItemToObject(r, "method_config", kv_config_json(desc));
   cJSON_AddStringToObject(r, "method_desc", desc);
   cJSON_AddNumberToObject(r, "seed", (double)o->seed);
-  cJSON_AddItemToObject(r, "config", jcfg);
+  cJSON_AddItemToObject(r, "config", S.jcfg);
+  S.jcfg = NULL;
   cJSON_AddStringToObject(r, "config_id", cfg_id);
   cJSON *jh = cJSON_AddObjectToObject(r, "head");
   cJSON_AddStringToObject(jh, "source", head_src);

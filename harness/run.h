@@ -27,6 +27,7 @@ typedef struct {
   unsigned long long data_seed; /* the --max-train subsample only (default 0, independent of seed) */
   int predict_test;         /* also write predictions for the task's unlabelled test split(s) */
   int new_head;             /* train a fresh head even when the checkpoint has one */
+  int skip_done;            /* do nothing when `results` already has this task, config id and seed */
   const char *results;      /* JSONL path (NULL = none) */
   const char *out_dir;      /* task files go here */
   const char *events;       /* PAPI events (NULL = default) */
@@ -36,7 +37,10 @@ typedef struct {
 } pb_run_opts;
 
 void pb_run_defaults(pb_run_opts *o);
-/* Runs everything; on success *result is the record (caller frees). */
+#define PB_RUN_SKIPPED 1 /* positive: --skip-done found the run in the results file (message set) */
+
+/* Runs everything; on success *result is the record (caller frees); PB_RUN_SKIPPED with
+ * *result NULL when --skip-done found it done. */
 int pb_run(const pb_run_opts *o, cJSON **result);
 /* Set by the CLI's SIGINT/SIGTERM handler: the run stops after the current step. */
 extern volatile int pb_run_interrupted;

@@ -186,6 +186,14 @@ cp -r "$W/glue" "$W/glue_copy"
 expect "the same data at another path: the same config id" "$(jget "$R3" config_id)" "$(perl -ne 'print $1 if $. == 1 && /"config_id":"([0-9a-f]{8})"/' "$R3")"
 expect "config ids of r=8 and r=4 differ" "$(perl -ne 'print "$1 " if /"config_id":"([0-9a-f]{8})"/' "$R3" | awk '{print ($1 != $2 && $1 == $3)}')" 1
 
+# --skip-done: a sweep resumes; only runs not in the results file train
+R5="$W/r5.jsonl"
+run5() { "$BIN" run --task sst2 --method lora --steps 2 --new-head --skip-done "${COMMON[@]}" --out "$W/o5s" --results "$R5" "$@" >/dev/null 2>"$W/err"; }
+run5 --seed 3; run5 --seed 3; rc=$?; run5 --seed 4
+expect "--skip-done: the repeated run exits 0" "$rc" 0
+expect "--skip-done: 2 records for 3 calls (seeds 3, 3, 4)" "$(grep -c '' "$R5")" 2
+expect "--skip-done: 2 task files" "$(ls "$W/o5s"/*.safetensors | wc -l)" 2
+
 # ---------------------------------------------------------------- seeds: --data-seed
 R4="$W/r4.jsonl"
 run4() { "$BIN" run --task sst2 --method layerconnect --steps 1 --max-train 16 --new-head "${COMMON[@]}" --out "$W/o4" --results "$R4" "$@" >/dev/null 2>"$W/err"; jget "$R4" data.train_subset; }
