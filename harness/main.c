@@ -93,6 +93,8 @@ static void print_summary(const cJSON *r) {
   const cJSON *st = cJSON_GetObjectItem(r, "storage");
   printf("  task file %s: %.0f bytes\n", cJSON_GetObjectItem(st, "path")->valuestring,
          cJSON_GetObjectItem(st, "file_bytes")->valuedouble);
+  const cJSON *pr = cJSON_GetObjectItem(r, "predictions"), *pf;
+  cJSON_ArrayForEach(pf, pr) printf("  predictions (%s): %s\n", pf->string, pf->valuestring);
   const cJSON *ops = cJSON_GetObjectItem(r, "ops");
   const cJSON *pe = cJSON_GetObjectItem(cJSON_GetObjectItem(ops, "inference_per_example"), "flops");
   const cJSON *pt = cJSON_GetObjectItem(cJSON_GetObjectItem(ops, "per_token_T128"), "flops");
