@@ -1,9 +1,11 @@
 /* The check macro every C test uses: CHECK(cond, printf-args) records a failure with the file,
- * line and message and goes on, so one run reports every mismatch; main returns
- * `failures ? 1 : 0` so ctest sees a non-zero exit on any failure. */
+ * line and message and goes on, so one run reports every mismatch; main ends with
+ * `return check_exit_status();` (0 or 1), never with the count: an exit status is taken modulo
+ * 256, so `return failures;` with 256 failures would pass. */
 #ifndef PB_TEST_CHECK_H
 #define PB_TEST_CHECK_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +25,19 @@ static int checks = 0;   /* CHECKs evaluated */
       printf("\n");                               \
     }                                             \
   } while (0)
+
+/* what main returns: 0 when every CHECK passed, else 1 */
+static inline int check_exit_status(void) { return failures ? 1 : 0; }
+
+/* The finite-difference pass rule of the gradient checks: |fd - g| < atol, or the relative error
+ * |fd - g| / max(|fd|, |g|) < rtol. Returns the fraction of the tolerance an entry uses,
+ * min(|fd - g| / atol, relative / rtol): it passes when < 1; print the largest over a check so the
+ * margin stays visible (tolerances are set to a few times what is measured). */
+static inline double check_fd_used(double fd, double g, double atol, double rtol) {
+  const double ad = fabs(fd - g), scale = fmax(fabs(fd), fabs(g));
+  const double rel = scale > 0 ? ad / scale : 0.0, ua = ad / atol, ur = rel / rtol;
+  return ua < ur ? ua : ur;
+}
 
 /* a library call that must succeed: on failure print the status and message and stop */
 #define CHECK_OK(call)                                                                  \

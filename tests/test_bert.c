@@ -82,9 +82,11 @@ static void gradcheck(int C) {
   loss_of(&m, C);
   CHECK(pb_backward(&m) == PB_OK, "backward: %s", pb_last_error());
   /* central differences in fp32 with eps 1e-2 (the loss is O(1)); sampled entries of every
-   * tensor; pass if |g - fd| <= 2e-3 + 3e-2 * |fd| */
+   * tensor; pass if |g - fd| <= 6e-5 + 1e-3 * |fd|. Was 2e-3 + 3e-2 * |fd|, of which the measured
+   * errors used 0.6% (C=3) and 0.7% (C=1); now 0.20 and 0.22 (max |g - fd| 1.4e-5, 5.5e-5) */
   const float eps = 1e-2f;
-  double worst = 0;
+  const double atol = 6e-5, rtol = 1e-3;
+  double worst = 0, worst_abs = 0;
   char worst_name[PB_NAME_MAX + 64] = "";
   pb_rng r;
   pb_rng_seed(&r, 99);
@@ -100,14 +102,16 @@ static void gradcheck(int C) {
       double lm = loss_of(&m, C);
       t->data[j] = keep;
       double fd = (lp - lm) / (2 * eps), g = t->grad[j];
-      double err = fabs(g - fd) / (2e-3 + 3e-2 * fabs(fd));
+      double err = fabs(g - fd) / (atol + rtol * fabs(fd));
+      worst_abs = fmax(worst_abs, fabs(g - fd));
       if (err > worst) {
         worst = err;
         snprintf(worst_name, sizeof worst_name, "%s[%zu] grad %.6g fd %.6g", t->name, j, g, fd);
       }
     }
   }
-  printf("gradcheck C=%d: worst normalised error %.3f at %s (must be <= 1)\n", C, worst, worst_name);
+  printf("gradcheck C=%d: max |g - fd| %.2e; worst normalised error %.3f of (%.0e + %.0e |fd|) at %s (must be <= 1)\n",
+         C, worst_abs, worst, atol, rtol, worst_name);
   CHECK(worst <= 1.0, "gradient mismatch: %s", worst_name);
   pb_model_free(&m);
 }

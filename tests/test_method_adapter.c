@@ -17,6 +17,13 @@
 #include "methods/method.h"
 #include "tests/check.h"
 
+/* finite-difference tolerances (check_fd_used): |fd - g| < ATOL or relative < RTOL, for the
+ * method tensors (FD_) and the hook input gradient (FD_DX_) */
+#define FD_ATOL 5e-5
+#define FD_RTOL 1e-2
+#define FD_DX_ATOL 1e-4
+#define FD_DX_RTOL 2e-2
+
 
 static void tiny(pb_config *c, float dropout) { pb_test_tiny_config(c, dropout); }
 
@@ -172,6 +179,7 @@ static void test_fd(const char *const *opts, const char *label) {
   if (pb_backward(m)) { CHECK(0, "backward: %s", pb_last_error()); unbuild(&a); return; }
   int checked = 0, tensors = 0;
   float worst = 0, gmax = 0;
+  double used = 0;
   for (int i = 0; i < m->params.n; i++) {
     pb_tensor *t = &m->params.t[i];
     if (!t->trainable || t->owner == PB_OWNER_HEAD) continue;
@@ -186,15 +194,17 @@ static void test_fd(const char *const *opts, const char *label) {
       t->data[j] = v;
       float fd = (lp - lm) / (2 * eps), g = t->grad[j];
       float err = fabsf(fd - g), scale = fmaxf(fabsf(fd), fabsf(g));
-      int ok = err <= 2e-2f * scale || err <= 1e-4f;
+      const double u = check_fd_used(fd, g, FD_ATOL, FD_RTOL);
+      int ok = u < 1;
+      used = fmax(used, u);
       if (scale > 1e-3f && err / scale > worst) worst = err / scale;
       if (scale > gmax) gmax = scale;
       CHECK(ok, "%s %s[%zu]: fd %.6g analytic %.6g", label, t->name, j, fd, g);
       checked++;
     }
   }
-  printf("  %d entries of %d tensors, largest |grad| %.3g, worst relative error (|grad| > 1e-3) %.3g\n", checked,
-         tensors, gmax, worst);
+  printf("  %d entries of %d tensors, largest |grad| %.3g, worst relative error (|grad| > 1e-3) %.3g; %.2f of the "
+         "tolerance used (abs %.0e or rel %.0e)\n", checked, tensors, gmax, worst, used, FD_ATOL, FD_RTOL);
   CHECK(gmax > 1e-2f, "gradients too small for a meaningful check");
   CHECK(tensors > 0, "no trainable tensors");
   unbuild(&a);
@@ -216,6 +226,7 @@ static void test_hook_input_grad(const char *const *opts, const char *label) {
     x[i] = pb_rng_normal(&r);
     R[i] = pb_rng_normal(&r);
   }
+  double used = 0;
   for (int site = 0; site < PB_SUB_COUNT; site++) {
     memset(dx, 0, sizeof dx);
     for (int i = 0; i < N * d; i++) dx[i] = 0.5f; /* accumulation: the hook must add, not overwrite */
@@ -232,11 +243,12 @@ static void test_hook_input_grad(const char *const *opts, const char *label) {
       for (int j = 0; j < N * d; j++) sm += (double)y[j] * R[j];
       x[i] = v;
       float fd = (float)((sp - sm) / (2 * eps)), g = dx[i] - 0.5f;
-      float err = fabsf(fd - g);
-      CHECK(err <= 2e-2f * fmaxf(fabsf(fd), fabsf(g)) || err <= 1e-4f, "%s site %d x[%d]: fd %.6g analytic %.6g",
-            label, site, i, fd, g);
+      const double u = check_fd_used(fd, g, FD_DX_ATOL, FD_DX_RTOL);
+      used = fmax(used, u);
+      CHECK(u < 1, "%s site %d x[%d]: fd %.6g analytic %.6g", label, site, i, fd, g);
     }
   }
+  printf("  hook dx: %.2f of the tolerance used (abs %.0e or rel %.0e)\n", used, FD_DX_ATOL, FD_DX_RTOL);
   unbuild(&a);
 }
 

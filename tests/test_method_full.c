@@ -15,6 +15,10 @@
 #include "methods/method.h"
 #include "tests/check.h"
 
+/* finite-difference tolerance (check_fd_used): |fd - g| < FD_ATOL or relative < FD_RTOL */
+#define FD_ATOL 3e-5
+#define FD_RTOL 5e-3
+
 enum { BB = 2, TT = 7 };
 
 typedef struct {
@@ -110,7 +114,8 @@ static void test_counts(void) {
 }
 
 /* central differences on every tensor: the 2 entries of largest |grad| and 1 random one;
- * pass: |fd - g| < 1e-4 or relative error < 2e-2 (eps 1e-3, fp32 forward) */
+ * pass: |fd - g| < FD_ATOL or relative error < FD_RTOL (eps 1e-2, fp32 forward). With eps 1e-3 the
+ * fp32 loss's rounding (3e-5 in fd) used 0.98 of the old 1e-4 / 2e-2; with 1e-2 it uses 0.06 of it */
 static void test_gradients(void) {
   printf("gradients: finite differences vs pb_backward on EVERY tensor (all trainable)\n");
   pb_config cfg;
@@ -123,9 +128,9 @@ static void test_gradients(void) {
   CHECK_OK(pb_backward(&f.m));
   pb_rng r;
   pb_rng_seed(&r, 3);
-  const float eps = 1e-3f;
+  const float eps = 1e-2f;
   int checked = 0, tensors = 0;
-  double worst = 0;
+  double worst = 0, used = 0;
   for (int i = 0; i < f.m.params.n; i++) {
     pb_tensor *t = &f.m.params.t[i];
     CHECK(t->trainable && t->grad, "%s is not trainable", t->name);
@@ -153,11 +158,14 @@ static void test_gradients(void) {
       double fd = (lp - lm) / (2.0 * eps), g = t->grad[j];
       double ad = fabs(fd - g), rel = ad / fmax(fmax(fabs(fd), fabs(g)), 1e-30);
       if (fmax(fabs(fd), fabs(g)) > 1e-2 && rel > worst) worst = rel;
-      CHECK(ad < 1e-4 || rel < 2e-2, "%s[%zu]: backward %.6g vs finite difference %.6g", t->name, j, g, fd);
+      const double u = check_fd_used(fd, g, FD_ATOL, FD_RTOL);
+      used = fmax(used, u);
+      CHECK(u < 1, "%s[%zu]: backward %.6g vs finite difference %.6g", t->name, j, g, fd);
       checked++;
     }
   }
-  printf("  %d entries of %d tensors, worst relative error %.2e where |g| > 1e-2\n", checked, tensors, worst);
+  printf("  %d entries of %d tensors, worst relative error %.2e where |g| > 1e-2; %.2f of the tolerance used "
+         "(abs %.0e or rel %.0e)\n", checked, tensors, worst, used, FD_ATOL, FD_RTOL);
   fixture_free(&f);
 }
 

@@ -3,7 +3,9 @@
  *     1 and 2 threads), relative to the largest magnitude, tol 1e-5
  *  2. finite-difference gradient checks of every backward (loss = sum(out * R) in double,
  *     central differences, eps 1e-3 on fp32 inputs, error = max|analytic - numeric| /
- *     max(max|numeric|, 1e-3), tol 1e-2), and that backward accumulates (+=): twice = 2x
+ *     max(max|numeric|, 1e-3), tol 1e-3; 2e-3 for attention dq, dk, whose gradients are
+ *     small (max 0.15) so fp32 rounding weighs more: measured 1.2e-5..1.5e-4 and 2.2e-4..4.4e-4),
+ *     and that backward accumulates (+=): twice = 2x
  *  3. exact op counts of every kernel vs the ops.h table, NULL grads and p = 0 dropout
  *  4. dropout statistics, determinism, seed dependence, backward mask, in-place use
  * Exits non-zero on any failure. */
@@ -19,7 +21,8 @@
 
 
 #define TOL_TWIN 1e-5
-#define TOL_GRAD 1e-2
+#define TOL_GRAD 1e-3         /* measured <= 1.6e-4 (matmul, layernorm, elementwise, embed, losses) */
+#define TOL_GRAD_ATTN_QK 2e-3 /* attention dq, dk: measured <= 4.4e-4 */
 #define FD_EPS 1e-3f
 
 static pb_rng g_rng;
@@ -63,7 +66,7 @@ static double dot_d(const float *a, const float *b, size_t n) {
 typedef double (*lossfn)(void);
 
 /* Perturbs x[0..n) by +-eps, compares (L+ - L-)/2eps with the analytic gradient g. */
-static void fd_check(const char *what, lossfn L, float *x, size_t n, const float *g) {
+static void fd_check_tol(const char *what, lossfn L, float *x, size_t n, const float *g, double tol) {
   double md = 0.0, mn = 0.0;
   for (size_t i = 0; i < n; i++) {
     float x0 = x[i];
@@ -78,8 +81,11 @@ static void fd_check(const char *what, lossfn L, float *x, size_t n, const float
     if (fabs(num) > mn) mn = fabs(num);
   }
   double err = md / (mn > 1e-3 ? mn : 1e-3);
-  printf("  grad %-28s n=%-4zu max|num|=%.3g rel err %.2e (tol %.0e)\n", what, n, mn, err, TOL_GRAD);
-  CHECK(err < TOL_GRAD, "gradient %s: rel err %.3e", what, err);
+  printf("  grad %-28s n=%-4zu max|num|=%.3g rel err %.2e (tol %.0e)\n", what, n, mn, err, tol);
+  CHECK(err < tol, "gradient %s: rel err %.3e (tol %.0e)", what, err, tol);
+}
+static void fd_check(const char *what, lossfn L, float *x, size_t n, const float *g) {
+  fd_check_tol(what, L, x, n, g, TOL_GRAD);
 }
 
 /* g2 (after two backward calls) must equal 2 * g1 (after one) */
@@ -527,9 +533,9 @@ static void test_attention(void) {
     pb_attention_bwd(gq, gk, gv, scratch, a_R, a_q, a_k, a_v, probs, AB, AT, AD, AA, a_p, 4242);
     char nm[64];
     snprintf(nm, sizeof nm, "attention dq (p=%.1f)", a_p);
-    fd_check(nm, loss_attn, a_q, ANUM, gq);
+    fd_check_tol(nm, loss_attn, a_q, ANUM, gq, TOL_GRAD_ATTN_QK);
     snprintf(nm, sizeof nm, "attention dk (p=%.1f)", a_p);
-    fd_check(nm, loss_attn, a_k, ANUM, gk);
+    fd_check_tol(nm, loss_attn, a_k, ANUM, gk, TOL_GRAD_ATTN_QK);
     snprintf(nm, sizeof nm, "attention dv (p=%.1f)", a_p);
     fd_check(nm, loss_attn, a_v, ANUM, gv);
     /* padded keys/values get no gradient */

@@ -398,5 +398,5 @@ int main(void) {
   test_without_papi();
 #endif
   printf(failures ? "test_papi: FAILED\n" : "test_papi: all passed\n");
-  return failures;
+  return check_exit_status();
 }

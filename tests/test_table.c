@@ -587,5 +587,5 @@ int main(void) {
   if (getenv("PB_TEST_KEEP")) printf("kept %s (PB_TEST_KEEP)\n", dir);
   else if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
   printf(failures ? "test_table: FAILED\n" : "test_table: all passed\n");
-  return failures;
+  return check_exit_status();
 }

@@ -98,5 +98,5 @@ int main(void) {
   cJSON_Delete(mj);
 
   printf(failures ? "test_timing: FAILED\n" : "test_timing: all passed\n");
-  return failures;
+  return check_exit_status();
 }
