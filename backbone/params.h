@@ -65,7 +65,10 @@ void pb_fmt_count(char *buf, size_t n, uint64_t v);
 /* Learning-rate schedules of pb_adamw_lr (t = the 1-based AdamW step; W = warmup_steps,
  * T = total_steps; T = 0: constant lr after the warm-up in both):
  *  PB_SCHED_ONE_BASED (0, the default; `pretrain`): lr*t/W for t <= W, then lr*(T-t)/(T-W):
- *      the first step already moves, the LAST step (t = T) has lr 0.
+ *      the first step already moves, the LAST step (t = T) has lr 0 — except when W = T
+ *      (the last step is the end of the warm-up, at the peak lr) and when T = 1 with W = 0
+ *      (the only step has lr 0); tests/test_schedule.c pins both, and pretrain keeps them so
+ *      that checkpoints made before reproduce.
  *  PB_SCHED_HF (`run`): Hugging Face's get_linear_schedule_with_warmup as the Trainer steps it:
  *      s = t-1 (LambdaLR's step, 0 at the first optimizer step); lr*s/W for s < W, else
  *      lr*max(0, (T-s)/max(1, T-W)). With W > 0 the FIRST step has lr 0 and the last step
