@@ -76,9 +76,10 @@ static int params_alloc(pb_params *p, int reserved) {
   p->m_mem = get(p->n_train);
   p->v_mem = get(p->n_train);
   if (!p->frozen_mem || !p->train_mem || !p->grad_mem || !p->m_mem || !p->v_mem) {
-    pb_params_free(p);
-    return pb_set_error(PB_ERR_NOMEM, "cannot allocate %zu frozen + %zu trainable parameters", p->n_frozen,
-                        p->n_train);
+    const size_t nf = p->n_frozen, nt = p->n_train;
+    pb_params_release(p); /* the table stays */
+    return pb_set_error(PB_ERR_NOMEM, "cannot %s %zu frozen + %zu trainable parameters",
+                        reserved ? "reserve address space for" : "allocate", nf, nt);
   }
   size_t of = 0, ot = 0;
   for (int i = 0; i < p->n; i++) {

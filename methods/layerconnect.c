@@ -50,8 +50,8 @@
  *                            MAC K*P  (d anchors += W_interp[l,:]^T dconn_l, dense over K)
  * Inference counts the forward only (the inference materialisation is uncharged, see above);
  * a training step materialise + forward + backward. The analytic count is these hooks run in
- * counting-only mode (charges, no arithmetic; the connectors count as materialised). Dot products and rank-1 updates are
- * counted as 2 FLOPs per element (multiply, add). */
+ * counting-only mode (charges, no arithmetic; the connectors count as materialised). Dot
+ * products and rank-1 updates are counted as 2 FLOPs per element (multiply, add). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
