@@ -187,13 +187,10 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share) {
   return off;
 }
 
-static int model_alloc(pb_model *m, int B, int T, int infer) {
-  if (B <= 0 || T <= 0) return pb_set_error(PB_ERR_ARG, "model: batch %d x %d must be positive", B, T);
-  if (T > m->cfg.max_pos)
-    return pb_set_error(PB_ERR_ARG, "model: sequence length %d exceeds max_position_embeddings %d", T,
-                        m->cfg.max_pos);
+/* activations (and the method's block) for B x T; reserved: address space only (counting-only
+ * runs, see pb_model_count), else real, zeroed memory replacing the previous block */
+static int acts_alloc(pb_model *m, int B, int T, int infer, int reserved) {
   int rc;
-  if (!m->params.frozen_mem && (rc = pb_params_alloc(&m->params))) return rc;
   size_t hook_floats = 0;
   if (m->hooks && m->hooks->reserve && (rc = m->hooks->reserve(m->hook_ctx, B, T, NULL, &hook_floats)))
     return rc;
@@ -203,12 +200,18 @@ static int model_alloc(pb_model *m, int B, int T, int infer) {
   }
   const int share = infer && !m->hooks;
   size_t n = layout_acts(m, NULL, B, T, share) + hook_floats;
-  free(m->act_mem);
-  m->act_mem = NULL;
-  if (posix_memalign((void **)&m->act_mem, 64, n * sizeof(float)) != 0)
-    return pb_set_error(PB_ERR_NOMEM, "model: cannot allocate %zu MB of activations for batch %d x %d",
-                        n * sizeof(float) >> 20, B, T);
-  memset(m->act_mem, 0, n * sizeof(float));
+  if (reserved) {
+    if (!(m->act_mem = pb_reserve_floats(n)))
+      return pb_set_error(PB_ERR_NOMEM, "count: cannot reserve %zu MB of address space for batch %d x %d",
+                          n * sizeof(float) >> 20, B, T);
+  } else {
+    free(m->act_mem);
+    m->act_mem = NULL;
+    if (posix_memalign((void **)&m->act_mem, 64, n * sizeof(float)) != 0)
+      return pb_set_error(PB_ERR_NOMEM, "model: cannot allocate %zu MB of activations for batch %d x %d",
+                          n * sizeof(float) >> 20, B, T);
+    memset(m->act_mem, 0, n * sizeof(float));
+  }
   m->act_floats = n;
   layout_acts(m, m->act_mem, B, T, share);
   m->infer_only = share;
@@ -221,6 +224,16 @@ static int model_alloc(pb_model *m, int B, int T, int infer) {
   m->B = B;
   m->T = T;
   return PB_OK;
+}
+
+static int model_alloc(pb_model *m, int B, int T, int infer) {
+  if (B <= 0 || T <= 0) return pb_set_error(PB_ERR_ARG, "model: batch %d x %d must be positive", B, T);
+  if (T > m->cfg.max_pos)
+    return pb_set_error(PB_ERR_ARG, "model: sequence length %d exceeds max_position_embeddings %d", T,
+                        m->cfg.max_pos);
+  int rc;
+  if (!m->params.frozen_mem && (rc = pb_params_alloc(&m->params))) return rc;
+  return acts_alloc(m, B, T, infer, 0);
 }
 
 int pb_model_alloc(pb_model *m, int B, int T) { return model_alloc(m, B, T, 0); }
@@ -245,10 +258,20 @@ void pb_model_init_random(pb_model *m, uint64_t seed) {
 
 int pb_model_prepare(pb_model *m, int training) {
   if (!m->hooks || !m->hooks->set_mode) return PB_OK;
+  if (!m->act_mem) return pb_set_error(PB_ERR_ARG, "prepare: the model has no activations (pb_model_alloc first)");
   int prev = pb_opc_set_owner(PB_OPO_METHOD);
   int rc = m->hooks->set_mode(m->hook_ctx, training, 0);
   pb_opc_set_owner(prev);
   return rc;
+}
+
+/* Data movement outside the kernels (zeroing, copies): skipped in counting-only mode, where
+ * nothing is computed and the buffers may be reserved address space (pb_model_count). */
+static inline void zero_(void *p, size_t bytes) {
+  if (!pb_opc_counting()) memset(p, 0, bytes);
+}
+static inline void copy_(void *dst, const void *src, size_t bytes) {
+  if (!pb_opc_counting()) memcpy(dst, src, bytes);
 }
 
 /* dropout seed of one site: (step seed, layer, site) -> independent stream */
@@ -312,7 +335,7 @@ static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   pb_layernorm_fwd(a->ln2, a->ln2_mean, a->ln2_rstd, a->ln2_in, pb_w(m, w->ln2w), pb_w(m, w->ln2b), N, d, c->ln_eps);
   /* connector between layer l's input and output */
   if (has_layer_hook(m)) {
-    memcpy(a->out, a->ln2, (size_t)N * d * sizeof(float));
+    copy_(a->out, a->ln2, (size_t)N * d * sizeof(float));
     HOOK(m->hooks->layer_fwd(m->hook_ctx, l, hprev, a->out, B, T, d));
   }
   return PB_OK;
@@ -376,7 +399,7 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   }
   /* head: pooler on [CLS], dropout, classifier, loss */
   pb_opc_set_owner(PB_OPO_HEAD);
-  for (int b = 0; b < B; b++) memcpy(a->cls + (size_t)b * d, h + (size_t)b * T * d, (size_t)d * sizeof(float));
+  for (int b = 0; b < B; b++) copy_(a->cls + (size_t)b * d, h + (size_t)b * T * d, (size_t)d * sizeof(float));
   pb_matmul_fwd(a->pooled, a->cls, pb_w(m, m->pool_w), pb_w(m, m->pool_b), B, d, d);
   pb_tanh_fwd(a->pooled, a->pooled, (size_t)B * d);
   pb_dropout_fwd(a->pooled_drop, a->pooled, (size_t)B * d, ph, site_seed(m, -1, SITE_POOLED));
@@ -410,11 +433,11 @@ static int sublayer_residual_bwd(pb_model *m, int l, int site, float *dresid, fl
   pb_add(dresid, dresid, dln_in, n);
   const float *dx = dln_in;
   if (m->hooks && m->hooks->sublayer_bwd) {
-    memset(tmp, 0, n * sizeof(float));
+    zero_(tmp, n * sizeof(float));
     HOOK(m->hooks->sublayer_bwd(m->hook_ctx, l, site, x, dln_in, tmp, N, d));
     dx = tmp;
   }
-  memset(dpre, 0, n * sizeof(float));
+  zero_(dpre, n * sizeof(float));
   pb_dropout_bwd(dpre, dx, n, p, seed);
   return PB_OK;
 }
@@ -432,37 +455,37 @@ static int layer_backward(pb_model *m, int l, const float *hprev, const float *d
   float *dattn_o = buf[7], *dctx = buf[8], *dqkv = buf[9];
   float *dffn_act = m->acts.dbuf_f[0], *dffn_pre = m->acts.dbuf_f[1];
   int rc;
-  memset(dprev, 0, nd * sizeof(float));
+  zero_(dprev, nd * sizeof(float));
   if (has_layer_hook(m)) HOOK(m->hooks->layer_bwd(m->hook_ctx, l, hprev, dh, dprev, B, T, d));
   /* LN2 <- out */
-  memset(dln2_in, 0, nd * sizeof(float));
+  zero_(dln2_in, nd * sizeof(float));
   pb_layernorm_bwd(dln2_in, pb_g(m, w->ln2w), pb_g(m, w->ln2b), dh, a->ln2_in, pb_w(m, w->ln2w), a->ln2_mean,
                    a->ln2_rstd, N, d);
   /* ffn sublayer: ln2_in = ln1 + sub(dropout(ffn_o)) */
-  memset(dln1, 0, nd * sizeof(float));
+  zero_(dln1, nd * sizeof(float));
   if ((rc = sublayer_residual_bwd(m, l, PB_SUB_FFN, dln1, dffn_o, tmp, dln2_in, a->ffn_o, N, d, ph,
                                   site_seed(m, l, SITE_FFN_OUT))))
     return rc;
-  memset(dffn_act, 0, nf * sizeof(float));
+  zero_(dffn_act, nf * sizeof(float));
   if ((rc = linear_bwd(m, l, PB_LIN_FFN_OUT, dffn_act, dffn_o, a->ffn_act, w->fw, w->fb, N, F, d))) return rc;
-  memset(dffn_pre, 0, nf * sizeof(float));
+  zero_(dffn_pre, nf * sizeof(float));
   pb_gelu_bwd(dffn_pre, a->ffn_pre, dffn_act, nf);
   if ((rc = linear_bwd(m, l, PB_LIN_FFN_IN, dln1, dffn_pre, a->ln1, w->iw, w->ib, N, d, F))) return rc;
   /* LN1 */
-  memset(dln1_in, 0, nd * sizeof(float));
+  zero_(dln1_in, nd * sizeof(float));
   pb_layernorm_bwd(dln1_in, pb_g(m, w->ln1w), pb_g(m, w->ln1b), dln1, a->ln1_in, pb_w(m, w->ln1w), a->ln1_mean,
                    a->ln1_rstd, N, d);
   /* attention sublayer: ln1_in = hprev + sub(dropout(attn_o)) */
   if ((rc = sublayer_residual_bwd(m, l, PB_SUB_ATTN, dprev, dattn_o, tmp, dln1_in, a->attn_o, N, d, ph,
                                   site_seed(m, l, SITE_ATTN_OUT))))
     return rc;
-  memset(dctx, 0, nd * sizeof(float));
+  zero_(dctx, nd * sizeof(float));
   if ((rc = linear_bwd(m, l, PB_LIN_ATTN_OUT, dctx, dattn_o, a->ctx, w->ow, w->ob, N, d, d))) return rc;
   /* attention core: dq, dk, dv one after another in dqkv to keep scratch small */
   float *dq = dqkv, *dk = tmp, *dv = dln2_in; /* dln2_in and tmp are dead now */
-  memset(dq, 0, nd * sizeof(float));
-  memset(dk, 0, nd * sizeof(float));
-  memset(dv, 0, nd * sizeof(float));
+  zero_(dq, nd * sizeof(float));
+  zero_(dk, nd * sizeof(float));
+  zero_(dv, nd * sizeof(float));
   pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, d, c->heads, pa,
                    site_seed(m, l, SITE_ATTN_PROBS));
   if ((rc = linear_bwd(m, l, PB_LIN_QUERY, dprev, dq, hprev, w->qw, w->qb, N, d, d))) return rc;
@@ -490,9 +513,9 @@ static int backward_encoder(pb_model *m) {
   int emb_train = is_trainable(m, m->word) || is_trainable(m, m->pos) || is_trainable(m, m->type);
   if (emb_train || is_trainable(m, m->emb_lnw) || is_trainable(m, m->emb_lnb)) {
     float *demb_ln = dprev, *demb_sum = a->dbuf[2];
-    memset(demb_ln, 0, (size_t)N * d * sizeof(float));
+    zero_(demb_ln, (size_t)N * d * sizeof(float));
     pb_dropout_bwd(demb_ln, dh, (size_t)N * d, ph, site_seed(m, -1, SITE_EMB));
-    if (emb_train) memset(demb_sum, 0, (size_t)N * d * sizeof(float));
+    if (emb_train) zero_(demb_sum, (size_t)N * d * sizeof(float));
     pb_layernorm_bwd(emb_train ? demb_sum : NULL, pb_g(m, m->emb_lnw), pb_g(m, m->emb_lnb), demb_ln, a->emb_sum,
                      pb_w(m, m->emb_lnw), a->emb_mean, a->emb_rstd, N, d);
     if (emb_train)
@@ -512,7 +535,7 @@ int pb_backward(pb_model *m) {
   /* head */
   float *dlogits = a->dsmall, *dpooled_drop = dlogits + (size_t)B * C, *dpooled = dpooled_drop + (size_t)B * d;
   float *dpool_pre = dpooled + (size_t)B * d, *dcls = dpool_pre + (size_t)B * d;
-  memset(a->dsmall, 0, (4 * (size_t)B * d + (size_t)B * C) * sizeof(float));
+  zero_(a->dsmall, (4 * (size_t)B * d + (size_t)B * C) * sizeof(float));
   if (m->labels) pb_softmax_ce_bwd(dlogits, a->probs, m->labels, B, C);
   else pb_mse_bwd(dlogits, a->logits, m->targets, B);
   pb_matmul_bwd(dpooled_drop, pb_g(m, m->cls_w), pb_g(m, m->cls_b), dlogits, a->pooled_drop, pb_w(m, m->cls_w), B,
@@ -523,8 +546,8 @@ int pb_backward(pb_model *m) {
   /* back into the residual stream at the [CLS] rows */
   pb_opc_set_owner(PB_OPO_BACKBONE);
   float *dh = a->dbuf[0];
-  memset(dh, 0, (size_t)N * d * sizeof(float));
-  for (int b = 0; b < B; b++) memcpy(dh + (size_t)b * T * d, dcls + (size_t)b * d, (size_t)d * sizeof(float));
+  zero_(dh, (size_t)N * d * sizeof(float));
+  for (int b = 0; b < B; b++) copy_(dh + (size_t)b * T * d, dcls + (size_t)b * d, (size_t)d * sizeof(float));
   int rc = backward_encoder(m);
   pb_opc_set_owner(prev_owner);
   return rc;
@@ -534,10 +557,63 @@ int pb_backward_hidden(pb_model *m, const float *dout) {
   const size_t n = (size_t)m->cur_B * m->cur_T * m->cfg.hidden;
   if (!m->act_mem || n == 0) return pb_set_error(PB_ERR_ARG, "backward: no forward to go back through");
   if (m->infer_only) return pb_set_error(PB_ERR_ARG, "backward: the model was allocated for inference only");
-  memcpy(m->acts.dbuf[0], dout, n * sizeof(float));
+  copy_(m->acts.dbuf[0], dout, n * sizeof(float));
   int prev_owner = pb_opc_set_owner(PB_OPO_BACKBONE);
   int rc = backward_encoder(m);
   pb_opc_set_owner(prev_owner);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- op count by execution */
+
+int pb_model_count(pb_model *m, int B, int T, int flags, pb_opcounts *out) {
+  const pb_config *c = &m->cfg;
+  if (B <= 0 || T <= 0) return pb_set_error(PB_ERR_ARG, "count: batch %d x %d must be positive", B, T);
+  if (T > c->max_pos)
+    return pb_set_error(PB_ERR_ARG, "count: sequence length %d exceeds max_position_embeddings %d", T, c->max_pos);
+  if (pb_opc_counting()) return pb_set_error(PB_ERR_ARG, "count: already inside a counting-only run");
+  const int training = (flags & PB_COUNT_TRAIN) != 0, C = c->num_labels;
+  const pb_model saved = *m; /* every field the run changes comes back from here */
+  const int own_params = !m->params.frozen_mem;
+  int *ids = calloc((size_t)B * T + (size_t)B, sizeof(int)), *labels = ids ? ids + (size_t)B * T : NULL;
+  float *targets = calloc((size_t)B, sizeof(float));
+  pb_layer_acts *layers = calloc((size_t)c->layers, sizeof *layers);
+  int rc = ids && targets && layers ? PB_OK : pb_set_error(PB_ERR_NOMEM, "count: out of memory");
+  m->acts.layer = layers;
+  m->act_mem = NULL;
+  m->zero_types = NULL;
+  if (!rc && own_params) rc = pb_params_alloc_count(&m->params);
+  if (!rc) rc = acts_alloc(m, B, T, 0, 1);
+  if (!rc) {
+    pb_opcounter prev;
+    pb_opc_count_begin(&prev);
+    rc = pb_forward(m, ids, NULL, NULL, B, T, training && C > 1 ? labels : NULL,
+                    training && C == 1 ? targets : NULL, training, 0, NULL);
+    if (!rc && training) rc = pb_backward(m);
+    if (!rc && (flags & (PB_COUNT_CLIP | PB_COUNT_ADAMW))) {
+      pb_opc_set_owner(PB_OPO_OPTIM);
+      if (flags & PB_COUNT_CLIP) (void)pb_params_clip_grad_norm(&m->params, 1.0, PB_CLIP_EPS_TORCH, NULL);
+      if (flags & PB_COUNT_ADAMW) {
+        pb_adamw o;
+        pb_adamw_defaults(&o);
+        rc = pb_adamw_step(&m->params, &o, 1);
+      }
+    }
+    pb_opc_count_end(&prev, rc ? NULL : out);
+  }
+  pb_release_floats(m->act_mem, m->act_floats);
+  free(m->zero_types);
+  if (own_params) pb_params_release(&m->params);
+  free(layers);
+  free(ids);
+  free(targets);
+  *m = saved;
+  /* the method's activation pointers back to the model's own block (when it has one) */
+  if (m->act_mem && m->hooks && m->hooks->reserve) {
+    size_t n = 0;
+    int r2 = m->hooks->reserve(m->hook_ctx, m->B, m->T, m->hook_acts, &n);
+    if (!rc) rc = r2;
+  }
   return rc;
 }
 

@@ -142,7 +142,8 @@ static inline float *pb_w(pb_model *m, int idx) { return m->params.t[idx].data; 
 static inline float *pb_g(pb_model *m, int idx) { return m->params.t[idx].grad; }
 
 /* Lets the installed method do its one-time work for a mode (e.g. materialise generated
- * weights for inference) outside any measured window. pb_forward does it too, when needed. */
+ * weights for inference) outside any measured window. pb_forward does it too, when needed.
+ * Needs the activations (pb_model_alloc) when the method has a set_mode hook. */
 int pb_model_prepare(pb_model *m, int training);
 
 /* Forward over ids/types/mask [B,T] (B <= capacity, T <= capacity). With training != 0 dropout
@@ -158,10 +159,19 @@ int pb_backward(pb_model *m);
  * dout [B*T, d] (e.g. a masked-language-model head), skipping the classification head. */
 int pb_backward_hidden(pb_model *m, const float *dout);
 
-/* Analytic op count (backbone + head owners) of one forward over B x T real tokens, plus the
- * loss and backward when `training` (dropout from the config on), added into *out. Uses the
- * declared table for which tensors train; no memory or weights are needed. */
-int pb_bert_ops(const pb_model *m, int B, int T, int training, pb_opcounts *out);
+/* Op count by execution: runs pb_forward over B x T real tokens (and with PB_COUNT_TRAIN the
+ * config's dropout, the loss and pb_backward; PB_COUNT_CLIP pb_params_clip_grad_norm with
+ * max_norm 1; PB_COUNT_ADAMW one pb_adamw_step, both charged to the optimizer owner) in
+ * counting-only mode (counters/opcount.h): the same code path as a real step, every kernel and
+ * hook charging what it would compute and computing nothing. Adds the counts into *out.
+ * m as it is decides the count (trainable flags, installed hooks, a merged method). Works on a
+ * model that was only declared (its parameters are laid out in reserved address space for the
+ * run) and at any B x T up to max_pos (the run gets its own reserved activation block, which
+ * nothing touches). Values, gradients, activations, the last forward and the counter's own
+ * state are left as they were; the method's hook `reserve` is called again with the model's
+ * own block. Bert-base costs milliseconds. */
+enum { PB_COUNT_INFER = 0, PB_COUNT_TRAIN = 1, PB_COUNT_CLIP = 2, PB_COUNT_ADAMW = 4 };
+int pb_model_count(pb_model *m, int B, int T, int flags, pb_opcounts *out);
 
 /* A short fingerprint of the backbone (config + frozen backbone values), hex, 16 chars. */
 void pb_model_fingerprint(const pb_model *m, char out[17]);

@@ -3,7 +3,9 @@
  * - GEMMs go to OpenBLAS (cblas_sgemm, row-major); weights are w[OC,IC] as in HF.
  * - Backward kernels accumulate (+=); a NULL gradient skips its work and its op count.
  * - Every kernel charges the counts of the table in ops.h with pb_opc_add, once per call,
- *   from the calling thread (never inside a parallel region).
+ *   from the calling thread (never inside a parallel region), BEFORE its work; in counting-only
+ *   mode (pb_opc_counting(), counters/opcount.h) it then returns without computing or touching
+ *   any buffer: one predictable branch per call on the real path.
  * - Attention parallelises over (batch, head) pairs with OpenMP when pb_get_threads() > 1 and
  *   runs BLAS single-threaded inside, so OpenMP and the OpenBLAS pool never run together.
  * - All threading is OpenMP: linear GEMMs split their output over the threads as
@@ -204,6 +206,9 @@ void pb_ops_reload_policy(void) {
 
 void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
   if (N <= 0 || OC <= 0) return;
+  pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
+  if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+  if (pb_opc_counting()) return;
   (void)pb_get_threads();
   /* the bias is written first (by the thread that computes those outputs) and the GEMM
    * accumulates onto it (beta = 1): one write pass instead of OpenBLAS's zeroing pass plus a
@@ -215,33 +220,30 @@ void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b,
     fill_bias(out, OC, b, 0, N, 0, OC);
   else
     memset(out, 0, (size_t)N * OC * sizeof(float));
-  pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
-  if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
 }
 
 void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                    int N, int IC, int OC) {
   if (N <= 0 || OC <= 0) return;
+  const uint64_t macs = (dinp ? 1u : 0u) * (uint64_t)N * IC * OC + (dw ? 1u : 0u) * (uint64_t)N * IC * OC;
+  if (macs) pb_opc_add(PB_OPK_MAC, macs);
+  if (db) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+  if (pb_opc_counting()) return;
   (void)pb_get_threads();
-  uint64_t macs = 0;
   if (dinp && IC > 0) {
     /* dinp[N,IC] += dout[N,OC] @ w[OC,IC] */
     sgemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC, NULL);
   }
-  if (dinp) macs += (uint64_t)N * IC * OC;
   if (dw && IC > 0) {
     /* dw[OC,IC] += dout^T[OC,N] @ inp[N,IC] */
     sgemm_(split_gemm(IC, OC, N), CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC, NULL);
   }
-  if (dw) macs += (uint64_t)N * IC * OC;
   if (db) {
     for (int n = 0; n < N; n++) {
       const float *g = dout + (size_t)n * OC;
       for (int c = 0; c < OC; c++) db[c] += g[c];
     }
   }
-  if (macs) pb_opc_add(PB_OPK_MAC, macs);
-  if (db) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
 }
 
 /* ------------------------------------------------------------------ layernorm (as llm.c) */
@@ -289,11 +291,12 @@ PB_VEC_CLONES static void layernorm_fwd_rows(float *out, float *mean, float *rst
 void pb_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                       int N, int C, float eps) {
   if (N <= 0 || C <= 0) return;
+  pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)N * C);
+  pb_opc_add(PB_OPK_TRANS, (uint64_t)N);
+  if (pb_opc_counting()) return;
   PB_PAR_RANGE(N, (size_t)N * C, lo, hi,
                layernorm_fwd_rows(out + lo * C, mean ? mean + lo : NULL, rstd ? rstd + lo : NULL, inp + lo * C,
                                   w, b, (int)(hi - lo), C, eps));
-  pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)N * C);
-  pb_opc_add(PB_OPK_TRANS, (uint64_t)N);
 }
 
 PB_VEC_CLONES static void layernorm_bwd_rows(float *dinp, float *dw, float *db, const float *dout,
@@ -344,6 +347,9 @@ PB_VEC_CLONES static void layernorm_bwd_rows(float *dinp, float *dw, float *db, 
 void pb_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                       const float *mean, const float *rstd, int N, int C) {
   if (N <= 0 || C <= 0) return;
+  const uint64_t nc = (uint64_t)N * C, fl = (dinp ? 10 * nc : 0) + (dw ? 3 * nc : 0) + (db ? nc : 0);
+  if (fl) pb_opc_add(PB_OPK_FLOP, fl);
+  if (pb_opc_counting()) return;
   if (dinp && elem_threads((size_t)N * C) > 1) {
     /* rows split for dinp; the dw/db row sums stay one serial pass (no shared accumulators) */
     PB_PAR_RANGE(N, (size_t)N * C, lo, hi,
@@ -353,11 +359,6 @@ void pb_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, cons
   } else {
     layernorm_bwd_rows(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
   }
-  uint64_t nc = (uint64_t)N * C, fl = 0;
-  if (dinp) fl += 10 * nc;
-  if (dw) fl += 3 * nc;
-  if (db) fl += nc;
-  if (fl) pb_opc_add(PB_OPK_FLOP, fl);
 }
 
 /* ------------------------------------------------------------------ activations */
@@ -431,41 +432,48 @@ PB_VEC_CLONES static void gelu_bwd_loop(float *dinp, const float *inp, const flo
 }
 
 void pb_gelu_fwd(float *out, const float *inp, size_t n) {
-  PB_PAR_RANGE(n, n, lo, hi, gelu_fwd_loop(out + lo, inp + lo, hi - lo));
   pb_opc_add(PB_OPK_FLOP, 4 * (uint64_t)n);
   pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
+  if (pb_opc_counting()) return;
+  PB_PAR_RANGE(n, n, lo, hi, gelu_fwd_loop(out + lo, inp + lo, hi - lo));
 }
 
 void pb_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
-  PB_PAR_RANGE(n, n, lo, hi, gelu_bwd_loop(dinp + lo, inp + lo, dout + lo, hi - lo));
   pb_opc_add(PB_OPK_FLOP, 8 * (uint64_t)n);
   pb_opc_add(PB_OPK_TRANS, 2 * (uint64_t)n);
+  if (pb_opc_counting()) return;
+  PB_PAR_RANGE(n, n, lo, hi, gelu_bwd_loop(dinp + lo, inp + lo, dout + lo, hi - lo));
 }
 
 void pb_tanh_fwd(float *out, const float *inp, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
   pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
+  if (pb_opc_counting()) return;
+  for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
 }
 
 void pb_tanh_bwd(float *dinp, const float *out, const float *dout, size_t n) {
-  for (size_t i = 0; i < n; i++) dinp[i] += (1.0f - out[i] * out[i]) * dout[i];
   pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)n);
+  if (pb_opc_counting()) return;
+  for (size_t i = 0; i < n; i++) dinp[i] += (1.0f - out[i] * out[i]) * dout[i];
 }
 
 void pb_relu_fwd(float *out, const float *inp, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
+  for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void pb_relu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
   for (size_t i = 0; i < n; i++)
     if (inp[i] > 0.0f) dinp[i] += dout[i];
-  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
 
 void pb_add(float *out, const float *a, const float *b, size_t n) {
-  PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = a[i] + b[i]);
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
+  PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = a[i] + b[i]);
 }
 
 /* ------------------------------------------------------------------ dropout */
@@ -517,6 +525,8 @@ PB_VEC_CLONES_V4 static void mask_scale_acc_(float *dst, const float *src, size_
 float pb_dropout_scale_(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
 
 void pb_dropout_fwd(float *out, const float *inp, size_t n, float p, uint64_t seed) {
+  if (p > 0.0f) pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
   if (!(p > 0.0f)) {
     if (out != inp) memmove(out, inp, n * sizeof(float));
     return;
@@ -524,12 +534,13 @@ void pb_dropout_fwd(float *out, const float *inp, size_t n, float p, uint64_t se
   const float scale = pb_dropout_scale_(p);
   const uint64_t hs = pb_hash64(seed);
   PB_PAR_RANGE(n, n, lo, hi, mask_scale_(out + lo, inp + lo, hi - lo, hs, lo, p, scale));
-  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
 
 /* dinp += mask * dout / (1-p). If dinp == dout (in place) the gradient is overwritten
  * instead: dinp = mask * dout / (1-p). p <= 0: dinp += dout (nothing when in place). */
 void pb_dropout_bwd(float *dinp, const float *dout, size_t n, float p, uint64_t seed) {
+  if (p > 0.0f) pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
   const int inplace = (const float *)dinp == dout;
   if (!(p > 0.0f)) {
     if (!inplace)
@@ -543,7 +554,6 @@ void pb_dropout_bwd(float *dinp, const float *dout, size_t n, float p, uint64_t 
   } else {
     PB_PAR_RANGE(n, n, lo, hi, mask_scale_acc_(dinp + lo, dout + lo, hi - lo, hs, lo, p, scale));
   }
-  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
 }
 
 /* ------------------------------------------------------------------ embeddings */
@@ -554,6 +564,8 @@ void pb_dropout_bwd(float *dinp, const float *dout, size_t n, float p, uint64_t 
 void pb_embed_fwd(float *out, const int *ids, const int *types, const float *wte, const float *wpe,
                   const float *wtt, int B, int T, int d) {
   if (B <= 0 || T <= 0 || d <= 0) return;
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B * T * d);
+  if (pb_opc_counting()) return;
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       size_t r = (size_t)b * T + t;
@@ -570,12 +582,14 @@ void pb_embed_fwd(float *out, const int *ids, const int *types, const float *wte
         for (int i = 0; i < d; i++) o[i] += e[i];
       }
     }
-  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B * T * d);
 }
 
 void pb_embed_bwd(float *dwte, float *dwpe, float *dwtt, const float *dout, const int *ids, const int *types,
                   int B, int T, int d) {
   if (B <= 0 || T <= 0 || d <= 0) return;
+  const uint64_t nd = (uint64_t)B * T * d, fl = (dwte ? nd : 0) + (dwpe ? nd : 0) + (dwtt ? nd : 0);
+  if (fl) pb_opc_add(PB_OPK_FLOP, fl);
+  if (pb_opc_counting()) return;
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       size_t r = (size_t)b * T + t;
@@ -594,9 +608,6 @@ void pb_embed_bwd(float *dwte, float *dwpe, float *dwtt, const float *dout, cons
         for (int i = 0; i < d; i++) e[i] += g[i];
       }
     }
-  uint64_t nd = (uint64_t)B * T * d;
-  uint64_t fl = (dwte ? nd : 0) + (dwpe ? nd : 0) + (dwtt ? nd : 0);
-  if (fl) pb_opc_add(PB_OPK_FLOP, fl);
 }
 
 /* ------------------------------------------------------------------ attention */
@@ -697,6 +708,8 @@ static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float 
 void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, const float *v, const int *mask,
                       int B, int T, int d, int A, float p, uint64_t seed) {
   if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  pb_attn_count_fwd(B, T, d, A, p);
+  if (pb_opc_counting()) return;
   const int nthr = pb_get_threads();
   const int npairs = B * A;
   const int drop = p > 0.0f;
@@ -718,7 +731,6 @@ void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, 
       attn_fwd_pair(ctx, probs, q, k, v, mask, pair / A, pair % A, T, d, A, p, seed, tmp);
     free(tmp);
   }
-  pb_attn_count_fwd(B, T, d, A, p);
 }
 
 /* backward of one (b,h) pair; Sc: this pair's T*T slice of scratch */
@@ -757,6 +769,8 @@ void pb_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const flo
                       const float *k, const float *v, const float *probs, int B, int T, int d, int A, float p,
                       uint64_t seed) {
   if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  pb_attn_count_bwd(dq, dk, dv, B, T, d, A, p);
+  if (pb_opc_counting()) return;
   const int nthr = pb_get_threads();
   const int npairs = B * A;
   if (nthr > 1 && npairs > 1) {
@@ -771,7 +785,6 @@ void pb_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const flo
       attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,
                     A, p, seed);
   }
-  pb_attn_count_bwd(dq, dk, dv, B, T, d, A, p);
 }
 
 /* op counts of the attention kernels, shared with the naive twins */
@@ -795,6 +808,9 @@ void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B,
 
 float pb_softmax_ce_fwd(float *probs, const float *logits, const int *labels, int B, int C) {
   if (B <= 0 || C <= 0) return NAN;
+  pb_opc_add(PB_OPK_FLOP, 4 * (uint64_t)B * C + (uint64_t)B);
+  pb_opc_add(PB_OPK_TRANS, (uint64_t)B * C + (uint64_t)B);
+  if (pb_opc_counting()) return 0.0f;
   double loss = 0.0;
   for (int b = 0; b < B; b++) {
     const float *x = logits + (size_t)b * C;
@@ -815,14 +831,14 @@ float pb_softmax_ce_fwd(float *probs, const float *logits, const int *labels, in
     else
       loss += (double)logf(sum) + (double)mx - (double)x[y];
   }
-  pb_opc_add(PB_OPK_FLOP, 4 * (uint64_t)B * C + (uint64_t)B);
-  pb_opc_add(PB_OPK_TRANS, (uint64_t)B * C + (uint64_t)B);
   return (float)(loss / B);
 }
 
 /* rows with an invalid label (< 0 or >= C) get no gradient */
 void pb_softmax_ce_bwd(float *dlogits, const float *probs, const int *labels, int B, int C) {
   if (B <= 0 || C <= 0) return;
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B * C);
+  if (pb_opc_counting()) return;
   const float invB = 1.0f / (float)B;
   for (int b = 0; b < B; b++) {
     int y = labels ? labels[b] : -1;
@@ -831,23 +847,24 @@ void pb_softmax_ce_bwd(float *dlogits, const float *probs, const int *labels, in
     float *g = dlogits + (size_t)b * C;
     for (int c = 0; c < C; c++) g[c] += (pr[c] - (c == y ? 1.0f : 0.0f)) * invB;
   }
-  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B * C);
 }
 
 float pb_mse_fwd(const float *pred, const float *target, int B) {
   if (B <= 0) return NAN;
+  pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)B);
+  if (pb_opc_counting()) return 0.0f;
   double s = 0.0;
   for (int b = 0; b < B; b++) {
     double e = (double)pred[b] - (double)target[b];
     s += e * e;
   }
-  pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)B);
   return (float)(s / B);
 }
 
 void pb_mse_bwd(float *dpred, const float *pred, const float *target, int B) {
   if (B <= 0) return;
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B);
+  if (pb_opc_counting()) return;
   const float k = 2.0f / (float)B;
   for (int b = 0; b < B; b++) dpred[b] += k * (pred[b] - target[b]);
-  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)B);
 }

@@ -32,7 +32,10 @@
  *   softmax_ce_fwd         -                        4*B*C + B                      B*C + B (exp, log)
  *   softmax_ce_bwd         -                        2*B*C                          -
  *   mse_fwd / mse_bwd      -                        3*B / 2*B                      -
- * The analytic model (backbone/bert_ops.c and each method's `ops`) uses these same formulas.
+ * Each kernel charges these counts BEFORE its work; in counting-only mode (pb_opc_counting(),
+ * counters/opcount.h) it then returns without computing or touching any buffer. The analytic
+ * count is the real forward/backward run in that mode (pb_model_count in backbone/bert.h): no
+ * second copy of these formulas exists; tests/test_ops.c checks each row of this table.
  */
 #ifndef PB_OPS_H
 #define PB_OPS_H

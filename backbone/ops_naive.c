@@ -1,6 +1,7 @@
 /* Naive reference twins of the BLAS/threaded kernels in ops.c: plain loops, no BLAS, no
  * threads. Dot products accumulate in double, so the fast kernels are compared against a
- * more accurate result. They charge the same op counts as the fast kernels. */
+ * more accurate result. They charge the same op counts as the fast kernels, and skip their work
+ * in counting-only mode as the fast kernels do. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -16,20 +17,24 @@ void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B,
 
 void pb_matmul_fwd_naive(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
   if (N <= 0 || OC <= 0) return;
+  pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
+  if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+  if (pb_opc_counting()) return;
   for (int n = 0; n < N; n++)
     for (int o = 0; o < OC; o++) {
       double s = 0.0;
       for (int i = 0; i < IC; i++) s += (double)inp[(size_t)n * IC + i] * w[(size_t)o * IC + i];
       out[(size_t)n * OC + o] = (float)s + (b ? b[o] : 0.0f);
     }
-  pb_opc_add(PB_OPK_MAC, (uint64_t)N * IC * OC);
-  if (b) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
 }
 
 void pb_matmul_bwd_naive(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                          int N, int IC, int OC) {
   if (N <= 0 || OC <= 0) return;
-  uint64_t macs = 0;
+  const uint64_t macs = (dinp ? 1u : 0u) * (uint64_t)N * IC * OC + (dw ? 1u : 0u) * (uint64_t)N * IC * OC;
+  if (macs) pb_opc_add(PB_OPK_MAC, macs);
+  if (db) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
+  if (pb_opc_counting()) return;
   if (dinp) {
     for (int n = 0; n < N; n++)
       for (int i = 0; i < IC; i++) {
@@ -37,7 +42,6 @@ void pb_matmul_bwd_naive(float *dinp, float *dw, float *db, const float *dout, c
         for (int o = 0; o < OC; o++) s += (double)dout[(size_t)n * OC + o] * w[(size_t)o * IC + i];
         dinp[(size_t)n * IC + i] += (float)s;
       }
-    macs += (uint64_t)N * IC * OC;
   }
   if (dw) {
     for (int o = 0; o < OC; o++)
@@ -46,7 +50,6 @@ void pb_matmul_bwd_naive(float *dinp, float *dw, float *db, const float *dout, c
         for (int n = 0; n < N; n++) s += (double)dout[(size_t)n * OC + o] * inp[(size_t)n * IC + i];
         dw[(size_t)o * IC + i] += (float)s;
       }
-    macs += (uint64_t)N * IC * OC;
   }
   if (db) {
     for (int o = 0; o < OC; o++) {
@@ -55,13 +58,13 @@ void pb_matmul_bwd_naive(float *dinp, float *dw, float *db, const float *dout, c
       db[o] += (float)s;
     }
   }
-  if (macs) pb_opc_add(PB_OPK_MAC, macs);
-  if (db) pb_opc_add(PB_OPK_FLOP, (uint64_t)N * OC);
 }
 
 void pb_attention_fwd_naive(float *ctx, float *probs, const float *q, const float *k, const float *v,
                             const int *mask, int B, int T, int d, int A, float p, uint64_t seed) {
   if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  pb_attn_count_fwd(B, T, d, A, p);
+  if (pb_opc_counting()) return;
   const int hd = d / A;
   const float sc = 1.0f / sqrtf((float)hd);
   const float dsc = pb_dropout_scale_(p);
@@ -99,13 +102,14 @@ void pb_attention_fwd_naive(float *ctx, float *probs, const float *q, const floa
         }
       }
     }
-  pb_attn_count_fwd(B, T, d, A, p);
 }
 
 void pb_attention_bwd_naive(float *dq, float *dk, float *dv, float *scratch, const float *dctx, const float *q,
                             const float *k, const float *v, const float *probs, int B, int T, int d, int A,
                             float p, uint64_t seed) {
   if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  pb_attn_count_bwd(dq, dk, dv, B, T, d, A, p);
+  if (pb_opc_counting()) return;
   const int hd = d / A;
   const float sc = 1.0f / sqrtf((float)hd);
   const float dsc = pb_dropout_scale_(p);
@@ -140,5 +144,4 @@ void pb_attention_bwd_naive(float *dq, float *dk, float *dv, float *scratch, con
         }
     }
 #undef IDX
-  pb_attn_count_bwd(dq, dk, dv, B, T, d, A, p);
 }

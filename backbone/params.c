@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backbone/status.h"
 
@@ -52,21 +53,33 @@ static float *alloc_touched(size_t n) {
   return m;
 }
 
-int pb_params_alloc(pb_params *p) {
+/* n floats of address space only (PROT_NONE, nothing committed): any access faults */
+float *pb_reserve_floats(size_t n) {
+  void *m = mmap(NULL, (n ? n : 1) * sizeof(float), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return m == MAP_FAILED ? NULL : m;
+}
+void pb_release_floats(float *m, size_t n) {
+  if (m) munmap(m, (n ? n : 1) * sizeof(float));
+}
+
+static int params_alloc(pb_params *p, int reserved) {
   p->n_frozen = p->n_train = 0;
   for (int i = 0; i < p->n; i++) {
     if (p->t[i].trainable) p->n_train += p->t[i].numel;
     else p->n_frozen += p->t[i].numel;
   }
-  p->frozen_mem = alloc_touched(p->n_frozen);
-  p->train_mem = alloc_touched(p->n_train);
-  p->grad_mem = alloc_touched(p->n_train);
-  p->m_mem = alloc_touched(p->n_train);
-  p->v_mem = alloc_touched(p->n_train);
+  p->reserved = reserved;
+  float *(*get)(size_t) = reserved ? pb_reserve_floats : alloc_touched;
+  p->frozen_mem = get(p->n_frozen);
+  p->train_mem = get(p->n_train);
+  p->grad_mem = get(p->n_train);
+  p->m_mem = get(p->n_train);
+  p->v_mem = get(p->n_train);
   if (!p->frozen_mem || !p->train_mem || !p->grad_mem || !p->m_mem || !p->v_mem) {
-    pb_params_free(p);
-    return pb_set_error(PB_ERR_NOMEM, "cannot allocate %zu frozen + %zu trainable parameters", p->n_frozen,
-                        p->n_train);
+    const size_t nf = p->n_frozen, nt = p->n_train;
+    pb_params_release(p); /* the table stays */
+    return pb_set_error(PB_ERR_NOMEM, "cannot %s %zu frozen + %zu trainable parameters",
+                        reserved ? "reserve address space for" : "allocate", nf, nt);
   }
   size_t of = 0, ot = 0;
   for (int i = 0; i < p->n; i++) {
@@ -86,12 +99,31 @@ int pb_params_alloc(pb_params *p) {
   return PB_OK;
 }
 
+int pb_params_alloc(pb_params *p) { return params_alloc(p, 0); }
+int pb_params_alloc_count(pb_params *p) { return params_alloc(p, 1); }
+
+void pb_params_release(pb_params *p) {
+  if (p->reserved) {
+    pb_release_floats(p->frozen_mem, p->n_frozen);
+    pb_release_floats(p->train_mem, p->n_train);
+    pb_release_floats(p->grad_mem, p->n_train);
+    pb_release_floats(p->m_mem, p->n_train);
+    pb_release_floats(p->v_mem, p->n_train);
+  } else {
+    free(p->frozen_mem);
+    free(p->train_mem);
+    free(p->grad_mem);
+    free(p->m_mem);
+    free(p->v_mem);
+  }
+  p->frozen_mem = p->train_mem = p->grad_mem = p->m_mem = p->v_mem = NULL;
+  p->n_frozen = p->n_train = 0;
+  p->reserved = 0;
+  for (int i = 0; i < p->n; i++) p->t[i].data = p->t[i].grad = p->t[i].m = p->t[i].v = NULL;
+}
+
 void pb_params_free(pb_params *p) {
-  free(p->frozen_mem);
-  free(p->train_mem);
-  free(p->grad_mem);
-  free(p->m_mem);
-  free(p->v_mem);
+  pb_params_release(p);
   free(p->t);
   memset(p, 0, sizeof *p);
 }
@@ -115,7 +147,7 @@ void pb_params_init_owner(pb_params *p, pb_rng *rng, int owner) {
 }
 
 void pb_params_zero_grad(pb_params *p) {
-  if (p->grad_mem) memset(p->grad_mem, 0, p->n_train * sizeof(float));
+  if (p->grad_mem && !pb_opc_counting()) memset(p->grad_mem, 0, p->n_train * sizeof(float));
 }
 
 size_t pb_params_count(const pb_params *p, int owner, int trainable_only, int stored_only) {
@@ -189,6 +221,12 @@ float pb_adamw_lr(const pb_adamw *o, int t) {
 
 int pb_adamw_step(pb_params *p, const pb_adamw *o, int t) {
   if (t < 1) return pb_set_error(PB_ERR_ARG, "adamw: step must be >= 1 (got %d)", t);
+  for (int i = 0; i < p->n; i++)
+    if (p->t[i].trainable) {
+      pb_opc_add(PB_OPK_FLOP, 12 * (uint64_t)p->t[i].numel);
+      pb_opc_add(PB_OPK_TRANS, (uint64_t)p->t[i].numel);
+    }
+  if (pb_opc_counting()) return PB_OK;
   const float lr = pb_adamw_lr(o, t);
   const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
   const float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
@@ -208,8 +246,6 @@ int pb_adamw_step(pb_params *p, const pb_adamw *o, int t) {
       v[j] = vj;
       w[j] = w[j] * decay - step_size * mj / (sqrtf(vj) / bc2_sqrt + eps);
     }
-    pb_opc_add(PB_OPK_FLOP, 12 * (uint64_t)n);
-    pb_opc_add(PB_OPK_TRANS, (uint64_t)n);
   }
   p->version++;
   return PB_OK;
@@ -219,13 +255,14 @@ double pb_params_clip_grad_norm(pb_params *p, double max_norm, double eps, int *
   if (clipped) *clipped = 0;
   float *g = p->grad_mem;
   const size_t n = p->n_train;
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)n);
+  pb_opc_add(PB_OPK_TRANS, 1);
+  if (max_norm > 0) pb_opc_add(PB_OPK_FLOP, (uint64_t)n + 2);
+  if (pb_opc_counting()) return 0.0;
   double ss = 0.0;
   for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
   const double norm = sqrt(ss);
-  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)n);
-  pb_opc_add(PB_OPK_TRANS, 1);
   if (!(max_norm > 0)) return norm;
-  pb_opc_add(PB_OPK_FLOP, (uint64_t)n + 2);
   if (!isfinite(norm)) return norm;
   const double coef = max_norm / (norm + eps);
   const float sc = coef < 1.0 ? (float)coef : 1.0f;
@@ -236,11 +273,3 @@ double pb_params_clip_grad_norm(pb_params *p, double max_norm, double eps, int *
   return norm;
 }
 
-void pb_optimizer_step_ops(uint64_t n, int clip, pb_opcounts *out) {
-  out->c[PB_OPO_OPTIM][PB_OPK_FLOP] += 12 * n; /* pb_adamw_step */
-  out->c[PB_OPO_OPTIM][PB_OPK_TRANS] += n;
-  if (clip) { /* pb_params_clip_grad_norm with max_norm > 0 */
-    out->c[PB_OPO_OPTIM][PB_OPK_FLOP] += 3 * n + 2;
-    out->c[PB_OPO_OPTIM][PB_OPK_TRANS] += 1;
-  }
-}

@@ -42,6 +42,7 @@ typedef struct {
   float *train_mem;         /* [n_train]: data of all trainable tensors */
   float *grad_mem, *m_mem, *v_mem; /* [n_train] each */
   size_t n_frozen, n_train;
+  int reserved;             /* 1: the families are address space only (pb_params_alloc_count) */
   uint64_t version;         /* bumped whenever trainable values change (optimizer step, load) */
 } pb_params;
 
@@ -51,7 +52,16 @@ int pb_params_add(pb_params *p, const char *name, pb_owner owner, int ndim, cons
                   pb_init_kind init, float init_a);
 int pb_params_find(const pb_params *p, const char *name); /* index or -1 */
 int pb_params_alloc(pb_params *p);
+/* The same layout in reserved address space (PROT_NONE, nothing committed, any access faults):
+ * every tensor gets its pointers, so counting-only runs (counters/opcount.h) see exactly which
+ * gradients exist; for op counts of a model that was never allocated. */
+int pb_params_alloc_count(pb_params *p);
+/* Frees (or unmaps) the five families and clears every tensor's pointers; the table stays. */
+void pb_params_release(pb_params *p);
 void pb_params_free(pb_params *p);
+/* n floats of reserved address space (PROT_NONE, NULL on failure) and its release */
+float *pb_reserve_floats(size_t n);
+void pb_release_floats(float *m, size_t n);
 void pb_params_init(pb_params *p, pb_rng *rng);   /* every tensor from its init kind, in table order */
 void pb_params_init_owner(pb_params *p, pb_rng *rng, int owner); /* only tensors of one owner (< 0: all) */
 void pb_params_zero_grad(pb_params *p);
@@ -104,10 +114,5 @@ int pb_adamw_step(pb_params *p, const pb_adamw *o, int t);
  * (n = trainable elements) to the current owner. */
 double pb_params_clip_grad_norm(pb_params *p, double max_norm, double eps, int *clipped);
 #define PB_CLIP_EPS_TORCH 1e-6
-
-/* The analytic count of one optimizer step over n trainable elements, added to
- * out->c[PB_OPO_OPTIM]: what pb_params_clip_grad_norm (when clip != 0, with max_norm > 0) and
- * pb_adamw_step charge. */
-void pb_optimizer_step_ops(uint64_t n_trainable, int clip, pb_opcounts *out);
 
 #endif

@@ -1,4 +1,4 @@
-/* Analytic op + parameter report (see harness/opsreport.h). */
+/* Op + parameter report by execution in counting-only mode (see harness/opsreport.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,16 +7,28 @@
 #include "harness/opsreport.h"
 #include "harness/results.h"
 
-/* backbone + head + method ops of B x T; merged asks the method for its merged count */
-int pb_model_ops_add(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
-                     pb_opcounts *out) {
-  int rc = pb_bert_ops(m, B, T, training, out);
-  if (rc) return rc;
-  if (mi && mi->m && mi->m->ops) rc = mi->m->ops(mi->ctx, &m->cfg, B, T, training, merged, out);
+/* merge (on != 0) or unmerge the method in counting-only mode: its state, not the weights */
+static int merge_state(pb_model *m, const pb_method_inst *mi, int on) {
+  pb_opcounter prev;
+  pb_opc_count_begin(&prev);
+  int rc = on ? mi->m->merge(mi->ctx, m) : mi->m->unmerge(mi->ctx, m);
+  pb_opc_count_end(&prev, NULL);
   return rc;
 }
 
-int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, int train_B, int train_T,
+int pb_model_ops_add(pb_model *m, const pb_method_inst *mi, int B, int T, int flags, int merged, pb_opcounts *out) {
+  const int fold = merged && mi && mi->m && mi->m->merge && mi->m->unmerge;
+  int rc = fold ? merge_state(m, mi, 1) : PB_OK;
+  if (rc) return rc;
+  rc = pb_model_count(m, B, T, flags, out);
+  if (fold) {
+    int r2 = merge_state(m, mi, 0);
+    if (!rc) rc = r2;
+  }
+  return rc;
+}
+
+int pb_ops_report_compute(pb_model *m, const pb_method_inst *mi, int T, int train_B, int train_T,
                           pb_ops_report *out) {
   memset(out, 0, sizeof *out);
   if (T <= 0 || train_B <= 0 || train_T <= 0)
@@ -25,16 +37,17 @@ int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, in
   out->T = T;
   out->train_B = train_B;
   out->train_T = train_T;
-  int rc = pb_model_ops_add(m, mi, 1, T, 0, 0, &out->infer);
+  int rc = pb_model_ops_add(m, mi, 1, T, PB_COUNT_INFER, 0, &out->infer);
   if (rc) return rc;
   out->has_merge = mi && mi->m && mi->m->merge && mi->m->unmerge;
   if (out->has_merge) {
-    rc = pb_model_ops_add(m, mi, 1, T, 0, 1, &out->infer_merged);
+    rc = pb_model_ops_add(m, mi, 1, T, PB_COUNT_INFER, 1, &out->infer_merged);
     if (rc) return rc;
   } else {
     out->infer_merged = out->infer;
   }
-  rc = pb_model_ops_add(m, mi, train_B, train_T, 1, 0, &out->train_step);
+  /* gradient clipping (run's default --max-grad-norm 1) + AdamW */
+  rc = pb_model_ops_add(m, mi, train_B, train_T, PB_COUNT_TRAIN | PB_COUNT_CLIP | PB_COUNT_ADAMW, 0, &out->train_step);
   if (rc) return rc;
 
   const pb_params *p = &m->params;
@@ -44,8 +57,6 @@ int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, in
   out->p_trainable = pb_params_count(p, -1, 1, 0);
   out->p_stored = pb_params_count(p, -1, 0, 1);
   out->p_all = pb_params_count(p, -1, 0, 0);
-  /* gradient clipping (run's default --max-grad-norm 1) + AdamW, as backbone/params.c charges */
-  pb_optimizer_step_ops(out->p_trainable, 1, &out->train_step);
   pb_params_report(p, out->params_report, sizeof out->params_report);
 
   snprintf(out->method_name, sizeof out->method_name, "%s", mi && mi->m ? mi->m->name : "none");

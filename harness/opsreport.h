@@ -1,12 +1,12 @@
-/* The analytic operation + parameter report of a declared model with a method attached:
- * no memory, no weights, no data. Used by `peftbench ops` (harness/opscmd.c), by the
- * baseline check and by `run` (the "ops" block of a result record).
+/* The operation + parameter report of a model with a method attached: no weights, no data
+ * (a declared model is enough). Used by `peftbench ops` (harness/opscmd.c), by the baseline
+ * check and by `run` (the "ops" block of a result record).
  *
- * Counts come from pb_bert_ops (backbone + head owners) plus the method's `ops` member
- * (method owner) plus, for a training step, gradient clipping and AdamW (optimizer owner,
- * pb_optimizer_step_ops: 15 FLOP + 1 TRANS per trainable element + 2 FLOP + 1 TRANS, as
- * pb_params_clip_grad_norm and pb_adamw_step charge). They are the same formulas the kernels charge,
- * so they equal the instrumented counts exactly (tests/test_opcount.c). */
+ * Counts come from execution, not from formulas: pb_model_count runs the real forward (and
+ * loss, backward, gradient clipping and AdamW for a training step) in counting-only mode, where
+ * every kernel and method hook charges what it would compute and computes nothing
+ * (counters/opcount.h). One source of truth; tests/test_opcount.c checks counting-only ==
+ * real run for every method configuration. */
 #ifndef PB_OPSREPORT_H
 #define PB_OPSREPORT_H
 
@@ -31,13 +31,17 @@ typedef struct {
   char method_desc[256];     /* the method's describe(): "r=8,alpha=16,..." */
 } pb_ops_report;
 
+/* Adds the ops of one forward over B x T real tokens of m as it is (backbone, head, method;
+ * flags as pb_model_count: PB_COUNT_TRAIN adds loss + backward, PB_COUNT_CLIP and
+ * PB_COUNT_ADAMW the optimizer step) into *out, by a counting-only run. merged != 0 merges the
+ * method (when it can: LoRA) for the count and unmerges it after, in counting-only mode (state
+ * only, weights untouched); a merged method refuses to train. An example of length t counts
+ * as B = 1, T = t. m's values and state are unchanged. */
+int pb_model_ops_add(pb_model *m, const pb_method_inst *mi, int B, int T, int flags, int merged, pb_opcounts *out);
 /* Fills *out for model m (pb_model_declare'd, method attached; alloc not needed) and the method
- * instance mi (NULL = plain backbone, head-only training). T, train_B, train_T > 0. */
-/* Adds the analytic ops of one forward over B x T real tokens (+ loss and backward when
- * training) of the backbone and the method (merged: its merged inference count) into *out. */
-int pb_model_ops_add(const pb_model *m, const pb_method_inst *mi, int B, int T, int training, int merged,
-                     pb_opcounts *out);
-int pb_ops_report_compute(const pb_model *m, const pb_method_inst *mi, int T, int train_B, int train_T,
+ * instance mi (NULL = plain backbone, head-only training). T, train_B, train_T > 0.
+ * train_step: forward + loss + backward + clipping (max norm 1) + AdamW at train_B x train_T. */
+int pb_ops_report_compute(pb_model *m, const pb_method_inst *mi, int T, int train_B, int train_T,
                           pb_ops_report *out);
 
 /* Convenience: declares a model of cfg, creates method `name` with options (NULL-terminated

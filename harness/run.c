@@ -467,12 +467,13 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
     }
     if ((rc = pb_evaluate(&S.m, &S.mi, task, &S.eeval[i], B, &ms[i], S.out_eval[i], &me))) break;
     pb_opcounts_add(&eval_meas, &me);
-    for (int s = 0; s < S.eeval[i].n; s += B) { /* the analytic count of the same batches */
+    for (int s = 0; s < S.eeval[i].n && !rc; s += B) { /* the counting-only run of the same batches */
       int Bb = S.eeval[i].n - s < B ? S.eeval[i].n - s : B, T = 1;
       for (int b = 0; b < Bb; b++)
         if (S.eeval[i].len[s + b] > T) T = S.eeval[i].len[s + b];
-      pb_model_ops_add(&S.m, &S.mi, Bb, T, 0, merged, &eval_an);
+      rc = pb_model_ops_add(&S.m, &S.mi, Bb, T, PB_COUNT_INFER, 0, &eval_an); /* as it is: merged with --merge */
     }
+    if (rc) break;
   }
   pb_papi_stop("eval");
   pb_timing_stop(&tm, "eval");
@@ -614,9 +615,29 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON *jo = cJSON_AddObjectToObject(r, "ops");
   pb_opcounts per_ex = {{{0}}};
   double tok_sum = 0;
+  /* an example of length t counts as one counting-only run at B = 1, T = t: one run per
+   * distinct length, times the number of examples of that length */
+  uint64_t *of_len = calloc((size_t)o->max_len + 1, sizeof *of_len);
+  if (!of_len) {
+    rc = pb_set_error(PB_ERR_NOMEM, "ops: out of memory");
+    cJSON_Delete(r);
+    goto done;
+  }
   for (int i = 0; i < S.eeval[0].n; i++) {
-    pb_model_ops_add(&S.m, &S.mi, 1, S.eeval[0].len[i], 0, 0, &per_ex);
-    tok_sum += S.eeval[0].len[i];
+    const int t = S.eeval[0].len[i];
+    of_len[t >= 1 && t <= o->max_len ? t : (t < 1 ? 1 : o->max_len)]++;
+    tok_sum += t;
+  }
+  for (int t = 1; t <= o->max_len && !rc; t++) {
+    if (!of_len[t]) continue;
+    pb_opcounts one = {{{0}}};
+    if (!(rc = pb_model_ops_add(&S.m, &S.mi, 1, t, PB_COUNT_INFER, 0, &one)))
+      pb_opcounts_add_scaled(&per_ex, &one, of_len[t]);
+  }
+  free(of_len);
+  if (rc) {
+    cJSON_Delete(r);
+    goto done;
   }
   const int ne = S.eeval[0].n > 0 ? S.eeval[0].n : 1;
   cJSON_AddItemToObject(jo, "inference_per_example", pb_ops_json(&per_ex, ne));
@@ -628,11 +649,11 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
     goto done;
   }
   if (!(o->max_grad_norm > 0)) { /* the report's step clips (the default); this run's did not */
-    pb_opcounts clip = {{{0}}}, noclip = {{{0}}};
-    pb_optimizer_step_ops(rep.p_trainable, 1, &clip);
-    pb_optimizer_step_ops(rep.p_trainable, 0, &noclip);
-    pb_opcounts_sub(&clip, &clip, &noclip);
-    pb_opcounts_sub(&rep.train_step, &rep.train_step, &clip);
+    memset(&rep.train_step, 0, sizeof rep.train_step);
+    if ((rc = pb_model_ops_add(&S.m, &S.mi, B, o->max_len, PB_COUNT_TRAIN | PB_COUNT_ADAMW, 0, &rep.train_step))) {
+      cJSON_Delete(r);
+      goto done;
+    }
   }
   cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&rep.infer, 1));
   cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&rep.infer, T128));

@@ -20,7 +20,8 @@
  * starts at the backbone. With W_up = 0 the W_down/b_down gradients are zero on the very first
  * step (only W_up, b_up move); from step 2 on all of them do. That is the LoRA-style choice.
  *
- * Op counts (what the hooks charge, owner METHOD; N tokens per adapter; kernels of ops.h):
+ * Op counts (what the hooks charge, owner METHOD; N tokens per adapter; kernels of ops.h; the
+ * analytic count is these hooks run in counting-only mode):
  *   forward   MAC 2*N*d*r          FLOP N*r (b_down) + act_f + N*d (b_up) + N*d (residual)
  *                                  TRANS act_t
  *   backward  MAC 4*N*d*r          FLOP N*d (db_up) + act_b + N*r (db_down) + N*d (dx += dy)
@@ -155,7 +156,7 @@ static int ad_sublayer_fwd(void *vctx, int l, int site, const float *x, float *y
   if (rc) return rc;
   const size_t nd = (size_t)N * d;
   if (!ad_adapted(c, site)) {
-    memcpy(y, x, nd * sizeof(float)); /* identity: not method arithmetic, not charged */
+    if (!pb_opc_counting()) memcpy(y, x, nd * sizeof(float)); /* identity: not method arithmetic, not charged */
     return PB_OK;
   }
   pb_model *m = c->m;
@@ -178,7 +179,8 @@ static int ad_sublayer_bwd(void *vctx, int l, int site, const float *x, const fl
   if (rc) return rc;
   const size_t nd = (size_t)N * d;
   if (!ad_adapted(c, site)) {
-    for (size_t i = 0; i < nd; i++) dx[i] += dy[i]; /* identity: not charged */
+    if (!pb_opc_counting())
+      for (size_t i = 0; i < nd; i++) dx[i] += dy[i]; /* identity: not charged */
     return PB_OK;
   }
   pb_model *m = c->m;
@@ -187,8 +189,10 @@ static int ad_sublayer_bwd(void *vctx, int l, int site, const float *x, const fl
   const size_t per = (size_t)c->capN * r, nr = (size_t)N * r;
   const float *z = c->acts + (size_t)ad_slot(c, l, site) * 2 * per, *a = z + per;
   float *da = c->scratch, *dz = c->scratch + per;
-  memset(da, 0, nr * sizeof(float));
-  memset(dz, 0, nr * sizeof(float));
+  if (!pb_opc_counting()) {
+    memset(da, 0, nr * sizeof(float));
+    memset(dz, 0, nr * sizeof(float));
+  }
   pb_matmul_bwd(da, pb_g(m, ix[AD_UW]), pb_g(m, ix[AD_UB]), dy, a, pb_w(m, ix[AD_UW]), N, r, d);
   if (c->act == AD_GELU) pb_gelu_bwd(dz, z, da, nr);
   else pb_relu_bwd(dz, z, da, nr);
@@ -256,27 +260,6 @@ static int ad_attach(void *vctx, pb_model *m) {
   return PB_OK;
 }
 
-/* analytic count: exactly what ad_sublayer_fwd / ad_sublayer_bwd charge (see the top comment) */
-static int ad_ops(const void *vctx, const pb_config *cfg, int B, int T, int training, int merged, pb_opcounts *out) {
-  const adapter_ctx *c = vctx;
-  (void)merged; /* not mergeable: merged inference costs the same */
-  const uint64_t N = (uint64_t)B * T, d = (uint64_t)cfg->hidden, r = (uint64_t)c->r;
-  const uint64_t n_ad = (uint64_t)cfg->layers * ad_per_layer(c);
-  const int gelu = c->act == AD_GELU;
-  uint64_t mac = 2 * N * d * r;
-  uint64_t flop = N * r + (gelu ? 4 : 1) * N * r + N * d + N * d;
-  uint64_t trans = gelu ? N * r : 0;
-  if (training) {
-    mac += 4 * N * d * r;
-    flop += N * d + (gelu ? 8 : 1) * N * r + N * r + N * d;
-    trans += gelu ? 2 * N * r : 0;
-  }
-  out->c[PB_OPO_METHOD][PB_OPK_MAC] += n_ad * mac;
-  out->c[PB_OPO_METHOD][PB_OPK_FLOP] += n_ad * flop;
-  out->c[PB_OPO_METHOD][PB_OPK_TRANS] += n_ad * trans;
-  return PB_OK;
-}
-
 static int ad_destroy(void *vctx) {
   adapter_ctx *c = vctx;
   free(c->idx);
@@ -297,7 +280,7 @@ const pb_method pb_method_adapter = {
     ad_attach,
     NULL, /* merge: nonlinear, not mergeable */
     NULL,
-    ad_ops,
+    NULL, /* ops: reserved (counts come from running the hooks in counting-only mode) */
     ad_destroy,
     1e-3, /* default_lr: inside Houlsby et al.'s sweep (3e-5..3e-3); AdapterHub uses 1e-4 for long runs */
 };

@@ -36,14 +36,6 @@ static int full_attach(void *vctx, pb_model *m) {
   return PB_OK;
 }
 
-/* Full fine-tuning adds no work to the forward or backward of the backbone (the backbone's own
- * weight gradients are charged to the backbone owner): nothing is added to *out. */
-static int full_ops(const void *ctx, const pb_config *cfg, int B, int T, int training, int merged,
-                    pb_opcounts *out) {
-  (void)ctx, (void)cfg, (void)B, (void)T, (void)training, (void)merged, (void)out;
-  return PB_OK;
-}
-
 const pb_method pb_method_full = {
     PB_METHOD_VERSION,
     "full",
@@ -56,7 +48,7 @@ const pb_method pb_method_full = {
     full_attach,
     NULL, /* merge */
     NULL, /* unmerge */
-    full_ops,
+    NULL, /* ops: reserved; full fine-tuning adds no work (its weight gradients are the backbone's) */
     NULL, /* destroy */
     2e-5, /* default_lr: the BERT paper's fine-tuning rate (2e-5..5e-5) */
 };

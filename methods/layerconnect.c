@@ -48,9 +48,10 @@
  *   forward per connector    FLOP R * {diag 3d, scalar 3d, rank1 5d}
  *   backward per connector   FLOP R * {diag 5d, scalar 5d, rank1 9d}  (dhprev, dparams)
  *                            MAC K*P  (d anchors += W_interp[l,:]^T dconn_l, dense over K)
- * ops(training=0) = forward only (the inference materialisation is uncharged, see above);
- * ops(training=1) = materialise + forward + backward. Dot products and rank-1 updates are
- * counted as 2 FLOPs per element (multiply, add). */
+ * Inference counts the forward only (the inference materialisation is uncharged, see above);
+ * a training step materialise + forward + backward. The analytic count is these hooks run in
+ * counting-only mode (charges, no arithmetic; the connectors count as materialised). Dot
+ * products and rank-1 updates are counted as 2 FLOPs per element (multiply, add). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -171,6 +172,10 @@ static void lc_materialise(lc_ctx *c, int charge) {
   const pb_tensor *A = &c->m->params.t[c->anchors];
   const pb_tensor *Av = c->anchors_v >= 0 ? &c->m->params.t[c->anchors_v] : NULL;
   const int L = c->L, K = c->K, P = c->P, Pa = c->Pa;
+  if (charge) pb_opc_add(PB_OPK_MAC, (uint64_t)L * K * P);
+  c->have_conn = 1;
+  c->conn_version = c->m->params.version;
+  if (pb_opc_counting()) return;
   for (int l = 0; l < L; l++) {
     float *row = c->conn + (size_t)l * P;
     memset(row, 0, (size_t)P * sizeof(float));
@@ -184,9 +189,6 @@ static void lc_materialise(lc_ctx *c, int charge) {
       }
     }
   }
-  if (charge) pb_opc_add(PB_OPK_MAC, (uint64_t)L * K * P);
-  c->have_conn = 1;
-  c->conn_version = c->m->params.version;
 }
 
 static int lc_set_mode(void *vctx, int training, uint64_t seed) {
@@ -217,6 +219,9 @@ static int lc_layer_fwd(void *vctx, int l, const float *hprev, float *h, int B, 
   if (rc) return rc;
   const float *p = c->conn + (size_t)l * c->P;
   const int R = lc_rows(c, B, T);
+  /* diag/scalar: mul, add, add = 3d per row; rank1: dot 2d + rank-1 update 2d + bias d = 5d */
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)R * d * (c->form == LC_RANK1 ? 5 : 3));
+  if (pb_opc_counting()) return PB_OK;
   for (int i = 0; i < R; i++) {
     const size_t off = lc_row(c, i, T) * d;
     const float *x = hprev + off;
@@ -235,8 +240,6 @@ static int lc_layer_fwd(void *vctx, int l, const float *hprev, float *h, int B, 
       for (int j = 0; j < d; j++) y[j] += dot * u[j] + b[j];
     }
   }
-  /* diag/scalar: mul, add, add = 3d per row; rank1: dot 2d + rank-1 update 2d + bias d = 5d */
-  pb_opc_add(PB_OPK_FLOP, (uint64_t)R * d * (c->form == LC_RANK1 ? 5 : 3));
   return PB_OK;
 }
 
@@ -247,6 +250,11 @@ static int lc_layer_bwd(void *vctx, int l, const float *hprev, const float *dh, 
   const int P = c->P, K = c->K, R = lc_rows(c, B, T);
   const float *p = c->conn + (size_t)l * P;
   float *dp = c->dconn;
+  /* diag/scalar: dhprev 2d + dgain 2d + dbias d = 5d per row; rank1: u.dh 2d + dhprev 2d +
+   * du 2d + dv 2d + db d = 9d per row; then d anchors through the interpolator, K*P MACs */
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)R * d * (c->form == LC_RANK1 ? 9 : 5));
+  pb_opc_add(PB_OPK_MAC, (uint64_t)K * P);
+  if (pb_opc_counting()) return PB_OK;
   memset(dp, 0, (size_t)P * sizeof(float));
   for (int i = 0; i < R; i++) {
     const size_t off = lc_row(c, i, T) * d;
@@ -283,9 +291,6 @@ static int lc_layer_bwd(void *vctx, int l, const float *hprev, const float *dh, 
       }
     }
   }
-  /* diag/scalar: dhprev 2d + dgain 2d + dbias d = 5d per row; rank1: u.dh 2d + dhprev 2d +
-   * du 2d + dv 2d + db d = 9d per row */
-  pb_opc_add(PB_OPK_FLOP, (uint64_t)R * d * (c->form == LC_RANK1 ? 9 : 5));
   /* through the interpolator: d anchors[k] += W[l,k] * dconn_l, dense over k */
   pb_tensor *A = &c->m->params.t[c->anchors];
   pb_tensor *Av = c->anchors_v >= 0 ? &c->m->params.t[c->anchors_v] : NULL;
@@ -300,7 +305,6 @@ static int lc_layer_bwd(void *vctx, int l, const float *hprev, const float *dh, 
       for (int j = 0; j < d; j++) gv[j] += w * dp[c->Pa + j];
     }
   }
-  pb_opc_add(PB_OPK_MAC, (uint64_t)K * P);
   return PB_OK;
 }
 
@@ -352,25 +356,6 @@ static int lc_attach(void *vctx, pb_model *m) {
   return PB_OK;
 }
 
-/* analytic count: exactly what lc_set_mode / lc_layer_fwd / lc_layer_bwd charge */
-static int lc_ops(const void *vctx, const pb_config *cfg, int B, int T, int training, int merged, pb_opcounts *out) {
-  const lc_ctx *c = vctx;
-  (void)merged; /* connectors are already linear and separate from the weights: same count */
-  const uint64_t L = (uint64_t)cfg->layers, d = (uint64_t)cfg->hidden, K = (uint64_t)c->K;
-  const uint64_t P = (uint64_t)lc_P(c->form, cfg->hidden);
-  const uint64_t R = c->scope == LC_CLS ? (uint64_t)B : (uint64_t)B * T;
-  const int r1 = c->form == LC_RANK1;
-  uint64_t flop = L * R * d * (r1 ? 5 : 3), mac = 0;
-  if (training) {
-    mac += L * K * P;                         /* materialisation on the training forward */
-    flop += L * R * d * (r1 ? 9 : 5);         /* connector backward */
-    mac += L * K * P;                         /* anchor gradients through the interpolator */
-  }
-  out->c[PB_OPO_METHOD][PB_OPK_MAC] += mac;
-  out->c[PB_OPO_METHOD][PB_OPK_FLOP] += flop;
-  return PB_OK;
-}
-
 static int lc_destroy(void *vctx) {
   lc_ctx *c = vctx;
   free(c->W);
@@ -390,7 +375,7 @@ const pb_method pb_method_layerconnect = {
     lc_attach,
     NULL, /* merge */
     NULL,
-    lc_ops,
+    NULL, /* ops: reserved (counts come from running the hooks in counting-only mode) */
     lc_destroy,
     1e-3, /* default_lr: the papers' rate is not public; gains/biases train like BitFit (1e-4..1e-3) */
 };

@@ -14,8 +14,8 @@
  * merge(): W += scale * B A on every target and the hooks switch off (zero added inference
  * ops); unmerge(): W -= scale * B A and the hooks switch back on.
  *
- * Operation count per targeted site and layer over N tokens (what the hooks charge; `ops`
- * reproduces it exactly), p = dropout when training else 0:
+ * Operation count per targeted site and layer over N tokens (what the hooks charge; the analytic
+ * count is these hooks run in counting-only mode), p = dropout when training else 0:
  *   forward   MAC  N*in*r + N*r*out                 (u = drop(x) A^T ; t = u B^T)
  *             FLOP N*r (u *= scale) + N*out (y += t) + N*in if p > 0 (dropout of x)
  *   backward  MAC  2*N*r*out (du, dB) + 2*N*in*r (dx, dA)
@@ -235,10 +235,11 @@ static float *u_slot(const lora_ctx *c, int l, int site) {
   return c->u + ((size_t)l * c->ntargets + c->slot[site]) * (size_t)c->Ncap * c->r;
 }
 
-/* x[n] *= s ; charges n FLOP (one multiply each) */
+/* x[n] *= s ; charges n FLOP (one multiply each); counting-only mode: the charge alone */
 static void scale_inplace(float *x, size_t n, float s) {
-  for (size_t i = 0; i < n; i++) x[i] *= s;
   pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
+  for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 /* y[N,out] += scale * (drop(x) A^T) B^T */
@@ -277,7 +278,7 @@ static int lora_linear_bwd(void *vctx, int l, int site, const float *x, const fl
   const size_t nin = (size_t)N * in, nr = (size_t)N * c->r;
   const uint64_t seed = lora_seed(c, l, site);
   const float *u = u_slot(c, l, site);
-  memset(c->du, 0, nr * sizeof(float));
+  if (!pb_opc_counting()) memset(c->du, 0, nr * sizeof(float));
   pb_matmul_bwd(c->du, Bt->grad, NULL, dy, u, Bt->data, N, c->r, out);
   scale_inplace(c->du, nr, lora_scale(c));
   if (!dx && !At->grad) return PB_OK;
@@ -289,7 +290,7 @@ static int lora_linear_bwd(void *vctx, int l, int site, const float *x, const fl
     if (dx) {
       if (!c->scratch2) return pb_set_error(PB_ERR_ARG, "lora: dropout scratch was not reserved");
       dxd = c->scratch2;
-      memset(dxd, 0, nin * sizeof(float));
+      if (!pb_opc_counting()) memset(dxd, 0, nin * sizeof(float));
     }
   }
   pb_matmul_bwd(dxd, At->grad, NULL, c->du, xd, At->data, N, in, c->r);
@@ -353,6 +354,7 @@ static int lora_attach(void *vctx, pb_model *m) {
 /* W[out,in] += sign * scale * B[out,r] A[r,in] on every target (the same float delta both ways) */
 static int fold(lora_ctx *c, pb_model *m, float sign) {
   if (!c->m || c->m != m) return pb_set_error(PB_ERR_ARG, "lora: merge/unmerge on a model it is not attached to");
+  if (pb_opc_counting()) return PB_OK; /* counting-only mode: the merged state changes, no weight does */
   const double s = (double)lora_scale(c);
   const int r = c->r;
   for (int l = 0; l < c->L; l++)
@@ -396,33 +398,6 @@ static int lora_unmerge(void *vctx, pb_model *m) {
   return PB_OK;
 }
 
-/* ---------------------------------------------------------------- analytic count */
-
-static int lora_ops(const void *vctx, const pb_config *cfg, int B, int T, int training, int merged,
-                    pb_opcounts *out) {
-  const lora_ctx *c = vctx;
-  if (merged && training) return pb_set_error(PB_ERR_ARG, "lora: a merged model does not train (unmerge first)");
-  if (merged) return PB_OK; /* folded into W: nothing added */
-  const uint64_t N = (uint64_t)B * T, r = (uint64_t)c->r, L = (uint64_t)cfg->layers;
-  const int drop = training && c->dropout > 0;
-  uint64_t mac = 0, flop = 0;
-  for (int s = 0; s < PB_LIN_COUNT; s++) {
-    if (!(c->targets & (1u << s))) continue;
-    int in_, out_;
-    site_dims(cfg, s, &in_, &out_);
-    const uint64_t in = (uint64_t)in_, o = (uint64_t)out_;
-    mac += N * in * r + N * r * o;                /* u = drop(x) A^T ; t = u B^T */
-    flop += N * r + N * o + (drop ? N * in : 0);  /* u *= scale ; y += t ; dropout(x) */
-    if (training) {
-      mac += 2 * N * r * o + 2 * N * in * r;      /* du, dB ; dx, dA */
-      flop += N * r + (drop ? 2 * N * in : 0);    /* du *= scale ; regenerate drop(x), dropout bwd */
-    }
-  }
-  out->c[PB_OPO_METHOD][PB_OPK_MAC] += L * mac;
-  out->c[PB_OPO_METHOD][PB_OPK_FLOP] += L * flop;
-  return PB_OK;
-}
-
 static int lora_destroy(void *vctx) {
   lora_ctx *c = vctx;
   free(c->ia);
@@ -444,7 +419,7 @@ const pb_method pb_method_lora = {
     lora_attach,
     lora_merge,
     lora_unmerge,
-    lora_ops,
+    NULL, /* ops: reserved (counts come from running the hooks in counting-only mode) */
     lora_destroy,
     5e-4, /* default_lr: LoRA paper, roberta-base GLUE r=8 (4e-4..5e-4) */
 };

@@ -34,9 +34,11 @@ typedef struct pb_method {
   /* optional: fold the method into the backbone weights (zero added inference ops) and back */
   int (*merge)(void *ctx, pb_model *m);
   int (*unmerge)(void *ctx, pb_model *m);
-  /* optional: analytic op count the method adds to one forward over B x T tokens (all real),
-   * plus the backward when `training` (the same formulas as backbone/ops.h). Adds into *out
-   * under owner PB_OPO_METHOD. `merged` asks for the merged-inference count. */
+  /* RESERVED, set NULL (version 1 had a hand-written analytic op count here; the core never
+   * calls it). Op counts come from running the method's hooks in counting-only mode
+   * (pb_model_count, counters/opcount.h): a hook charges what it computes, then, when
+   * pb_opc_counting(), returns without computing or touching any buffer. merge/unmerge must in
+   * that mode change only the method's state (e.g. hooks off), not the weights. */
   int (*ops)(const void *ctx, const pb_config *cfg, int B, int T, int training, int merged, pb_opcounts *out);
   /* optional: free anything the method allocated itself */
   int (*destroy)(void *ctx);

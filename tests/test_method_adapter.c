@@ -1,6 +1,6 @@
 /* Adapter method: options, bert-base parameter counts, identity at init, finite-difference
  * gradients of every adapter tensor (and of the trained LayerNorms with train_ln=1) through the
- * model loss, the hook's input gradient, instrumented op counts == ops() exactly, a frozen
+ * model loss, the hook's input gradient, op counts of a real run == the counting-only run (pb_model_count) exactly, a frozen
  * backbone after training steps, loss decreasing from the zero-initialised start, and the
  * task-file round trip (bit-exact logits).
  * Gradient tolerance: |fd - analytic| <= 2e-2 * max(|fd|, |analytic|) or <= 1e-4 absolute. */
@@ -14,6 +14,7 @@
 #include "backbone/checkpoint.h"
 #include "backbone/status.h"
 #include "counters/opcount.h"
+#include "harness/opsreport.h"
 #include "methods/method.h"
 #include "tests/check.h"
 
@@ -129,7 +130,7 @@ static void test_counts_bert_base(void) {
       CHECK(bb == (ln ? want[i].ln : 0), "%s train_ln=%d: trainable backbone %zu", want[i].mode, ln, bb);
       CHECK(bbs == bb, "%s train_ln=%d: stored backbone %zu != trainable %zu", want[i].mode, ln, bbs, bb);
       pb_opcounts oc = {0};
-      in.m->ops(in.ctx, &c, 1, 1, 0, 0, &oc);
+      CHECK_OK(pb_model_ops_add(&m, &in, 1, 1, PB_COUNT_INFER, 0, &oc));
       uint64_t want_mac = i == 0 ? 147456 : 294912;
       CHECK(oc.c[PB_OPO_METHOD][PB_OPK_MAC] == want_mac, "%s: MACs/token %llu, want %llu", want[i].mode,
             (unsigned long long)oc.c[PB_OPO_METHOD][PB_OPK_MAC], (unsigned long long)want_mac);
@@ -252,9 +253,9 @@ static void test_hook_input_grad(const char *const *opts, const char *label) {
   unbuild(&a);
 }
 
-/* instrumented METHOD counts == ops() for inference and training (dropout 0.1) */
+/* METHOD counts of a real run == those of the counting-only run, inference and training (dropout 0.1) */
 static void test_opcounts(const char *const *opts, const char *label) {
-  printf("op counts == ops() (%s)\n", label);
+  printf("op counts: real == counting-only (%s)\n", label);
   built a;
   memset(&a, 0, sizeof a);
   if (build(&a, opts, 0.1f, 1)) { CHECK(0, "build"); return; }
@@ -268,9 +269,9 @@ static void test_opcounts(const char *const *opts, const char *label) {
     pb_opc_enable(0);
     CHECK(rc == PB_OK, "run: %s", pb_last_error());
     pb_opcounts want = {0};
-    a.inst.m->ops(a.inst.ctx, &m->cfg, B, T, training, 0, &want);
+    CHECK_OK(pb_model_ops_add(m, &a.inst, B, T, training ? PB_COUNT_TRAIN : PB_COUNT_INFER, 0, &want));
     for (int k = 0; k < PB_OPK_COUNT; k++)
-      CHECK(pb_opc.counts.c[PB_OPO_METHOD][k] == want.c[PB_OPO_METHOD][k], "%s training=%d %s: counted %llu, ops() %llu",
+      CHECK(pb_opc.counts.c[PB_OPO_METHOD][k] == want.c[PB_OPO_METHOD][k], "%s training=%d %s: real %llu, counting-only %llu",
             label, training, pb_opkind_name(k), (unsigned long long)pb_opc.counts.c[PB_OPO_METHOD][k],
             (unsigned long long)want.c[PB_OPO_METHOD][k]);
     CHECK(want.c[PB_OPO_METHOD][PB_OPK_MAC] > 0, "no MACs counted");

@@ -9,6 +9,7 @@
 #include "backbone/bert.h"
 #include "backbone/status.h"
 #include "counters/opcount.h"
+#include "harness/opsreport.h"
 #include "methods/method.h"
 #include "tests/check.h"
 
@@ -18,7 +19,7 @@ typedef struct {
   const char *opts[4];  /* NULL-terminated */
   size_t method_trainable; /* PB_OWNER_METHOD, trainable */
   size_t backbone_trainable;
-  long long macs_per_token; /* unmerged inference, from ops(B=1,T=1); -1: not checked */
+  long long macs_per_token; /* unmerged inference, counting-only run at B=1,T=1; -1: not checked */
 } expect;
 
 static const size_t BERT_BASE = 109482240; /* backbone incl. pooler */
@@ -72,10 +73,8 @@ static int count_case(const expect *e, int C) {
   if (e->macs_per_token >= 0) {
     pb_opcounts oc;
     memset(&oc, 0, sizeof oc);
-    if (in.m->ops) {
-      rc = in.m->ops(in.ctx, &c, 1, 1, 0, 0, &oc);
-      CHECK(rc == PB_OK, "%s ops: %s", e->method, pb_last_error());
-    }
+    rc = pb_model_ops_add(&m, &in, 1, 1, PB_COUNT_INFER, 0, &oc);
+    CHECK(rc == PB_OK, "%s count: %s", e->method, pb_last_error());
     macs = (long long)oc.c[PB_OPO_METHOD][PB_OPK_MAC];
     CHECK(macs == e->macs_per_token, "%s (%s): MACs/token %lld != %lld", e->method, desc, macs, e->macs_per_token);
   }

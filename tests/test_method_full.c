@@ -12,6 +12,7 @@
 #include "backbone/rng.h"
 #include "backbone/status.h"
 #include "counters/opcount.h"
+#include "harness/opsreport.h"
 #include "methods/method.h"
 #include "tests/check.h"
 
@@ -102,12 +103,9 @@ static void test_counts(void) {
     if (C == 2) printf("  %s\n", rep);
     pb_opcounts oc;
     memset(&oc, 0, sizeof oc);
-    if (in.m->ops) {
-      CHECK_OK(in.m->ops(in.ctx, &c, 4, 128, 0, 0, &oc));
-      CHECK_OK(in.m->ops(in.ctx, &c, 4, 128, 1, 0, &oc));
-    }
-    for (int o = 0; o < PB_OPO_COUNT; o++)
-      for (int k = 0; k < PB_OPK_COUNT; k++) CHECK(oc.c[o][k] == 0, "full ops adds owner %d kind %d", o, k);
+    CHECK_OK(pb_model_ops_add(&m, &in, 4, 128, PB_COUNT_INFER, 0, &oc));
+    CHECK_OK(pb_model_ops_add(&m, &in, 4, 128, PB_COUNT_TRAIN, 0, &oc));
+    for (int k = 0; k < PB_OPK_COUNT; k++) CHECK(oc.c[PB_OPO_METHOD][k] == 0, "full adds method ops of kind %d", k);
     pb_method_destroy(&in);
     pb_model_free(&m);
   }

@@ -1,7 +1,7 @@
 /* LayerConnect method (reconstruction): options, bert-base parameter counts and the papers'
  * ratios, the interpolation weights, zero anchors == plain backbone bit for bit, scope=cls
  * leaving non-CLS rows alone, finite-difference gradients of the anchors in every form and
- * scope, the hook's input gradient, instrumented op counts == ops() exactly, cached connectors == fresh ones after optimizer steps, a frozen
+ * scope, the hook's input gradient, op counts of a real run == the counting-only run (pb_model_count) exactly, cached connectors == fresh ones after optimizer steps, a frozen
  * backbone after training steps, loss decreasing, and the task-file round trip.
  * Gradient tolerance: |fd - analytic| <= 2e-2 * max(|fd|, |analytic|) or <= 1e-4 absolute. */
 #include <math.h>
@@ -14,6 +14,7 @@
 #include "backbone/checkpoint.h"
 #include "backbone/status.h"
 #include "counters/opcount.h"
+#include "harness/opsreport.h"
 #include "methods/method.h"
 #include "tests/check.h"
 
@@ -153,16 +154,20 @@ static void test_counts_bert_base(void) {
       CHECK(fabs(vs_lora - 95.31) < 0.005 && fabs(vs_ad - 91.18) < 0.005, "paper ratios");
       for (int s = 0; s < 2; s++) {
         pb_method_inst in2;
+        pb_model m2;
         const char *o2[] = {scopes[s], NULL};
-        pb_method_create(&in2, "layerconnect", o2);
+        CHECK_OK(pb_model_declare(&m2, &c));
+        CHECK_OK(pb_method_create(&in2, "layerconnect", o2));
+        CHECK_OK(in2.m->attach(in2.ctx, &m2));
         pb_opcounts oc = {0};
-        in2.m->ops(in2.ctx, &c, 1, 128, 0, 0, &oc);
+        CHECK_OK(pb_model_ops_add(&m2, &in2, 1, 128, PB_COUNT_INFER, 0, &oc));
         uint64_t fl = pb_opcounts_flops(&oc, PB_OPO_METHOD);
         uint64_t want_fl = s ? 12ull * 3 * 768 : 128ull * 12 * 3 * 768;
         printf("  %s: %llu added FLOPs per example at T=128 (inference)\n", scopes[s], (unsigned long long)fl);
         CHECK(fl == want_fl, "%s: %llu FLOPs, want %llu", scopes[s], (unsigned long long)fl,
               (unsigned long long)want_fl);
         pb_method_destroy(&in2);
+        pb_model_free(&m2);
       }
     }
     pb_method_destroy(&in);
@@ -348,8 +353,8 @@ static int counts_equal(const pb_opcounts *got, const pb_opcounts *want, const c
   return ok;
 }
 
-/* instrumented METHOD counts == ops(), also on the first inference after an anchor change (whose
- * one-off materialisation is not per-example work and not charged) */
+/* METHOD counts of a real run == the counting-only run's, also on the first inference after an
+ * anchor change (whose one-off materialisation is not per-example work and not charged) */
 static void test_opcounts(const char *form, const char *scope) {
   const char *opts[] = {form, scope, "K=2", NULL};
   built a;
@@ -367,7 +372,7 @@ static void test_opcounts(const char *form, const char *scope) {
     pb_opc_enable(0);
     CHECK(rc == PB_OK, "run: %s", pb_last_error());
     pb_opcounts want = {0};
-    a.inst.m->ops(a.inst.ctx, &m->cfg, B, T, training, 0, &want);
+    CHECK_OK(pb_model_ops_add(m, &a.inst, B, T, training ? PB_COUNT_TRAIN : PB_COUNT_INFER, 0, &want));
     snprintf(what, sizeof what, "%s %s pass %d", form, scope, pass);
     counts_equal(&pb_opc.counts, &want, what);
     CHECK(want.c[PB_OPO_METHOD][PB_OPK_FLOP] > 0, "%s: nothing counted", what);

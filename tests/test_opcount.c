@@ -1,14 +1,26 @@
-/* Instrumented op counts == analytic op counts, exactly, for every method configuration.
+/* Op counts of a real run == those of the counting-only run, exactly, for every method
+ * configuration. The analytic count IS the counting-only run (pb_model_count: the same
+ * forward/backward/optimizer code with every kernel and hook charging and not computing); the
+ * kernels' own counts are checked against their closed forms in tests/test_ops.c.
  *
  * For each reference configuration of the ops baseline (harness/opscmd.c) plus a few extra
- * option combinations, on three small shapes with dropout 0.1, the model is built and run:
+ * option combinations, on three small shapes with dropout 0.1, the report is computed on the
+ * DECLARED model (never allocated: the counting-only run lays its parameters and activations
+ * out in PROT_NONE address space, so a kernel that touched memory would crash this test), then
+ * the model is allocated and run for real:
  *  - inference: pb_forward (training 0) of one example (B=1, T=7, all tokens real) counted by
- *    pb_opc (every owner) == pb_ops_report_compute().infer (pb_bert_ops + the method's ops);
+ *    pb_opc (every owner) == pb_ops_report_compute().infer;
+ *  - per-example lengths: a real example of length t == the counting-only run at B=1, T=t, for
+ *    every t = 1..7;
  *  - training: forward + backward at B=2, T=7 + clipping + AdamW (optimizer owner) == .train_step;
+ *  - a counting-only run in the middle of a measured window on the trained, allocated model
+ *    leaves the logits, the gradients, the parameter version and the live counter untouched;
  *  - methods with merge (LoRA): merged forward == .infer_merged with a zero method owner, the
  *    merged logits equal the unmerged ones, and after unmerge the count is back to .infer;
  *  - LayerConnect: scope=cls adds fewer ops than scope=tokens.
- * A mismatch prints every differing counter (owner.kind: instrumented vs analytic). */
+ * Finally: no method has an `ops` member any more, and the counting-only report of every
+ * reference configuration at bert-base is timed (milliseconds).
+ * A mismatch prints every differing counter (owner.kind: real vs counting-only). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +29,7 @@
 #include "backbone/bert.h"
 #include "backbone/status.h"
 #include "counters/opcount.h"
+#include "counters/timing.h"
 #include "harness/opscmd.h"
 #include "harness/opsreport.h"
 #include "methods/method.h"
@@ -42,11 +55,11 @@ static const extra_cfg extras[] = {
 static int compare(const char *what, const pb_opcounts *got, const pb_opcounts *want) {
   int same = memcmp(got, want, sizeof *got) == 0;
   if (!same) {
-    printf("  %s: instrumented != analytic\n", what);
+    printf("  %s: real run != counting-only run\n", what);
     for (int o = 0; o < PB_OPO_COUNT; o++)
       for (int k = 0; k < PB_OPK_COUNT; k++)
         if (got->c[o][k] != want->c[o][k])
-          printf("    %s.%s: instrumented %llu analytic %llu (delta %+lld)\n", pb_opowner_name(o), pb_opkind_name(k),
+          printf("    %s.%s: real %llu counting-only %llu (delta %+lld)\n", pb_opowner_name(o), pb_opkind_name(k),
                  (unsigned long long)got->c[o][k], (unsigned long long)want->c[o][k],
                  (long long)(got->c[o][k] - want->c[o][k]));
   }
@@ -67,14 +80,51 @@ static void make_batch(const pb_config *c, int *ids, int *types, int *mask, int 
 
 /* counted inference forward of the first B rows; a warm-up forward first so that work done once
  * per parameter change (LayerConnect materialising its connectors) is not in the count */
-static int count_infer(pb_model *m, const int *ids, const int *types, const int *mask, int B, pb_opcounts *out) {
-  int rc = pb_forward(m, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL);
+static int count_infer_t(pb_model *m, const int *ids, const int *types, const int *mask, int B, int t,
+                         pb_opcounts *out) {
+  int rc = pb_forward(m, ids, types, mask, B, t, NULL, NULL, 0, 0, NULL);
   pb_opc_reset();
   pb_opc_enable(1);
-  if (!rc) rc = pb_forward(m, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL);
+  if (!rc) rc = pb_forward(m, ids, types, mask, B, t, NULL, NULL, 0, 0, NULL);
   pb_opc_enable(0);
   *out = pb_opc_snapshot();
   return rc;
+}
+static int count_infer(pb_model *m, const int *ids, const int *types, const int *mask, int B, pb_opcounts *out) {
+  return count_infer_t(m, ids, types, mask, B, T, out);
+}
+
+/* a counting-only run inside a measured window on a trained model changes nothing */
+static void check_untouched(pb_model *m, pb_method_inst *mi, const int *ids, const int *types, const int *mask,
+                            const char *label) {
+  const int C = m->cfg.num_labels;
+  float before[8], after[8];
+  int rc = pb_forward(m, ids, types, mask, 1, T, NULL, NULL, 0, 0, NULL);
+  memcpy(before, m->acts.logits, (size_t)C * sizeof(float));
+  const size_t ng = m->params.n_train;
+  float *g0 = malloc(ng * sizeof(float));
+  memcpy(g0, m->params.grad_mem, ng * sizeof(float));
+  const uint64_t version = m->params.version;
+  pb_opc_reset();
+  pb_opc_enable(1);
+  int prev = pb_opc_set_owner(PB_OPO_HEAD);
+  pb_opc_add(PB_OPK_FLOP, 5); /* a measurement in progress */
+  pb_opcounts live = pb_opc_snapshot(), tmp = {{{0}}};
+  if (!rc) rc = pb_model_ops_add(m, mi, BT, T + 3, PB_COUNT_TRAIN | PB_COUNT_CLIP | PB_COUNT_ADAMW, 0, &tmp);
+  CHECK(rc == PB_OK, "%s: count on the allocated model: %s", label, pb_last_error());
+  CHECK(pb_opc.enabled && !pb_opc.count_only && pb_opc.owner == PB_OPO_HEAD, "%s: counter state not restored", label);
+  pb_opcounts now = pb_opc_snapshot();
+  CHECK(memcmp(&now, &live, sizeof now) == 0, "%s: the live counts changed during a counting-only run", label);
+  pb_opc_set_owner(prev);
+  pb_opc_enable(0);
+  CHECK(pb_opcounts_flops(&tmp, -1) > 0, "%s: nothing counted", label);
+  CHECK(m->params.version == version, "%s: a counting-only AdamW step bumped the parameter version", label);
+  CHECK(memcmp(g0, m->params.grad_mem, ng * sizeof(float)) == 0, "%s: gradients changed by a count", label);
+  if (!rc) rc = pb_forward(m, ids, types, mask, 1, T, NULL, NULL, 0, 0, NULL);
+  memcpy(after, m->acts.logits, (size_t)C * sizeof(float));
+  CHECK(rc == PB_OK && memcmp(before, after, (size_t)C * sizeof(float)) == 0, "%s: logits changed by a count",
+        label);
+  free(g0);
 }
 
 /* runs every check for one method configuration on one shape; returns the method's added
@@ -110,6 +160,17 @@ static uint64_t check_config(const pb_config *cfg, const char *label, const char
   printf("  inference B=1 T=%d: %llu FLOPs (method %llu)\n", T, (unsigned long long)pb_opcounts_flops(&got, -1),
          (unsigned long long)pb_opcounts_flops(&got, PB_OPO_METHOD));
 
+  /* an example of length t counts as B=1, T=t */
+  for (int t = 1; t <= T; t++) {
+    pb_opcounts want = {{{0}}};
+    rc = count_infer_t(&m, ids, types, mask, 1, t, &got);
+    if (!rc) rc = pb_model_ops_add(&m, &mi, 1, t, PB_COUNT_INFER, 0, &want);
+    CHECK(rc == PB_OK, "length %d: %s", t, pb_last_error());
+    char what[32];
+    snprintf(what, sizeof what, "length %d", t);
+    CHECK(compare(what, &got, &want), "%s: per-example count at length %d differs", label, t);
+  }
+
   /* one training step: forward + loss + backward + AdamW */
   pb_adamw opt;
   pb_adamw_defaults(&opt);
@@ -128,6 +189,8 @@ static uint64_t check_config(const pb_config *cfg, const char *label, const char
   printf("  train step B=%d T=%d: %llu FLOPs (method %llu, optimizer %llu)\n", BT, T,
          (unsigned long long)pb_opcounts_flops(&got, -1), (unsigned long long)pb_opcounts_flops(&got, PB_OPO_METHOD),
          (unsigned long long)pb_opcounts_flops(&got, PB_OPO_OPTIM));
+
+  check_untouched(&m, &mi, ids, types, mask, label);
 
   /* merged inference (after the step the method's weights are non-trivial) */
   if (rep.has_merge) {
@@ -206,6 +269,21 @@ int main(void) {
           (unsigned long long)lc_cls, (unsigned long long)lc_tokens);
   }
   printf("%d method configurations x shapes checked\n", n_configs);
+  for (int i = 0; i < pb_method_count(); i++)
+    CHECK(pb_method_at(i)->ops == NULL, "method %s still has a hand-written ops member", pb_method_at(i)->name);
+  /* counting-only reports at bert-base: inference 1x128 (+ merged) and a 32x128 training step */
+  double t0 = pb_wall_seconds();
+  for (int i = 0; i < pb_ops_ref_count(); i++) {
+    pb_config base;
+    pb_config_bert_base(&base, 2);
+    pb_ops_report r;
+    const pb_ops_refconfig *ref = pb_ops_ref_at(i);
+    CHECK_OK(pb_ops_report_for(&base, ref->method, ref->options, 128, 32, 128, &r));
+  }
+  double dt = pb_wall_seconds() - t0;
+  printf("bert-base counting-only reports of %d configurations: %.1f ms (%.2f ms each)\n", pb_ops_ref_count(),
+         1e3 * dt, 1e3 * dt / pb_ops_ref_count());
+  CHECK(dt < 5.0, "counting-only reports took %.1f s: counting mode is doing arithmetic", dt);
   printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

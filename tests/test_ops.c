@@ -6,7 +6,8 @@
  *     max(max|numeric|, 1e-3), tol 1e-3; 2e-3 for attention dq, dk, whose gradients are
  *     small (max 0.15) so fp32 rounding weighs more: measured 1.2e-5..1.5e-4 and 2.2e-4..4.4e-4),
  *     and that backward accumulates (+=): twice = 2x
- *  3. exact op counts of every kernel vs the ops.h table, NULL grads and p = 0 dropout
+ *  3. exact op counts of every kernel vs the ops.h table, NULL grads and p = 0 dropout; the same
+ *     closed forms in counting-only mode, every buffer PROT_NONE (a touch would crash)
  *  4. dropout statistics, determinism, seed dependence, backward mask, in-place use
  * Exits non-zero on any failure. */
 #include <math.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "backbone/ops.h"
+#include "backbone/params.h"
 #include "backbone/rng.h"
 #include "counters/opcount.h"
 #include "tests/check.h"
@@ -626,6 +628,65 @@ static void test_losses(void) {
   free(c_logits); free(c_pred); free(c_target);
 }
 
+/* ------------------------------------------------------------ counting-only mode */
+
+/* Every kernel (and naive twin) in counting-only mode charges its closed form and touches no
+ * memory: every buffer is PROT_NONE address space, so any read or write would crash the test. */
+static void test_counting_only(void) {
+  float *X = pb_reserve_floats((size_t)1 << 20);
+  int *I = (int *)X;
+  CHECK(X != NULL, "reserve address space");
+  if (!X) return;
+  const uint64_t N = 5, IC = 7, OC = 3, C = 6, B = 2, T = 4, d = 8, A = 2, n = 11;
+  const uint64_t S = B * A * T * T, hd = d / A, BC = B * C;
+  pb_opcounter saved;
+#define COUNT_ONLY(what, call, mac, flop, trans)                                                              \
+  do {                                                                                                         \
+    pb_opcounts got_ = {{{0}}};                                                                                \
+    pb_opc_count_begin(&saved);                                                                                \
+    call;                                                                                                      \
+    pb_opc_count_end(&saved, &got_);                                                                           \
+    uint64_t m_ = pb_opcounts_kind(&got_, -1, PB_OPK_MAC), f_ = pb_opcounts_kind(&got_, -1, PB_OPK_FLOP),      \
+             t_ = pb_opcounts_kind(&got_, -1, PB_OPK_TRANS);                                                   \
+    CHECK(m_ == (mac) && f_ == (flop) && t_ == (trans),                                                        \
+          "counting-only %s: MAC %llu FLOP %llu TRANS %llu, want %llu %llu %llu", what, (unsigned long long)m_, \
+          (unsigned long long)f_, (unsigned long long)t_, (unsigned long long)(mac), (unsigned long long)(flop), \
+          (unsigned long long)(trans));                                                                        \
+  } while (0)
+  COUNT_ONLY("matmul_fwd", pb_matmul_fwd(X, X, X, X, N, IC, OC), N * IC * OC, N * OC, 0);
+  COUNT_ONLY("matmul_fwd_naive", pb_matmul_fwd_naive(X, X, X, NULL, N, IC, OC), N * IC * OC, 0, 0);
+  COUNT_ONLY("matmul_bwd", pb_matmul_bwd(X, X, X, X, X, X, N, IC, OC), 2 * N * IC * OC, N * OC, 0);
+  COUNT_ONLY("matmul_bwd_naive", pb_matmul_bwd_naive(NULL, X, NULL, X, X, X, N, IC, OC), N * IC * OC, 0, 0);
+  COUNT_ONLY("layernorm_fwd", pb_layernorm_fwd(X, X, X, X, X, X, N, C, 1e-5f), 0, 8 * N * C, N);
+  COUNT_ONLY("layernorm_bwd", pb_layernorm_bwd(X, X, X, X, X, X, X, X, N, C), 0, 14 * N * C, 0);
+  COUNT_ONLY("gelu_fwd", pb_gelu_fwd(X, X, n), 0, 4 * n, n);
+  COUNT_ONLY("gelu_bwd", pb_gelu_bwd(X, X, X, n), 0, 8 * n, 2 * n);
+  COUNT_ONLY("tanh_fwd", pb_tanh_fwd(X, X, n), 0, 0, n);
+  COUNT_ONLY("tanh_bwd", pb_tanh_bwd(X, X, X, n), 0, 3 * n, 0);
+  COUNT_ONLY("relu_fwd", pb_relu_fwd(X, X, n), 0, n, 0);
+  COUNT_ONLY("relu_bwd", pb_relu_bwd(X, X, X, n), 0, n, 0);
+  COUNT_ONLY("add", pb_add(X, X, X, n), 0, n, 0);
+  COUNT_ONLY("dropout_fwd p=0.1", pb_dropout_fwd(X, X, n, 0.1f, 3), 0, n, 0);
+  COUNT_ONLY("dropout_fwd p=0", pb_dropout_fwd(X, X + 64, n, 0.0f, 3), 0, 0, 0);
+  COUNT_ONLY("dropout_bwd p=0.1", pb_dropout_bwd(X, X + 64, n, 0.1f, 3), 0, n, 0);
+  COUNT_ONLY("dropout_bwd p=0", pb_dropout_bwd(X, X + 64, n, 0.0f, 3), 0, 0, 0);
+  COUNT_ONLY("embed_fwd", pb_embed_fwd(X, I, I, X, X, X, B, T, d), 0, 2 * B * T * d, 0);
+  COUNT_ONLY("embed_bwd", pb_embed_bwd(X, X, X, X, I, I, B, T, d), 0, 3 * B * T * d, 0);
+  COUNT_ONLY("attention_fwd", pb_attention_fwd(X, X, X, X, X, I, B, T, d, A, 0.1f, 5), 2 * S * hd, 7 * S, S);
+  COUNT_ONLY("attention_fwd_naive", pb_attention_fwd_naive(X, X, X, X, X, NULL, B, T, d, A, 0.0f, 5), 2 * S * hd,
+             6 * S, S);
+  COUNT_ONLY("attention_bwd", pb_attention_bwd(X, X, X, X, X, X, X, X, X, B, T, d, A, 0.1f, 5), 4 * S * hd, 5 * S, 0);
+  COUNT_ONLY("attention_bwd_naive dv", pb_attention_bwd_naive(NULL, NULL, X, X, X, X, X, X, X, B, T, d, A, 0.0f, 5),
+             S * hd, 0, 0);
+  COUNT_ONLY("softmax_ce_fwd", pb_softmax_ce_fwd(X, X, I, B, C), 0, 4 * BC + B, BC + B);
+  COUNT_ONLY("softmax_ce_bwd", pb_softmax_ce_bwd(X, X, I, B, C), 0, 2 * BC, 0);
+  COUNT_ONLY("mse_fwd", pb_mse_fwd(X, X, B), 0, 3 * B, 0);
+  COUNT_ONLY("mse_bwd", pb_mse_bwd(X, X, X, B), 0, 2 * B, 0);
+#undef COUNT_ONLY
+  CHECK(!pb_opc.count_only, "counting-only mode left on");
+  pb_release_floats(X, (size_t)1 << 20);
+}
+
 int main(void) {
   pb_rng_seed(&g_rng, 20240601);
   printf("test_ops: threads=%d; twin tol %.0e, gradient tol %.0e (FD eps %.0e, loss in double)\n",
@@ -639,6 +700,7 @@ int main(void) {
   test_embed();
   test_attention();
   test_losses();
+  test_counting_only();
   printf("test_ops: %d checks, %d failed\n", checks, failures);
   return failures ? 1 : 0;
 }
