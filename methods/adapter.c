@@ -78,51 +78,10 @@ static int ad_init(void *vctx) {
   return PB_OK;
 }
 
-static int parse_int(const char *v, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long x = strtol(v, &end, 10);
-  if (errno || end == v || *end || x < lo || x > hi) return 0;
-  *out = x;
-  return 1;
-}
-
-static int ad_set_option(void *vctx, const char *key, const char *value) {
-  adapter_ctx *c = vctx;
-  long x;
-  if (strcmp(key, "mode") == 0) {
-    if (strcmp(value, "pfeiffer") == 0) c->mode = AD_PFEIFFER;
-    else if (strcmp(value, "houlsby") == 0) c->mode = AD_HOULSBY;
-    else return pb_set_error(PB_ERR_ARG, "adapter: mode must be pfeiffer or houlsby (got '%s')", value);
-  } else if (strcmp(key, "r") == 0 || strcmp(key, "bottleneck") == 0) {
-    if (!parse_int(value, 1, 1 << 20, &x))
-      return pb_set_error(PB_ERR_ARG, "adapter: r must be a positive integer (got '%s')", value);
-    c->r = (int)x;
-  } else if (strcmp(key, "act") == 0) {
-    if (strcmp(value, "relu") == 0) c->act = AD_RELU;
-    else if (strcmp(value, "gelu") == 0) c->act = AD_GELU;
-    else return pb_set_error(PB_ERR_ARG, "adapter: act must be relu or gelu (got '%s')", value);
-  } else if (strcmp(key, "train_ln") == 0) {
-    if (!parse_int(value, 0, 1, &x)) return pb_set_error(PB_ERR_ARG, "adapter: train_ln must be 0 or 1 (got '%s')", value);
-    c->train_ln = (int)x;
-  } else if (strcmp(key, "init_std") == 0) {
-    char *end;
-    errno = 0;
-    float f = strtof(value, &end);
-    if (errno || end == value || *end || !(f >= 0.0f) || f > 10.0f)
-      return pb_set_error(PB_ERR_ARG, "adapter: init_std must be a number in [0, 10] (got '%s')", value);
-    c->init_std = f;
-  } else {
-    return pb_set_error(PB_ERR_ARG, "adapter: unknown option '%s' (valid: mode, r, act, train_ln, init_std)", key);
-  }
-  return PB_OK;
-}
+extern const pb_method pb_method_adapter;
 
 static int ad_describe(const void *vctx, char *buf, size_t n) {
-  const adapter_ctx *c = vctx;
-  snprintf(buf, n, "mode=%s,r=%d,act=%s,train_ln=%d,init_std=%g", c->mode == AD_HOULSBY ? "houlsby" : "pfeiffer",
-           c->r, c->act == AD_GELU ? "gelu" : "relu", c->train_ln, (double)c->init_std);
-  return PB_OK;
+  return pb_method_describe_options(&pb_method_adapter, vctx, buf, n);
 }
 
 /* ------------------------------------------------------------------ hooks */
@@ -267,20 +226,43 @@ static int ad_destroy(void *vctx) {
   return PB_OK;
 }
 
+static const char *const ad_mode_names[] = {"pfeiffer", "houlsby", NULL}; /* AD_PFEIFFER, AD_HOULSBY */
+static const char *const ad_act_names[] = {"relu", "gelu", NULL};         /* AD_RELU, AD_GELU */
+
+static const pb_method_option ad_options[] = {
+    {.name = "mode", .type = PB_OPT_ENUM, .offset = offsetof(adapter_ctx, mode), .def = "pfeiffer",
+     .values = ad_mode_names, .help = "pfeiffer: after the FFN; houlsby: after attention and the FFN"},
+    {.name = "r", .type = PB_OPT_INT, .offset = offsetof(adapter_ctx, r), .def = "8", .min = 1, .max = 1 << 20,
+     .alias = "bottleneck", .help = "bottleneck size"},
+    {.name = "act", .type = PB_OPT_ENUM, .offset = offsetof(adapter_ctx, act), .def = "relu", .values = ad_act_names,
+     .help = "bottleneck activation"},
+    {.name = "train_ln", .type = PB_OPT_INT, .offset = offsetof(adapter_ctx, train_ln), .def = "0", .min = 0,
+     .max = 1, .help = "1: also train the LayerNorm after each adapted sublayer"},
+    {.name = "init_std", .type = PB_OPT_FLOAT, .offset = offsetof(adapter_ctx, init_std), .def = "0.01", .min = 0,
+     .max = 10, .help = "std of W_down, W_up starts at 0"},
+};
+
+static const char *const ad_ref_pfeiffer[] = {"mode=pfeiffer", "r=8", "act=relu", NULL};
+static const char *const ad_ref_houlsby[] = {"mode=houlsby", "r=8", "act=relu", NULL};
+static const pb_method_refconfig ad_refs[] = {
+    {"adapter pfeiffer r=8", ad_ref_pfeiffer},
+    {"adapter houlsby r=8", ad_ref_houlsby},
+};
+
 const pb_method pb_method_adapter = {
-    PB_METHOD_VERSION,
-    "adapter",
-    "bottleneck adapters after the FFN (pfeiffer) or after attention and FFN (houlsby)",
-    "mode=pfeiffer|houlsby (pfeiffer)  r=INT bottleneck (8)  act=relu|gelu (relu)  train_ln=0|1 (0)  "
-    "init_std=FLOAT std of W_down, W_up starts at 0 (0.01)",
-    sizeof(adapter_ctx),
-    ad_init,
-    ad_set_option,
-    ad_describe,
-    ad_attach,
-    NULL, /* merge: nonlinear, not mergeable */
-    NULL,
-    NULL, /* ops: reserved (counts come from running the hooks in counting-only mode) */
-    ad_destroy,
-    1e-3, /* default_lr: inside Houlsby et al.'s sweep (3e-5..3e-3); AdapterHub uses 1e-4 for long runs */
+    .version = PB_METHOD_VERSION,
+    .name = "adapter",
+    .summary = "bottleneck adapters after the FFN (pfeiffer) or after attention and FFN (houlsby)",
+    .ctx_size = sizeof(adapter_ctx),
+    .init = ad_init,
+    .describe = ad_describe,
+    .attach = ad_attach,
+    /* merge/unmerge: nonlinear, not mergeable; ops: reserved (counts come from the hooks) */
+    .destroy = ad_destroy,
+    .default_lr = 1e-3, /* inside Houlsby et al.'s sweep (3e-5..3e-3); AdapterHub uses 1e-4 for long runs */
+    .options = ad_options,
+    .n_options = (int)(sizeof ad_options / sizeof ad_options[0]),
+    .refconfigs = ad_refs,
+    .n_refconfigs = (int)(sizeof ad_refs / sizeof ad_refs[0]),
+    .order = 3,
 };

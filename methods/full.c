@@ -36,19 +36,20 @@ static int full_attach(void *vctx, pb_model *m) {
   return PB_OK;
 }
 
+static const pb_method_refconfig full_refs[] = {{"full", NULL}};
+
 const pb_method pb_method_full = {
-    PB_METHOD_VERSION,
-    "full",
-    "full fine-tuning: every backbone tensor trains and is stored",
-    "none",
-    sizeof(full_ctx),
-    full_init,
-    NULL, /* set_option: no options */
-    full_describe,
-    full_attach,
-    NULL, /* merge */
-    NULL, /* unmerge */
-    NULL, /* ops: reserved; full fine-tuning adds no work (its weight gradients are the backbone's) */
-    NULL, /* destroy */
-    2e-5, /* default_lr: the BERT paper's fine-tuning rate (2e-5..5e-5) */
+    .version = PB_METHOD_VERSION,
+    .name = "full",
+    .summary = "full fine-tuning: every backbone tensor trains and is stored",
+    .ctx_size = sizeof(full_ctx),
+    .init = full_init,
+    /* set_option: no options (n_options 0); merge/unmerge/destroy: none; ops: reserved, full
+     * fine-tuning adds no work (its weight gradients are the backbone's) */
+    .describe = full_describe,
+    .attach = full_attach,
+    .default_lr = 2e-5, /* the BERT paper's fine-tuning rate (2e-5..5e-5) */
+    .refconfigs = full_refs,
+    .n_refconfigs = 1,
+    .order = 1,
 };

@@ -86,8 +86,6 @@ typedef struct {
   uint64_t conn_version;
 } lc_ctx;
 
-static const char *form_name(int f) { return f == LC_RANK1 ? "rank1" : f == LC_SCALAR ? "scalar" : "diag"; }
-
 static int lc_P(int form, int d) { return form == LC_RANK1 ? 3 * d : form == LC_SCALAR ? 1 + d : 2 * d; }
 
 static int lc_init(void *vctx) {
@@ -100,34 +98,10 @@ static int lc_init(void *vctx) {
   return PB_OK;
 }
 
-static int lc_set_option(void *vctx, const char *key, const char *value) {
-  lc_ctx *c = vctx;
-  if (strcmp(key, "K") == 0 || strcmp(key, "anchors") == 0) {
-    char *end;
-    errno = 0;
-    long x = strtol(value, &end, 10);
-    if (errno || end == value || *end || x < 1 || x > 65536)
-      return pb_set_error(PB_ERR_ARG, "layerconnect: K must be an integer in 1..65536 (got '%s')", value);
-    c->K = (int)x;
-  } else if (strcmp(key, "form") == 0) {
-    if (strcmp(value, "diag") == 0) c->form = LC_DIAG;
-    else if (strcmp(value, "rank1") == 0) c->form = LC_RANK1;
-    else if (strcmp(value, "scalar") == 0) c->form = LC_SCALAR;
-    else return pb_set_error(PB_ERR_ARG, "layerconnect: form must be diag, rank1 or scalar (got '%s')", value);
-  } else if (strcmp(key, "scope") == 0) {
-    if (strcmp(value, "tokens") == 0) c->scope = LC_TOKENS;
-    else if (strcmp(value, "cls") == 0) c->scope = LC_CLS;
-    else return pb_set_error(PB_ERR_ARG, "layerconnect: scope must be tokens or cls (got '%s')", value);
-  } else {
-    return pb_set_error(PB_ERR_ARG, "layerconnect: unknown option '%s' (valid: K, form, scope)", key);
-  }
-  return PB_OK;
-}
+extern const pb_method pb_method_layerconnect;
 
 static int lc_describe(const void *vctx, char *buf, size_t n) {
-  const lc_ctx *c = vctx;
-  snprintf(buf, n, "K=%d,form=%s,scope=%s", c->K, form_name(c->form), c->scope == LC_CLS ? "cls" : "tokens");
-  return PB_OK;
+  return pb_method_describe_options(&pb_method_layerconnect, vctx, buf, n);
 }
 
 /* Piecewise-linear interpolation weights W[L,K]: anchor k sits at depth k*(L-1)/(K-1); layer l
@@ -363,19 +337,39 @@ static int lc_destroy(void *vctx) {
   return PB_OK;
 }
 
+static const char *const lc_form_names[] = {"diag", "rank1", "scalar", NULL}; /* LC_DIAG, LC_RANK1, LC_SCALAR */
+static const char *const lc_scope_names[] = {"tokens", "cls", NULL};         /* LC_TOKENS, LC_CLS */
+
+static const pb_method_option lc_options[] = {
+    {.name = "K", .type = PB_OPT_INT, .offset = offsetof(lc_ctx, K), .def = "9", .min = 1, .max = 65536,
+     .alias = "anchors", .help = "number of hypernetwork anchors"},
+    {.name = "form", .type = PB_OPT_ENUM, .offset = offsetof(lc_ctx, form), .def = "diag", .values = lc_form_names,
+     .help = "connector: diag h += g*hprev + b, scalar h += s*hprev + b, rank1 h += (v.hprev) u + b"},
+    {.name = "scope", .type = PB_OPT_ENUM, .offset = offsetof(lc_ctx, scope), .def = "tokens",
+     .values = lc_scope_names, .help = "tokens: every position; cls: position 0 only"},
+};
+
+static const char *const lc_ref_tokens[] = {"K=9", "form=diag", "scope=tokens", NULL};
+static const char *const lc_ref_cls[] = {"K=9", "form=diag", "scope=cls", NULL};
+static const pb_method_refconfig lc_refs[] = {
+    {"layerconnect K=9 diag tokens", lc_ref_tokens},
+    {"layerconnect K=9 diag cls", lc_ref_cls},
+};
+
 const pb_method pb_method_layerconnect = {
-    PB_METHOD_VERSION,
-    "layerconnect",
-    "LayerConnect (reconstruction): linear connectors between layers from K interpolated anchors",
-    "K=INT anchors (9)  form=diag|rank1|scalar (diag)  scope=tokens|cls (tokens)",
-    sizeof(lc_ctx),
-    lc_init,
-    lc_set_option,
-    lc_describe,
-    lc_attach,
-    NULL, /* merge */
-    NULL,
-    NULL, /* ops: reserved (counts come from running the hooks in counting-only mode) */
-    lc_destroy,
-    1e-3, /* default_lr: the papers' rate is not public; gains/biases train like BitFit (1e-4..1e-3) */
+    .version = PB_METHOD_VERSION,
+    .name = "layerconnect",
+    .summary = "LayerConnect (reconstruction): linear connectors between layers from K interpolated anchors",
+    .ctx_size = sizeof(lc_ctx),
+    .init = lc_init,
+    .describe = lc_describe,
+    .attach = lc_attach,
+    /* merge/unmerge: none; ops: reserved (counts come from running the hooks in counting-only mode) */
+    .destroy = lc_destroy,
+    .default_lr = 1e-3, /* the papers' rate is not public; gains/biases train like BitFit (1e-4..1e-3) */
+    .options = lc_options,
+    .n_options = (int)(sizeof lc_options / sizeof lc_options[0]),
+    .refconfigs = lc_refs,
+    .n_refconfigs = (int)(sizeof lc_refs / sizeof lc_refs[0]),
+    .order = 4,
 };

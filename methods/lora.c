@@ -33,7 +33,8 @@
 
 enum { LORA_INIT_KAIMING = 0, LORA_INIT_GAUSSIAN = 1 };
 
-static const char *const site_names[PB_LIN_COUNT] = {"query", "key", "value", "attn_out", "ffn_in", "ffn_out"};
+/* NULL-terminated: also the allowed values of the targets option (bit s = site s) */
+static const char *const site_names[PB_LIN_COUNT + 1] = {"query", "key", "value", "attn_out", "ffn_in", "ffn_out", NULL};
 
 typedef struct {
   /* options */
@@ -101,81 +102,12 @@ static int lora_init(void *vctx) {
   return PB_OK;
 }
 
-/* "query,value" (separators , + | ; : or space) or "all" -> bit set */
-static int parse_targets(const char *v, unsigned *out) {
-  unsigned bits = 0;
-  const char *p = v;
-  while (*p) {
-    size_t len = strcspn(p, ",+|;: ");
-    if (len > 0) {
-      int found = 0;
-      if (len == 3 && strncmp(p, "all", 3) == 0) {
-        bits |= (1u << PB_LIN_COUNT) - 1;
-        found = 1;
-      }
-      for (int s = 0; s < PB_LIN_COUNT && !found; s++)
-        if (strlen(site_names[s]) == len && strncmp(p, site_names[s], len) == 0) {
-          bits |= 1u << s;
-          found = 1;
-        }
-      if (!found)
-        return pb_set_error(PB_ERR_ARG,
-                            "lora: unknown target '%.*s' in '%s' (valid: query,key,value,attn_out,ffn_in,ffn_out,all)",
-                            (int)len, p, v);
-      p += len;
-    }
-    if (*p) p++;
-  }
-  if (!bits) return pb_set_error(PB_ERR_ARG, "lora: targets '%s' names no linear site", v);
-  *out = bits;
-  return PB_OK;
-}
-
-static int parse_float(const char *key, const char *v, double lo, double hi, int hi_open, float *out) {
-  char *end = NULL;
-  double x = strtod(v, &end);
-  if (!*v || !end || *end || !isfinite(x) || x < lo || (hi_open ? x >= hi : x > hi))
-    return pb_set_error(PB_ERR_ARG, "lora: %s=%s is not a number in [%g, %g%s", key, v, lo, hi, hi_open ? ")" : "]");
-  *out = (float)x;
-  return PB_OK;
-}
-
-static int lora_set_option(void *vctx, const char *key, const char *value) {
-  lora_ctx *c = vctx;
-  if (c->m) return pb_set_error(PB_ERR_ARG, "lora: option %s set after attach", key);
-  if (strcmp(key, "r") == 0) {
-    char *end = NULL;
-    long r = strtol(value, &end, 10);
-    if (!*value || *end || r < 1 || r > 65536)
-      return pb_set_error(PB_ERR_ARG, "lora: r=%s must be an integer in 1..65536", value);
-    c->r = (int)r;
-    return PB_OK;
-  }
-  if (strcmp(key, "alpha") == 0) return parse_float("alpha", value, -1e6, 1e6, 0, &c->alpha);
-  if (strcmp(key, "dropout") == 0) return parse_float("dropout", value, 0.0, 1.0, 1, &c->dropout);
-  if (strcmp(key, "targets") == 0) return parse_targets(value, &c->targets);
-  if (strcmp(key, "init") == 0) {
-    if (strcmp(value, "kaiming") == 0) c->init = LORA_INIT_KAIMING;
-    else if (strcmp(value, "gaussian") == 0) c->init = LORA_INIT_GAUSSIAN;
-    else return pb_set_error(PB_ERR_ARG, "lora: init=%s (valid: kaiming, gaussian)", value);
-    return PB_OK;
-  }
-  return pb_set_error(PB_ERR_ARG, "lora: unknown option '%s' (valid: r, alpha, dropout, targets, init)", key);
-}
-
 /* "r=8,alpha=16,dropout=0,targets=query+value,init=kaiming" ('+' joins targets so that the
- * string stays a comma list of key=value; set_option accepts it back). */
+ * string stays a comma list of key=value; the option parser accepts it back). */
+extern const pb_method pb_method_lora;
+
 static int lora_describe(const void *vctx, char *buf, size_t n) {
-  const lora_ctx *c = vctx;
-  char t[128];
-  size_t o = 0;
-  t[0] = 0;
-  for (int s = 0; s < PB_LIN_COUNT; s++)
-    if (c->targets & (1u << s)) o += (size_t)snprintf(t + o, sizeof t - o, "%s%s", o ? "+" : "", site_names[s]);
-  int w = snprintf(buf, n, "r=%d,alpha=%g,dropout=%g,targets=%s,init=%s", c->r, (double)c->alpha,
-                   (double)c->dropout, t, c->init == LORA_INIT_GAUSSIAN ? "gaussian" : "kaiming");
-  if (w < 0 || (size_t)w >= n) return pb_set_error(PB_ERR_ARG, "lora: describe buffer of %zu bytes too small", n);
-  return PB_OK;
+  return pb_method_describe_options(&pb_method_lora, vctx, buf, n);
 }
 
 /* ---------------------------------------------------------------- hooks */
@@ -406,20 +338,39 @@ static int lora_destroy(void *vctx) {
   return PB_OK;
 }
 
+static const char *const lora_init_names[] = {"kaiming", "gaussian", NULL}; /* LORA_INIT_* order */
+
+static const pb_method_option lora_options[] = {
+    {.name = "r", .type = PB_OPT_INT, .offset = offsetof(lora_ctx, r), .def = "8", .min = 1, .max = 65536,
+     .help = "rank of A [r,in] and B [out,r]"},
+    {.name = "alpha", .type = PB_OPT_FLOAT, .offset = offsetof(lora_ctx, alpha), .def = "16", .min = -1e6,
+     .max = 1e6, .help = "scale = alpha / r"},
+    {.name = "dropout", .type = PB_OPT_FLOAT, .offset = offsetof(lora_ctx, dropout), .def = "0", .min = 0,
+     .max = 1, .max_open = 1, .help = "dropout on the LoRA input, training only"},
+    {.name = "targets", .type = PB_OPT_LIST, .offset = offsetof(lora_ctx, targets), .def = "query+value",
+     .values = site_names, .help = "adapted linear sites (separators , + | ; : or space)"},
+    {.name = "init", .type = PB_OPT_ENUM, .offset = offsetof(lora_ctx, init), .def = "kaiming",
+     .values = lora_init_names, .help = "init of A (kaiming-uniform like PEFT, or N(0, 1/r)); B starts at 0"},
+};
+
+static const char *const lora_ref_opts[] = {"r=8", "alpha=16", "targets=query,value", "dropout=0", NULL};
+static const pb_method_refconfig lora_refs[] = {{"lora r=8 alpha=16 q,v", lora_ref_opts}};
+
 const pb_method pb_method_lora = {
-    PB_METHOD_VERSION,
-    "lora",
-    "LoRA: low-rank update scale*B*A on chosen linear layers (mergeable)",
-    "r=INT (8)  alpha=FLOAT (16; scale alpha/r)  dropout=FLOAT (0)  "
-    "targets=LIST of query,key,value,attn_out,ffn_in,ffn_out or all (query,value)  init=kaiming|gaussian (kaiming)",
-    sizeof(lora_ctx),
-    lora_init,
-    lora_set_option,
-    lora_describe,
-    lora_attach,
-    lora_merge,
-    lora_unmerge,
-    NULL, /* ops: reserved (counts come from running the hooks in counting-only mode) */
-    lora_destroy,
-    5e-4, /* default_lr: LoRA paper, roberta-base GLUE r=8 (4e-4..5e-4) */
+    .version = PB_METHOD_VERSION,
+    .name = "lora",
+    .summary = "LoRA: low-rank update scale*B*A on chosen linear layers (mergeable)",
+    .ctx_size = sizeof(lora_ctx),
+    .init = lora_init,
+    .describe = lora_describe,
+    .attach = lora_attach,
+    .merge = lora_merge,
+    .unmerge = lora_unmerge,
+    .destroy = lora_destroy,
+    .default_lr = 5e-4, /* LoRA paper, roberta-base GLUE r=8 (4e-4..5e-4) */
+    .options = lora_options,
+    .n_options = (int)(sizeof lora_options / sizeof lora_options[0]),
+    .refconfigs = lora_refs,
+    .n_refconfigs = (int)(sizeof lora_refs / sizeof lora_refs[0]),
+    .order = 2,
 };

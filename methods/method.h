@@ -13,7 +13,31 @@
 #include "backbone/bert.h"
 #include "counters/opcount.h"
 
-#define PB_METHOD_VERSION 1
+#define PB_METHOD_VERSION 2
+
+/* Version 2: a method declares its options, its op-baseline reference configurations and its
+ * row order as data; the core (methods/options.c) parses, validates, describes and prints help
+ * from them. Nothing in harness/ names a method. */
+typedef enum { PB_OPT_INT, PB_OPT_FLOAT, PB_OPT_ENUM, PB_OPT_LIST } pb_opt_type;
+
+typedef struct pb_method_option {
+  const char *name;          /* key of `key=value` */
+  pb_opt_type type;          /* INT -> int, FLOAT -> float, ENUM -> int index into values,
+                                LIST -> unsigned bit set over values ("all" = every value) */
+  size_t offset;             /* offsetof(ctx, field) the value is stored into */
+  const char *def;           /* the default as text, exactly as describe prints it */
+  double min, max;           /* INT/FLOAT: inclusive range */
+  int max_open;              /* FLOAT: 1 = max itself is excluded, [min, max) */
+  const char *const *values; /* ENUM/LIST: allowed values, NULL-terminated */
+  const char *alias;         /* optional second key accepted for the same option (NULL) */
+  const char *help;          /* a few words for `peftbench methods` */
+} pb_method_option;
+
+/* one configuration of the op-count baseline (harness/opscmd.c): label + options */
+typedef struct pb_method_refconfig {
+  const char *label;               /* "lora r=8 alpha=16 q,v": the baseline's key */
+  const char *const *options;      /* "k=v" strings, NULL-terminated (NULL: none) */
+} pb_method_refconfig;
 
 typedef struct pb_method {
   int version;              /* PB_METHOD_VERSION; grows when members are appended */
@@ -44,6 +68,12 @@ typedef struct pb_method {
   int (*destroy)(void *ctx);
   /* optional (0 = the harness default 1e-3): the learning rate this method trains well with */
   double default_lr;
+  /* ---- version 2 */
+  const pb_method_option *options; /* n_options entries; parsed by the core when set_option is NULL */
+  int n_options;
+  const pb_method_refconfig *refconfigs; /* op-baseline reference configurations */
+  int n_refconfigs;
+  int order; /* row order of tables (1 first; 0 = after every ordered method, by name) */
 } pb_method;
 
 /* registry (methods/registry.c) */
@@ -62,5 +92,22 @@ typedef struct {
 /* finds `name`, allocates + inits ctx, applies "k=v" options (NULL-terminated list or NULL) */
 int pb_method_create(pb_method_inst *inst, const char *name, const char *const *options);
 void pb_method_destroy(pb_method_inst *inst);
+
+/* descriptors (methods/options.c) */
+const pb_method_option *pb_method_option_find(const pb_method *m, const char *key); /* name or alias */
+/* parses `value` for option `o` into ctx; PB_ERR_ARG with one line naming the option and its range/values */
+int pb_method_option_set(const pb_method *m, void *ctx, const pb_method_option *o, const char *value);
+/* the generic set_option: unknown keys -> PB_ERR_ARG listing the valid keys */
+int pb_method_set_option(const pb_method *m, void *ctx, const char *key, const char *value);
+/* "k=v,k=v" of every declared option in declaration order (LIST values joined by '+') */
+int pb_method_describe_options(const pb_method *m, const void *ctx, char *buf, size_t n);
+/* "k=v,k=v" of the declared defaults (what describe gives right after init) */
+int pb_method_describe_defaults(const pb_method *m, char *buf, size_t n);
+/* one line: "r=INT 1..65536 (8)  alpha=FLOAT ..." (options_help when not declared, "none") */
+void pb_method_options_help(const pb_method *m, char *buf, size_t n);
+/* one option's line for `peftbench methods`: "r=INT in 1..65536, default 8: rank" */
+void pb_method_option_line(const pb_method_option *o, char *buf, size_t n);
+/* table row rank of a method name: its order, unknown/unordered names after every ordered one */
+int pb_method_rank(const char *name);
 
 #endif

@@ -52,8 +52,9 @@ int pb_method_create(pb_method_inst *inst, const char *name, const char *const *
   for (int i = 0; !rc && options && options[i]; i++) {
     const char *eq = strchr(options[i], '=');
     if (!eq || eq == options[i]) {
-      rc = pb_set_error(PB_ERR_ARG, "method '%s': option '%s' is not key=value (options: %s)", name, options[i],
-                        m->options_help ? m->options_help : "none");
+      char help[1024];
+      pb_method_options_help(m, help, sizeof help);
+      rc = pb_set_error(PB_ERR_ARG, "method '%s': option '%s' is not key=value (options: %s)", name, options[i], help);
       break;
     }
     char key[64];
@@ -61,10 +62,12 @@ int pb_method_create(pb_method_inst *inst, const char *name, const char *const *
     if (kl >= sizeof key) kl = sizeof key - 1;
     memcpy(key, options[i], kl);
     key[kl] = 0;
-    if (!m->set_option)
-      rc = pb_set_error(PB_ERR_ARG, "method '%s' takes no options (got '%s')", name, options[i]);
-    else
+    if (m->set_option)
       rc = m->set_option(inst->ctx, key, eq + 1);
+    else if (m->version >= 2 && m->options && m->n_options > 0)
+      rc = pb_method_set_option(m, inst->ctx, key, eq + 1); /* the declared options */
+    else
+      rc = pb_set_error(PB_ERR_ARG, "method '%s' takes no options (got '%s')", name, options[i]);
   }
   if (rc) pb_method_destroy(inst);
   return rc;
