@@ -1,6 +1,7 @@
 /* Aggregation of result records: grouping by method configuration and task, statistics over
  * seeds (aggregate.h). */
 #include "harness/aggregate.h"
+#include "methods/method.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -344,12 +345,9 @@ static int config_cmp(const cJSON *a, const cJSON *b) {
 
 /* ---------------------------------------------------------------- grouping */
 
-static int method_rank(const char *m) {
-  static const char *order[] = {"full", "lora", "adapter", "layerconnect"};
-  for (int i = 0; i < 4; i++)
-    if (strcmp(m, order[i]) == 0) return i;
-  return 4;
-}
+/* each method's declared order (pb_method.order); methods not in the registry or without an
+ * order come after every ordered one, by name */
+static int method_rank(const char *m) { return pb_method_rank(m); }
 
 static int row_cmp(const void *pa, const void *pb) {
   const pb_agg_row *a = pa, *b = pb;

@@ -235,7 +235,14 @@ static int cmd_methods(void) {
   for (int i = 0; i < pb_method_count(); i++) {
     const pb_method *m = pb_method_at(i);
     printf("%-13s %s\n", m->name, m->summary ? m->summary : "");
-    if (m->options_help && *m->options_help) printf("%-13s options: %s\n", "", m->options_help);
+    char help[1024];
+    pb_method_options_help(m, help, sizeof help);
+    printf("%-13s options: %s\n", "", help);
+    for (int k = 0; m->version >= 2 && m->options && k < m->n_options; k++) {
+      char line[1024];
+      pb_method_option_line(&m->options[k], line, sizeof line);
+      printf("%-13s   %s\n", "", line);
+    }
   }
   return 0;
 }

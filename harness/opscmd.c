@@ -18,23 +18,28 @@
 
 /* ------------------------------------------------------------ reference configurations */
 
-static const char *const o_none[] = {NULL};
-static const char *const o_lora[] = {"r=8", "alpha=16", "targets=query,value", "dropout=0", NULL};
-static const char *const o_pfeiffer[] = {"mode=pfeiffer", "r=8", "act=relu", NULL};
-static const char *const o_houlsby[] = {"mode=houlsby", "r=8", "act=relu", NULL};
-static const char *const o_lc_tokens[] = {"K=9", "form=diag", "scope=tokens", NULL};
-static const char *const o_lc_cls[] = {"K=9", "form=diag", "scope=cls", NULL};
+/* Every method declares its reference configurations (pb_method.refconfigs); the baseline
+ * takes them in registry order, method by method, in each method's declared order. */
+#define MAX_REFS 256
+static pb_ops_refconfig refs[MAX_REFS];
+static int n_refs = -1;
 
-static const pb_ops_refconfig refs[] = {
-    {"full", "full", o_none},
-    {"lora r=8 alpha=16 q,v", "lora", o_lora},
-    {"adapter pfeiffer r=8", "adapter", o_pfeiffer},
-    {"adapter houlsby r=8", "adapter", o_houlsby},
-    {"layerconnect K=9 diag tokens", "layerconnect", o_lc_tokens},
-    {"layerconnect K=9 diag cls", "layerconnect", o_lc_cls},
-};
+static void collect_refs(void) {
+  if (n_refs >= 0) return;
+  int n = 0;
+  for (int i = 0; i < pb_method_count(); i++) {
+    const pb_method *m = pb_method_at(i);
+    if (m->version < 2 || !m->refconfigs) continue;
+    for (int j = 0; j < m->n_refconfigs && n < MAX_REFS; j++)
+      refs[n++] = (pb_ops_refconfig){m->refconfigs[j].label, m->name, m->refconfigs[j].options};
+  }
+  n_refs = n;
+}
 
-int pb_ops_ref_count(void) { return (int)(sizeof refs / sizeof refs[0]); }
+int pb_ops_ref_count(void) {
+  collect_refs();
+  return n_refs;
+}
 const pb_ops_refconfig *pb_ops_ref_at(int i) { return i >= 0 && i < pb_ops_ref_count() ? &refs[i] : NULL; }
 
 /* ------------------------------------------------------------ baseline document */
@@ -163,7 +168,7 @@ cJSON *pb_ops_baseline_build(void) {
     if (!rc) rc = add_config(sh, &cfg);
     cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
     if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
-    for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_entry(methods, &refs[i], &cfg);
+    for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_entry(methods, pb_ops_ref_at(i), &cfg);
   }
   if (!rc) rc = sort_json(doc);
   if (rc) {
