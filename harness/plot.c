@@ -16,6 +16,7 @@
 #include "backbone/status.h"
 #include "harness/glue.h"
 #include "harness/strbuf.h"
+#include "methods/method.h"
 
 static const char *const g_names[PB_PLOT_COUNT] = {"score_vs_params", "score_vs_ops", "storage",
                                                    "task_scores"};
@@ -79,10 +80,11 @@ void pb_plot_score_range(const double *v, int n, int bars, double *lo, double *h
 
 /* ---------------------------------------------------------------- data files */
 
-/* the first "full" row (the full fine-tuning reference), or -1 */
+/* the first row of the method that declares itself the full fine-tuning reference
+ * (pb_method.reference), or -1 */
 static int full_row(const pb_agg *a) {
   for (int i = 0; i < a->n_rows; i++)
-    if (!strcmp(a->rows[i].method, "full")) return i;
+    if (pb_method_is_reference(a->rows[i].method)) return i;
   return -1;
 }
 
@@ -310,7 +312,7 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info) {
   pb_sb_add(&body, " ");
   tb_label(&body, "majority-class baseline");
   char ftitle[600];
-  if (fr >= 0 && strcmp(a->rows[fr].label, "full"))
+  if (fr >= 0 && strcmp(a->rows[fr].label, a->rows[fr].method)) /* a bare method name adds nothing */
     snprintf(ftitle, sizeof ftitle, "full fine-tuning (%s)", a->rows[fr].label);
   else snprintf(ftitle, sizeof ftitle, "full fine-tuning");
   pb_sb_add(&body, " ");

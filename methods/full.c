@@ -52,4 +52,5 @@ const pb_method pb_method_full = {
     .refconfigs = full_refs,
     .n_refconfigs = 1,
     .order = 1,
+    .reference = 1,
 };

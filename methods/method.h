@@ -4,7 +4,9 @@
  * for the method's private state and passes it to every call.
  *
  * Adding a method = one file in methods/ defining `const pb_method pb_method_NAME` plus one
- * line in methods/registry.c. Methods see the backbone (backbone/ headers) and never the harness. */
+ * line in methods/registry.c. Methods see the backbone (backbone/ headers) and never the harness.
+ * Version 2 tables use designated initialisers and declare their options, op-baseline
+ * reference configurations and table row order as data (see pb_method_option below). */
 #ifndef PB_METHOD_H
 #define PB_METHOD_H
 
@@ -43,12 +45,13 @@ typedef struct pb_method {
   int version;              /* PB_METHOD_VERSION; grows when members are appended */
   const char *name;         /* "lora", "adapter", ... (CLI --method NAME) */
   const char *summary;      /* one line for `peftbench methods` */
-  const char *options_help; /* "r=INT (8)  alpha=FLOAT (16)  ..." */
+  const char *options_help; /* version 1 only: "r=INT (8)  ..."; version 2 declares `options` (NULL) */
   size_t ctx_size;          /* bytes of private state the core allocates */
 
   /* defaults into ctx (required) */
   int (*init)(void *ctx);
-  /* one option `key=value`; unknown keys -> PB_ERR_ARG with the list of valid keys */
+  /* optional in version 2 (NULL: the core parses the declared `options`): one option
+   * `key=value`; unknown keys -> PB_ERR_ARG with the list of valid keys */
   int (*set_option)(void *ctx, const char *key, const char *value);
   /* the resolved configuration as "key=value,key=value" (results, tables, task-file metadata) */
   int (*describe)(const void *ctx, char *buf, size_t n);
@@ -74,6 +77,7 @@ typedef struct pb_method {
   const pb_method_refconfig *refconfigs; /* op-baseline reference configurations */
   int n_refconfigs;
   int order; /* row order of tables (1 first; 0 = after every ordered method, by name) */
+  int reference; /* 1: the full fine-tuning reference the plots draw the other methods against */
 } pb_method;
 
 /* registry (methods/registry.c) */
@@ -109,5 +113,7 @@ void pb_method_options_help(const pb_method *m, char *buf, size_t n);
 void pb_method_option_line(const pb_method_option *o, char *buf, size_t n);
 /* table row rank of a method name: its order, unknown/unordered names after every ordered one */
 int pb_method_rank(const char *name);
+/* 1 when `name` is a registered method declaring itself the full fine-tuning reference */
+int pb_method_is_reference(const char *name);
 
 #endif

@@ -209,3 +209,8 @@ int pb_method_rank(const char *name) {
   const pb_method *m = name ? pb_method_find(name) : NULL;
   return m && m->version >= 2 && m->order > 0 ? m->order : INT_MAX;
 }
+
+int pb_method_is_reference(const char *name) {
+  const pb_method *m = name ? pb_method_find(name) : NULL;
+  return m && m->version >= 2 && m->reference;
+}
