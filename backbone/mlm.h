@@ -71,7 +71,51 @@ int pb_mlm_backward(pb_mlm *h, pb_model *m);
 int pb_mlm_mask(const int *ids, const int *mask, int B, int T, int V, int mask_id, const int *special,
                 int n_special, float prob, int max_per_row, uint64_t seed, int *out_ids, int *labels);
 
+/* Whole-word variant of pb_mlm_mask: a word is a non-special token that is not a WordPiece
+ * continuation (cont[id] == 0) plus the continuation pieces (cont[id] != 0) that follow it;
+ * a continuation piece without a word start before it is a word of its own. Per row
+ * n_pred = max(1, round(prob * candidate tokens)) as above; words are visited in a seeded
+ * random order and picked whole while the picked tokens stay <= n_pred (a word that would
+ * exceed it is skipped, as original BERT's whole-word masking), then each picked token gets
+ * the 80/10/10 rule independently. cont has V entries. Same outputs and return value. */
+int pb_mlm_mask_wwm(const int *ids, const int *mask, int B, int T, int V, int mask_id, const int *special,
+                    int n_special, const unsigned char *cont, float prob, uint64_t seed, int *out_ids, int *labels);
+
 /* Upper bound of picked tokens per row for a row of T positions (for pb_mlm_alloc). */
 int pb_mlm_max_per_row(int T, float prob);
+
+/* Fills h->dout [cur_B*cur_T, d] with the MLM head's gradient wrt the last layer output
+ * (and accumulates the head's and the tied embedding's gradients) WITHOUT the encoder
+ * backward, so that another head (pb_nsp_backward) can add its share before
+ * pb_backward_hidden(m, h->dout). pb_mlm_backward = this + pb_backward_hidden. */
+int pb_mlm_backward_head(pb_mlm *h, pb_model *m);
+
+/* ---------------------------------------------------------------- next-sentence head
+ * HF BertForPreTraining's pooler + cls.seq_relationship, per row b of the batch:
+ *   x = last-layer output at position 0 ([CLS]) [d]
+ *   p = tanh(x Wp^T + bp)                bert.pooler.dense.{weight [d,d], bias [d]} (the model's)
+ *   logits = p Ws^T + bs                 cls.seq_relationship.{weight [2,d], bias [2]}
+ * Loss: 2-way softmax cross-entropy, mean over the B rows; label 0 = segment B follows
+ * segment A in the text, 1 = B is from elsewhere (HF next_sentence_label). Backward
+ * accumulates into Ws, bs, Wp, bp (when trainable) and ADDS d/dx into dout at rows b*T. */
+typedef struct {
+  int w, b;              /* parameter-table indices of cls.seq_relationship.{weight, bias} */
+  int cap, B;            /* capacity (rows), rows of the last forward */
+  int *labels;           /* [cap] */
+  float *x, *pooled, *logits, *probs, *dpooled, *dpre, *dx; /* [cap,d] ([cap,2] for logits, probs) */
+  float loss;            /* mean CE of the last forward */
+  int correct;           /* rows whose argmax equals the label (last forward) */
+} pb_nsp;
+
+/* Declares cls.seq_relationship.* (owner HEAD, trainable, stored; weight normal(init_range),
+ * bias 0) into m's table; after pb_model_declare, before pb_model_alloc. */
+int pb_nsp_declare(pb_nsp *n, pb_model *m);
+/* Scratch for up to m->B rows; after pb_model_alloc. */
+int pb_nsp_alloc(pb_nsp *n, const pb_model *m);
+void pb_nsp_free(pb_nsp *n);
+/* Loss of the last pb_forward: labels [cur_B], each 0 or 1. */
+int pb_nsp_forward(pb_nsp *n, pb_model *m, const int *labels, float *loss);
+/* Backward of the last pb_nsp_forward: head + pooler gradients, d/dx added into dout. */
+int pb_nsp_backward(pb_nsp *n, pb_model *m, float *dout);
 
 #endif

@@ -50,6 +50,7 @@ static const optdef OPTS[] = {
     {"out", O_STR, OFF(out_dir), 0, "DIR", "output folder: checkpoint, log, final model (required)"},
     {"data-dir", O_STR, OFF(data_dir), 0, "DIR", "GLUE folder (default: $PEFTBENCH_DATA, ../shared/data/glue)"},
     {"vocab", O_STR, OFF(vocab), 0, "FILE", "WordPiece vocab (default ../shared/data/vocab/bert-base-uncased-vocab.txt)"},
+    {"init-from", O_STR, OFF(init_from), 1, "DIR", "start from the weights of this HF BERT folder (same shape) instead of random"},
     {"layers", O_INT, OFF(layers), 1, "N", "encoder layers (4)"},
     {"hidden", O_INT, OFF(hidden), 1, "N", "hidden size (256)"},
     {"heads", O_INT, OFF(heads), 1, "N", "attention heads (4)"},
@@ -57,12 +58,16 @@ static const optdef OPTS[] = {
     {"max-pos", O_INT, OFF(max_pos), 1, "N", "max_position_embeddings (512)"},
     {"max-len", O_INT, OFF(max_len), 1, "N", "packed sequence length (128)"},
     {"batch", O_INT, OFF(batch), 1, "N", "sequences per step (32)"},
+    {"extra-text", O_STR, OFF(extra_text), 1, "LIST", "more text after GLUE train: comma list of wordnet, fortunes (none)"},
+    {"nsp", O_FLAG, OFF(nsp), 1, NULL, "add next-sentence prediction on [CLS] (trains the pooler; cls.seq_relationship)"},
+    {"wwm", O_FLAG, OFF(wwm), 1, NULL, "whole-word masking (all WordPiece pieces of a picked word)"},
     {"steps", O_INT, OFF(steps), 1, "N", "optimizer steps (1000)"},
     {"warmup", O_INT, OFF(warmup), 1, "N", "linear warmup steps (default 6% of --steps)"},
     {"lr", O_FLOAT, OFF(lr), 1, "X", "peak learning rate (5e-4)"},
     {"weight-decay", O_FLOAT, OFF(weight_decay), 1, "X", "AdamW weight decay (0.01)"},
     {"clip", O_FLOAT, OFF(clip), 1, "X", "gradient clipping global norm, 0 = off (1.0)"},
     {"mask-prob", O_FLOAT, OFF(mask_prob), 1, "X", "share of tokens predicted (0.15)"},
+    {"dropout", O_FLOAT, OFF(dropout), 1, "X", "dropout while pretraining (0.1; the exported config says 0.1)"},
     {"seed", O_U64, OFF(seed), 1, "N", "seed of init, data order, masking, dropout (42)"},
     {"save-every", O_INT, OFF(save_every), 0, "N", "checkpoint every N steps (0: only at the end)"},
     {"time-limit", O_DOUBLE, OFF(time_limit_min), 0, "MIN", "stop cleanly after MIN minutes, saving everything"},
@@ -136,6 +141,7 @@ void pb_pretrain_defaults(pb_pretrain_opts *o) {
   o->weight_decay = 0.01f;
   o->clip = 1.0f;
   o->mask_prob = 0.15f;
+  o->dropout = 0.1f;
   o->seed = 42;
   o->threads = 1;
 }
@@ -149,6 +155,7 @@ static int validate_opts(const pb_pretrain_opts *o) {
     return pb_set_error(PB_ERR_ARG, "pretrain: --max-len %d must be in 8..--max-pos (%d)", o->max_len, o->max_pos);
   if (o->batch < 1 || o->steps < 1) return pb_set_error(PB_ERR_ARG, "pretrain: --batch and --steps must be >= 1");
   if (o->warmup > o->steps) return pb_set_error(PB_ERR_ARG, "pretrain: --warmup %d exceeds --steps %d", o->warmup, o->steps);
+  if (!(o->dropout >= 0 && o->dropout < 1)) return pb_set_error(PB_ERR_ARG, "pretrain: --dropout must be in [0, 1)");
   if (!(o->lr > 0) || !(o->mask_prob > 0 && o->mask_prob < 1))
     return pb_set_error(PB_ERR_ARG, "pretrain: --lr must be > 0 and --mask-prob in (0, 1)");
   if (o->threads < 1 || o->save_every < 0 || o->stop_after < 0)
@@ -196,6 +203,9 @@ typedef struct {
   int *perm, perm_epoch;     /* [n_train] the current epoch's order, its epoch (-1: none) */
   pb_model m;
   pb_mlm h;
+  pb_nsp nh;                 /* next-sentence head (o.nsp) */
+  unsigned char *cont;       /* [V] 1 for "##" continuation pieces (o.wwm) */
+  int *b_types, *b_nsp;      /* [B*T] token types, [B] next-sentence labels */
   pb_adamw opt;
   int special[3];
   int mask_id;
@@ -206,6 +216,8 @@ typedef struct {
   double elapsed_prev;       /* training seconds of earlier (resumed) runs */
   long tokens_seen;          /* real tokens of all steps done */
   float window[LOSS_WINDOW]; /* last losses, ring */
+  float nwindow[LOSS_WINDOW];/* last next-sentence losses, ring (o.nsp) */
+  float val_nsp_loss, val_nsp_acc;
   int win_n;                 /* losses in the ring (<= LOSS_WINDOW) */
   float val_loss;            /* last validation MLM loss (NAN: none) */
   int val_step;
@@ -213,13 +225,14 @@ typedef struct {
   char started[32];
 } run_state;
 
-static double window_mean(const run_state *s) {
+static double ring_mean(const run_state *s, const float *w) {
   if (s->win_n == 0) return NAN;
   double a = 0;
   int n = s->win_n < LOSS_WINDOW ? s->win_n : LOSS_WINDOW;
-  for (int i = 0; i < n; i++) a += s->window[i];
+  for (int i = 0; i < n; i++) a += w[i];
   return a / n;
 }
+static double window_mean(const run_state *s) { return ring_mean(s, s->window); }
 
 /* the sequence of the global stream position g (0-based) */
 static int stream_seq(run_state *s, long g) {
@@ -238,49 +251,134 @@ static int stream_seq(run_state *s, long g) {
   return s->perm[i];
 }
 
-/* fills b_ids/b_mask with sequences seq[0..B); returns T of the batch (longest row) */
-static int fill_batch(run_state *s, const int *seq, int B) {
+/* split of a packed row [CLS] s1 [SEP] s2 [SEP] ... [SEP] (len real tokens) for next-sentence
+ * prediction: segment A = ids[1..a_end), segment B = ids[b_beg..len-1) (without the final [SEP]).
+ * With >= 2 sentences the split is the inner [SEP] closest to the middle (A ends before it,
+ * B starts after it); a single sentence is cut in the middle of its tokens. */
+static void nsp_split(const int *row, int len, int sep, int *a_end, int *b_beg) {
+  int best = -1;
+  for (int t = 1; t < len - 1; t++)
+    if (row[t] == sep && (best < 0 || abs(2 * t - len) < abs(2 * best - len))) best = t;
+  if (best > 0) {
+    *a_end = best;
+    *b_beg = best + 1;
+  } else {
+    int n = len - 2 > 0 ? len - 2 : 0;
+    *a_end = 1 + (n + 1) / 2;
+    *b_beg = *a_end;
+  }
+}
+
+/* fills b_ids/b_mask (and b_types, b_nsp with o.nsp) with sequences seq[0..B); returns T of
+ * the batch (longest row). With nsp, row b is [CLS] A [SEP] B' [SEP] (types 0 up to the
+ * first [SEP], 1 after): B' = its own segment B (label 0) or, with probability 1/2 drawn
+ * from nseed, segment B of another training sequence (label 1); truncated to T from B's end. */
+static int fill_batch(run_state *s, const int *seq, int B, int nsp, uint64_t nseed, long *tokens) {
   const int T = s->cp.T;
   int Tb = 2;
-  for (int b = 0; b < B; b++)
-    if (s->cp.len[seq[b]] > Tb) Tb = s->cp.len[seq[b]];
+  long nt = 0;
+  if (!nsp) {
+    for (int b = 0; b < B; b++)
+      if (s->cp.len[seq[b]] > Tb) Tb = s->cp.len[seq[b]];
+    for (int b = 0; b < B; b++) {
+      const int *src = s->cp.ids + (size_t)seq[b] * T;
+      for (int t = 0; t < Tb; t++) {
+        s->b_ids[b * Tb + t] = src[t];
+        s->b_mask[b * Tb + t] = t < s->cp.len[seq[b]];
+      }
+      nt += s->cp.len[seq[b]];
+    }
+    if (tokens) *tokens = nt;
+    return Tb;
+  }
+  const int sep = s->special[2], pad = s->special[0];
+  pb_rng r;
+  pb_rng_seed(&r, pb_hash64(nseed ^ 0x6E7370ULL));
+  int *rows = s->b_in; /* scratch: [B*T] built rows at stride T, lengths in b_lab[0..B) */
+  int *lens = s->b_lab;
   for (int b = 0; b < B; b++) {
     const int *src = s->cp.ids + (size_t)seq[b] * T;
+    int len = s->cp.len[seq[b]], a_end, b_beg;
+    nsp_split(src, len, sep, &a_end, &b_beg);
+    const int *bsrc = src;
+    int bb = b_beg, be = len - 1;
+    int neg = pb_rng_uniform(&r) < 0.5f && s->n_train > 1;
+    if (neg) {
+      int j;
+      do j = s->train_idx[pb_rng_below(&r, (uint64_t)s->n_train)];
+      while (j == seq[b]);
+      bsrc = s->cp.ids + (size_t)j * T;
+      int ae2, bb2, l2 = s->cp.len[j];
+      nsp_split(bsrc, l2, sep, &ae2, &bb2);
+      bb = bb2;
+      be = l2 - 1;
+    }
+    int *o = rows + (size_t)b * T, n = 0;
+    for (int t = 0; t < a_end && n < T - 2; t++) o[n++] = src[t];
+    o[n++] = sep;
+    int first_b = n;
+    for (int t = bb; t < be && n < T - 1; t++) o[n++] = bsrc[t];
+    o[n++] = sep;
+    lens[b] = n;
+    s->b_nsp[b] = neg;
+    /* types: a second buffer at the same stride, kept in b_mask for now */
+    for (int t = 0; t < T; t++) s->b_mask[(size_t)b * T + t] = t >= first_b && t < n;
+    if (n > Tb) Tb = n;
+    nt += n;
+  }
+  /* compact to stride Tb (rows and types live at stride T in b_in / b_mask) */
+  for (int b = 0; b < B; b++) {
     for (int t = 0; t < Tb; t++) {
-      s->b_ids[b * Tb + t] = src[t];
-      s->b_mask[b * Tb + t] = t < s->cp.len[seq[b]];
+      s->b_ids[b * Tb + t] = t < lens[b] ? rows[(size_t)b * T + t] : pad;
+      s->b_types[b * Tb + t] = s->b_mask[(size_t)b * T + t];
     }
   }
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < Tb; t++) s->b_mask[b * Tb + t] = t < lens[b];
+  if (tokens) *tokens = nt;
   return Tb;
 }
 
-static int mlm_batch_loss(run_state *s, const int *seq, int B, uint64_t mseed, int training, uint64_t dseed,
-                          float *loss, long *tokens) {
-  int Tb = fill_batch(s, seq, B);
-  int np = pb_mlm_mask(s->b_ids, s->b_mask, B, Tb, s->m.cfg.vocab_size, s->mask_id, s->special, 3, s->o.mask_prob,
-                       0, mseed, s->b_in, s->b_lab);
+/* nsp: build next-sentence rows and compute that loss too (else plain packed rows, types 0) */
+static int mlm_batch_loss(run_state *s, const int *seq, int B, int nsp, uint64_t mseed, int training, uint64_t dseed,
+                          float *loss, float *nsp_loss, long *tokens) {
+  int Tb = fill_batch(s, seq, B, nsp, mseed, tokens);
+  int np = s->o.wwm ? pb_mlm_mask_wwm(s->b_ids, s->b_mask, B, Tb, s->m.cfg.vocab_size, s->mask_id, s->special, 3,
+                                      s->cont, s->o.mask_prob, mseed, s->b_in, s->b_lab)
+                    : pb_mlm_mask(s->b_ids, s->b_mask, B, Tb, s->m.cfg.vocab_size, s->mask_id, s->special, 3,
+                                  s->o.mask_prob, 0, mseed, s->b_in, s->b_lab);
   if (np < 0) return np;
-  if (tokens) {
-    long nt = 0;
-    for (int b = 0; b < B; b++) nt += s->cp.len[seq[b]];
-    *tokens = nt;
-  }
-  int rc = pb_forward(&s->m, s->b_in, NULL, s->b_mask, B, Tb, NULL, NULL, training, dseed, NULL);
+  int rc = pb_forward(&s->m, s->b_in, nsp ? s->b_types : NULL, s->b_mask, B, Tb, NULL, NULL, training, dseed, NULL);
   if (!rc) rc = pb_mlm_forward(&s->h, &s->m, s->b_lab, loss);
+  if (!rc && nsp) rc = pb_nsp_forward(&s->nh, &s->m, s->b_nsp, nsp_loss);
   return rc;
 }
 
 static float eval_val(run_state *s) {
+  s->val_nsp_loss = s->val_nsp_acc = NAN;
   if (s->n_val == 0) return NAN;
-  double sum = 0, cnt = 0;
+  double sum = 0, cnt = 0, nsum = 0, ncor = 0, nrows = 0;
   for (int i = 0; i < s->n_val; i += s->o.batch) {
     int B = s->n_val - i < s->o.batch ? s->n_val - i : s->o.batch;
-    float l;
-    /* the same masks at every evaluation: a seed of its own per batch */
-    if (mlm_batch_loss(s, s->val_idx + i, B, pb_hash64(s->o.seed ^ 0x76616CULL) + (uint64_t)i, 0, 0, &l, NULL))
-      return NAN;
+    float l, nl = NAN;
+    /* the same masks (and next-sentence pairs) at every evaluation: a seed of its own per
+     * batch. The MLM loss is over the plain packed rows (comparable with and without --nsp);
+     * the next-sentence loss and accuracy over the pair rows, in a second pass. */
+    uint64_t vs = pb_hash64(s->o.seed ^ 0x76616CULL) + (uint64_t)i;
+    if (mlm_batch_loss(s, s->val_idx + i, B, 0, vs, 0, 0, &l, NULL, NULL)) return NAN;
     sum += (double)l * s->h.M;
     cnt += s->h.M;
+    if (s->o.nsp) {
+      float ml;
+      if (mlm_batch_loss(s, s->val_idx + i, B, 1, vs, 0, 0, &ml, &nl, NULL)) return NAN;
+      nsum += (double)nl * B;
+      ncor += s->nh.correct;
+      nrows += B;
+    }
+  }
+  if (nrows > 0) {
+    s->val_nsp_loss = (float)(nsum / nrows);
+    s->val_nsp_acc = (float)(ncor / nrows);
   }
   return cnt > 0 ? (float)(sum / cnt) : NAN;
 }
@@ -313,6 +411,14 @@ static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, in
   kv_set(kv, &n, "loss_window_n", "%d", s->win_n);
   kv_set(kv, &n, "val_mlm_loss", "%.6f", (double)s->val_loss);
   kv_set(kv, &n, "val_step", "%d", s->val_step);
+  if (s->o.nsp) {
+    kv_set(kv, &n, "final_nsp_loss", "%.6f", ring_mean(s, s->nwindow));
+    kv_set(kv, &n, "val_nsp_loss", "%.6f", (double)s->val_nsp_loss);
+    kv_set(kv, &n, "val_nsp_acc", "%.6f", (double)s->val_nsp_acc);
+  }
+  kv_set(kv, &n, "corpus_extra", "%s", s->cp.sources);
+  kv_set(kv, &n, "corpus_glue_sequences", "%d", s->cp.n_glue_seq);
+  kv_set(kv, &n, "corpus_glue_tokens", "%ld", s->cp.n_glue_tokens);
   kv_set(kv, &n, "corpus_tasks", "%s", s->cp.tasks);
   kv_set(kv, &n, "corpus_sentences", "%ld", s->cp.n_sent);
   kv_set(kv, &n, "corpus_sequences", "%d", s->cp.n_seq);
@@ -352,7 +458,7 @@ static int save_checkpoint(const run_state *s, const char *stop_reason) {
   char path[PB_PRETRAIN_PATH_MAX + 64];
   join(path, sizeof path, s->o.out_dir, "checkpoint.safetensors");
   const pb_params *p = &s->m.params;
-  pb_st_wtensor *w = calloc((size_t)p->n * 3 + 1, sizeof *w);
+  pb_st_wtensor *w = calloc((size_t)p->n * 3 + 2, sizeof *w);
   char (*names)[PB_NAME_MAX + 16] = calloc((size_t)p->n * 2 + 1, sizeof *names);
   pb_kv *meta = NULL;
   int n_meta = 0, n = 0, rc;
@@ -372,6 +478,7 @@ static int save_checkpoint(const run_state *s, const char *stop_reason) {
     w[n++] = (pb_st_wtensor){names[2 * i + 1], t->ndim, t->shape, t->v};
   }
   w[n++] = (pb_st_wtensor){"pretrain.loss_window", 1, win_shape, s->window};
+  if (s->o.nsp) w[n++] = (pb_st_wtensor){"pretrain.nsp_window", 1, win_shape, s->nwindow};
   rc = pb_st_write(path, meta, n_meta, w, n, PB_ST_F32);
 out:
   pb_kv_free(meta, n_meta);
@@ -395,6 +502,7 @@ static int load_checkpoint_tensors(run_state *s, const pb_st_file *f) {
     if ((rc = pb_st_read_f32_name(f, name, t->v, t->numel))) return rc;
   }
   p->version++;
+  if (s->o.nsp && (rc = pb_st_read_f32_name(f, "pretrain.nsp_window", s->nwindow, LOSS_WINDOW))) return rc;
   return pb_st_read_f32_name(f, "pretrain.loss_window", s->window, LOSS_WINDOW);
 }
 
@@ -411,7 +519,12 @@ static int opts_from_meta(pb_pretrain_opts *o, const pb_kv *kv, int n, const cha
     if (!OPTS[i].defining) continue;
     char key[64];
     snprintf(key, sizeof key, "opt.%s", OPTS[i].name);
-    const char *v = meta_get(kv, n, key, path);
+    const char *v = pb_kv_get(kv, n, key);
+    /* options added later: a checkpoint without them ran with their defaults */
+    if (!v && (OPTS[i].off == OFF(extra_text) || OPTS[i].off == OFF(init_from))) v = "";
+    if (!v && (OPTS[i].off == OFF(nsp) || OPTS[i].off == OFF(wwm))) v = "0";
+    if (!v && OPTS[i].off == OFF(dropout)) v = "0.100000001";
+    if (!v) v = meta_get(kv, n, key, path);
     if (!v) return PB_ERR_FORMAT;
     if (check_only) {
       char cur[PB_PRETRAIN_PATH_MAX];
@@ -429,7 +542,7 @@ static int opts_from_meta(pb_pretrain_opts *o, const pb_kv *kv, int n, const cha
 
 /* ---------------------------------------------------------------- export */
 
-static int patch_config(const char *dir) {
+static int patch_config(const char *dir, int nsp) {
   char path[PB_PRETRAIN_PATH_MAX + 64];
   join(path, sizeof path, dir, "config.json");
   char *txt = NULL;
@@ -441,7 +554,7 @@ static int patch_config(const char *dir) {
   if (!r) return pb_set_error(PB_ERR_FORMAT, "%s: cannot parse the config just written", path);
   cJSON_DeleteItemFromObject(r, "architectures");
   cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
-  if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString("BertForMaskedLM"));
+  if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString(nsp ? "BertForPreTraining" : "BertForMaskedLM"));
   cJSON_DeleteItemFromObject(r, "num_labels");
   char *s = cJSON_Print(r);
   cJSON_Delete(r);
@@ -469,11 +582,17 @@ static void json_num_or_null(cJSON *o, const char *key, const char *v) {
 
 /* the final HF-style folder: config.json, model.safetensors (bert.* + cls.predictions.*),
  * vocab.txt, pretrain.json (from the checkpoint-style metadata kv) */
-static int export_folder(const pb_model *m, const char *dir, int fp16, const char *vocab_path, const pb_kv *kv,
+static int export_folder(pb_model *m, const char *dir, int fp16, const char *vocab_path, const pb_kv *kv,
                          int n) {
+  /* the exported config is for fine-tuning: standard dropout whatever pretraining used */
+  const float hd = m->cfg.hidden_dropout, ad = m->cfg.attn_dropout;
+  m->cfg.hidden_dropout = m->cfg.attn_dropout = 0.1f;
   int rc = pb_model_save_hf(m, dir); /* config.json (+ an F32 model we replace below) */
+  m->cfg.hidden_dropout = hd, m->cfg.attn_dropout = ad;
   if (rc) return rc;
-  if ((rc = patch_config(dir))) return rc;
+  const char *nspv = pb_kv_get(kv, n, "opt.nsp");
+  const int nsp = nspv && atoi(nspv) != 0;
+  if ((rc = patch_config(dir, nsp))) return rc;
   const pb_params *p = &m->params;
   pb_st_wtensor *w = calloc((size_t)p->n + 1, sizeof *w);
   if (!w) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
@@ -502,8 +621,11 @@ static int export_folder(const pb_model *m, const char *dir, int fp16, const cha
   /* pretrain.json */
   cJSON *r = cJSON_CreateObject();
   if (!r) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  cJSON_AddStringToObject(r, "what", "peftbench masked-language-model pretraining (BertForMaskedLM head, tied decoder)");
-  const char *str_keys[] = {"command", "last_command", "stop_reason", "started", "saved", "corpus_tasks", "corpus_hash"};
+  cJSON_AddStringToObject(r, "what", nsp ? "peftbench pretraining: masked language model (tied decoder) + next-sentence "
+                                           "prediction on the pooled [CLS] (BertForPreTraining heads)"
+                                         : "peftbench masked-language-model pretraining (BertForMaskedLM head, tied decoder)");
+  const char *str_keys[] = {"command", "last_command", "stop_reason", "started", "saved", "corpus_tasks", "corpus_extra",
+                            "corpus_hash"};
   for (size_t i = 0; i < sizeof str_keys / sizeof *str_keys; i++) {
     const char *v = pb_kv_get(kv, n, str_keys[i]);
     cJSON_AddStringToObject(r, str_keys[i], v ? v : "");
@@ -511,12 +633,21 @@ static int export_folder(const pb_model *m, const char *dir, int fp16, const cha
   const char *num_keys[] = {"step", "tokens_seen", "train_seconds", "final_mlm_loss", "loss_window_n",
                             "val_mlm_loss", "val_step", "corpus_sentences", "corpus_sequences",
                             "corpus_train_sequences", "corpus_val_sequences", "corpus_tokens",
-                            "corpus_truncated_sentences", "threads"};
+                            "corpus_truncated_sentences", "corpus_glue_sequences", "corpus_glue_tokens",
+                            "final_nsp_loss", "val_nsp_loss", "val_nsp_acc", "threads"};
   for (size_t i = 0; i < sizeof num_keys / sizeof *num_keys; i++)
     json_num_or_null(r, num_keys[i], pb_kv_get(kv, n, num_keys[i]));
-  cJSON_AddStringToObject(r, "corpus", "GLUE training splits only (sentence a and b of every row; never dev/test), "
-                                       "packed [CLS] s1 [SEP] s2 [SEP] ... up to max_len, token types 0; "
-                                       "1% of sequences (<= 512) held out for val_mlm_loss");
+  cJSON_AddStringToObject(r, "corpus", "GLUE training splits (sentence a and b of every row; never dev/test), then the "
+                                       "corpus_extra texts (harness/corpus.h: installed Debian text packages), "
+                                       "packed [CLS] s1 [SEP] s2 [SEP] ... up to max_len; 1% of the GLUE sequences "
+                                       "(<= 512) held out for val_mlm_loss");
+  if (nsp)
+    cJSON_AddStringToObject(r, "nsp", "each training row split at its middle sentence boundary into [CLS] A [SEP] B [SEP] "
+                                      "(token types 0/1); B replaced by another sequence's B with probability 1/2; "
+                                      "label 0 = B follows A");
+  const char *wv = pb_kv_get(kv, n, "opt.wwm");
+  cJSON_AddStringToObject(r, "masking", wv && atoi(wv) ? "whole-word (all WordPiece pieces of a picked word), 80/10/10"
+                                                      : "per token, 80/10/10");
   cJSON_AddStringToObject(r, "final_mlm_loss_is", "mean training MLM loss of the last (up to) 100 steps");
   cJSON *op = cJSON_AddObjectToObject(r, "options");
   for (int i = 0; i < n; i++)
@@ -545,22 +676,67 @@ static int build_model(run_state *s, int V) {
   c.heads = s->o.heads;
   c.ffn = s->o.ffn;
   c.max_pos = s->o.max_pos;
+  c.hidden_dropout = c.attn_dropout = s->o.dropout;
   int rc = pb_model_declare(&s->m, &c);
   if (!rc) rc = pb_mlm_declare(&s->h, &s->m);
+  if (!rc && s->o.nsp) rc = pb_nsp_declare(&s->nh, &s->m);
   if (rc) return rc;
-  /* full training of every backbone tensor; the pooler and classifier get no MLM gradient */
+  /* full training of every backbone tensor; the classifier (and, without --nsp, the pooler)
+   * gets no gradient */
   for (int i = 0; i < s->m.params.n; i++) s->m.params.t[i].trainable = 1;
-  const int frozen[4] = {s->m.pool_w, s->m.pool_b, s->m.cls_w, s->m.cls_b};
-  for (int i = 0; i < 4; i++) s->m.params.t[frozen[i]].trainable = 0;
+  const int frozen[4] = {s->m.cls_w, s->m.cls_b, s->m.pool_w, s->m.pool_b};
+  for (int i = 0; i < (s->o.nsp ? 2 : 4); i++) s->m.params.t[frozen[i]].trainable = 0;
   const int B = s->o.batch, T = s->o.max_len;
   if ((rc = pb_model_alloc(&s->m, B, T))) return rc;
   if ((rc = pb_mlm_alloc(&s->h, &s->m, B * pb_mlm_max_per_row(T, s->o.mask_prob)))) return rc;
+  if (s->o.nsp && (rc = pb_nsp_alloc(&s->nh, &s->m))) return rc;
   pb_model_init_random(&s->m, s->o.seed);
   return PB_OK;
 }
 
+/* --init-from: every non-method tensor of the table that DIR/model.safetensors holds with the
+ * same element count; the word embeddings must be among them */
+static int init_from_folder(run_state *s, const char *dir, int *n_loaded) {
+  char path[PB_PRETRAIN_PATH_MAX + 64];
+  join(path, sizeof path, dir, "model.safetensors");
+  pb_st_file f;
+  int rc = pb_st_open(&f, path);
+  if (rc) return rc;
+  pb_params *p = &s->m.params;
+  int n = 0, word_ok = 0;
+  for (int i = 0; i < p->n && rc == PB_OK; i++) {
+    pb_tensor *t = &p->t[i];
+    if (t->owner == PB_OWNER_METHOD || strncmp(t->name, "classifier.", 11) == 0) continue;
+    int k = pb_st_find(&f, t->name);
+    if (k < 0) continue;
+    if (f.t[k].numel != t->numel) {
+      rc = pb_set_error(PB_ERR_SHAPE, "pretrain: --init-from %s: %s has %zu values, the model %zu (another shape?)", dir,
+                        t->name, f.t[k].numel, t->numel);
+      break;
+    }
+    if ((rc = pb_st_read_f32(&f, k, t->data, t->numel))) break;
+    for (size_t j = 0; j < t->numel; j++)
+      if (!isfinite(t->data[j])) {
+        rc = pb_set_error(PB_ERR_NUMERIC, "pretrain: --init-from %s: %s holds a non-finite value", dir, t->name);
+        break;
+      }
+    n++;
+    word_ok |= i == s->m.word;
+  }
+  pb_st_close(&f);
+  if (!rc && !word_ok)
+    rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: --init-from %s: no bert.embeddings.word_embeddings.weight", path);
+  if (!rc) p->version++;
+  *n_loaded = n;
+  return rc;
+}
+
 static void run_free(run_state *s) {
   pb_mlm_free(&s->h);
+  pb_nsp_free(&s->nh);
+  free(s->cont);
+  free(s->b_types);
+  free(s->b_nsp);
   pb_model_free(&s->m);
   pb_corpus_free(&s->cp);
   pb_tok_free(s->tk);
@@ -609,7 +785,8 @@ out:
 static FILE *open_log(const run_state *s) {
   char path[PB_PRETRAIN_PATH_MAX + 64];
   join(path, sizeof path, s->o.out_dir, "log.tsv");
-  const char *header = "step\tloss\tlr\tgrad_norm\ttokens_per_s\n";
+  const char *header = s->o.nsp ? "step\tloss\tlr\tgrad_norm\tnsp_loss\ttokens_per_s\n"
+                                : "step\tloss\tlr\tgrad_norm\ttokens_per_s\n";
   char *keep = NULL;
   size_t kl = 0;
   if (s->step > 0) {
@@ -671,6 +848,7 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   s->o = o;
   s->perm_epoch = -1;
   s->val_loss = NAN;
+  s->val_nsp_loss = s->val_nsp_acc = NAN;
   snprintf(s->first_command, sizeof s->first_command, "%s", o.command);
   pb_utc_now(s->started, (int)sizeof s->started);
   FILE *logf = NULL;
@@ -694,16 +872,29 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
     if (realpath(s->data_dir, abs) && strlen(abs) < sizeof s->data_dir) snprintf(s->data_dir, sizeof s->data_dir, "%s", abs);
   }
   double t0 = pb_wall_seconds();
-  if ((rc = pb_corpus_build(&s->cp, s->tk, s->data_dir, o.max_len, o.quiet))) goto out;
+  if ((rc = pb_corpus_build(&s->cp, s->tk, s->data_dir, o.max_len, o.extra_text, o.quiet))) goto out;
   s->mask_id = pb_tok_id(s->tk, "[MASK]");
   s->special[0] = pb_tok_id(s->tk, "[PAD]");
   s->special[1] = pb_tok_id(s->tk, "[CLS]");
   s->special[2] = pb_tok_id(s->tk, "[SEP]");
-  /* train / validation split: a seeded shuffle, the first n_val are held out */
+  /* whole-word masking: which ids are "##" continuation pieces */
+  if (o.wwm) {
+    int V = pb_tok_vocab_size(s->tk);
+    if (!(s->cont = calloc((size_t)V, 1))) {
+      rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+      goto out;
+    }
+    for (int i = 0; i < V; i++) {
+      const char *tkn = pb_tok_token(s->tk, i);
+      s->cont[i] = tkn && tkn[0] == '#' && tkn[1] == '#' && tkn[2];
+    }
+  }
+  /* train / validation split: a seeded shuffle of the GLUE sequences, the first n_val are
+   * held out (the same set as without extra text); every extra-text sequence trains */
   {
-    int n = s->cp.n_seq;
+    int n = s->cp.n_glue_seq, n_extra = s->cp.n_seq - s->cp.n_glue_seq;
     s->n_val = n >= 20 ? (n / 100 > 512 ? 512 : (n / 100 > 0 ? n / 100 : 1)) : 0;
-    s->n_train = n - s->n_val;
+    s->n_train = n - s->n_val + n_extra;
     int *all = malloc((size_t)n * sizeof(int));
     s->train_idx = malloc((size_t)s->n_train * sizeof(int));
     s->val_idx = malloc(((size_t)s->n_val + 1) * sizeof(int));
@@ -713,7 +904,10 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
     s->b_mask = malloc(bt * sizeof(int));
     s->b_in = malloc(bt * sizeof(int));
     s->b_lab = malloc(bt * sizeof(int));
-    if (!all || !s->train_idx || !s->val_idx || !s->perm || !s->b_ids || !s->b_mask || !s->b_in || !s->b_lab) {
+    s->b_types = calloc(bt, sizeof(int));
+    s->b_nsp = calloc((size_t)o.batch, sizeof(int));
+    if (!all || !s->train_idx || !s->val_idx || !s->perm || !s->b_ids || !s->b_mask || !s->b_in || !s->b_lab ||
+        !s->b_types || !s->b_nsp) {
       free(all);
       rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
       goto out;
@@ -727,14 +921,16 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
       all[j] = t;
     }
     memcpy(s->val_idx, all, (size_t)s->n_val * sizeof(int));
-    memcpy(s->train_idx, all + s->n_val, (size_t)s->n_train * sizeof(int));
+    memcpy(s->train_idx, all + s->n_val, (size_t)(n - s->n_val) * sizeof(int));
+    for (int i = 0; i < n_extra; i++) s->train_idx[n - s->n_val + i] = n + i;
     free(all);
   }
   if (!o.quiet)
     fprintf(stderr,
-            "pretrain: corpus %s | %ld sentences (%ld truncated to %d) -> %d sequences of <= %d tokens "
+            "pretrain: corpus %s%s%s | %ld sentences (%ld truncated to %d) -> %d sequences of <= %d tokens "
             "(%ld tokens; %d train, %d held out) in %.1f s\n",
-            s->cp.tasks, s->cp.n_sent, s->cp.n_trunc, o.max_len - 2, s->cp.n_seq, o.max_len, s->cp.n_tokens,
+            s->cp.tasks, s->cp.sources[0] ? " + " : "", s->cp.sources, s->cp.n_sent, s->cp.n_trunc, o.max_len - 2,
+            s->cp.n_seq, o.max_len, s->cp.n_tokens,
             s->n_train, s->n_val, pb_wall_seconds() - t0);
   if (s->n_train < 1) {
     rc = pb_set_error(PB_ERR_ARG, "pretrain: corpus too small");
@@ -748,6 +944,11 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   s->opt.weight_decay = o.weight_decay;
   s->opt.warmup_steps = o.warmup;
   s->opt.total_steps = o.steps;
+  if (!o.resume && o.init_from[0]) {
+    int nl = 0;
+    if ((rc = init_from_folder(s, o.init_from, &nl))) goto out;
+    if (!o.quiet) fprintf(stderr, "pretrain: initialised %d tensors from %s\n", nl, o.init_from);
+  }
   if (o.resume) {
     if (!file_exists(ckpath)) {
       rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: --resume but %s does not exist", ckpath);
@@ -813,36 +1014,33 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   while (s->step < o.steps) {
     const int t = s->step + 1;
     for (int b = 0; b < o.batch; b++) seq[b] = stream_seq(s, (long)(t - 1) * o.batch + b);
-    float loss = NAN;
+    float loss = NAN, nloss = NAN;
     long ntok = 0;
     pb_params_zero_grad(&s->m.params);
-    rc = mlm_batch_loss(s, seq, o.batch, pb_hash64(o.seed ^ pb_hash64(0x6D61736BULL + (uint64_t)t)), 1,
-                        pb_hash64(o.seed ^ pb_hash64(0x64726F70ULL + (uint64_t)t)), &loss, &ntok);
-    if (!rc) rc = pb_mlm_backward(&s->h, &s->m);
+    rc = mlm_batch_loss(s, seq, o.batch, o.nsp, pb_hash64(o.seed ^ pb_hash64(0x6D61736BULL + (uint64_t)t)), 1,
+                        pb_hash64(o.seed ^ pb_hash64(0x64726F70ULL + (uint64_t)t)), &loss, &nloss, &ntok);
+    if (!rc) rc = pb_mlm_backward_head(&s->h, &s->m);
+    if (!rc && o.nsp) rc = pb_nsp_backward(&s->nh, &s->m, s->h.dout);
+    if (!rc) rc = pb_backward_hidden(&s->m, s->h.dout);
     if (rc) break;
-    /* global gradient norm clipping */
-    double gn = 0;
-    const float *g = s->m.params.grad_mem;
-    for (size_t i = 0; i < s->m.params.n_train; i++) gn += (double)g[i] * g[i];
-    gn = sqrt(gn);
+    /* global gradient norm clipping (backbone/params.c), eps 0: scaled by clip/norm when the
+     * norm exceeds clip, bit-identical to the checkpoints and the default made before it moved */
+    const double gn = pb_params_clip_grad_norm(&s->m.params, o.clip, 0.0, NULL);
     if (!isfinite(gn)) {
       rc = pb_set_error(PB_ERR_NUMERIC, "pretrain: gradient norm is %g at step %d (diverged; lower --lr)", gn, t);
       break;
-    }
-    if (o.clip > 0 && gn > o.clip) {
-      float sc = (float)(o.clip / gn);
-      float *gm = s->m.params.grad_mem;
-      for (size_t i = 0; i < s->m.params.n_train; i++) gm[i] *= sc;
     }
     if ((rc = pb_adamw_step(&s->m.params, &s->opt, t))) break;
     s->step = t;
     s->tokens_seen += ntok;
     tok_run += ntok;
     s->window[(t - 1) % LOSS_WINDOW] = loss;
+    s->nwindow[(t - 1) % LOSS_WINDOW] = o.nsp ? nloss : 0.0f;
     if (s->win_n < LOSS_WINDOW) s->win_n++;
     double t_run = pb_wall_seconds() - t_start;
-    fprintf(logf, "%d\t%.7g\t%.6g\t%.5g\t%.1f\n", t, (double)loss, (double)pb_adamw_lr(&s->opt, t), gn,
-            t_run > 0 ? tok_run / t_run : 0.0);
+    fprintf(logf, "%d\t%.7g\t%.6g\t%.5g\t", t, (double)loss, (double)pb_adamw_lr(&s->opt, t), gn);
+    if (o.nsp) fprintf(logf, "%.7g\t", (double)nloss);
+    fprintf(logf, "%.1f\n", t_run > 0 ? tok_run / t_run : 0.0);
     fflush(logf);
     progress(s, start_step, t_run, tok_run, loss, 0);
     if (s->step >= o.steps) break;
@@ -865,7 +1063,8 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
       s->elapsed_prev = keep;
       if (rc) break;
       if (!o.quiet && !isatty(STDERR_FILENO))
-        fprintf(stderr, "pretrain: checkpoint at step %d (val MLM loss %.4f)\n", s->step, (double)s->val_loss);
+        fprintf(stderr, "pretrain: checkpoint at step %d (val MLM loss %.4f, NSP loss %.4f acc %.3f)\n", s->step,
+                (double)s->val_loss, (double)s->val_nsp_loss, (double)s->val_nsp_acc);
     }
   }
   free(seq);
@@ -893,10 +1092,10 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
     if (rc) goto out;
   }
   if (!o.quiet)
-    fprintf(stderr, "pretrain: %s at step %d/%d: final MLM loss %.4f (mean of last %d steps), val MLM loss %.4f; "
-            "model in %s (%s)%s\n",
+    fprintf(stderr, "pretrain: %s at step %d/%d: final MLM loss %.4f (mean of last %d steps), val MLM loss %.4f, "
+            "val NSP loss %.4f acc %.3f; model in %s (%s)%s\n",
             stop, s->step, o.steps, window_mean(s), s->win_n < LOSS_WINDOW ? s->win_n : LOSS_WINDOW,
-            (double)s->val_loss, o.out_dir, o.fp16 ? "F16" : "F32",
+            (double)s->val_loss, (double)s->val_nsp_loss, (double)s->val_nsp_acc, o.out_dir, o.fp16 ? "F16" : "F32",
             s->step < o.steps ? "; continue with --resume" : "");
 out:
   if (ck_open) pb_st_close(&ckf);

@@ -6,12 +6,25 @@
  * tokenised (bert-base-uncased vocab) and truncated to max_len - 2 tokens. Packing:
  * consecutive sentences are concatenated as [CLS] s1 [SEP] s2 [SEP] ... [SEP] while they fit
  * in max_len (a pair's a and b therefore usually share a sequence), token types all 0, the
- * rest padded. A fixed 1% of the sequences (at most 512, at least 1 when there are >= 20;
- * chosen by a seeded shuffle) is held out as a validation set for the MLM loss (still GLUE
- * train text); the rest is the training set.
+ * rest padded. --extra-text adds English text from installed Debian packages after the GLUE
+ * text (harness/corpus.h: WordNet glosses, fortune cookies), packed the same way. A fixed 1% of
+ * the GLUE sequences (at most 512, at least 1 when there are >= 20; chosen by a seeded shuffle
+ * of the GLUE sequences only, so the same set with or without extra text) is held out as a
+ * validation set for the MLM loss (still GLUE train text); the rest, and all extra text, is
+ * the training set.
  *
- * Training: full training of every backbone tensor + the MLM head (backbone/mlm.h), dropout
- * 0.1, AdamW (betas 0.9/0.999, eps 1e-6, weight decay 0.01, no decay on biases/LayerNorm),
+ * --nsp adds next-sentence prediction (BertForPreTraining's cls.seq_relationship over the
+ * pooled [CLS]; the pooler trains): each training row is cut at its inner [SEP] closest to
+ * the middle (a one-sentence row in the middle of its tokens) into [CLS] A [SEP] B [SEP],
+ * token types 0 then 1; with probability 1/2 (seeded per step) B is replaced by the B part of
+ * another training sequence (label 1, else 0); the loss is MLM + NSP. The validation MLM loss
+ * is always over the plain packed rows (comparable with and without --nsp); the NSP loss and
+ * accuracy over fixed pair rows. --wwm masks whole words (backbone/mlm.h pb_mlm_mask_wwm).
+ * --init-from DIR starts from an HF folder's weights instead of random ones (fresh AdamW).
+ * --dropout sets the pretraining dropout (the exported config.json says 0.1 for fine-tuning).
+ *
+ * Training: full training of every backbone tensor (the pooler only with --nsp) + the MLM head
+ * (backbone/mlm.h), dropout 0.1 (--dropout), AdamW (betas 0.9/0.999, eps 1e-6, weight decay 0.01, no decay on biases/LayerNorm),
  * linear warmup then linear decay to 0 at --steps, gradient clipping at global norm 1.0.
  * Step s (1-based) takes the sequences (s-1)*B .. s*B-1 of an endless stream made of
  * per-epoch seeded shuffles of the training set; its masking and dropout seeds are hashes of
@@ -23,8 +36,10 @@
  *                           loss window, metadata: step, options, corpus sizes, elapsed time
  *   log.tsv                 step, loss, lr, grad norm, tokens/s (one line per step)
  *   config.json, model.safetensors, vocab.txt, pretrain.json   the final HF-style folder
- *                           (BertForMaskedLM tensors: bert.* + cls.predictions.*; no
- *                           classifier), written at the end, at --time-limit, or by --export. */
+ *                           (BertForMaskedLM tensors: bert.* + cls.predictions.*; with --nsp
+ *                           BertForPreTraining: + cls.seq_relationship.*; no classifier),
+ *                           written at the end, at --time-limit, or by --export.
+ * log.tsv has a nsp_loss column (before tokens_per_s) with --nsp. */
 #ifndef PB_PRETRAIN_H
 #define PB_PRETRAIN_H
 
@@ -38,13 +53,22 @@ typedef struct {
   char data_dir[PB_PRETRAIN_PATH_MAX];  /* --data-dir ("" = default resolution, harness/glue.h) */
   char vocab[PB_PRETRAIN_PATH_MAX];     /* --vocab ("" = default bert-base-uncased vocab) */
   char export_dir[PB_PRETRAIN_PATH_MAX];/* --export DIR: only write the final folder from the checkpoint */
+  char init_from[PB_PRETRAIN_PATH_MAX]; /* --init-from DIR: start from DIR/model.safetensors (an HF BERT
+                                           folder of the same shape) instead of random weights; every
+                                           tensor of the table found there is loaded (F16 is fine), the
+                                           rest (e.g. a new head) keeps its random init; fresh AdamW */
   int layers, hidden, heads, ffn;       /* model shape (4, 256, 4, 1024) */
   int max_pos;                          /* max_position_embeddings (512) */
   int max_len;                          /* packed sequence length T (128) */
+  char extra_text[PB_PRETRAIN_PATH_MAX];/* --extra-text LIST: more text after GLUE (harness/corpus.h; "" none) */
+  int nsp;                              /* --nsp: + next-sentence prediction (trains the pooler) */
+  int wwm;                              /* --wwm: whole-word masking */
   int batch;                            /* sequences per step B (32) */
   int steps;                            /* total optimizer steps (LR schedule length) */
   int warmup;                           /* warmup steps (default: 6% of steps) */
   float lr, weight_decay, clip, mask_prob;
+  float dropout;                        /* --dropout: hidden + attention dropout while pretraining (0.1);
+                                           the exported config.json always says 0.1 (for fine-tuning) */
   uint64_t seed;
   int save_every;                       /* checkpoint every N steps (0: only at the end/stop) */
   double time_limit_min;                /* stop cleanly after this many minutes (0: none) */

@@ -349,6 +349,110 @@ int main(void) {
   pb_kv_free(kv, nkv);
   printf("time limit and stop flag: checked\n");
 
+  /* --nsp --wwm --extra-text: exact resume, BertForPreTraining export, loadable, GLUE-only
+   * held-out set; extra text from a fake package root ($PEFTBENCH_TEXT_ROOT) */
+  {
+    char txt[300], G[300], H[300], d1[1000];
+    snprintf(txt, sizeof txt, "%s/textroot", root);
+    snprintf(d1, sizeof d1, "mkdir -p %s/usr/share/wordnet %s/usr/share/games/fortunes", txt, txt);
+    CHECK(system(d1) == 0, "mkdir %s", txt);
+    static const char *wn[] = {"data.noun", "data.verb", "data.adj", "data.adv"};
+    for (int i = 0; i < 4; i++) {
+      snprintf(p, sizeof p, "%s/usr/share/wordnet/%s", txt, wn[i]);
+      char body[2048];
+      size_t bl = (size_t)snprintf(body, sizeof body, "  1 licence header line | not text\n");
+      for (unsigned k = 0; k < 6; k++) {
+        char sent[200];
+        sentence(sent, sizeof sent, 1000 + 10 * (unsigned)i + k);
+        bl += (size_t)snprintf(body + bl, sizeof body - bl, "0000%u 03 n 01 word 0 000 | %s; \"%s\"  \n", k, sent, sent);
+      }
+      write_text(p, body);
+    }
+    snprintf(p, sizeof p, "%s/usr/share/games/fortunes/wisdom", txt);
+    write_text(p, "the movie was good\n\tand the plot\n%\nnot very great\n%\n");
+    snprintf(p, sizeof p, "%s/usr/share/games/fortunes/wisdom.dat", txt);
+    write_text(p, "binary index, never read");
+    setenv("PEFTBENCH_TEXT_ROOT", txt, 1);
+    snprintf(G, sizeof G, "%s/nspG", root);
+    snprintf(H, sizeof H, "%s/nspH", root);
+    rc = run(G, data, "--nsp --wwm --extra-text wordnet,fortunes --save-every 5");
+    CHECK(rc == 0, "nsp run: %d %s", rc, pb_last_error());
+    rc = run(H, data, "--nsp --wwm --extra-text wordnet,fortunes --save-every 3 --stop-after 5");
+    CHECK(rc == 3, "interrupted nsp run returned %d (want 3)", rc);
+    char *resH[] = {"pretrain", "--out", H, "--resume", "--quiet", NULL};
+    rc = pb_cmd_pretrain(5, resH);
+    CHECK(rc == 0, "nsp resume returned %d: %s", rc, pb_last_error());
+    char *lg = log_losses(G), *lh = log_losses(H);
+    CHECK(lg && lh && strcmp(lg, lh) == 0, "nsp: resumed losses differ:\n%s---\n%s", lg ? lg : "", lh ? lh : "");
+    CHECK(lg && strstr(lg, "nsp_loss"), "log lacks the nsp_loss column");
+    snprintf(p, sizeof p, "%s/model.safetensors", G);
+    snprintf(q, sizeof q, "%s/model.safetensors", H);
+    CHECK(files_equal(p, q), "nsp: resumed final weights differ");
+    char *ex = json_field(G, "corpus_extra"), *nv = json_field(G, "corpus_val_sequences"),
+         *av = json_field(A, "corpus_val_sequences"), *vn = json_field(G, "val_nsp_acc");
+    CHECK(ex && strstr(ex, "wordnet:24") && strstr(ex, "fortunes:2"), "corpus_extra %s (want wordnet:24 fortunes:2)",
+          ex ? ex : "?");
+    CHECK(nv && av && strcmp(nv, av) == 0, "held-out set changed with extra text (%s vs %s)", nv, av);
+    CHECK(vn && strcmp(vn, "null") != 0, "no val_nsp_acc");
+    printf("nsp + wwm + extra text: resume exact, corpus_extra %s, val NSP acc %s\n", ex ? ex : "?", vn ? vn : "?");
+    free(lg), free(lh), free(ex), free(nv), free(av), free(vn);
+    snprintf(p, sizeof p, "%s/config.json", G);
+    char *cj = slurp(p);
+    CHECK(cj && strstr(cj, "BertForPreTraining"), "config.json should name BertForPreTraining");
+    free(cj);
+    pb_st_file f2;
+    snprintf(p, sizeof p, "%s/model.safetensors", G);
+    if (pb_st_open(&f2, p) == 0) {
+      CHECK(pb_st_find(&f2, "cls.seq_relationship.weight") >= 0 && pb_st_find(&f2, "bert.pooler.dense.weight") >= 0 &&
+                pb_st_find(&f2, "classifier.weight") < 0,
+            "nsp export: seq_relationship/pooler missing or classifier present");
+      pb_st_close(&f2);
+    }
+    pb_config c2;
+    memset(&c2, 0, sizeof c2);
+    snprintf(p, sizeof p, "%s/config.json", G);
+    pb_model m2;
+    if (pb_config_load_hf(p, &c2) == 0) {
+      c2.num_labels = 2;
+      if (pb_model_declare(&m2, &c2) == 0 && pb_model_alloc(&m2, 2, 8) == 0) {
+        rc = pb_model_load_hf(&m2, G);
+        CHECK(rc == 0, "pb_model_load_hf of the nsp export: %s", pb_last_error());
+        pb_model_free(&m2);
+      }
+    }
+    rc = run(H, data, "--resume --extra-text wordnet");
+    CHECK(rc == 1, "resume with another --extra-text returned %d (want 1)", rc);
+    rc = run(root, data, "--extra-text nosuch --steps 1 --warmup 0");
+    CHECK(rc == 1, "unknown --extra-text source returned %d (want 1)", rc);
+    unsetenv("PEFTBENCH_TEXT_ROOT");
+  }
+
+  /* --init-from: starting from run A's export, the first loss is A's trained level, not the
+   * random-init one; a folder of another shape is refused */
+  {
+    char I[300], J[300], ex2[400];
+    snprintf(I, sizeof I, "%s/initI", root);
+    snprintf(J, sizeof J, "%s/initJ", root);
+    snprintf(ex2, sizeof ex2, "--init-from %s --steps 1 --warmup 0", A);
+    rc = run(I, data, ex2);
+    CHECK(rc == 0, "--init-from run: %d %s", rc, pb_last_error());
+    char *li = log_losses(I), *la2 = log_losses(A);
+    double l_init = li && strchr(li, '\n') ? atof(strchr(strchr(li, '\n') + 1, '\t') + 1) : NAN;
+    double l_rand = la2 && strchr(la2, '\n') ? atof(strchr(strchr(la2, '\n') + 1, '\t') + 1) : NAN;
+    double l_last = NAN;
+    if (la2) {
+      char *e = la2 + strlen(la2) - 1, *b = e;
+      while (b > la2 && b[-1] != '\n') b--;
+      l_last = atof(strchr(b, '\t') + 1);
+    }
+    printf("init-from: step-1 loss %.4f (random init %.4f, A's last step %.4f)\n", l_init, l_rand, l_last);
+    CHECK(l_init < l_rand - 0.02, "--init-from did not start from the trained weights (%.4f vs random %.4f)", l_init, l_rand);
+    free(li), free(la2);
+    snprintf(ex2, sizeof ex2, "--init-from %s --hidden 8 --steps 1 --warmup 0", A);
+    rc = run(J, data, ex2);
+    CHECK(rc == 1, "--init-from of another shape returned %d (want 1)", rc);
+  }
+
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf %s", root);
   if (failures == 0 && system(cmd) != 0) printf("(could not remove %s)\n", root);
