@@ -119,25 +119,8 @@ def encode(sents, vocab):
 
 # ---------------------------------------------------------------- the checkpoint
 def param_specs():
-    """(name, shape, kind) in the C table's declaration order (backbone/bert.c pb_model_declare)."""
-    s = [("bert.embeddings.word_embeddings.weight", (V, D), "w"),
-         ("bert.embeddings.position_embeddings.weight", (P, D), "w"),
-         ("bert.embeddings.token_type_embeddings.weight", (2, D), "w"),
-         ("bert.embeddings.LayerNorm.weight", (D,), "lnw"),
-         ("bert.embeddings.LayerNorm.bias", (D,), "lnb")]
-    for l in range(L):
-        p = f"bert.encoder.layer.{l}."
-        for n in ("query", "key", "value"):
-            s += [(p + f"attention.self.{n}.weight", (D, D), "w"), (p + f"attention.self.{n}.bias", (D,), "b")]
-        s += [(p + "attention.output.dense.weight", (D, D), "w"), (p + "attention.output.dense.bias", (D,), "b"),
-              (p + "attention.output.LayerNorm.weight", (D,), "lnw"),
-              (p + "attention.output.LayerNorm.bias", (D,), "lnb"),
-              (p + "intermediate.dense.weight", (F, D), "w"), (p + "intermediate.dense.bias", (F,), "b"),
-              (p + "output.dense.weight", (D, F), "w"), (p + "output.dense.bias", (D,), "b"),
-              (p + "output.LayerNorm.weight", (D,), "lnw"), (p + "output.LayerNorm.bias", (D,), "lnb")]
-    s += [("bert.pooler.dense.weight", (D, D), "w"), ("bert.pooler.dense.bias", (D,), "b"),
-          ("classifier.weight", (C, D), "w"), ("classifier.bias", (C,), "b")]
-    return s
+    """(name, shape, kind) in the C table's declaration order, at this fixture's shape."""
+    return mf.param_specs(C, V=V, D=D, P=P, L=L, F=F)
 
 
 def init_checkpoint():

@@ -97,8 +97,9 @@ def write_safetensors(path, tensors, metadata=None):
 
 
 # ---------------------------------------------------------------- parameters
-def param_specs(C):
-    """(name, shape, kind) in HF order; kind in {w, b, lnw, lnb}."""
+def param_specs(C, V=V, D=D, P=P, L=L, F=F):
+    """(name, shape, kind) in HF order (the C table's declaration order, backbone/bert.c
+    pb_model_declare); kind in {w, b, lnw, lnb}. Shapes default to this fixture's."""
     s = [("bert.embeddings.word_embeddings.weight", (V, D), "w"),
          ("bert.embeddings.position_embeddings.weight", (P, D), "w"),
          ("bert.embeddings.token_type_embeddings.weight", (2, D), "w"),
