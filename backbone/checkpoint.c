@@ -54,17 +54,9 @@ static int json_str_is(const cJSON *root, const char *path, const char *key, con
 }
 
 int pb_config_load_hf(const char *path, pb_config *cfg) {
-  char *text = NULL;
-  size_t len = 0;
-  int rc = pb_read_file(path, &text, &len);
+  cJSON *root;
+  int rc = pb_read_json_object(path, &root);
   if (rc) return rc;
-  cJSON *root = cJSON_ParseWithLength(text, len);
-  free(text);
-  if (!root) return pb_set_error(PB_ERR_FORMAT, "%s: not valid JSON", path);
-  if (!cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    return pb_set_error(PB_ERR_FORMAT, "%s: not a JSON object", path);
-  }
   pb_config c = *cfg;
   if (c.num_labels <= 0) c.num_labels = 2;
   if ((rc = json_int(root, path, "vocab_size", 1, 0, &c.vocab_size)) ||

@@ -255,3 +255,20 @@ int pb_mkdir_p(const char *dir) {
   if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) return pb_set_error(PB_ERR_IO, "%s: exists and is not a folder", tmp);
   return PB_OK;
 }
+
+int pb_read_json_object(const char *path, cJSON **root) {
+  *root = NULL;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = pb_read_file(path, &text, &len);
+  if (rc) return rc;
+  cJSON *j = cJSON_ParseWithLength(text, len);
+  free(text);
+  if (!j) return pb_set_error(PB_ERR_FORMAT, "%s: not valid JSON", path);
+  if (!cJSON_IsObject(j)) {
+    cJSON_Delete(j);
+    return pb_set_error(PB_ERR_FORMAT, "%s: not a JSON object", path);
+  }
+  *root = j;
+  return PB_OK;
+}

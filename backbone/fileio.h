@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 /* A file being written atomically. */
 typedef struct {
   int fd;          /* descriptor of the tmp file, -1 when closed */
@@ -59,6 +61,11 @@ int pb_write_file_new(const char *path, const void *data, size_t n);
  *  - a short write (disk full) is reported as PB_ERR_IO; nothing already in the file is
  *    ever modified. */
 int pb_append_line(const char *path, const char *line);
+
+/* Reads a whole file that must hold one JSON object into *root (free with cJSON_Delete).
+ * PB_ERR_NOTFOUND / PB_ERR_IO as pb_read_file; PB_ERR_FORMAT "PATH: not valid JSON" or
+ * "PATH: not a JSON object". *root is NULL on error. */
+int pb_read_json_object(const char *path, cJSON **root);
 
 /* Creates dir and its missing parents (mode 0755); an existing folder is fine. PB_ERR_IO
  * naming the part that cannot be created or is not a folder, PB_ERR_ARG when too long. */

@@ -89,14 +89,6 @@ static const char *base_name(const char *p) {
   return buf;
 }
 
-static void add_tokenizer(cJSON *rep, const pb_backbone_info *info) {
-  cJSON *j = cJSON_AddObjectToObject(rep, "tokenizer");
-  cJSON_AddStringToObject(j, "vocab", info->vocab_path);
-  cJSON_AddStringToObject(j, "vocab_sha256", info->vocab_sha256);
-  cJSON_AddBoolToObject(j, "lower_case", info->lower_case);
-  cJSON_AddStringToObject(j, "lower_case_source", info->lower_case_source);
-}
-
 /* Builds the model of a task file (method and backbone from its metadata) into s. */
 static int build_from_task_file(const char *path, eval_opts *o, eval_state *s, const pb_task **task, int *T) {
   int rc = pb_task_read_meta(path, &s->meta, &s->nmeta);
@@ -154,7 +146,7 @@ static int build_from_task_file(const char *path, eval_opts *o, eval_state *s, c
   cJSON *jb = cJSON_AddObjectToObject(s->rep, "backbone");
   cJSON_AddStringToObject(jb, "source", info.source);
   cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
-  add_tokenizer(s->rep, &info);
+  pb_tokenizer_json_add(s->rep, &info);
   if (o->merge) {
     if (!s->mi.m->merge) return pb_set_error(PB_ERR_ARG, "--merge: method '%s' cannot be merged", mname);
     if ((rc = s->mi.m->merge(s->mi.ctx, &s->m))) return rc;
@@ -187,7 +179,7 @@ static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *
   cJSON *jb = cJSON_AddObjectToObject(s->rep, "backbone");
   cJSON_AddStringToObject(jb, "source", info.source);
   cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
-  add_tokenizer(s->rep, &info);
+  pb_tokenizer_json_add(s->rep, &info);
   cJSON *jh = cJSON_AddObjectToObject(s->rep, "head");
   cJSON_AddStringToObject(jh, "source", "checkpoint");
   cJSON_AddStringToObject(jh, "label_map", label_map);
@@ -261,11 +253,7 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
     free(s->out);
     s->out = NULL;
   }
-  const char *commit = pb_source_commit();
-  if (commit) cJSON_AddStringToObject(s->rep, "commit", commit);
-  else cJSON_AddNullToObject(s->rep, "commit");
-  if (pb_source_dirty() < 0) cJSON_AddNullToObject(s->rep, "commit_dirty");
-  else cJSON_AddBoolToObject(s->rep, "commit_dirty", pb_source_dirty());
+  pb_commit_json_add(s->rep);
   if (o->json) {
     char *txt = pb_json_print_exact(s->rep, 1);
     if (!txt) return pb_set_error(PB_ERR_NOMEM, "eval: out of memory");

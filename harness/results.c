@@ -142,6 +142,14 @@ const char *pb_source_commit(void) { return PB_BUILD_COMMIT[0] ? PB_BUILD_COMMIT
 
 int pb_source_dirty(void) { return PB_BUILD_DIRTY; }
 
+void pb_commit_json_add(cJSON *obj) {
+  const char *commit = pb_source_commit();
+  if (commit) cJSON_AddStringToObject(obj, "commit", commit);
+  else cJSON_AddNullToObject(obj, "commit");
+  if (pb_source_dirty() < 0) cJSON_AddNullToObject(obj, "commit_dirty");
+  else cJSON_AddBoolToObject(obj, "commit_dirty", pb_source_dirty());
+}
+
 void pb_utc_now(char *buf, int n) {
   time_t t = time(NULL);
   struct tm tm;

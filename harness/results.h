@@ -76,6 +76,8 @@ int pb_results_read(const char *path, cJSON **out, int *n_bad);
 cJSON *pb_host_json(int threads);
 const char *pb_source_commit(void);
 int pb_source_dirty(void);
+/* Adds obj.commit (sha or null) and obj.commit_dirty (bool or null). */
+void pb_commit_json_add(cJSON *obj);
 /* ISO-8601 UTC time of now into buf[n] */
 void pb_utc_now(char *buf, int n);
 

@@ -550,11 +550,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddBoolToObject(jb, "pretrained", info.pretrained);
   cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
   cJSON_AddItemToObject(jb, "config", cJSON_Parse(cfgjson));
-  cJSON *jtok = cJSON_AddObjectToObject(r, "tokenizer");
-  cJSON_AddStringToObject(jtok, "vocab", info.vocab_path);
-  cJSON_AddStringToObject(jtok, "vocab_sha256", info.vocab_sha256);
-  cJSON_AddBoolToObject(jtok, "lower_case", info.lower_case);
-  cJSON_AddStringToObject(jtok, "lower_case_source", info.lower_case_source);
+  pb_tokenizer_json_add(r, &info);
   cJSON *jd = cJSON_AddObjectToObject(r, "data");
   cJSON_AddStringToObject(jd, "data_dir", data_dir);
   cJSON_AddNumberToObject(jd, "train_examples", n);
@@ -676,11 +672,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_memory_read(&mem);
   cJSON_AddItemToObject(r, "memory", pb_memory_to_json(&mem));
   cJSON_AddItemToObject(r, "host", pb_host_json(pb_get_threads()));
-  const char *commit = pb_source_commit();
-  if (commit) cJSON_AddStringToObject(r, "commit", commit);
-  else cJSON_AddNullToObject(r, "commit");
-  if (pb_source_dirty() < 0) cJSON_AddNullToObject(r, "commit_dirty");
-  else cJSON_AddBoolToObject(r, "commit_dirty", pb_source_dirty());
+  pb_commit_json_add(r);
   if (!match) {
     cJSON_Delete(r);
     rc = pb_set_error(PB_ERR_NUMERIC, "internal: instrumented eval op count differs from the analytic one");

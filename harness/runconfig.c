@@ -89,13 +89,11 @@ int pb_head_label_map(pb_model *m, const char *model_dir, const pb_task *task, c
     snprintf(note, n, "regression head");
     return PB_OK;
   }
-  char path[1200], *text = NULL;
-  size_t len = 0;
+  char path[1200];
   snprintf(path, sizeof path, "%s/config.json", model_dir);
-  int rc = pb_read_file(path, &text, &len);
+  cJSON *root;
+  int rc = pb_read_json_object(path, &root);
   if (rc) return rc;
-  cJSON *root = cJSON_Parse(text);
-  free(text);
   const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "id2label");
   int perm[8], generic = 1, n_map = cJSON_GetArraySize(map);
   if (!cJSON_IsObject(map) || n_map == 0) {

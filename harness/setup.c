@@ -130,16 +130,11 @@ static int read_tok_config(const char *dir, tok_config *tc) {
   snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
   if (!is_file(path)) return PB_OK;
   tc->exists = 1;
-  char *text = NULL;
-  size_t len = 0;
-  int rc = pb_read_file(path, &text, &len);
+  cJSON *root;
+  int rc = pb_read_json_object(path, &root);
   if (rc) return rc;
-  cJSON *root = cJSON_ParseWithLength(text, len);
-  free(text);
-  if (!root) return pb_set_error(PB_ERR_FORMAT, "%s: not valid JSON", path);
   int r1 = 0, r2 = 0, r3 = 0;
-  if (!cJSON_IsObject(root)) rc = pb_set_error(PB_ERR_FORMAT, "%s: not a JSON object", path);
-  else if ((r1 = json_bool(path, root, "do_lower_case", 0, &tc->lower)) < 0) rc = r1;
+  if ((r1 = json_bool(path, root, "do_lower_case", 0, &tc->lower)) < 0) rc = r1;
   else if ((r2 = json_bool(path, root, "strip_accents", 1, &tc->strip)) < 0) rc = r2;
   else if ((r3 = json_bool(path, root, "tokenize_chinese_chars", 0, &tc->chinese)) < 0) rc = r3;
   tc->has_lower = r1 > 0;
@@ -217,4 +212,12 @@ int pb_load_vocab(const pb_backbone_opts *o, const pb_config *cfg, pb_tokenizer 
   snprintf(info->vocab_sha256, sizeof info->vocab_sha256, "%s", sha);
   snprintf(info->vocab_path, sizeof info->vocab_path, "%.1199s", path);
   return PB_OK;
+}
+
+void pb_tokenizer_json_add(cJSON *obj, const pb_backbone_info *info) {
+  cJSON *j = cJSON_AddObjectToObject(obj, "tokenizer");
+  cJSON_AddStringToObject(j, "vocab", info->vocab_path);
+  cJSON_AddStringToObject(j, "vocab_sha256", info->vocab_sha256);
+  cJSON_AddBoolToObject(j, "lower_case", info->lower_case);
+  cJSON_AddStringToObject(j, "lower_case_source", info->lower_case_source);
 }

@@ -4,6 +4,8 @@
 #ifndef PB_SETUP_H
 #define PB_SETUP_H
 
+#include <cjson/cJSON.h>
+
 #include "backbone/bert.h"
 #include "backbone/tokenizer.h"
 #include "methods/method.h"
@@ -59,6 +61,9 @@ int pb_build_model(const pb_backbone_opts *o, const pb_method_inst *mi, int B, i
  * resolved do_lower_case: PB_ERR_UNSUPPORTED; vocab file errors as pb_tok_load. *tk is NULL
  * on error. */
 int pb_load_vocab(const pb_backbone_opts *o, const pb_config *cfg, pb_tokenizer **tk, pb_backbone_info *info);
+/* Adds obj.tokenizer = {vocab, vocab_sha256, lower_case, lower_case_source} from info
+ * (records and `eval --json`). */
+void pb_tokenizer_json_add(cJSON *obj, const pb_backbone_info *info);
 /* --lower-case value: "auto", "yes" or "no" -> PB_LOWER_CASE_*; else PB_ERR_ARG naming it. */
 int pb_lower_case_parse(const char *s, int *out);
 /* path of the embedded default folder (PB_SOURCE_DIR/models/default) */
