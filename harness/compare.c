@@ -945,11 +945,8 @@ int pb_cmd_compare(int argc, char **argv) {
       case O_METRIC: o.metric = optarg; break;
       case O_SPLIT: o.split = optarg; break;
       case O_SAMPLES: {
-        long v = strtol(optarg, &end, 10);
-        if (!*optarg || *end || v < 2 || v > 10000000L) {
-          fprintf(stderr, "peftbench compare: --samples '%s': expected an integer in 2..10000000\n", optarg);
-          return 2;
-        }
+        long v;
+        if (!pb_cli_int("--samples", optarg, 2, 10000000L, &v)) return 2;
         o.samples = v;
         break;
       }

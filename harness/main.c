@@ -68,14 +68,6 @@ static const char *RUN_USAGE =
     "  --json                print the result record on stdout\n"
     "  --quiet               no progress output\n";
 
-static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
-  return pb_cli_int(opt, v, lo, hi, out);
-}
-
-static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
-  return pb_cli_num(opt, v, lo, hi, out);
-}
-
 static void print_summary(const cJSON *r) {
   const cJSON *m = cJSON_GetObjectItem(r, "metrics"), *sp = cJSON_GetObjectItem(m, "splits"), *s;
   printf("%s / %s (%s)\n", cJSON_GetObjectItem(r, "task")->valuestring, cJSON_GetObjectItem(r, "method")->valuestring,
@@ -163,21 +155,21 @@ static int cmd_run(int argc, char **argv) {
       case O_SHAPE: o.bb.shape = optarg; break;
       case O_VOCAB: o.bb.vocab = optarg; break;
       case O_DATA: o.data_dir = optarg; break;
-      case O_EPOCHS: if (!parse_int("--epochs", optarg, 0, 1000, &iv)) return 2; o.epochs = (int)iv; break;
-      case O_STEPS: if (!parse_int("--steps", optarg, 0, 100000000, &iv)) return 2; o.steps = (int)iv; break;
-      case O_BATCH: if (!parse_int("--batch", optarg, 1, 4096, &iv)) return 2; o.batch = (int)iv; break;
-      case O_MAXLEN: if (!parse_int("--max-len", optarg, 3, 4096, &iv)) return 2; o.max_len = (int)iv; break;
-      case O_LR: if (!parse_num("--lr", optarg, 1e-9, 10, &dv)) return 2; o.lr = dv; break;
-      case O_WARMUP: if (!parse_num("--warmup", optarg, 0, 1, &dv)) return 2; o.warmup_ratio = dv; break;
-      case O_WD: if (!parse_num("--weight-decay", optarg, 0, 10, &dv)) return 2; o.weight_decay = dv; break;
+      case O_EPOCHS: if (!pb_cli_int("--epochs", optarg, 0, 1000, &iv)) return 2; o.epochs = (int)iv; break;
+      case O_STEPS: if (!pb_cli_int("--steps", optarg, 0, 100000000, &iv)) return 2; o.steps = (int)iv; break;
+      case O_BATCH: if (!pb_cli_int("--batch", optarg, 1, 4096, &iv)) return 2; o.batch = (int)iv; break;
+      case O_MAXLEN: if (!pb_cli_int("--max-len", optarg, 3, 4096, &iv)) return 2; o.max_len = (int)iv; break;
+      case O_LR: if (!pb_cli_num("--lr", optarg, 1e-9, 10, &dv)) return 2; o.lr = dv; break;
+      case O_WARMUP: if (!pb_cli_num("--warmup", optarg, 0, 1, &dv)) return 2; o.warmup_ratio = dv; break;
+      case O_WD: if (!pb_cli_num("--weight-decay", optarg, 0, 10, &dv)) return 2; o.weight_decay = dv; break;
       case O_DROPOUT:
-        if (!parse_num("--dropout", optarg, 0, 0.99, &dv)) return 2;
+        if (!pb_cli_num("--dropout", optarg, 0, 0.99, &dv)) return 2;
         o.bb.hidden_dropout = o.bb.attn_dropout = (float)dv;
         break;
-      case O_MAXTRAIN: if (!parse_int("--max-train", optarg, 0, 100000000, &iv)) return 2; o.max_train = (int)iv; break;
-      case O_MAXEVAL: if (!parse_int("--max-eval", optarg, 0, 100000000, &iv)) return 2; o.max_eval = (int)iv; break;
-      case O_SEED: if (!parse_int("--seed", optarg, 0, 2147483647L, &iv)) return 2; o.seed = (unsigned long long)iv; break;
-      case O_THREADS: if (!parse_int("--threads", optarg, 1, 256, &iv)) return 2; o.threads = (int)iv; break;
+      case O_MAXTRAIN: if (!pb_cli_int("--max-train", optarg, 0, 100000000, &iv)) return 2; o.max_train = (int)iv; break;
+      case O_MAXEVAL: if (!pb_cli_int("--max-eval", optarg, 0, 100000000, &iv)) return 2; o.max_eval = (int)iv; break;
+      case O_SEED: if (!pb_cli_int("--seed", optarg, 0, 2147483647L, &iv)) return 2; o.seed = (unsigned long long)iv; break;
+      case O_THREADS: if (!pb_cli_int("--threads", optarg, 1, 256, &iv)) return 2; o.threads = (int)iv; break;
       case O_RESULTS: o.results = optarg; break;
       case O_OUT: o.out_dir = optarg; break;
       case O_EVENTS: o.events = optarg; break;
@@ -185,14 +177,14 @@ static int cmd_run(int argc, char **argv) {
       case O_JSON: json = 1; break;
       case O_QUIET: o.quiet = 1; break;
       case O_DATASEED:
-        if (!parse_int("--data-seed", optarg, 0, 2147483647L, &iv)) return 2;
+        if (!pb_cli_int("--data-seed", optarg, 0, 2147483647L, &iv)) return 2;
         o.data_seed = (unsigned long long)iv;
         break;
       case O_TEST: o.predict_test = 1; break;
       case O_NEWHEAD: o.new_head = 1; break;
       case O_SKIPDONE: o.skip_done = 1; break;
       case O_LOWER: if (!pb_cli_lower_case(optarg, &o.bb.lower_case)) return 2; break;
-      case O_MAXGN: if (!parse_num("--max-grad-norm", optarg, 0, 1e6, &dv)) return 2; o.max_grad_norm = dv; break;
+      case O_MAXGN: if (!pb_cli_num("--max-grad-norm", optarg, 0, 1e6, &dv)) return 2; o.max_grad_norm = dv; break;
       case 'h': fputs(RUN_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("run", argc, argv, opts);
     }
