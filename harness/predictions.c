@@ -9,9 +9,20 @@
 #include "backbone/status.h"
 #include "harness/strbuf.h"
 
-int pb_example_row(const pb_dataset *ds, const char *split, int i) {
+void pb_predictions_header(const pb_task *task, char *buf, size_t n) {
+  size_t o = (size_t)snprintf(buf, n, "index\tgold\tprediction");
+  for (int k = 0; !task->is_regression && k < task->num_labels && o < n; k++)
+    o += (size_t)snprintf(buf + o, n - o, "\tlogit_%s", task->labels[k]);
+}
+
+/* file line of data row 0: 1, or 2 after a header */
+static int first_data_line(const pb_dataset *ds, const char *split) {
   const pb_split_layout *L = pb_task_split(ds->task, split);
-  return ds->ex[i].line - 1 - (L && L->has_header ? 1 : 0);
+  return L && L->has_header ? 2 : 1;
+}
+
+int pb_example_row(const pb_dataset *ds, const char *split, int i) {
+  return ds->ex[i].line - first_data_line(ds, split);
 }
 
 void pb_predictions_path(char *buf, size_t n, const char *stem, const char *split) {
@@ -23,14 +34,14 @@ int pb_predictions_write(const char *path, const pb_task *task, const char *spli
   if (n != ds->n) return pb_set_error(PB_ERR_ARG, "%s: %d outputs for %d examples", path, n, ds->n);
   const int C = task->num_labels;
   pb_strbuf b = {0};
-  pb_sb_add(&b, "index\tgold\tprediction");
-  if (!task->is_regression)
-    for (int k = 0; k < C; k++) pb_sb_add(&b, "\tlogit_%s", task->labels[k]);
-  pb_sb_add(&b, "\n");
+  char header[256];
+  pb_predictions_header(task, header, sizeof header);
+  pb_sb_add(&b, "%s\n", header);
+  const int line0 = first_data_line(ds, split);
   for (int i = 0; i < n; i++) {
     const pb_example *e = &ds->ex[i];
     const float *o = out + (size_t)i * C;
-    pb_sb_add(&b, "%d\t", pb_example_row(ds, split, i));
+    pb_sb_add(&b, "%d\t", e->line - line0);
     if (task->is_regression) {
       if (ds->has_labels) pb_sb_add(&b, "%.9g", (double)e->target);
       pb_sb_add(&b, "\t%.9g\n", (double)o[0]);

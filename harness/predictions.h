@@ -19,6 +19,9 @@
 
 #include "harness/glue.h"
 
+/* The header line of task's prediction files, tab-separated, without the newline. */
+void pb_predictions_header(const pb_task *task, char *buf, size_t n);
+
 /* The 0-based data row of example i of ds (its file line minus the header). */
 int pb_example_row(const pb_dataset *ds, const char *split, int i);
 

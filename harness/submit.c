@@ -16,6 +16,7 @@
 #include "backbone/fileio.h"
 #include "backbone/status.h"
 #include "harness/cli.h"
+#include "harness/predictions.h"
 #include "harness/glue.h"
 #include "harness/strbuf.h"
 
@@ -169,9 +170,7 @@ int pb_submit_convert(const pb_submit_target *tg, const char *path, int expected
 
   /* the header this target's task writes */
   char want[256];
-  size_t wl = (size_t)snprintf(want, sizeof want, "index\tgold\tprediction");
-  for (int k = 0; !regression && k < t->num_labels; k++)
-    wl += (size_t)snprintf(want + wl, sizeof want - wl, "\tlogit_%s", t->labels[k]);
+  pb_predictions_header(t, want, sizeof want);
   int ncols = regression ? 3 : 3 + t->num_labels;
 
   char *data = NULL;
