@@ -105,28 +105,155 @@ int pb_model_declare(pb_model *m, const pb_config *cfg) {
   ADD_OR_FAIL(m->pool_b, "bert.pooler.dense.bias", PB_OWNER_BACKBONE, d, 0, PB_INIT_ZERO, 0);
   ADD_OR_FAIL(m->cls_w, "classifier.weight", PB_OWNER_HEAD, C, d, PB_INIT_NORMAL, s);
   ADD_OR_FAIL(m->cls_b, "classifier.bias", PB_OWNER_HEAD, C, 0, PB_INIT_ZERO, 0);
+  m->head = (pb_head_idx){.pool_w = m->pool_w, .pool_b = m->pool_b, .cls_w = m->cls_w, .cls_b = m->cls_b};
   /* the head is always trained and stored; backbone tensors are frozen until a method says so */
   m->params.t[m->cls_w].trainable = m->params.t[m->cls_b].trainable = 1;
   /* HF convention: no weight decay on LayerNorm weights (1-D anyway) */
+  m->count_last = -1;
+  return pb_model_set_plan(m, cfg->layers, NULL);
+}
+
+int pb_model_set_plan(pb_model *m, int steps, const int *plan) {
+  const int L = m->cfg.layers;
+  if (m->act_mem || m->params.frozen_mem || m->params.train_mem || m->n_hooks)
+    return pb_set_error(PB_ERR_ARG, "layer plan: set it before methods attach and before allocation");
+  if (steps < 1) return pb_set_error(PB_ERR_ARG, "layer plan: %d steps (at least 1)", steps);
+  if (!plan && steps != L)
+    return pb_set_error(PB_ERR_ARG, "layer plan: %d steps over %d weight sets needs an explicit plan", steps, L);
+  int *p = malloc((size_t)steps * sizeof *p);
+  if (!p) return pb_set_error(PB_ERR_NOMEM, "layer plan: out of memory");
+  for (int i = 0; i < steps; i++) {
+    p[i] = plan ? plan[i] : i;
+    if (p[i] < 0 || p[i] >= L) {
+      free(p);
+      return pb_set_error(PB_ERR_ARG, "layer plan: step %d uses weight set %d outside 0..%d", i, plan[i], L - 1);
+    }
+  }
+  free(m->plan);
+  m->plan = p;
+  m->steps = steps;
   return PB_OK;
 }
 
-void pb_model_set_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx) {
-  m->hooks = ops;
-  m->hook_ctx = ctx;
+/* non-additive points: at most one hook of a chain may take each */
+static int takes_same_point(const pb_hook_ops *a, const pb_hook_ops *b, const char **what) {
+  const int va = a->version >= 2, vb = b->version >= 2;
+#define SAME(member, name)                         \
+  if (a->member && b->member) {                    \
+    *what = name;                                  \
+    return 1;                                      \
+  }
+  SAME(sublayer_fwd, "sublayer");
+  if (va && vb) {
+    SAME(linear_in_fwd, "linear_in");
+    SAME(linear_out_fwd, "linear_out");
+    SAME(embed_fwd, "embed");
+    SAME(kv_prefix, "kv_prefix");
+  }
+#undef SAME
+  return 0;
+}
+
+int pb_model_add_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx) {
+  if (!ops) return PB_OK;
+  if (ops->version < 0 || ops->version > PB_HOOKS_VERSION)
+    return pb_set_error(PB_ERR_UNSUPPORTED, "hook chain: hook table version %d (this backbone knows 1..%d)",
+                        ops->version, PB_HOOKS_VERSION);
+  if (m->act_mem) return pb_set_error(PB_ERR_ARG, "hook chain: hooks must be added before pb_model_alloc");
+  if (m->n_hooks == PB_MAX_HOOKS)
+    return pb_set_error(PB_ERR_ARG, "hook chain: full (%d hook tables)", PB_MAX_HOOKS);
+  for (int i = 0; i < m->n_hooks; i++) {
+    const char *what = NULL;
+    if (takes_same_point(m->hooks[i].ops, ops, &what))
+      return pb_set_error(PB_ERR_ARG, "hook chain: two methods transform the same point (%s); combine them differently",
+                          what);
+  }
+  m->hooks[m->n_hooks++] = (pb_hook_inst){.ops = ops, .ctx = ctx};
+  return PB_OK;
+}
+
+float *pb_model_row_logits(pb_model *m, int row) { return m->acts.logits + (size_t)row * m->cfg.num_labels; }
+
+int pb_model_exit_step(const pb_model *m, int row) {
+  return m->acts.exit_step && row >= 0 && row < m->cur_B ? m->acts.exit_step[row] : m->steps - 1;
+}
+
+/* iterate the chain: H is the current pb_hook_inst; V2 members only for version-2 tables */
+#define FOR_HOOKS(H) for (pb_hook_inst *H = m->hooks; H < m->hooks + m->n_hooks; H++)
+#define FOR_HOOKS_REV(H) for (pb_hook_inst *H = m->hooks + m->n_hooks - 1; H >= m->hooks; H--)
+#define V2(H, member) ((H)->ops->version >= 2 ? (H)->ops->member : NULL)
+
+static int has_layer_hook(const pb_model *m) {
+  for (int i = 0; i < m->n_hooks; i++)
+    if (m->hooks[i].ops->layer_fwd) return 1;
+  return 0;
+}
+
+static int has_after_layer(const pb_model *m) {
+  for (int i = 0; i < m->n_hooks; i++)
+    if (m->hooks[i].ops->version >= 2 && m->hooks[i].ops->after_layer) return 1;
+  return 0;
+}
+
+/* the one hook of the chain that takes a non-additive point (NULL: none) */
+static const pb_hook_inst *sublayer_hook(const pb_model *m) {
+  for (int i = 0; i < m->n_hooks; i++)
+    if (m->hooks[i].ops->sublayer_fwd) return &m->hooks[i];
+  return NULL;
+}
+
+/* prefix rows the chain gives at step l (0: none); with k/v it also gives the rows */
+static int kv_prefix(pb_model *m, int l, const float **k, const float **v, int *P) {
+  *P = 0;
+  for (int i = 0; i < m->n_hooks; i++) {
+    const pb_hook_inst *h = &m->hooks[i];
+    if (h->ops->version < 2 || !h->ops->kv_prefix) continue;
+    const float *kk = NULL, *vv = NULL;
+    int prev = pb_opc_set_owner(PB_OPO_METHOD), rc = h->ops->kv_prefix(h->ctx, l, k ? &kk : NULL, v ? &vv : NULL, P);
+    pb_opc_set_owner(prev);
+    if (rc) return rc;
+    if (*P < 0) return pb_set_error(PB_ERR_ARG, "kv_prefix: %d prefix rows at step %d", *P, l);
+    if (k) *k = kk;
+    if (v) *v = vv;
+    return PB_OK;
+  }
+  return PB_OK;
 }
 
 /* ---------------------------------------------------------------- memory */
 
-static int has_layer_hook(const pb_model *m) { return m->hooks && m->hooks->layer_fwd; }
+size_t pb_head_acts_floats(const pb_config *c, int B) {
+  const size_t d = (size_t)c->hidden, C = (size_t)c->num_labels, r = 15;
+  /* cls, pooled, pooled_drop, logits, probs, dsmall; each rounded up to 16 floats */
+  return 3 * (((size_t)B * d + r) & ~r) + 2 * (((size_t)B * C + r) & ~r) + ((4 * (size_t)B * d + (size_t)B * C + r) & ~r);
+}
+
+void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_config *c, int B) {
+  const size_t d = (size_t)c->hidden, C = (size_t)c->num_labels, r = 15;
+  size_t off = 0;
+#define HTAKE(ptr, count)             \
+  do {                                \
+    (ptr) = base + off;               \
+    off += ((size_t)(count) + r) & ~r; \
+  } while (0)
+  memset(ha, 0, sizeof *ha);
+  HTAKE(ha->cls, (size_t)B * d);
+  HTAKE(ha->pooled, (size_t)B * d);
+  HTAKE(ha->pooled_drop, (size_t)B * d);
+  HTAKE(ha->logits, (size_t)B * C);
+  HTAKE(ha->probs, (size_t)B * C);
+  HTAKE(ha->dsmall, 4 * (size_t)B * d + (size_t)B * C);
+#undef HTAKE
+}
 
 /* Lays out (or sizes, when base == NULL) the activation block; returns the float count.
- * share (inference only, no hooks): layers l >= 2 reuse the buffers of layer l % 2 (layer l
- * reads only layer l-1's output, which lives in the other set) and no backward scratch is laid
- * out except dbuf[0]. */
-static size_t layout_acts(pb_model *m, float *base, int B, int T, int share) {
+ * share (inference only, no hooks): steps s >= 2 reuse the buffers of step s % 2 (step s
+ * reads only step s-1's output, which lives in the other set) and no backward scratch is laid
+ * out except dbuf[0]. P: key/value prefix rows (0: none). */
+static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int P) {
   const pb_config *c = &m->cfg;
-  const size_t N = (size_t)B * T, d = c->hidden, F = c->ffn, S = (size_t)B * c->heads * T * T;
+  const size_t N = (size_t)B * T, d = c->hidden, F = c->ffn, S = (size_t)B * c->heads * T * (T + P);
+  const size_t NX = (size_t)B * (T + P) * d;
   size_t off = 0;
 #define TAKE(ptr, count)                      \
   do {                                        \
@@ -139,7 +266,7 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share) {
   TAKE(a->emb_rstd, N);
   TAKE(a->emb_ln, N * d);
   TAKE(a->h0, N * d);
-  for (int l = 0; l < c->layers; l++) {
+  for (int l = 0; l < m->steps; l++) {
     if (share && l >= 2) {
       if (base) a->layer[l] = a->layer[l % 2];
       continue;
@@ -164,17 +291,24 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share) {
     TAKE(x->ln2, N * d);
     if (has_layer_hook(m)) TAKE(x->out, N * d);
     else if (base) x->out = x->ln2;
+    if (P) {
+      TAKE(x->kx, NX);
+      TAKE(x->vx, NX);
+    } else if (base) {
+      x->kx = x->vx = NULL;
+    }
   }
-  TAKE(a->cls, (size_t)B * d);
-  TAKE(a->pooled, (size_t)B * d);
-  TAKE(a->pooled_drop, (size_t)B * d);
+  const size_t nhead = pb_head_acts_floats(c, B);
+  if (base) pb_head_acts_layout(&a->head, base + off, c, B);
+  off += nhead;
+  /* the model-level logits; probs are the head's (rows that exited: recomputed over all rows) */
   TAKE(a->logits, (size_t)B * c->num_labels);
-  TAKE(a->probs, (size_t)B * c->num_labels);
+  if (base) a->probs = a->head.probs;
   TAKE(a->dbuf[0], N * d); /* also the forward's sublayer-hook scratch */
   if (share) {
     if (base) {
       for (int i = 1; i < PB_NDBUF; i++) a->dbuf[i] = NULL;
-      a->dbuf_f[0] = a->dbuf_f[1] = a->dscratch = a->dsmall = NULL;
+      a->dbuf_f[0] = a->dbuf_f[1] = a->dscratch = a->dkv = NULL;
     }
     return off;
   }
@@ -182,24 +316,72 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share) {
   TAKE(a->dbuf_f[0], N * F);
   TAKE(a->dbuf_f[1], N * F);
   TAKE(a->dscratch, S);
-  TAKE(a->dsmall, 4 * (size_t)B * d + (size_t)B * c->num_labels);
+  if (P) TAKE(a->dkv, 2 * NX + 2 * (size_t)P * d);
+  else if (base) a->dkv = NULL;
 #undef TAKE
   return off;
 }
 
-/* activations (and the method's block) for B x T; reserved: address space only (counting-only
+/* per-row state of a forward (early exit): not part of the float block */
+static int rows_alloc(pb_model *m, int B, int T) {
+  pb_acts *a = &m->acts;
+  free(a->rows);
+  free(a->done);
+  free(a->exit_step);
+  free(a->run_ids);
+  free(a->run_labels);
+  free(a->run_targets);
+  free(a->lin_in);
+  a->rows = malloc((size_t)B * sizeof *a->rows);
+  a->done = malloc((size_t)B);
+  a->exit_step = malloc((size_t)B * sizeof *a->exit_step);
+  a->run_ids = malloc(3 * (size_t)B * T * sizeof *a->run_ids);
+  a->run_labels = malloc((size_t)B * sizeof *a->run_labels);
+  a->run_targets = malloc((size_t)B * sizeof *a->run_targets);
+  a->lin_in = calloc((size_t)m->steps * PB_LIN_COUNT, sizeof *a->lin_in);
+  if (!a->rows || !a->done || !a->exit_step || !a->run_ids || !a->run_labels || !a->run_targets || !a->lin_in)
+    return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
+  a->run_types = a->run_ids + (size_t)B * T;
+  a->run_mask = a->run_types + (size_t)B * T;
+  return PB_OK;
+}
+
+static void rows_free(pb_acts *a) {
+  free(a->rows);
+  free(a->done);
+  free(a->exit_step);
+  free(a->run_ids);
+  free(a->run_labels);
+  free(a->run_targets);
+  free(a->lin_in);
+  a->lin_in = NULL;
+  a->rows = a->exit_step = a->run_ids = a->run_labels = NULL;
+  a->done = NULL;
+  a->run_targets = NULL;
+}
+
+/* activations (and every hook's block) for B x T; reserved: address space only (counting-only
  * runs, see pb_model_count), else real, zeroed memory replacing the previous block */
 static int acts_alloc(pb_model *m, int B, int T, int infer, int reserved) {
   int rc;
   size_t hook_floats = 0;
-  if (m->hooks && m->hooks->reserve && (rc = m->hooks->reserve(m->hook_ctx, B, T, NULL, &hook_floats)))
-    return rc;
+  FOR_HOOKS(h) {
+    h->nfloats = 0;
+    if (h->ops->reserve && (rc = h->ops->reserve(h->ctx, B, T, NULL, &h->nfloats))) return rc;
+    hook_floats += (h->nfloats + 15) & ~(size_t)15;
+  }
+  int P = 0;
+  for (int l = 0; l < m->steps; l++) {
+    int p = 0;
+    if ((rc = kv_prefix(m, l, NULL, NULL, &p))) return rc;
+    if (p > P) P = p;
+  }
   if (!m->acts.layer) {
-    m->acts.layer = calloc((size_t)m->cfg.layers, sizeof *m->acts.layer);
+    m->acts.layer = calloc((size_t)m->steps, sizeof *m->acts.layer);
     if (!m->acts.layer) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
   }
-  const int share = infer && !m->hooks;
-  size_t n = layout_acts(m, NULL, B, T, share) + hook_floats;
+  const int share = infer && !m->n_hooks;
+  size_t n = layout_acts(m, NULL, B, T, share, P) + hook_floats;
   if (reserved) {
     if (!(m->act_mem = pb_reserve_floats(n)))
       return pb_set_error(PB_ERR_NOMEM, "count: cannot reserve %zu MB of address space for batch %d x %d",
@@ -213,14 +395,18 @@ static int acts_alloc(pb_model *m, int B, int T, int infer, int reserved) {
     memset(m->act_mem, 0, n * sizeof(float));
   }
   m->act_floats = n;
-  layout_acts(m, m->act_mem, B, T, share);
+  m->prefix = P;
+  size_t off = layout_acts(m, m->act_mem, B, T, share, P);
   m->infer_only = share;
-  m->hook_acts = hook_floats ? m->act_mem + (n - hook_floats) : NULL;
-  if (m->hooks && m->hooks->reserve && (rc = m->hooks->reserve(m->hook_ctx, B, T, m->hook_acts, &hook_floats)))
-    return rc;
+  FOR_HOOKS(h) {
+    h->acts = h->nfloats ? m->act_mem + off : NULL;
+    off += (h->nfloats + 15) & ~(size_t)15;
+    if (h->ops->reserve && (rc = h->ops->reserve(h->ctx, B, T, h->acts, &h->nfloats))) return rc;
+  }
   free(m->zero_types);
   m->zero_types = calloc((size_t)B * T, sizeof(int));
   if (!m->zero_types) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
+  if ((rc = rows_alloc(m, B, T))) return rc;
   m->B = B;
   m->T = T;
   return PB_OK;
@@ -242,7 +428,9 @@ int pb_model_alloc_infer(pb_model *m, int B, int T) { return model_alloc(m, B, T
 void pb_model_free(pb_model *m) {
   pb_params_free(&m->params);
   free(m->layer);
+  free(m->plan);
   free(m->acts.layer);
+  rows_free(&m->acts);
   free(m->act_mem);
   free(m->zero_types);
   memset(m, 0, sizeof *m);
@@ -257,10 +445,12 @@ void pb_model_init_random(pb_model *m, uint64_t seed) {
 /* ---------------------------------------------------------------- forward */
 
 int pb_model_prepare(pb_model *m, int training) {
-  if (!m->hooks || !m->hooks->set_mode) return PB_OK;
+  int any = 0;
+  FOR_HOOKS(h) any |= h->ops->set_mode != NULL;
+  if (!any) return PB_OK;
   if (!m->act_mem) return pb_set_error(PB_ERR_ARG, "prepare: the model has no activations (pb_model_alloc first)");
-  int prev = pb_opc_set_owner(PB_OPO_METHOD);
-  int rc = m->hooks->set_mode(m->hook_ctx, training, 0);
+  int prev = pb_opc_set_owner(PB_OPO_METHOD), rc = PB_OK;
+  FOR_HOOKS(h) if (!rc && h->ops->set_mode) rc = h->ops->set_mode(h->ctx, training, 0);
   pb_opc_set_owner(prev);
   return rc;
 }
@@ -288,11 +478,15 @@ enum { SITE_EMB = 0, SITE_ATTN_PROBS, SITE_ATTN_OUT, SITE_FFN_OUT, SITE_POOLED }
     if (_r) return _r;                               \
   } while (0)
 
-/* y = x W^T + b, then the linear hook of (l, site) */
+/* x' = linear_in(x); y = x' W^T + b; y += additive hooks(x'); y = linear_out(y) at (l, site) */
 static int linear_fwd(pb_model *m, int l, int site, float *y, const float *x, int wi, int bi, int N, int in,
                       int out) {
-  pb_matmul_fwd(y, x, pb_w(m, wi), pb_w(m, bi), N, in, out);
-  if (m->hooks && m->hooks->linear_fwd) HOOK(m->hooks->linear_fwd(m->hook_ctx, l, site, x, y, N, in, out));
+  const float *xi = x;
+  FOR_HOOKS(h) if (V2(h, linear_in_fwd)) HOOK(h->ops->linear_in_fwd(h->ctx, l, site, x, &xi, N, in));
+  m->acts.lin_in[(size_t)l * PB_LIN_COUNT + site] = xi;
+  pb_matmul_fwd(y, xi, pb_w(m, wi), pb_w(m, bi), N, in, out);
+  FOR_HOOKS(h) if (h->ops->linear_fwd) HOOK(h->ops->linear_fwd(h->ctx, l, site, xi, y, N, in, out));
+  FOR_HOOKS(h) if (V2(h, linear_out_fwd)) HOOK(h->ops->linear_out_fwd(h->ctx, l, site, y, N, out));
   return PB_OK;
 }
 
@@ -300,28 +494,50 @@ static int linear_fwd(pb_model *m, int l, int site, float *y, const float *x, in
 static int sublayer_residual(pb_model *m, int l, int site, float *ln_in, const float *resid, const float *x,
                              float *tmp, int N, int d) {
   const float *y = x;
-  if (m->hooks && m->hooks->sublayer_fwd) {
-    HOOK(m->hooks->sublayer_fwd(m->hook_ctx, l, site, x, tmp, N, d));
+  const pb_hook_inst *h = sublayer_hook(m);
+  if (h) {
+    HOOK(h->ops->sublayer_fwd(h->ctx, l, site, x, tmp, N, d));
     y = tmp;
   }
   pb_add(ln_in, resid, y, (size_t)N * d);
   return PB_OK;
 }
 
+/* kx/vx [B,P+T,d] = per row: the P prefix rows, then the row's T keys / values */
+static void build_prefixed(float *kx, const float *kp, const float *k, int B, int T, int P, int d) {
+  const size_t row = (size_t)T * d, pre = (size_t)P * d;
+  for (int b = 0; b < B; b++) {
+    copy_(kx + (size_t)b * (pre + row), kp, pre * sizeof(float));
+    copy_(kx + (size_t)b * (pre + row) + pre, k + (size_t)b * row, row * sizeof(float));
+  }
+}
+
 static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   const pb_config *c = &m->cfg;
   const int N = B * T, d = c->hidden, F = c->ffn;
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
-  const pb_layer_idx *w = &m->layer[l];
+  const pb_layer_idx *w = pb_model_step_weights(m, l);
   pb_layer_acts *a = &m->acts.layer[l];
   float *tmp = m->acts.dbuf[0]; /* backward scratch is free during forward */
-  int rc;
+  int rc, P = 0;
+  const float *kp = NULL, *vp = NULL;
+  if (m->prefix && (rc = kv_prefix(m, l, &kp, &vp, &P))) return rc;
+  if (P > m->prefix)
+    return pb_set_error(PB_ERR_ARG, "kv_prefix: %d prefix rows at step %d, more than the %d sized for", P, l,
+                        m->prefix);
   /* self-attention */
   if ((rc = linear_fwd(m, l, PB_LIN_QUERY, a->q, hprev, w->qw, w->qb, N, d, d))) return rc;
   if ((rc = linear_fwd(m, l, PB_LIN_KEY, a->k, hprev, w->kw, w->kb, N, d, d))) return rc;
   if ((rc = linear_fwd(m, l, PB_LIN_VALUE, a->v, hprev, w->vw, w->vb, N, d, d))) return rc;
-  pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, d, c->heads, pa,
-                   site_seed(m, l, SITE_ATTN_PROBS));
+  if (P) {
+    build_prefixed(a->kx, kp, a->k, B, T, P, d);
+    build_prefixed(a->vx, vp, a->v, B, T, P, d);
+    pb_attention_prefix_fwd(a->ctx, a->probs, a->q, a->kx, a->vx, m->mask, B, T, P, d, c->heads, pa,
+                            site_seed(m, l, SITE_ATTN_PROBS));
+  } else {
+    pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, d, c->heads, pa,
+                     site_seed(m, l, SITE_ATTN_PROBS));
+  }
   if ((rc = linear_fwd(m, l, PB_LIN_ATTN_OUT, a->attn_o, a->ctx, w->ow, w->ob, N, d, d))) return rc;
   pb_dropout_fwd(a->attn_o, a->attn_o, (size_t)N * d, ph, site_seed(m, l, SITE_ATTN_OUT));
   if ((rc = sublayer_residual(m, l, PB_SUB_ATTN, a->ln1_in, hprev, a->attn_o, tmp, N, d))) return rc;
@@ -333,11 +549,81 @@ static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   pb_dropout_fwd(a->ffn_o, a->ffn_o, (size_t)N * d, ph, site_seed(m, l, SITE_FFN_OUT));
   if ((rc = sublayer_residual(m, l, PB_SUB_FFN, a->ln2_in, a->ln1, a->ffn_o, tmp, N, d))) return rc;
   pb_layernorm_fwd(a->ln2, a->ln2_mean, a->ln2_rstd, a->ln2_in, pb_w(m, w->ln2w), pb_w(m, w->ln2b), N, d, c->ln_eps);
-  /* connector between layer l's input and output */
+  /* connectors between step l's input and output (additive, they compose) */
   if (has_layer_hook(m)) {
     copy_(a->out, a->ln2, (size_t)N * d * sizeof(float));
-    HOOK(m->hooks->layer_fwd(m->hook_ctx, l, hprev, a->out, B, T, d));
+    FOR_HOOKS(h) if (h->ops->layer_fwd) HOOK(h->ops->layer_fwd(h->ctx, l, hprev, a->out, B, T, d));
   }
+  return PB_OK;
+}
+
+/* After step l: the after_layer hooks add loss terms and may finish rows; finished rows leave
+ * the batch (their hidden states, inputs and labels are compacted away). *Brun: running rows. */
+static int after_step(pb_model *m, int l, float *h, int *Brun, int T, float *extra) {
+  pb_acts *a = &m->acts;
+  const int d = m->cfg.hidden, B = *Brun;
+  memset(a->done, 0, (size_t)B);
+  FOR_HOOKS(hk) if (V2(hk, after_layer)) HOOK(hk->ops->after_layer(hk->ctx, l, h, B, T, d, a->rows, a->done, extra));
+  if (pb_opc_counting() && m->count_last == l) memset(a->done, 1, (size_t)B);
+  int nd = 0;
+  for (int i = 0; i < B; i++) nd += a->done[i] != 0;
+  if (!nd) return PB_OK;
+  if (m->training)
+    return pb_set_error(PB_ERR_ARG, "after_layer: rows may leave the batch only in inference (step %d)", l);
+  const size_t row = (size_t)T * d, trow = (size_t)T * sizeof(int);
+  if (!m->exited) { /* first exit of this forward: the running rows' inputs get their own copies */
+    memcpy(a->run_ids, m->ids, (size_t)B * trow);
+    memcpy(a->run_types, m->types, (size_t)B * trow);
+    if (m->mask) memcpy(a->run_mask, m->mask, (size_t)B * trow);
+    if (m->labels) memcpy(a->run_labels, m->labels, (size_t)B * sizeof(int));
+    if (m->targets) memcpy(a->run_targets, m->targets, (size_t)B * sizeof(float));
+    m->ids = a->run_ids;
+    m->types = a->run_types;
+    if (m->mask) m->mask = a->run_mask;
+    if (m->labels) m->labels = a->run_labels;
+    if (m->targets) m->targets = a->run_targets;
+  }
+  int j = 0;
+  for (int i = 0; i < B; i++) {
+    if (a->done[i]) {
+      a->exit_step[a->rows[i]] = l;
+      continue;
+    }
+    if (j != i) {
+      copy_(h + (size_t)j * row, h + (size_t)i * row, row * sizeof(float));
+      memcpy(a->run_ids + (size_t)j * T, a->run_ids + (size_t)i * T, trow);
+      memcpy(a->run_types + (size_t)j * T, a->run_types + (size_t)i * T, trow);
+      if (m->mask) memcpy(a->run_mask + (size_t)j * T, a->run_mask + (size_t)i * T, trow);
+      if (m->labels) a->run_labels[j] = a->run_labels[i];
+      if (m->targets) a->run_targets[j] = a->run_targets[i];
+      a->rows[j] = a->rows[i];
+    }
+    j++;
+  }
+  m->exited += nd;
+  *Brun = j;
+  return PB_OK;
+}
+
+int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const float *h, int B, int T,
+                const int *labels, const float *targets, int training, uint64_t seed, float *loss) {
+  const pb_config *c = &m->cfg;
+  const int d = c->hidden, C = c->num_labels;
+  const float p = training ? c->hidden_dropout : 0.0f;
+  for (int b = 0; b < B; b++) copy_(ha->cls + (size_t)b * d, h + (size_t)b * T * d, (size_t)d * sizeof(float));
+  pb_matmul_fwd(ha->pooled, ha->cls, pb_w(m, hd->pool_w), pb_w(m, hd->pool_b), B, d, d);
+  pb_tanh_fwd(ha->pooled, ha->pooled, (size_t)B * d);
+  pb_dropout_fwd(ha->pooled_drop, ha->pooled, (size_t)B * d, p, seed);
+  pb_matmul_fwd(ha->logits, ha->pooled_drop, pb_w(m, hd->cls_w), pb_w(m, hd->cls_b), B, d, C);
+  ha->B = B;
+  ha->training = training;
+  ha->seed = seed;
+  ha->labels = C > 1 ? labels : NULL;
+  ha->targets = C == 1 ? targets : NULL;
+  float l = 0.0f;
+  if (ha->labels) l = pb_softmax_ce_fwd(ha->probs, ha->logits, ha->labels, B, C);
+  else if (ha->targets) l = pb_mse_fwd(ha->logits, ha->targets, B);
+  if (loss) *loss = l;
   return PB_OK;
 }
 
@@ -377,9 +663,10 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   m->targets = c->num_labels == 1 ? targets : NULL;
   m->training = training;
   m->seed = seed;
-  if (m->hooks && m->hooks->set_mode) HOOK(m->hooks->set_mode(m->hook_ctx, training, seed));
+  m->exited = 0;
+  FOR_HOOKS(h) if (h->ops->set_mode) HOOK(h->ops->set_mode(h->ctx, training, seed));
 
-  const int N = B * T, d = c->hidden, C = c->num_labels;
+  const int N = B * T, d = c->hidden, C = c->num_labels, S = m->steps;
   const float ph = training ? c->hidden_dropout : 0.0f;
   int prev_owner = pb_opc_set_owner(PB_OPO_BACKBONE);
   pb_acts *a = &m->acts;
@@ -388,26 +675,45 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   pb_layernorm_fwd(a->emb_ln, a->emb_mean, a->emb_rstd, a->emb_sum, pb_w(m, m->emb_lnw), pb_w(m, m->emb_lnb), N, d,
                    c->ln_eps);
   pb_dropout_fwd(a->h0, a->emb_ln, (size_t)N * d, ph, site_seed(m, -1, SITE_EMB));
-  /* encoder */
-  const float *h = a->h0;
-  for (int l = 0; l < c->layers; l++) {
-    if ((rc = layer_forward(m, l, h, B, T))) {
-      pb_opc_set_owner(prev_owner);
-      return rc;
-    }
-    h = a->layer[l].out;
+  FOR_HOOKS(h) if (V2(h, embed_fwd)) HOOK(h->ops->embed_fwd(h->ctx, ids, a->h0, B, T, d));
+  /* encoder: step l runs weight set plan[l]; after each step (but the last) the after_layer
+   * hooks may finish rows, which then leave the batch */
+  for (int b = 0; b < B; b++) {
+    a->rows[b] = b;
+    a->exit_step[b] = S - 1;
   }
-  /* head: pooler on [CLS], dropout, classifier, loss */
+  const int after = has_after_layer(m);
+  float extra = 0.0f; /* loss terms of the after_layer hooks */
+  int Brun = B;
+  const float *h = a->h0;
+  for (int l = 0; l < S && Brun > 0; l++) {
+    if ((rc = layer_forward(m, l, h, Brun, T))) break;
+    h = a->layer[l].out;
+    if (after && l < S - 1 && (rc = after_step(m, l, (float *)h, &Brun, T, &extra))) break;
+  }
+  /* head: pooler on [CLS], dropout, classifier, loss over the rows that reached the end */
   pb_opc_set_owner(PB_OPO_HEAD);
-  for (int b = 0; b < B; b++) copy_(a->cls + (size_t)b * d, h + (size_t)b * T * d, (size_t)d * sizeof(float));
-  pb_matmul_fwd(a->pooled, a->cls, pb_w(m, m->pool_w), pb_w(m, m->pool_b), B, d, d);
-  pb_tanh_fwd(a->pooled, a->pooled, (size_t)B * d);
-  pb_dropout_fwd(a->pooled_drop, a->pooled, (size_t)B * d, ph, site_seed(m, -1, SITE_POOLED));
-  pb_matmul_fwd(a->logits, a->pooled_drop, pb_w(m, m->cls_w), pb_w(m, m->cls_b), B, d, C);
-  m->loss = 0.0f;
-  if (m->labels) m->loss = pb_softmax_ce_fwd(a->probs, a->logits, m->labels, B, C);
-  else if (m->targets) m->loss = pb_mse_fwd(a->logits, m->targets, B);
+  float head_loss = 0.0f;
+  if (!rc && Brun > 0) {
+    rc = pb_head_fwd(m, &m->head, &a->head, h, Brun, T, m->labels, m->targets, training,
+                     site_seed(m, -1, SITE_POOLED), &head_loss);
+    for (int i = 0; !rc && i < Brun; i++)
+      copy_(a->logits + (size_t)a->rows[i] * C, a->head.logits + (size_t)i * C, (size_t)C * sizeof(float));
+  }
+  /* inputs back to the caller's arrays (rows that left were compacted out of private copies) */
+  m->ids = ids;
+  m->types = types;
+  m->mask = mask;
+  m->labels = c->num_labels > 1 ? labels : NULL;
+  m->targets = c->num_labels == 1 ? targets : NULL;
+  m->loss = head_loss;
+  if (!rc && m->exited) { /* the loss over every row's prediction, wherever it was made */
+    if (m->labels) m->loss = pb_softmax_ce_fwd(a->probs, a->logits, m->labels, B, C);
+    else if (m->targets) m->loss = pb_mse_fwd(a->logits, m->targets, B);
+  }
+  if (after) m->loss += extra;
   pb_opc_set_owner(prev_owner);
+  if (rc) return rc;
   if (loss) *loss = m->loss;
   if ((m->labels || m->targets) && !isfinite(m->loss))
     return pb_set_error(PB_ERR_NUMERIC, "forward: loss is %f (diverged)", (double)m->loss);
@@ -418,11 +724,24 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
 
 static int is_trainable(const pb_model *m, int idx) { return m->params.t[idx].trainable; }
 
-/* dx += dy W ; dW += dy^T x ; db += sum dy (only for trainable W/b); then the hook's backward */
-static int linear_bwd(pb_model *m, int l, int site, float *dx, const float *dy, const float *x, int wi, int bi,
-                      int N, int in, int out) {
-  pb_matmul_bwd(dx, pb_g(m, wi), pb_g(m, bi), dy, x, pb_w(m, wi), N, in, out);
-  if (m->hooks && m->hooks->linear_bwd) HOOK(m->hooks->linear_bwd(m->hook_ctx, l, site, x, dy, dx, N, in, out));
+/* Backward of linear_fwd at (l, site): dy <- linear_out^T dy (in place); dx' = dy W, dW += dy^T x',
+ * db += sum dy (only for trainable W/b) and the additive hooks; dx += linear_in^T dx'. x is the
+ * site's input before any linear_in hook; dxs [N,in] is scratch for dx' when a linear_in hook
+ * replaced the input. */
+static int linear_bwd(pb_model *m, int l, int site, float *dx, float *dy, const float *x, int wi, int bi, int N,
+                      int in, int out, float *dxs) {
+  FOR_HOOKS_REV(h) if (V2(h, linear_out_bwd)) HOOK(h->ops->linear_out_bwd(h->ctx, l, site, dy, N, out));
+  const float *xi = m->acts.lin_in[(size_t)l * PB_LIN_COUNT + site];
+  if (!xi) xi = x;
+  float *dxi = dx;
+  if (xi != x) {
+    dxi = dxs;
+    zero_(dxi, (size_t)N * in * sizeof(float));
+  }
+  pb_matmul_bwd(dxi, pb_g(m, wi), pb_g(m, bi), dy, xi, pb_w(m, wi), N, in, out);
+  FOR_HOOKS_REV(h) if (h->ops->linear_bwd) HOOK(h->ops->linear_bwd(h->ctx, l, site, xi, dy, dxi, N, in, out));
+  if (xi != x)
+    FOR_HOOKS_REV(h) if (V2(h, linear_in_bwd)) HOOK(h->ops->linear_in_bwd(h->ctx, l, site, x, dxi, dx, N, in));
   return PB_OK;
 }
 
@@ -432,9 +751,10 @@ static int sublayer_residual_bwd(pb_model *m, int l, int site, float *dresid, fl
   const size_t n = (size_t)N * d;
   pb_add(dresid, dresid, dln_in, n);
   const float *dx = dln_in;
-  if (m->hooks && m->hooks->sublayer_bwd) {
+  const pb_hook_inst *h = sublayer_hook(m);
+  if (h) {
     zero_(tmp, n * sizeof(float));
-    HOOK(m->hooks->sublayer_bwd(m->hook_ctx, l, site, x, dln_in, tmp, N, d));
+    HOOK(h->ops->sublayer_bwd(h->ctx, l, site, x, dln_in, tmp, N, d));
     dx = tmp;
   }
   zero_(dpre, n * sizeof(float));
@@ -442,21 +762,46 @@ static int sublayer_residual_bwd(pb_model *m, int l, int site, float *dresid, fl
   return PB_OK;
 }
 
-/* dh: gradient wrt layer l's output (consumed); dprev: gradient wrt its input (written) */
+/* attention core backward with a key/value prefix of P rows: the token part of dkx/dvx goes to
+ * dk/dv, the prefix part (summed over the batch) to the hook that gave it */
+static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk, float *dv, const float *dctx,
+                                int B, int T, float pa) {
+  const pb_config *c = &m->cfg;
+  const int d = c->hidden;
+  const size_t pre = (size_t)P * d, row = (size_t)T * d, nx = (size_t)B * (pre + row);
+  pb_layer_acts *a = &m->acts.layer[l];
+  float *dkx = m->acts.dkv, *dvx = dkx + nx, *dkp = dvx + nx, *dvp = dkp + pre;
+  zero_(dkx, 2 * nx * sizeof(float));
+  pb_attention_prefix_bwd(dq, dkx, dvx, m->acts.dscratch, dctx, a->q, a->kx, a->vx, a->probs, B, T, P, d, c->heads,
+                          pa, site_seed(m, l, SITE_ATTN_PROBS));
+  zero_(dkp, 2 * pre * sizeof(float));
+  for (int b = 0; b < B; b++) {
+    const float *kb = dkx + (size_t)b * (pre + row), *vb = dvx + (size_t)b * (pre + row);
+    copy_(dk + (size_t)b * row, kb + pre, row * sizeof(float));
+    copy_(dv + (size_t)b * row, vb + pre, row * sizeof(float));
+    pb_add(dkp, dkp, kb, pre);
+    pb_add(dvp, dvp, vb, pre);
+  }
+  FOR_HOOKS(h) if (V2(h, kv_prefix) && h->ops->kv_prefix_bwd) HOOK(h->ops->kv_prefix_bwd(h->ctx, l, dkp, dvp, P));
+  return PB_OK;
+}
+
+/* dh: gradient wrt step l's output (consumed); dprev: gradient wrt its input (written) */
 static int layer_backward(pb_model *m, int l, const float *hprev, const float *dh, float *dprev, int B, int T) {
   const pb_config *c = &m->cfg;
   const int N = B * T, d = c->hidden, F = c->ffn;
   const size_t nd = (size_t)N * d, nf = (size_t)N * F;
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
-  const pb_layer_idx *w = &m->layer[l];
+  const pb_layer_idx *w = pb_model_step_weights(m, l);
   pb_layer_acts *a = &m->acts.layer[l];
   float **buf = m->acts.dbuf; /* 0,1 hold dh/dprev of the caller */
   float *dln2_in = buf[2], *dln1 = buf[3], *dffn_o = buf[4], *tmp = buf[5], *dln1_in = buf[6];
   float *dattn_o = buf[7], *dctx = buf[8], *dqkv = buf[9];
   float *dffn_act = m->acts.dbuf_f[0], *dffn_pre = m->acts.dbuf_f[1];
-  int rc;
+  int rc, P = 0;
+  if (m->prefix && (rc = kv_prefix(m, l, NULL, NULL, &P))) return rc;
   zero_(dprev, nd * sizeof(float));
-  if (has_layer_hook(m)) HOOK(m->hooks->layer_bwd(m->hook_ctx, l, hprev, dh, dprev, B, T, d));
+  FOR_HOOKS_REV(h) if (h->ops->layer_bwd) HOOK(h->ops->layer_bwd(h->ctx, l, hprev, dh, dprev, B, T, d));
   /* LN2 <- out */
   zero_(dln2_in, nd * sizeof(float));
   pb_layernorm_bwd(dln2_in, pb_g(m, w->ln2w), pb_g(m, w->ln2b), dh, a->ln2_in, pb_w(m, w->ln2w), a->ln2_mean,
@@ -467,10 +812,13 @@ static int layer_backward(pb_model *m, int l, const float *hprev, const float *d
                                   site_seed(m, l, SITE_FFN_OUT))))
     return rc;
   zero_(dffn_act, nf * sizeof(float));
-  if ((rc = linear_bwd(m, l, PB_LIN_FFN_OUT, dffn_act, dffn_o, a->ffn_act, w->fw, w->fb, N, F, d))) return rc;
+  /* dffn_pre is free until the GELU backward: scratch of a linear_in hook at ffn_out */
+  if ((rc = linear_bwd(m, l, PB_LIN_FFN_OUT, dffn_act, dffn_o, a->ffn_act, w->fw, w->fb, N, F, d, dffn_pre)))
+    return rc;
   zero_(dffn_pre, nf * sizeof(float));
   pb_gelu_bwd(dffn_pre, a->ffn_pre, dffn_act, nf);
-  if ((rc = linear_bwd(m, l, PB_LIN_FFN_IN, dln1, dffn_pre, a->ln1, w->iw, w->ib, N, d, F))) return rc;
+  /* dffn_o (buf[4]) is dead from here on: the d-wide linear_in scratch */
+  if ((rc = linear_bwd(m, l, PB_LIN_FFN_IN, dln1, dffn_pre, a->ln1, w->iw, w->ib, N, d, F, dffn_o))) return rc;
   /* LN1 */
   zero_(dln1_in, nd * sizeof(float));
   pb_layernorm_bwd(dln1_in, pb_g(m, w->ln1w), pb_g(m, w->ln1b), dln1, a->ln1_in, pb_w(m, w->ln1w), a->ln1_mean,
@@ -480,28 +828,40 @@ static int layer_backward(pb_model *m, int l, const float *hprev, const float *d
                                   site_seed(m, l, SITE_ATTN_OUT))))
     return rc;
   zero_(dctx, nd * sizeof(float));
-  if ((rc = linear_bwd(m, l, PB_LIN_ATTN_OUT, dctx, dattn_o, a->ctx, w->ow, w->ob, N, d, d))) return rc;
+  if ((rc = linear_bwd(m, l, PB_LIN_ATTN_OUT, dctx, dattn_o, a->ctx, w->ow, w->ob, N, d, d, dffn_o))) return rc;
   /* attention core: dq, dk, dv one after another in dqkv to keep scratch small */
   float *dq = dqkv, *dk = tmp, *dv = dln2_in; /* dln2_in and tmp are dead now */
   zero_(dq, nd * sizeof(float));
   zero_(dk, nd * sizeof(float));
   zero_(dv, nd * sizeof(float));
-  pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, d, c->heads, pa,
-                   site_seed(m, l, SITE_ATTN_PROBS));
-  if ((rc = linear_bwd(m, l, PB_LIN_QUERY, dprev, dq, hprev, w->qw, w->qb, N, d, d))) return rc;
-  if ((rc = linear_bwd(m, l, PB_LIN_KEY, dprev, dk, hprev, w->kw, w->kb, N, d, d))) return rc;
-  if ((rc = linear_bwd(m, l, PB_LIN_VALUE, dprev, dv, hprev, w->vw, w->vb, N, d, d))) return rc;
+  if (P) {
+    if ((rc = attention_prefix_bwd(m, l, P, dq, dk, dv, dctx, B, T, pa))) return rc;
+  } else {
+    pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, d, c->heads, pa,
+                     site_seed(m, l, SITE_ATTN_PROBS));
+  }
+  if ((rc = linear_bwd(m, l, PB_LIN_QUERY, dprev, dq, hprev, w->qw, w->qb, N, d, d, dffn_o))) return rc;
+  if ((rc = linear_bwd(m, l, PB_LIN_KEY, dprev, dk, hprev, w->kw, w->kb, N, d, d, dffn_o))) return rc;
+  if ((rc = linear_bwd(m, l, PB_LIN_VALUE, dprev, dv, hprev, w->vw, w->vb, N, d, d, dffn_o))) return rc;
   return PB_OK;
 }
 
-/* from the gradient wrt the last layer's output in dbuf[0] down to the embeddings */
+/* from the gradient wrt the last step's output in dbuf[0] down to the embeddings */
 static int backward_encoder(pb_model *m) {
   const pb_config *c = &m->cfg;
   const int B = m->cur_B, T = m->cur_T, N = B * T, d = c->hidden;
   const float ph = m->training ? c->hidden_dropout : 0.0f;
   pb_acts *a = &m->acts;
   float *dh = a->dbuf[0], *dprev = a->dbuf[1];
-  for (int l = c->layers - 1; l >= 0; l--) {
+  const int after = has_after_layer(m);
+  for (int l = m->steps - 1; l >= 0; l--) {
+    /* the loss terms the after_layer hooks added on step l's output */
+    if (after && l < m->steps - 1) {
+      FOR_HOOKS_REV(h) {
+        if (V2(h, after_layer) && h->ops->after_layer_bwd)
+          HOOK(h->ops->after_layer_bwd(h->ctx, l, a->layer[l].out, dh, B, T, d));
+      }
+    }
     const float *hprev = l > 0 ? a->layer[l - 1].out : a->h0;
     int rc = layer_backward(m, l, hprev, dh, dprev, B, T);
     if (rc) return rc;
@@ -509,6 +869,7 @@ static int backward_encoder(pb_model *m) {
     dh = dprev;
     dprev = t;
   }
+  FOR_HOOKS_REV(h) if (V2(h, embed_fwd) && h->ops->embed_bwd) HOOK(h->ops->embed_bwd(h->ctx, m->ids, dh, B, T, d));
   /* embeddings: only when one of their tensors trains */
   int emb_train = is_trainable(m, m->word) || is_trainable(m, m->pos) || is_trainable(m, m->type);
   if (emb_train || is_trainable(m, m->emb_lnw) || is_trainable(m, m->emb_lnb)) {
@@ -524,31 +885,55 @@ static int backward_encoder(pb_model *m) {
   return PB_OK;
 }
 
+/* head backward; write: dh's [CLS] rows are set (dh was zeroed by the caller, nothing charged),
+ * else accumulated (charged as adds) */
+static int head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T, float weight, float *dh,
+                    int write) {
+  const pb_config *c = &m->cfg;
+  const int B = ha->B, d = c->hidden, C = c->num_labels;
+  const float p = ha->training ? c->hidden_dropout : 0.0f;
+  if (!ha->labels && !ha->targets) return pb_set_error(PB_ERR_ARG, "head backward: its forward had no labels");
+  float *dlogits = ha->dsmall, *dpooled_drop = dlogits + (size_t)B * C, *dpooled = dpooled_drop + (size_t)B * d;
+  float *dpool_pre = dpooled + (size_t)B * d, *dcls = dpool_pre + (size_t)B * d;
+  zero_(ha->dsmall, (4 * (size_t)B * d + (size_t)B * C) * sizeof(float));
+  if (ha->labels) pb_softmax_ce_bwd(dlogits, ha->probs, ha->labels, B, C);
+  else pb_mse_bwd(dlogits, ha->logits, ha->targets, B);
+  if (weight != 1.0f) {
+    pb_opc_add(PB_OPK_FLOP, (uint64_t)B * C);
+    if (!pb_opc_counting())
+      for (int i = 0; i < B * C; i++) dlogits[i] *= weight;
+  }
+  pb_matmul_bwd(dpooled_drop, pb_g(m, hd->cls_w), pb_g(m, hd->cls_b), dlogits, ha->pooled_drop, pb_w(m, hd->cls_w),
+                B, d, C);
+  pb_dropout_bwd(dpooled, dpooled_drop, (size_t)B * d, p, ha->seed);
+  pb_tanh_bwd(dpool_pre, ha->pooled, dpooled, (size_t)B * d);
+  pb_matmul_bwd(dcls, pb_g(m, hd->pool_w), pb_g(m, hd->pool_b), dpool_pre, ha->cls, pb_w(m, hd->pool_w), B, d, d);
+  for (int b = 0; b < B; b++) {
+    float *row = dh + (size_t)b * T * d;
+    if (write) copy_(row, dcls + (size_t)b * d, (size_t)d * sizeof(float));
+    else pb_add(row, row, dcls + (size_t)b * d, (size_t)d);
+  }
+  return PB_OK;
+}
+
+int pb_head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T, float weight, float *dh) {
+  return head_bwd(m, hd, ha, T, weight, dh, 0);
+}
+
 int pb_backward(pb_model *m) {
   const pb_config *c = &m->cfg;
   if (m->infer_only) return pb_set_error(PB_ERR_ARG, "backward: the model was allocated for inference only");
   if (!m->labels && !m->targets) return pb_set_error(PB_ERR_ARG, "backward: the last forward had no labels");
-  const int B = m->cur_B, T = m->cur_T, N = B * T, d = c->hidden, C = c->num_labels;
-  const float ph = m->training ? c->hidden_dropout : 0.0f;
+  if (m->exited) return pb_set_error(PB_ERR_ARG, "backward: rows left the last forward early (inference only)");
+  const int N = m->cur_B * m->cur_T, d = c->hidden;
   pb_acts *a = &m->acts;
   int prev_owner = pb_opc_set_owner(PB_OPO_HEAD);
-  /* head */
-  float *dlogits = a->dsmall, *dpooled_drop = dlogits + (size_t)B * C, *dpooled = dpooled_drop + (size_t)B * d;
-  float *dpool_pre = dpooled + (size_t)B * d, *dcls = dpool_pre + (size_t)B * d;
-  zero_(a->dsmall, (4 * (size_t)B * d + (size_t)B * C) * sizeof(float));
-  if (m->labels) pb_softmax_ce_bwd(dlogits, a->probs, m->labels, B, C);
-  else pb_mse_bwd(dlogits, a->logits, m->targets, B);
-  pb_matmul_bwd(dpooled_drop, pb_g(m, m->cls_w), pb_g(m, m->cls_b), dlogits, a->pooled_drop, pb_w(m, m->cls_w), B,
-                d, C);
-  pb_dropout_bwd(dpooled, dpooled_drop, (size_t)B * d, ph, site_seed(m, -1, SITE_POOLED));
-  pb_tanh_bwd(dpool_pre, a->pooled, dpooled, (size_t)B * d);
-  pb_matmul_bwd(dcls, pb_g(m, m->pool_w), pb_g(m, m->pool_b), dpool_pre, a->cls, pb_w(m, m->pool_w), B, d, d);
-  /* back into the residual stream at the [CLS] rows */
-  pb_opc_set_owner(PB_OPO_BACKBONE);
+  /* head, back into the residual stream at the [CLS] rows */
   float *dh = a->dbuf[0];
   zero_(dh, (size_t)N * d * sizeof(float));
-  for (int b = 0; b < B; b++) copy_(dh + (size_t)b * T * d, dcls + (size_t)b * d, (size_t)d * sizeof(float));
-  int rc = backward_encoder(m);
+  int rc = head_bwd(m, &m->head, &a->head, m->cur_T, 1.0f, dh, 1);
+  pb_opc_set_owner(PB_OPO_BACKBONE);
+  if (!rc) rc = backward_encoder(m);
   pb_opc_set_owner(prev_owner);
   return rc;
 }
@@ -557,6 +942,7 @@ int pb_backward_hidden(pb_model *m, const float *dout) {
   const size_t n = (size_t)m->cur_B * m->cur_T * m->cfg.hidden;
   if (!m->act_mem || n == 0) return pb_set_error(PB_ERR_ARG, "backward: no forward to go back through");
   if (m->infer_only) return pb_set_error(PB_ERR_ARG, "backward: the model was allocated for inference only");
+  if (m->exited) return pb_set_error(PB_ERR_ARG, "backward: rows left the last forward early (inference only)");
   copy_(m->acts.dbuf[0], dout, n * sizeof(float));
   int prev_owner = pb_opc_set_owner(PB_OPO_BACKBONE);
   int rc = backward_encoder(m);
@@ -566,22 +952,30 @@ int pb_backward_hidden(pb_model *m, const float *dout) {
 
 /* ---------------------------------------------------------------- op count by execution */
 
-int pb_model_count(pb_model *m, int B, int T, int flags, pb_opcounts *out) {
+static int model_count(pb_model *m, int B, int T, int flags, int last, pb_opcounts *out) {
   const pb_config *c = &m->cfg;
   if (B <= 0 || T <= 0) return pb_set_error(PB_ERR_ARG, "count: batch %d x %d must be positive", B, T);
   if (T > c->max_pos)
     return pb_set_error(PB_ERR_ARG, "count: sequence length %d exceeds max_position_embeddings %d", T, c->max_pos);
+  if (last < 0 || last >= m->steps)
+    return pb_set_error(PB_ERR_ARG, "count: exit after step %d outside 0..%d", last, m->steps - 1);
   if (pb_opc_counting()) return pb_set_error(PB_ERR_ARG, "count: already inside a counting-only run");
   const int training = (flags & PB_COUNT_TRAIN) != 0, C = c->num_labels;
   const pb_model saved = *m; /* every field the run changes comes back from here */
   const int own_params = !m->params.frozen_mem;
   int *ids = calloc((size_t)B * T + (size_t)B, sizeof(int)), *labels = ids ? ids + (size_t)B * T : NULL;
   float *targets = calloc((size_t)B, sizeof(float));
-  pb_layer_acts *layers = calloc((size_t)c->layers, sizeof *layers);
+  pb_layer_acts *layers = calloc((size_t)m->steps, sizeof *layers);
   int rc = ids && targets && layers ? PB_OK : pb_set_error(PB_ERR_NOMEM, "count: out of memory");
   m->acts.layer = layers;
   m->act_mem = NULL;
   m->zero_types = NULL;
+  /* the run's own per-row arrays (rows_alloc frees what it finds) */
+  m->acts.rows = m->acts.exit_step = m->acts.run_ids = m->acts.run_labels = NULL;
+  m->acts.done = NULL;
+  m->acts.run_targets = NULL;
+  m->acts.lin_in = NULL;
+  m->count_last = last < m->steps - 1 ? last : -1;
   if (!rc && own_params) rc = pb_params_alloc_count(&m->params);
   if (!rc) rc = acts_alloc(m, B, T, 0, 1);
   if (!rc) {
@@ -603,18 +997,30 @@ int pb_model_count(pb_model *m, int B, int T, int flags, pb_opcounts *out) {
   }
   pb_release_floats(m->act_mem, m->act_floats);
   free(m->zero_types);
+  rows_free(&m->acts);
   if (own_params) pb_params_release(&m->params);
   free(layers);
   free(ids);
   free(targets);
   *m = saved;
-  /* the method's activation pointers back to the model's own block (when it has one) */
-  if (m->act_mem && m->hooks && m->hooks->reserve) {
-    size_t n = 0;
-    int r2 = m->hooks->reserve(m->hook_ctx, m->B, m->T, m->hook_acts, &n);
-    if (!rc) rc = r2;
+  /* every hook's activation pointers back to the model's own block (when it has one) */
+  if (m->act_mem) {
+    FOR_HOOKS(h) {
+      if (!h->ops->reserve) continue;
+      size_t n = 0;
+      int r2 = h->ops->reserve(h->ctx, m->B, m->T, h->acts, &n);
+      if (!rc) rc = r2;
+    }
   }
   return rc;
+}
+
+int pb_model_count(pb_model *m, int B, int T, int flags, pb_opcounts *out) {
+  return model_count(m, B, T, flags, m->steps - 1, out);
+}
+
+int pb_model_count_exit(pb_model *m, int B, int T, int last, pb_opcounts *out) {
+  return model_count(m, B, T, PB_COUNT_INFER, last, out);
 }
 
 /* ---------------------------------------------------------------- fingerprint */

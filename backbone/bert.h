@@ -4,7 +4,8 @@
  *
  * Life cycle:
  *   pb_model_declare(m, cfg)       backbone + head tensors enter the parameter table
- *   (a method attaches: adds tensors, flips trainable flags, installs hooks)
+ *   pb_model_set_plan(m, S, plan)  optional: step s of the encoder runs weight set plan[s]
+ *   (methods attach: add tensors, flip trainable flags, append hooks to the chain)
  *   pb_model_alloc(m, B, T)        one allocation per family: params, grads, AdamW, activations
  *   pb_model_init_random / load    values
  *   pb_forward / pb_backward / pb_adamw_step
@@ -51,7 +52,7 @@ typedef struct {
 /* saved activations of one layer, all pointers into the activation block (N = B*T rows) */
 typedef struct {
   float *q, *k, *v;        /* [N,d] projections (after linear hooks) */
-  float *probs;            /* [B,A,T,T] softmax before dropout */
+  float *probs;            /* [B,A,T,P+T] softmax before dropout (P: key/value prefix rows, 0 without) */
   float *ctx;              /* [N,d] attention context, input of the output projection */
   float *attn_o;           /* [N,d] output projection after dropout = attention sublayer hook input */
   float *ln1_in;           /* [N,d] residual sum h_prev + sublayer(attn_o) */
@@ -64,7 +65,37 @@ typedef struct {
   float *ln2_mean, *ln2_rstd; /* [N] */
   float *ln2;              /* [N,d] LayerNorm output */
   float *out;              /* [N,d] layer output: ln2 + layer hook (aliases ln2 without one) */
+  float *kx, *vx;          /* [B,P+T,d] prefix rows then k / v (only with a key/value prefix) */
 } pb_layer_acts;
+
+/* the tensors of a pooler + classifier head (the model's own, or a method's exit head) */
+typedef struct {
+  int pool_w, pool_b;      /* pooler dense [d,d], [d] */
+  int cls_w, cls_b;        /* classifier [C,d], [C] */
+} pb_head_idx;
+
+/* activations of one head over up to B rows (pb_head_acts_floats / pb_head_acts_layout) */
+typedef struct {
+  float *cls;              /* [B,d] [CLS] rows of the hidden states the head read */
+  float *pooled;           /* [B,d] tanh(pooler) */
+  float *pooled_drop;      /* [B,d] after dropout = classifier input */
+  float *logits;           /* [B,C] */
+  float *probs;            /* [B,C] softmax (classification) */
+  float *dsmall;           /* [4*B*d + B*C] backward scratch */
+  int B;                   /* rows of the last forward */
+  int training;            /* dropout was on */
+  uint64_t seed;           /* its dropout seed */
+  const int *labels;       /* [B] or NULL (borrowed until the next forward) */
+  const float *targets;    /* [B] or NULL */
+} pb_head_acts;
+
+/* one entry of the hook chain */
+typedef struct {
+  const pb_hook_ops *ops;
+  void *ctx;
+  float *acts;             /* its activation block (inside act_mem), NULL when it asked for none */
+  size_t nfloats;
+} pb_hook_inst;
 
 #define PB_NDBUF 10
 typedef struct {
@@ -73,29 +104,39 @@ typedef struct {
   float *emb_ln;           /* [N,d] LayerNorm output before dropout */
   float *h0;               /* [N,d] embedding output (after dropout) = input of layer 0 */
   pb_layer_acts *layer;    /* [L] */
-  float *cls;              /* [B,d] [CLS] rows of the last layer */
-  float *pooled;           /* [B,d] tanh(pooler) */
-  float *pooled_drop;      /* [B,d] after dropout = classifier input */
-  float *logits;           /* [B,C] */
-  float *probs;            /* [B,C] softmax (classification) */
+  pb_head_acts head;       /* the model's head over the rows that reached the last step */
+  float *logits;           /* [B,C] logits of every batch row (the head's, or an exit's) */
+  float *probs;            /* [B,C] softmax of logits (classification) */
   /* backward scratch */
   float *dbuf[PB_NDBUF];   /* [N,d] each */
   float *dbuf_f[2];        /* [N,F] each */
-  float *dscratch;         /* [B,A,T,T] */
-  float *dsmall;           /* [4*B*d + B*C] head gradients */
+  float *dscratch;         /* [B,A,T,P+T] */
+  float *dkv;              /* [B,P+T,d] x 2: prefix + key / value gradients (with a prefix) */
+  /* early exit (rows leave the batch after an after_layer hook finished them) */
+  int *rows;               /* [B] batch row of each running row */
+  unsigned char *done;     /* [B] after_layer's verdicts */
+  int *exit_step;          /* [B] last step each batch row ran */
+  int *run_ids, *run_types, *run_mask; /* [B*T] the running rows' inputs once rows left */
+  int *run_labels;         /* [B] */
+  const float **lin_in;    /* [S*PB_LIN_COUNT] input each linear site multiplied (x, or a linear_in hook's x') */
+  float *run_targets;      /* [B] */
 } pb_acts;
 
 typedef struct pb_model {
   pb_config cfg;
   pb_params params;        /* the one parameter table */
   int word, pos, type, emb_lnw, emb_lnb; /* embedding tensor indices */
-  pb_layer_idx *layer;     /* [L] */
+  pb_layer_idx *layer;     /* [L] weight sets (one per layer) */
   int pool_w, pool_b;      /* bert.pooler.dense [d,d], [d] */
   int cls_w, cls_b;        /* classifier [C,d], [C] */
+  pb_head_idx head;        /* the four above */
 
-  const pb_hook_ops *hooks;/* installed by a method; NULL = plain backbone */
-  void *hook_ctx;
-  float *hook_acts;        /* method activation block (inside act_mem) */
+  int steps;               /* S: encoder steps (L unless a plan says otherwise) */
+  int *plan;               /* [S] weight set of step s (identity by default) */
+  int prefix;              /* P: key/value prefix rows a hook gives (0: none) */
+
+  pb_hook_inst hooks[PB_MAX_HOOKS]; /* the chain, in the order methods attached */
+  int n_hooks;
 
   int B, T;                /* activation capacity */
   float *act_mem;          /* the one activation allocation */
@@ -108,6 +149,8 @@ typedef struct pb_model {
   const int *ids, *types, *mask; /* [B*T], borrowed until the next forward */
   const int *labels;       /* [B] or NULL */
   const float *targets;    /* [B] or NULL */
+  int exited;              /* rows an after_layer hook finished early in the last forward */
+  int count_last;          /* counting-only runs: step after which every row leaves (-1: none) */
   float loss;
   int training;            /* dropout on */
   int infer_only;          /* allocated by pb_model_alloc_infer with shared layer buffers */
@@ -127,7 +170,33 @@ enum {
 };
 
 int pb_model_declare(pb_model *m, const pb_config *cfg);
-void pb_model_set_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx);
+/* Appends a hook table to the chain (before pb_model_alloc). PB_ERR_ARG when the chain is full
+ * or a second hook would take a non-additive point (see hooks.h). */
+int pb_model_add_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx);
+/* Layer plan (after declare, before methods attach and before alloc): S steps, step s running
+ * weight set plan[s] in 0..L-1 (several steps may share one set; their gradients add up in it).
+ * plan NULL: the identity (S must be L). */
+int pb_model_set_plan(pb_model *m, int steps, const int *plan);
+static inline int pb_model_steps(const pb_model *m) { return m->steps; }
+/* weight set of step s */
+static inline const pb_layer_idx *pb_model_step_weights(const pb_model *m, int s) { return &m->layer[m->plan[s]]; }
+/* [C] logits of batch row `row` of the current forward: where an exit hook writes its
+ * prediction for a row it finishes */
+float *pb_model_row_logits(pb_model *m, int row);
+/* last step batch row `row` ran in the last forward (S-1 unless an exit finished it) */
+int pb_model_exit_step(const pb_model *m, int row);
+
+/* A pooler + classifier head on the [CLS] rows of any hidden states h [B,T,d] (the model's own
+ * head runs through these too). Floats of its activations for B rows, and their layout. */
+size_t pb_head_acts_floats(const pb_config *c, int B);
+void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_config *c, int B);
+/* logits in ha->logits; with labels (C > 1) or targets (C = 1) the mean loss in *loss. Dropout on
+ * the pooled vector when training (seeded by seed). Charged to the current op owner. */
+int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const float *h, int B, int T,
+                const int *labels, const float *targets, int training, uint64_t seed, float *loss);
+/* backward of the last pb_head_fwd of ha for a loss weighted by `weight`: the head's trainable
+ * tensors accumulate their gradients and dh [B,T,d] += the gradient at the [CLS] rows */
+int pb_head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T, float weight, float *dh);
 /* allocates parameter families (if not yet) and activations for batches up to B x T */
 int pb_model_alloc(pb_model *m, int B, int T);
 /* the same for forward passes only: without hooks (no method attached), layers share two sets
@@ -143,7 +212,7 @@ static inline float *pb_g(pb_model *m, int idx) { return m->params.t[idx].grad; 
 
 /* Lets the installed method do its one-time work for a mode (e.g. materialise generated
  * weights for inference) outside any measured window. pb_forward does it too, when needed.
- * Needs the activations (pb_model_alloc) when the method has a set_mode hook. */
+ * Needs the activations (pb_model_alloc) when a hook has set_mode. */
 int pb_model_prepare(pb_model *m, int training);
 
 /* Forward over ids/types/mask [B,T] (B <= capacity, T <= capacity). With training != 0 dropout
@@ -172,6 +241,11 @@ int pb_backward_hidden(pb_model *m, const float *dout);
  * own block. Bert-base costs milliseconds. */
 enum { PB_COUNT_INFER = 0, PB_COUNT_TRAIN = 1, PB_COUNT_CLIP = 2, PB_COUNT_ADAMW = 4 };
 int pb_model_count(pb_model *m, int B, int T, int flags, pb_opcounts *out);
+/* Inference count of B x T rows that all leave after step `last` (0..S-1; S-1 = no early exit):
+ * steps 0..last, the after_layer hooks of those steps, and the model's head only when last is
+ * the final step. Per-example exact: a row that exits at step k costs pb_model_count_exit(m, 1,
+ * T, k). */
+int pb_model_count_exit(pb_model *m, int B, int T, int last, pb_opcounts *out);
 
 /* A short fingerprint of the backbone (config + frozen backbone values), hex, 16 chars. */
 void pb_model_fingerprint(const pb_model *m, char out[17]);

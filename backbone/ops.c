@@ -616,8 +616,9 @@ void pb_embed_bwd(float *dwte, float *dwpe, float *dwtt, const float *dout, cons
 
 /* shared with the naive twins in ops_naive.c (ops.h stays the public interface) */
 float pb_dropout_scale_(float p);
-void pb_attn_count_fwd(int B, int T, int d, int A, float p);
-void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int d, int A, float p);
+void pb_attn_count_fwd(int B, int T, int P, int d, int A, float p);
+void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int P, int d, int A,
+                       float p);
 
 /* exp(x) for x <= 0; exactly 0 below -87 (where expf_neg_'s 2^n would leave the normal range):
  * the clamp is an integer compare and mask on the bit pattern (negative floats grow with
@@ -634,70 +635,71 @@ static inline float expf_nonpos_(float x) {
   return e.f;
 }
 
-/* row[T] = softmax(row) with keys of mask 0 (mk[T] or NULL) set to PB_ATTN_MASKED first;
- * padded keys come out exactly 0 */
-PB_VEC_CLONES static void softmax_row_(float *row, const int *mk, int T) {
+/* row[S] = softmax(row) over S = P + T keys, the token keys P..S-1 of mask 0 (mk[T] or NULL)
+ * set to PB_ATTN_MASKED first (the P prefix keys are never masked); padded keys come out
+ * exactly 0 */
+PB_VEC_CLONES static void softmax_row_(float *row, const int *mk, int P, int S) {
   if (mk)
-    for (int j = 0; j < T; j++)
-      if (mk[j] == 0) row[j] = PB_ATTN_MASKED;
+    for (int j = P; j < S; j++)
+      if (mk[j - P] == 0) row[j] = PB_ATTN_MASKED;
   float mx = -INFINITY;
 #ifndef __clang__ /* clang cannot vectorise a NaN-honouring max and warns; GCC can */
 #pragma omp simd reduction(max : mx)
 #endif
-  for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+  for (int j = 0; j < S; j++) mx = row[j] > mx ? row[j] : mx;
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-  for (int j = 0; j < T; j++) {
+  for (int j = 0; j < S; j++) {
     row[j] = expf_nonpos_(row[j] - mx);
     sum += row[j];
   }
   const float inv = 1.0f / sum;
 #pragma omp simd
-  for (int j = 0; j < T; j++) row[j] *= inv;
+  for (int j = 0; j < S; j++) row[j] *= inv;
 }
 
-/* g[T] = pr * (g - sum_j pr_j g_j): softmax backward of one row in place */
-PB_VEC_CLONES static void softmax_bwd_row_(float *g, const float *pr, int T) {
+/* g[S] = pr * (g - sum_j pr_j g_j): softmax backward of one row in place */
+PB_VEC_CLONES static void softmax_bwd_row_(float *g, const float *pr, int S) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-  for (int j = 0; j < T; j++) s += pr[j] * g[j];
+  for (int j = 0; j < S; j++) s += pr[j] * g[j];
 #pragma omp simd
-  for (int j = 0; j < T; j++) g[j] = pr[j] * (g[j] - s);
+  for (int j = 0; j < S; j++) g[j] = pr[j] * (g[j] - s);
 }
 
-/* forward of one (b,h) pair; tmp: T*T floats or NULL (then the dropout product is done by
- * plain loops) */
-static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float *k, const float *v,
-                          const int *mask, int b, int h, int T, int d, int A, float p, uint64_t seed,
+/* forward of one (b,h) pair over S = P + T keys (kx, vx: [B,S,d]); tmp: T*S floats or NULL
+ * (then the dropout product is done by plain loops) */
+static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float *kx, const float *vx,
+                          const int *mask, int b, int h, int T, int P, int d, int A, float p, uint64_t seed,
                           float *tmp) {
-  const int hd = d / A;
+  const int hd = d / A, S = P + T;
   const float sc = 1.0f / sqrtf((float)hd);
   const float *qh = q + (size_t)b * T * d + (size_t)h * hd;
-  const float *kh = k + (size_t)b * T * d + (size_t)h * hd;
-  const float *vh = v + (size_t)b * T * d + (size_t)h * hd;
+  const float *kh = kx + (size_t)b * S * d + (size_t)h * hd;
+  const float *vh = vx + (size_t)b * S * d + (size_t)h * hd;
   float *ch = ctx + (size_t)b * T * d + (size_t)h * hd;
-  float *P = probs + ((size_t)b * A + h) * T * T;
+  float *Pr = probs + ((size_t)b * A + h) * T * S;
   const int *mk = mask ? mask + (size_t)b * T : NULL;
-  /* scores P[T,T] = sc * q_h k_h^T */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, sc, qh, d, kh, d, 0.0f, P, T);
-  for (int i = 0; i < T; i++) softmax_row_(P + (size_t)i * T, mk, T);
+  /* scores Pr[T,S] = sc * q_h k_h^T */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, sc, qh, d, kh, d, 0.0f, Pr, S);
+  for (int i = 0; i < T; i++) softmax_row_(Pr + (size_t)i * S, mk, P, S);
   if (!(p > 0.0f)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vh, d, 0.0f, ch, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, Pr, S, vh, d, 0.0f, ch, d);
     return;
   }
   const float dsc = pb_dropout_scale_(p);
-  const uint64_t base = ((uint64_t)b * A + h) * T * T, hs = pb_hash64(seed);
+  const uint64_t base = ((uint64_t)b * A + h) * T * S, hs = pb_hash64(seed);
   if (tmp) {
-    mask_scale_(tmp, P, (size_t)T * T, hs, base, p, dsc);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, tmp, T, vh, d, 0.0f, ch, d);
+    mask_scale_(tmp, Pr, (size_t)T * S, hs, base, p, dsc);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, tmp, S, vh, d, 0.0f, ch, d);
   } else {
     for (int i = 0; i < T; i++) {
       float *c = ch + (size_t)i * d;
       for (int x = 0; x < hd; x++) c[x] = 0.0f;
-      for (int j = 0; j < T; j++) {
-        size_t e = (size_t)i * T + j;
+      for (int j = 0; j < S; j++) {
+        size_t e = (size_t)i * S + j;
         if (!keep_h_(hs, base + e, p)) continue;
-        float pij = P[e] * dsc;
+        float pij = Pr[e] * dsc;
         const float *vr = vh + (size_t)j * d;
         for (int x = 0; x < hd; x++) c[x] += pij * vr[x];
       }
@@ -705,91 +707,107 @@ static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float 
   }
 }
 
-void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, const float *v, const int *mask,
-                      int B, int T, int d, int A, float p, uint64_t seed) {
-  if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
-  pb_attn_count_fwd(B, T, d, A, p);
+void pb_attention_prefix_fwd(float *ctx, float *probs, const float *q, const float *kx, const float *vx,
+                             const int *mask, int B, int T, int P, int d, int A, float p, uint64_t seed) {
+  if (B <= 0 || T <= 0 || P < 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  pb_attn_count_fwd(B, T, P, d, A, p);
   if (pb_opc_counting()) return;
   const int nthr = pb_get_threads();
   const int npairs = B * A;
   const int drop = p > 0.0f;
-  /* One T*T buffer per thread for the dropped probabilities; NULL falls back to loops. */
+  const size_t TS = (size_t)T * (P + T);
+  /* One T*S buffer per thread for the dropped probabilities; NULL falls back to loops. */
   if (nthr > 1 && npairs > 1) {
     const int pool = blas_serial_begin(); /* BLAS single-threaded inside the OpenMP region */
 #pragma omp parallel num_threads(nthr)
     {
-      float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
+      float *tmp = drop ? malloc(TS * sizeof(float)) : NULL;
 #pragma omp for schedule(dynamic, 1)
       for (int pair = 0; pair < npairs; pair++)
-        attn_fwd_pair(ctx, probs, q, k, v, mask, pair / A, pair % A, T, d, A, p, seed, tmp);
+        attn_fwd_pair(ctx, probs, q, kx, vx, mask, pair / A, pair % A, T, P, d, A, p, seed, tmp);
       free(tmp);
     }
     blas_serial_end(pool);
   } else {
-    float *tmp = drop ? malloc((size_t)T * T * sizeof(float)) : NULL;
+    float *tmp = drop ? malloc(TS * sizeof(float)) : NULL;
     for (int pair = 0; pair < npairs; pair++)
-      attn_fwd_pair(ctx, probs, q, k, v, mask, pair / A, pair % A, T, d, A, p, seed, tmp);
+      attn_fwd_pair(ctx, probs, q, kx, vx, mask, pair / A, pair % A, T, P, d, A, p, seed, tmp);
     free(tmp);
   }
 }
 
-/* backward of one (b,h) pair; Sc: this pair's T*T slice of scratch */
+void pb_attention_fwd(float *ctx, float *probs, const float *q, const float *k, const float *v, const int *mask,
+                      int B, int T, int d, int A, float p, uint64_t seed) {
+  pb_attention_prefix_fwd(ctx, probs, q, k, v, mask, B, T, 0, d, A, p, seed);
+}
+
+/* backward of one (b,h) pair over S = P + T keys; Sc: this pair's T*S slice of scratch */
 static void attn_bwd_pair(float *dq, float *dk, float *dv, float *Sc, const float *dctx, const float *q,
-                          const float *k, const float *v, const float *probs, int b, int h, int T, int d,
+                          const float *kx, const float *vx, const float *probs, int b, int h, int T, int P, int d,
                           int A, float p, uint64_t seed) {
-  const int hd = d / A;
+  const int hd = d / A, S = P + T;
   const float sc = 1.0f / sqrtf((float)hd);
-  const size_t off = (size_t)b * T * d + (size_t)h * hd;
-  const float *P = probs + ((size_t)b * A + h) * T * T;
+  const size_t off = (size_t)b * T * d + (size_t)h * hd;  /* q, dq, dctx rows */
+  const size_t offk = (size_t)b * S * d + (size_t)h * hd; /* kx, vx, dk, dv rows */
+  const float *Pr = probs + ((size_t)b * A + h) * T * S;
   const int drop = p > 0.0f;
   const float dsc = pb_dropout_scale_(p);
-  const uint64_t base = ((uint64_t)b * A + h) * T * T, hs = drop ? pb_hash64(seed) : 0;
-  const size_t TT = (size_t)T * T;
-  /* dv_h += P_drop^T dctx_h */
+  const uint64_t base = ((uint64_t)b * A + h) * T * S, hs = drop ? pb_hash64(seed) : 0;
+  const size_t TS = (size_t)T * S;
+  /* dv_h[S,hd] += P_drop^T dctx_h */
   if (dv) {
-    const float *Pd = P;
+    const float *Pd = Pr;
     if (drop) {
-      mask_scale_(Sc, P, TT, hs, base, p, dsc);
+      mask_scale_(Sc, Pr, TS, hs, base, p, dsc);
       Pd = Sc;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, Pd, T, dctx + off, d, 1.0f, dv + off, d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, hd, T, 1.0f, Pd, S, dctx + off, d, 1.0f, dv + offk, d);
   }
   if (!dq && !dk) return;
-  /* dP_drop = dctx_h v_h^T, then through the dropout mask */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dctx + off, d, v + off, d, 0.0f, Sc, T);
+  /* dP_drop[T,S] = dctx_h v_h^T, then through the dropout mask */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, 1.0f, dctx + off, d, vx + offk, d, 0.0f, Sc, S);
   if (drop)
-    mask_scale_(Sc, Sc, TT, hs, base, p, dsc);
+    mask_scale_(Sc, Sc, TS, hs, base, p, dsc);
   /* softmax backward: dS = P * (dP - sum_j P dP) */
-  for (int i = 0; i < T; i++) softmax_bwd_row_(Sc + (size_t)i * T, P + (size_t)i * T, T);
-  if (dq) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, sc, Sc, T, k + off, d, 1.0f, dq + off, d);
-  if (dk) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, sc, Sc, T, q + off, d, 1.0f, dk + off, d);
+  for (int i = 0; i < T; i++) softmax_bwd_row_(Sc + (size_t)i * S, Pr + (size_t)i * S, S);
+  if (dq)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, sc, Sc, S, kx + offk, d, 1.0f, dq + off, d);
+  if (dk)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, hd, T, sc, Sc, S, q + off, d, 1.0f, dk + offk, d);
+}
+
+void pb_attention_prefix_bwd(float *dq, float *dkx, float *dvx, float *scratch, const float *dctx, const float *q,
+                             const float *kx, const float *vx, const float *probs, int B, int T, int P, int d,
+                             int A, float p, uint64_t seed) {
+  if (B <= 0 || T <= 0 || P < 0 || A <= 0 || d <= 0 || d % A != 0) return;
+  pb_attn_count_bwd(dq, dkx, dvx, B, T, P, d, A, p);
+  if (pb_opc_counting()) return;
+  const int nthr = pb_get_threads();
+  const int npairs = B * A;
+  const size_t TS = (size_t)T * (P + T);
+  if (nthr > 1 && npairs > 1) {
+    const int pool = blas_serial_begin(); /* BLAS single-threaded inside the OpenMP region */
+#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
+    for (int pair = 0; pair < npairs; pair++)
+      attn_bwd_pair(dq, dkx, dvx, scratch + (size_t)pair * TS, dctx, q, kx, vx, probs, pair / A, pair % A, T, P, d,
+                    A, p, seed);
+    blas_serial_end(pool);
+  } else {
+    for (int pair = 0; pair < npairs; pair++)
+      attn_bwd_pair(dq, dkx, dvx, scratch + (size_t)pair * TS, dctx, q, kx, vx, probs, pair / A, pair % A, T, P, d,
+                    A, p, seed);
+  }
 }
 
 void pb_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dctx, const float *q,
                       const float *k, const float *v, const float *probs, int B, int T, int d, int A, float p,
                       uint64_t seed) {
-  if (B <= 0 || T <= 0 || A <= 0 || d <= 0 || d % A != 0) return;
-  pb_attn_count_bwd(dq, dk, dv, B, T, d, A, p);
-  if (pb_opc_counting()) return;
-  const int nthr = pb_get_threads();
-  const int npairs = B * A;
-  if (nthr > 1 && npairs > 1) {
-    const int pool = blas_serial_begin(); /* BLAS single-threaded inside the OpenMP region */
-#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
-    for (int pair = 0; pair < npairs; pair++)
-      attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,
-                    A, p, seed);
-    blas_serial_end(pool);
-  } else {
-    for (int pair = 0; pair < npairs; pair++)
-      attn_bwd_pair(dq, dk, dv, scratch + (size_t)pair * T * T, dctx, q, k, v, probs, pair / A, pair % A, T, d,
-                    A, p, seed);
-  }
+  pb_attention_prefix_bwd(dq, dk, dv, scratch, dctx, q, k, v, probs, B, T, 0, d, A, p, seed);
 }
 
-/* op counts of the attention kernels, shared with the naive twins */
-void pb_attn_count_fwd(int B, int T, int d, int A, float p) {
-  uint64_t S = (uint64_t)B * A * T * T, hd = (uint64_t)(d / A);
+/* op counts of the attention kernels, shared with the naive twins; S = B*A*T*(P+T) scores */
+void pb_attn_count_fwd(int B, int T, int P, int d, int A, float p) {
+  uint64_t S = (uint64_t)B * A * T * ((uint64_t)P + T), hd = (uint64_t)(d / A);
   pb_opc_add(PB_OPK_MAC, 2 * S * hd);
   pb_opc_add(PB_OPK_FLOP, 6 * S + (p > 0.0f ? S : 0));
   pb_opc_add(PB_OPK_TRANS, S);
@@ -797,8 +815,9 @@ void pb_attn_count_fwd(int B, int T, int d, int A, float p) {
 
 /* 4*S*hd MACs = S*hd each for dP, dv, dq, dk; a NULL gradient skips its part (dP is needed by
  * dq or dk); the 4*S (+S) softmax/dropout backward FLOPs are charged when dq or dk is wanted. */
-void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int d, int A, float p) {
-  uint64_t S = (uint64_t)B * A * T * T, hd = (uint64_t)(d / A);
+void pb_attn_count_bwd(const float *dq, const float *dk, const float *dv, int B, int T, int P, int d, int A,
+                       float p) {
+  uint64_t S = (uint64_t)B * A * T * ((uint64_t)P + T), hd = (uint64_t)(d / A);
   uint64_t parts = (dv ? 1 : 0) + (dq ? 1 : 0) + (dk ? 1 : 0) + ((dq || dk) ? 1 : 0);
   if (parts) pb_opc_add(PB_OPK_MAC, parts * S * hd);
   if (dq || dk) pb_opc_add(PB_OPK_FLOP, 4 * S + (p > 0.0f ? S : 0));

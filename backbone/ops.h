@@ -26,9 +26,12 @@
  *   dropout_fwd / _bwd     -                        N if p > 0 (else 0)            -
  *   embed_fwd              -                        2*N*d                          -
  *   embed_bwd              -                        N*d per non-NULL table grad    -
- *   attention_fwd (S=B*A*T*T, hd=d/A)
+ *   attention_fwd (S=B*A*T*(P+T) scores, P prefix keys, 0 for pb_attention_fwd; hd=d/A)
  *                          2*S*hd                   6*S (+S if dropout p > 0)      S (exp)
- *   attention_bwd          4*S*hd                   4*S (+S if dropout p > 0)      -
+ *   attention_bwd          4*S*hd: S*hd each for    4*S (+S if dropout p > 0)      -
+ *                          dP, dv, dq, dk (dP if    if dq or dk
+ *                          dq or dk; NULL skips)
+ *   (attention_prefix_fwd / _bwd: the same rows, with their P)
  *   softmax_ce_fwd         -                        4*B*C + B                      B*C + B (exp, log)
  *   softmax_ce_bwd         -                        2*B*C                          -
  *   mse_fwd / mse_bwd      -                        3*B / 2*B                      -
@@ -99,6 +102,22 @@ void pb_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const flo
 void pb_attention_bwd_naive(float *dq, float *dk, float *dv, float *scratch, const float *dctx, const float *q,
                             const float *k, const float *v, const float *probs, int B, int T, int d, int A,
                             float p, uint64_t seed);
+/* Attention with a key/value prefix (prefix tuning): every query also attends to P prefix keys.
+ * kx, vx: [B,P+T,d], for each batch row its P prefix rows followed by its T token rows; probs:
+ * [B,A,T,P+T] (before dropout); mask [B,T] applies to the T token keys only (prefix keys are
+ * never masked); q, ctx [B,T,d]. Dropout element (b,h,i,j) has index ((b*A+h)*T+i)*(P+T)+j, so
+ * with P = 0 these are pb_attention_fwd/bwd exactly (which are these calls with P = 0).
+ * Backward: dq [B,T,d], dkx, dvx [B,P+T,d] accumulated; scratch: at least B*A*T*(P+T) floats. */
+void pb_attention_prefix_fwd(float *ctx, float *probs, const float *q, const float *kx, const float *vx,
+                             const int *mask, int B, int T, int P, int d, int A, float p, uint64_t seed);
+void pb_attention_prefix_fwd_naive(float *ctx, float *probs, const float *q, const float *kx, const float *vx,
+                                   const int *mask, int B, int T, int P, int d, int A, float p, uint64_t seed);
+void pb_attention_prefix_bwd(float *dq, float *dkx, float *dvx, float *scratch, const float *dctx, const float *q,
+                             const float *kx, const float *vx, const float *probs, int B, int T, int P, int d,
+                             int A, float p, uint64_t seed);
+void pb_attention_prefix_bwd_naive(float *dq, float *dkx, float *dvx, float *scratch, const float *dctx,
+                                   const float *q, const float *kx, const float *vx, const float *probs, int B,
+                                   int T, int P, int d, int A, float p, uint64_t seed);
 
 /* ---- losses (mean over the batch) ---- */
 /* logits[B,C], labels[B] in 0..C-1; probs[B,C] saved for backward; returns mean CE loss */

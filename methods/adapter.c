@@ -161,6 +161,7 @@ static int ad_sublayer_bwd(void *vctx, int l, int site, const float *x, const fl
 }
 
 static const pb_hook_ops adapter_hooks = {
+    .version = PB_HOOKS_VERSION,
     .reserve = ad_reserve,
     .sublayer_fwd = ad_sublayer_fwd,
     .sublayer_bwd = ad_sublayer_bwd,
@@ -172,7 +173,7 @@ static int ad_attach(void *vctx, pb_model *m) {
   adapter_ctx *c = vctx;
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "adapter: attach must come before pb_model_alloc");
-  const int L = m->cfg.layers, d = m->cfg.hidden, r = c->r;
+  const int L = pb_model_steps(m), d = m->cfg.hidden, r = c->r; /* per encoder step */
   free(c->idx);
   c->idx = malloc((size_t)L * PB_SUB_COUNT * AD_NT * sizeof(int));
   if (!c->idx) return pb_set_error(PB_ERR_NOMEM, "adapter: out of memory");
@@ -215,8 +216,7 @@ static int ad_attach(void *vctx, pb_model *m) {
       }
     }
   }
-  pb_model_set_hooks(m, &adapter_hooks, c);
-  return PB_OK;
+  return pb_model_add_hooks(m, &adapter_hooks, c);
 }
 
 static int ad_destroy(void *vctx) {

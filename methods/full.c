@@ -32,7 +32,6 @@ static int full_attach(void *vctx, pb_model *m) {
     t->stored = 1;
   }
   c->m = m;
-  pb_model_set_hooks(m, NULL, NULL);
   return PB_OK;
 }
 

@@ -283,6 +283,7 @@ static int lc_layer_bwd(void *vctx, int l, const float *hprev, const float *dh, 
 }
 
 static const pb_hook_ops lc_hooks = {
+    .version = PB_HOOKS_VERSION,
     .reserve = lc_reserve,
     .set_mode = lc_set_mode,
     .layer_fwd = lc_layer_fwd,
@@ -295,7 +296,7 @@ static int lc_attach(void *vctx, pb_model *m) {
   lc_ctx *c = vctx;
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "layerconnect: attach must come before pb_model_alloc");
-  const int L = m->cfg.layers, d = m->cfg.hidden, K = c->K;
+  const int L = pb_model_steps(m), d = m->cfg.hidden, K = c->K; /* per encoder step */
   c->m = m;
   c->L = L;
   c->d = d;
@@ -326,8 +327,7 @@ static int lc_attach(void *vctx, pb_model *m) {
     m->params.t[idx].stored = 1;
     m->params.t[idx].decay = 0;
   }
-  pb_model_set_hooks(m, &lc_hooks, c);
-  return PB_OK;
+  return pb_model_add_hooks(m, &lc_hooks, c);
 }
 
 static int lc_destroy(void *vctx) {

@@ -73,7 +73,7 @@ static void site_dims(const pb_config *cfg, int site, int *in, int *out) {
 
 /* index of the backbone weight of a linear site in layer l */
 static int site_weight(const pb_model *m, int l, int site) {
-  const pb_layer_idx *x = &m->layer[l];
+  const pb_layer_idx *x = pb_model_step_weights(m, l);
   switch (site) {
     case PB_LIN_QUERY: return x->qw;
     case PB_LIN_KEY: return x->kw;
@@ -231,6 +231,7 @@ static int lora_linear_bwd(void *vctx, int l, int site, const float *x, const fl
 }
 
 static const pb_hook_ops lora_hooks = {
+    .version = PB_HOOKS_VERSION,
     .reserve = lora_reserve,
     .set_mode = lora_set_mode,
     .linear_fwd = lora_linear_fwd,
@@ -245,7 +246,7 @@ static int lora_attach(void *vctx, pb_model *m) {
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "lora: attach must come before pb_model_alloc");
   const pb_config *cfg = &m->cfg;
-  c->L = cfg->layers;
+  c->L = pb_model_steps(m); /* per encoder step */
   c->ntargets = 0;
   for (int s = 0; s < PB_LIN_COUNT; s++) c->slot[s] = (c->targets & (1u << s)) ? c->ntargets++ : -1;
   c->ia = malloc((size_t)c->L * PB_LIN_COUNT * sizeof *c->ia);
@@ -279,8 +280,7 @@ static int lora_attach(void *vctx, pb_model *m) {
     }
   c->m = m;
   c->merged = 0;
-  pb_model_set_hooks(m, &lora_hooks, c);
-  return PB_OK;
+  return pb_model_add_hooks(m, &lora_hooks, c);
 }
 
 /* W[out,in] += sign * scale * B[out,r] A[r,in] on every target (the same float delta both ways) */
@@ -315,6 +315,11 @@ static int fold(lora_ctx *c, pb_model *m, float sign) {
 static int lora_merge(void *vctx, pb_model *m) {
   lora_ctx *c = vctx;
   if (c->merged) return pb_set_error(PB_ERR_ARG, "lora: already merged");
+  for (int l = 0; l < c->L; l++) /* one delta per step cannot fold into a weight set several steps share */
+    for (int k = 0; k < l; k++)
+      if (m->plan[k] == m->plan[l])
+        return pb_set_error(PB_ERR_UNSUPPORTED, "lora: steps %d and %d share weight set %d: cannot merge", k, l,
+                            m->plan[l]);
   int rc = fold(c, m, 1.0f);
   if (rc) return rc;
   c->merged = 1;

@@ -218,7 +218,7 @@ static void test_hook_input_grad(const char *const *opts, const char *label) {
   memset(&a, 0, sizeof a);
   if (build(&a, opts, 0.0f, 1)) { CHECK(0, "build"); return; }
   pb_model *m = &a.m;
-  const pb_hook_ops *h = m->hooks;
+  const pb_hook_ops *h = m->hooks[0].ops;
   const int N = B * T, d = 16;
   static float x[B * T * 16], y[B * T * 16], R[B * T * 16], dx[B * T * 16];
   pb_rng r;
@@ -231,16 +231,16 @@ static void test_hook_input_grad(const char *const *opts, const char *label) {
   for (int site = 0; site < PB_SUB_COUNT; site++) {
     memset(dx, 0, sizeof dx);
     for (int i = 0; i < N * d; i++) dx[i] = 0.5f; /* accumulation: the hook must add, not overwrite */
-    CHECK(h->sublayer_fwd(m->hook_ctx, 1, site, x, y, N, d) == PB_OK, "fwd: %s", pb_last_error());
-    CHECK(h->sublayer_bwd(m->hook_ctx, 1, site, x, R, dx, N, d) == PB_OK, "bwd: %s", pb_last_error());
+    CHECK(h->sublayer_fwd(m->hooks[0].ctx, 1, site, x, y, N, d) == PB_OK, "fwd: %s", pb_last_error());
+    CHECK(h->sublayer_bwd(m->hooks[0].ctx, 1, site, x, R, dx, N, d) == PB_OK, "bwd: %s", pb_last_error());
     for (int i = 0; i < N * d; i += 7) {
       const float eps = 1e-2f, v = x[i];
       double sp = 0, sm = 0;
       x[i] = v + eps;
-      h->sublayer_fwd(m->hook_ctx, 1, site, x, y, N, d);
+      h->sublayer_fwd(m->hooks[0].ctx, 1, site, x, y, N, d);
       for (int j = 0; j < N * d; j++) sp += (double)y[j] * R[j];
       x[i] = v - eps;
-      h->sublayer_fwd(m->hook_ctx, 1, site, x, y, N, d);
+      h->sublayer_fwd(m->hooks[0].ctx, 1, site, x, y, N, d);
       for (int j = 0; j < N * d; j++) sm += (double)y[j] * R[j];
       x[i] = v;
       float fd = (float)((sp - sm) / (2 * eps)), g = dx[i] - 0.5f;

@@ -92,7 +92,7 @@ static void test_counts(void) {
     CHECK(bs == ball && bt == ball, "C=%d every backbone tensor trainable and stored (%zu/%zu/%zu)", C, bt, bs, ball);
     CHECK(head == (size_t)768 * C + C, "C=%d head %zu", C, head);
     CHECK(meth == 0, "full declares no method tensors (%zu)", meth);
-    CHECK(m.hooks == NULL, "full installs no hooks");
+    CHECK(m.n_hooks == 0, "full installs no hooks");
     char rep[160], want[160];
     pb_params_report(&m.params, rep, sizeof rep);
     size_t all = 109482240 + (size_t)768 * C + C;

@@ -237,8 +237,8 @@ static void test_cls_scope(void) {
   pb_rng r;
   pb_rng_seed(&r, 11);
   for (int i = 0; i < B * T * D; i++) hp[i] = pb_rng_normal(&r), h[i] = h0[i] = pb_rng_normal(&r);
-  m->hooks->set_mode(m->hook_ctx, 0, 0);
-  CHECK(m->hooks->layer_fwd(m->hook_ctx, 1, hp, h, B, T, D) == PB_OK, "hook: %s", pb_last_error());
+  m->hooks[0].ops->set_mode(m->hooks[0].ctx, 0, 0);
+  CHECK(m->hooks[0].ops->layer_fwd(m->hooks[0].ctx, 1, hp, h, B, T, D) == PB_OK, "hook: %s", pb_last_error());
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       int same = memcmp(h + (b * T + t) * D, h0 + (b * T + t) * D, D * sizeof(float)) == 0;
@@ -310,26 +310,26 @@ static void test_hook_input_grad(const char *form, const char *scope) {
   if (build(&a, opts, 0.0f)) { CHECK(0, "build"); return; }
   pb_model *m = &a.m;
   randomise(m, 1, 13, 0.5f);
-  const pb_hook_ops *h = m->hooks;
+  const pb_hook_ops *h = m->hooks[0].ops;
   static float hp[B * T * D], y[B * T * D], R[B * T * D], dhp[B * T * D];
   pb_rng r;
   pb_rng_seed(&r, 3);
   for (int i = 0; i < B * T * D; i++) hp[i] = pb_rng_normal(&r), R[i] = pb_rng_normal(&r), dhp[i] = 0.5f;
-  h->set_mode(m->hook_ctx, 0, 0);
+  h->set_mode(m->hooks[0].ctx, 0, 0);
   memset(y, 0, sizeof y);
-  h->layer_fwd(m->hook_ctx, 1, hp, y, B, T, D);
-  CHECK(h->layer_bwd(m->hook_ctx, 1, hp, R, dhp, B, T, D) == PB_OK, "bwd: %s", pb_last_error());
+  h->layer_fwd(m->hooks[0].ctx, 1, hp, y, B, T, D);
+  CHECK(h->layer_bwd(m->hooks[0].ctx, 1, hp, R, dhp, B, T, D) == PB_OK, "bwd: %s", pb_last_error());
   double used = 0;
   for (int i = 0; i < B * T * D; i += 3) {
     const float eps = 1e-2f, v = hp[i];
     double sp = 0, sm = 0;
     hp[i] = v + eps;
     memset(y, 0, sizeof y);
-    h->layer_fwd(m->hook_ctx, 1, hp, y, B, T, D);
+    h->layer_fwd(m->hooks[0].ctx, 1, hp, y, B, T, D);
     for (int j = 0; j < B * T * D; j++) sp += (double)y[j] * R[j];
     hp[i] = v - eps;
     memset(y, 0, sizeof y);
-    h->layer_fwd(m->hook_ctx, 1, hp, y, B, T, D);
+    h->layer_fwd(m->hooks[0].ctx, 1, hp, y, B, T, D);
     for (int j = 0; j < B * T * D; j++) sm += (double)y[j] * R[j];
     hp[i] = v;
     float fd = (float)((sp - sm) / (2 * eps)), g = dhp[i] - 0.5f;

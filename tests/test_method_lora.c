@@ -247,10 +247,10 @@ static void hook_input_grad(float dropout) {
   const char *opts[] = {"targets=all", "r=3", "alpha=5", dopt, NULL};
   fixture f;
   fixture_make(&f, &cfg, opts, 1, 21);
-  const pb_hook_ops *h = f.m.hooks;
+  const pb_hook_ops *h = f.m.hooks[0].ops;
   CHECK(h && h->linear_fwd && h->linear_bwd && h->set_mode, "hooks installed");
   if (!h) return;
-  CHECK_OK(h->set_mode(f.m.hook_ctx, 1, 777));
+  CHECK_OK(h->set_mode(f.m.hooks[0].ctx, 1, 777));
   const int N = BB * TT;
   pb_rng r;
   pb_rng_seed(&r, 5);
@@ -261,7 +261,7 @@ static void hook_input_grad(float dropout) {
     float *R = malloc(sizeof(float) * N * out), *dx = malloc(sizeof(float) * N * in);
     for (int i = 0; i < N * in; i++) x[i] = pb_rng_normal(&r), dx[i] = 0.5f;
     for (int i = 0; i < N * out; i++) R[i] = pb_rng_normal(&r);
-    CHECK_OK(h->linear_bwd(f.m.hook_ctx, 1, site, x, R, dx, N, in, out));
+    CHECK_OK(h->linear_bwd(f.m.hooks[0].ctx, 1, site, x, R, dx, N, in, out));
     for (int k = 0; k < 6; k++) {
       int j = (int)pb_rng_below(&r, (uint64_t)(N * in));
       double fs[2];
@@ -269,7 +269,7 @@ static void hook_input_grad(float dropout) {
       for (int s = 0; s < 2; s++) {
         x[j] = v + (s ? -eps : eps);
         memset(y, 0, sizeof(float) * N * out);
-        CHECK_OK(h->linear_fwd(f.m.hook_ctx, 1, site, x, y, N, in, out));
+        CHECK_OK(h->linear_fwd(f.m.hooks[0].ctx, 1, site, x, y, N, in, out));
         fs[s] = 0;
         for (int i = 0; i < N * out; i++) fs[s] += (double)y[i] * R[i];
       }
@@ -291,12 +291,12 @@ static void hook_input_grad(float dropout) {
   fixture_make(&g, &cfg, qv, 1, 22);
   float x[BB * TT * 16], y[BB * TT * 16];
   for (int i = 0; i < N * 16; i++) x[i] = 1.0f, y[i] = 2.0f;
-  CHECK_OK(g.m.hooks->linear_fwd(g.m.hook_ctx, 0, PB_LIN_KEY, x, y, N, 16, 16));
+  CHECK_OK(g.m.hooks[0].ops->linear_fwd(g.m.hooks[0].ctx, 0, PB_LIN_KEY, x, y, N, 16, 16));
   int same = 1;
   for (int i = 0; i < N * 16; i++) same &= y[i] == 2.0f;
   CHECK(same, "untargeted site (key) must leave y alone");
-  CHECK(g.m.hooks->linear_fwd(g.m.hook_ctx, 5, PB_LIN_QUERY, x, y, N, 16, 16) == PB_ERR_ARG, "bad layer refused");
-  CHECK(g.m.hooks->linear_fwd(g.m.hook_ctx, 0, PB_LIN_QUERY, x, y, N, 16, 8) == PB_ERR_SHAPE, "bad shape refused");
+  CHECK(g.m.hooks[0].ops->linear_fwd(g.m.hooks[0].ctx, 5, PB_LIN_QUERY, x, y, N, 16, 16) == PB_ERR_ARG, "bad layer refused");
+  CHECK(g.m.hooks[0].ops->linear_fwd(g.m.hooks[0].ctx, 0, PB_LIN_QUERY, x, y, N, 16, 8) == PB_ERR_SHAPE, "bad shape refused");
   fixture_free(&g);
   fixture_free(&f);
 }

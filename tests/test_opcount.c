@@ -197,13 +197,11 @@ static uint64_t check_config(const pb_config *cfg, const char *label, const char
     const int C = cfg->num_labels;
     float unmerged[4 * 8], merged[4 * 8], plain[4 * 8];
     /* the backbone alone (hooks off), to show the method changes the logits after the step */
-    const pb_hook_ops *hooks = m.hooks;
-    void *hctx = m.hook_ctx;
-    m.hooks = NULL;
+    const int nhooks = m.n_hooks;
+    m.n_hooks = 0;
     rc = pb_forward(&m, ids, types, mask, 1, T, NULL, NULL, 0, 0, NULL);
     memcpy(plain, m.acts.logits, (size_t)C * sizeof(float));
-    m.hooks = hooks;
-    m.hook_ctx = hctx;
+    m.n_hooks = nhooks;
     if (!rc) rc = pb_forward(&m, ids, types, mask, 1, T, NULL, NULL, 0, 0, NULL);
     memcpy(unmerged, m.acts.logits, (size_t)C * sizeof(float));
     float effect = 0;

@@ -6,6 +6,10 @@
  *     max(max|numeric|, 1e-3), tol 1e-3; 2e-3 for attention dq, dk, whose gradients are
  *     small (max 0.15) so fp32 rounding weighs more: measured 1.2e-5..1.5e-4 and 2.2e-4..4.4e-4),
  *     and that backward accumulates (+=): twice = 2x
+ *  2b. attention with a key/value prefix (P = 3): fast == naive, P = 0 == pb_attention_fwd/bwd bit
+ *     for bit, == plain attention over P+T tokens, dropout masks as documented in fwd and bwd,
+ *     padded token keys 0 and prefix keys > 0, FD of dq, dkx, dvx (tol 1e-3 for dq, dkx, measured
+ *     <= 3.5e-4; 2e-4 for dvx, measured <= 3.4e-5), counts with S = B*A*T*(P+T)
  *  3. exact op counts of every kernel vs the ops.h table, NULL grads and p = 0 dropout; the same
  *     closed forms in counting-only mode, every buffer PROT_NONE (a touch would crash)
  *  4. dropout statistics, determinism, seed dependence, backward mask, in-place use
@@ -25,6 +29,8 @@
 #define TOL_TWIN 1e-5
 #define TOL_GRAD 1e-3         /* measured <= 1.6e-4 (matmul, layernorm, elementwise, embed, losses) */
 #define TOL_GRAD_ATTN_QK 2e-3 /* attention dq, dk: measured <= 4.4e-4 */
+#define TOL_GRAD_ATTN_PREFIX_QK 1e-3 /* prefix attention dq, dkx: measured 1.5e-4..3.5e-4 */
+#define TOL_GRAD_ATTN_PREFIX_V 2e-4  /* prefix attention dvx: measured 2.6e-5..3.4e-5 */
 #define FD_EPS 1e-3f
 
 static pb_rng g_rng;
@@ -566,6 +572,208 @@ static void test_attention(void) {
   free(a_q); free(a_k); free(a_v); free(a_R);
 }
 
+/* ------------------------------------------------------------ attention with a key/value prefix */
+
+/* B=2, T=5, P=3 prefix keys, d=12, A=3; batch row 1 has its last two token keys padded */
+enum { XP = 3, XS = XP + AT };
+#define XQNUM (AB * AT * AD)      /* q, ctx, dq */
+#define XKNUM (AB * XS * AD)      /* kx, vx, dkx, dvx */
+#define XSNUM (AB * AA * AT * XS) /* probs, scratch */
+static float *x_q, *x_k, *x_v, *x_R;
+static float x_p;
+static double loss_attn_prefix(void) {
+  float ctx[XQNUM], probs[XSNUM];
+  pb_attention_prefix_fwd(ctx, probs, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, x_p, 4243);
+  return dot_d(ctx, x_R, XQNUM);
+}
+
+static void attn_prefix_twins(float p, int threads) {
+  pb_set_threads(threads);
+  float c1[XQNUM], c2[XQNUM], p1[XSNUM], p2[XSNUM], s1[XSNUM], s2[XSNUM];
+  pb_attention_prefix_fwd(c1, p1, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, p, 99);
+  pb_attention_prefix_fwd_naive(c2, p2, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, p, 99);
+  float *gq1 = frand(XQNUM, 1.0f), *gk1 = frand(XKNUM, 1.0f), *gv1 = frand(XKNUM, 1.0f);
+  float *gq2 = fdup(gq1, XQNUM), *gk2 = fdup(gk1, XKNUM), *gv2 = fdup(gv1, XKNUM);
+  pb_attention_prefix_bwd(gq1, gk1, gv1, s1, x_R, x_q, x_k, x_v, p1, AB, AT, XP, AD, AA, p, 99);
+  pb_attention_prefix_bwd_naive(gq2, gk2, gv2, s2, x_R, x_q, x_k, x_v, p2, AB, AT, XP, AD, AA, p, 99);
+  double ec = relerr(c1, c2, XQNUM), ep = relerr(p1, p2, XSNUM), eq = relerr(gq1, gq2, XQNUM),
+         ek = relerr(gk1, gk2, XKNUM), ev = relerr(gv1, gv2, XKNUM);
+  printf("  prefix fast vs naive p=%.1f threads=%d: ctx %.2e probs %.2e dq %.2e dkx %.2e dvx %.2e\n", p, threads,
+         ec, ep, eq, ek, ev);
+  CHECK(ec < TOL_TWIN && ep < TOL_TWIN && eq < TOL_TWIN && ek < TOL_TWIN && ev < TOL_TWIN,
+        "prefix attention fast vs naive (p=%.1f threads=%d)", p, threads);
+  /* padded token keys get exactly zero probability, prefix keys never do */
+  int zero = 1, pos = 1;
+  for (int b = 0; b < AB; b++)
+    for (int h = 0; h < AA; h++)
+      for (int i = 0; i < AT; i++) {
+        const float *row = p1 + ((size_t)(b * AA + h) * AT + i) * XS;
+        for (int j = 0; j < XP; j++) pos &= row[j] > 0.0f;
+        for (int t = 0; t < AT; t++)
+          if (a_mask[b * AT + t] == 0) zero &= row[XP + t] == 0.0f;
+      }
+  CHECK(zero, "prefix attention: padded token keys have non-zero probability");
+  CHECK(pos, "prefix attention: a prefix key has zero probability");
+  free(gq1), free(gk1), free(gv1), free(gq2), free(gk2), free(gv2);
+}
+
+static void test_attention_prefix(void) {
+  printf("attention with prefix B=%d T=%d P=%d d=%d A=%d (batch 1 has 2 padded token keys)\n", AB, AT, XP, AD, AA);
+  x_q = frand(XQNUM, 1.0f);
+  x_k = frand(XKNUM, 1.0f);
+  x_v = frand(XKNUM, 1.0f);
+  x_R = frand(XQNUM, 1.0f);
+  const int saved = pb_get_threads();
+  attn_prefix_twins(0.0f, 1);
+  attn_prefix_twins(0.1f, 1);
+  attn_prefix_twins(0.0f, 2);
+  attn_prefix_twins(0.1f, 2);
+  pb_set_threads(saved);
+
+  /* P = 0 is pb_attention_fwd/bwd bit for bit (fast and naive, with dropout) */
+  {
+    float c1[ANUM], c2[ANUM], p1[SNUM], p2[SNUM], s[SNUM];
+    float *q = frand(ANUM, 1.0f), *k = frand(ANUM, 1.0f), *v = frand(ANUM, 1.0f), *R = frand(ANUM, 1.0f);
+    int same = 1;
+    for (int naive = 0; naive < 2; naive++) {
+      float *g1[3], *g2[3];
+      for (int i = 0; i < 3; i++) g1[i] = frand(ANUM, 1.0f), g2[i] = fdup(g1[i], ANUM);
+      if (naive) {
+        pb_attention_fwd_naive(c1, p1, q, k, v, a_mask, AB, AT, AD, AA, 0.1f, 7);
+        pb_attention_prefix_fwd_naive(c2, p2, q, k, v, a_mask, AB, AT, 0, AD, AA, 0.1f, 7);
+        pb_attention_bwd_naive(g1[0], g1[1], g1[2], s, R, q, k, v, p1, AB, AT, AD, AA, 0.1f, 7);
+        pb_attention_prefix_bwd_naive(g2[0], g2[1], g2[2], s, R, q, k, v, p2, AB, AT, 0, AD, AA, 0.1f, 7);
+      } else {
+        pb_attention_fwd(c1, p1, q, k, v, a_mask, AB, AT, AD, AA, 0.1f, 7);
+        pb_attention_prefix_fwd(c2, p2, q, k, v, a_mask, AB, AT, 0, AD, AA, 0.1f, 7);
+        pb_attention_bwd(g1[0], g1[1], g1[2], s, R, q, k, v, p1, AB, AT, AD, AA, 0.1f, 7);
+        pb_attention_prefix_bwd(g2[0], g2[1], g2[2], s, R, q, k, v, p2, AB, AT, 0, AD, AA, 0.1f, 7);
+      }
+      same &= memcmp(c1, c2, sizeof c1) == 0 && memcmp(p1, p2, sizeof p1) == 0;
+      for (int i = 0; i < 3; i++) {
+        same &= memcmp(g1[i], g2[i], ANUM * sizeof(float)) == 0;
+        free(g1[i]), free(g2[i]);
+      }
+    }
+    free(q), free(k), free(v), free(R);
+    CHECK(same, "prefix attention with P=0 differs from pb_attention_fwd/bwd");
+    printf("  P=0 == pb_attention_fwd/bwd bit for bit (fast and naive, p=0.1): %s\n", same ? "yes" : "NO");
+  }
+
+  /* the prefix rows act as extra keys: equal to plain attention over P+T tokens (prefix rows first,
+   * never masked) read at the last T query rows; the P extra query rows are arbitrary */
+  {
+    float q2[AB * XS * AD], c2[AB * XS * AD], p2[AB * AA * XS * XS], c1[XQNUM], p1[XSNUM];
+    int m2[AB * XS];
+    for (int b = 0; b < AB; b++) {
+      for (int j = 0; j < XS; j++) m2[b * XS + j] = j < XP ? 1 : a_mask[b * AT + j - XP];
+      for (int t = 0; t < XS; t++)
+        for (int i = 0; i < AD; i++)
+          q2[(b * XS + t) * AD + i] = t < XP ? 0.5f : x_q[(b * AT + t - XP) * AD + i];
+    }
+    pb_attention_fwd_naive(c2, p2, q2, x_k, x_v, m2, AB, XS, AD, AA, 0.0f, 1);
+    pb_attention_prefix_fwd(c1, p1, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, 0.0f, 1);
+    float ref[XQNUM];
+    for (int b = 0; b < AB; b++) memcpy(ref + b * AT * AD, c2 + (b * XS + XP) * AD, AT * AD * sizeof(float));
+    double e = relerr(c1, ref, XQNUM);
+    printf("  prefix == plain attention over P+T tokens (naive), last T rows: %.2e (tol %.0e)\n", e, TOL_TWIN);
+    CHECK(e < TOL_TWIN, "prefix attention vs plain attention over P+T tokens: %.3e", e);
+  }
+
+  /* dropout: the forward uses element index ((b*A+h)*T+i)*(P+T)+j, and the backward regenerates
+   * the same mask: ctx and dvx against a double computation from pb_dropout_keep */
+  {
+    const float p = 0.3f, dsc = 1.0f / (1.0f - p);
+    const int hd = AD / AA;
+    float ctx[XQNUM], probs[XSNUM], s[XSNUM], *gv = fnew(XKNUM);
+    pb_attention_prefix_fwd(ctx, probs, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, p, 31);
+    pb_attention_prefix_bwd(NULL, NULL, gv, s, x_R, x_q, x_k, x_v, probs, AB, AT, XP, AD, AA, p, 31);
+    double *rc = calloc(XQNUM, sizeof(double)), *rv = calloc(XKNUM, sizeof(double));
+    for (int b = 0; b < AB; b++)
+      for (int h = 0; h < AA; h++)
+        for (int i = 0; i < AT; i++)
+          for (int j = 0; j < XS; j++) {
+            const uint64_t e = ((uint64_t)(b * AA + h) * AT + i) * XS + j;
+            const double pd = pb_dropout_keep(31, e, p) ? (double)probs[e] * dsc : 0.0;
+            for (int x = 0; x < hd; x++) {
+              rc[(b * AT + i) * AD + h * hd + x] += pd * x_v[(b * XS + j) * AD + h * hd + x];
+              rv[(b * XS + j) * AD + h * hd + x] += pd * x_R[(b * AT + i) * AD + h * hd + x];
+            }
+          }
+    double ec = 0, ev = 0;
+    for (int i = 0; i < XQNUM; i++) ec = fmax(ec, fabs(ctx[i] - rc[i]));
+    for (int i = 0; i < XKNUM; i++) ev = fmax(ev, fabs(gv[i] - rv[i]));
+    printf("  dropout p=%.1f: ctx and dvx vs pb_dropout_keep masks in double: %.2e %.2e (tol 1e-5)\n", p, ec, ev);
+    CHECK(ec < 1e-5 && ev < 1e-5, "prefix attention dropout masks: ctx %.3e dvx %.3e", ec, ev);
+    free(gv), free(rc), free(rv);
+  }
+
+  /* every token key masked: the prefix takes all the probability */
+  {
+    int m0[AB * AT] = {0};
+    float ctx[XQNUM], probs[XSNUM];
+    pb_attention_prefix_fwd(ctx, probs, x_q, x_k, x_v, m0, AB, AT, XP, AD, AA, 0.0f, 1);
+    int ok = 1;
+    for (int r = 0; r < AB * AA * AT; r++) {
+      double sp = 0;
+      for (int j = 0; j < XS; j++) {
+        if (j < XP) sp += probs[r * XS + j];
+        else ok &= probs[r * XS + j] == 0.0f;
+      }
+      ok &= fabs(sp - 1.0) < 1e-6;
+    }
+    CHECK(ok, "prefix attention, all token keys masked: prefix probabilities must sum to 1");
+  }
+
+  /* finite differences of q, kx (prefix and token rows), vx; accumulation */
+  const float ps[] = {0.0f, 0.1f};
+  for (int k = 0; k < 2; k++) {
+    x_p = ps[k];
+    float ctx[XQNUM], probs[XSNUM], scratch[XSNUM];
+    pb_attention_prefix_fwd(ctx, probs, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, x_p, 4243);
+    float *gq = fnew(XQNUM), *gk = fnew(XKNUM), *gv = fnew(XKNUM);
+    pb_attention_prefix_bwd(gq, gk, gv, scratch, x_R, x_q, x_k, x_v, probs, AB, AT, XP, AD, AA, x_p, 4243);
+    char nm[64];
+    snprintf(nm, sizeof nm, "prefix attention dq (p=%.1f)", x_p);
+    fd_check_tol(nm, loss_attn_prefix, x_q, XQNUM, gq, TOL_GRAD_ATTN_PREFIX_QK);
+    snprintf(nm, sizeof nm, "prefix attention dkx (p=%.1f)", x_p);
+    fd_check_tol(nm, loss_attn_prefix, x_k, XKNUM, gk, TOL_GRAD_ATTN_PREFIX_QK);
+    snprintf(nm, sizeof nm, "prefix attention dvx (p=%.1f)", x_p);
+    fd_check_tol(nm, loss_attn_prefix, x_v, XKNUM, gv, TOL_GRAD_ATTN_PREFIX_V);
+    /* padded token keys/values get no gradient; prefix rows do */
+    int zero = 1;
+    double gp = 0;
+    for (int t = 3; t < AT; t++)
+      for (int i = 0; i < AD; i++)
+        zero &= gk[(XS + XP + t) * AD + i] == 0.0f && gv[(XS + XP + t) * AD + i] == 0.0f;
+    for (int b = 0; b < AB; b++)
+      for (int i = 0; i < XP * AD; i++) gp += fabs(gk[b * XS * AD + i]) + fabs(gv[b * XS * AD + i]);
+    CHECK(zero, "prefix attention: padded token keys received gradient");
+    CHECK(gp > 0, "prefix attention: prefix rows received no gradient");
+    float *hq = fdup(gq, XQNUM), *hk = fdup(gk, XKNUM), *hv = fdup(gv, XKNUM);
+    pb_attention_prefix_bwd(hq, hk, hv, scratch, x_R, x_q, x_k, x_v, probs, AB, AT, XP, AD, AA, x_p, 4243);
+    check_accum("prefix attention dq", gq, hq, XQNUM);
+    check_accum("prefix attention dkx", gk, hk, XKNUM);
+    check_accum("prefix attention dvx", gv, hv, XKNUM);
+    /* op counts: the ops.h rows with S = B*A*T*(P+T), written out here */
+    const uint64_t S = (uint64_t)AB * AA * AT * (XP + AT), hd = AD / AA, dr = x_p > 0 ? S : 0;
+    count_begin(); pb_attention_prefix_fwd(ctx, probs, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, x_p, 1);
+    count_end("attention_prefix_fwd", 2 * S * hd, 6 * S + dr, S);
+    count_begin(); pb_attention_prefix_fwd_naive(ctx, probs, x_q, x_k, x_v, a_mask, AB, AT, XP, AD, AA, x_p, 1);
+    count_end("attention_prefix_fwd_naive", 2 * S * hd, 6 * S + dr, S);
+    count_begin(); pb_attention_prefix_bwd(hq, hk, hv, scratch, x_R, x_q, x_k, x_v, probs, AB, AT, XP, AD, AA, x_p, 1);
+    count_end("attention_prefix_bwd", 4 * S * hd, 4 * S + dr, 0);
+    count_begin(); pb_attention_prefix_bwd_naive(hq, hk, hv, scratch, x_R, x_q, x_k, x_v, probs, AB, AT, XP, AD, AA, x_p, 1);
+    count_end("attention_prefix_bwd_naive", 4 * S * hd, 4 * S + dr, 0);
+    count_begin(); pb_attention_prefix_bwd(NULL, NULL, hv, scratch, x_R, x_q, x_k, x_v, probs, AB, AT, XP, AD, AA, x_p, 1);
+    count_end("attention_prefix_bwd dvx only", S * hd, 0, 0);
+    count_begin(); pb_attention_prefix_bwd(hq, NULL, NULL, scratch, x_R, x_q, x_k, x_v, probs, AB, AT, XP, AD, AA, x_p, 1);
+    count_end("attention_prefix_bwd dq only", 2 * S * hd, 4 * S + dr, 0);
+    free(gq); free(gk); free(gv); free(hq); free(hk); free(hv);
+  }
+  free(x_q); free(x_k); free(x_v); free(x_R);
+}
+
 /* ------------------------------------------------------------ losses */
 
 enum { LB = 4, LCC = 3 };
@@ -678,6 +886,17 @@ static void test_counting_only(void) {
   COUNT_ONLY("attention_bwd", pb_attention_bwd(X, X, X, X, X, X, X, X, X, B, T, d, A, 0.1f, 5), 4 * S * hd, 5 * S, 0);
   COUNT_ONLY("attention_bwd_naive dv", pb_attention_bwd_naive(NULL, NULL, X, X, X, X, X, X, X, B, T, d, A, 0.0f, 5),
              S * hd, 0, 0);
+  {
+    const uint64_t Pk = 3, SP = B * A * T * (Pk + T); /* with a 3-row key/value prefix */
+    COUNT_ONLY("attention_prefix_fwd", pb_attention_prefix_fwd(X, X, X, X, X, I, B, T, Pk, d, A, 0.1f, 5),
+               2 * SP * hd, 7 * SP, SP);
+    COUNT_ONLY("attention_prefix_fwd_naive",
+               pb_attention_prefix_fwd_naive(X, X, X, X, X, NULL, B, T, Pk, d, A, 0.0f, 5), 2 * SP * hd, 6 * SP, SP);
+    COUNT_ONLY("attention_prefix_bwd", pb_attention_prefix_bwd(X, X, X, X, X, X, X, X, X, B, T, Pk, d, A, 0.1f, 5),
+               4 * SP * hd, 5 * SP, 0);
+    COUNT_ONLY("attention_prefix_bwd_naive dv",
+               pb_attention_prefix_bwd_naive(NULL, NULL, X, X, X, X, X, X, X, B, T, Pk, d, A, 0.0f, 5), SP * hd, 0, 0);
+  }
   COUNT_ONLY("softmax_ce_fwd", pb_softmax_ce_fwd(X, X, I, B, C), 0, 4 * BC + B, BC + B);
   COUNT_ONLY("softmax_ce_bwd", pb_softmax_ce_bwd(X, X, I, B, C), 0, 2 * BC, 0);
   COUNT_ONLY("mse_fwd", pb_mse_fwd(X, X, B), 0, 3 * B, 0);
@@ -699,6 +918,7 @@ int main(void) {
   test_dropout();
   test_embed();
   test_attention();
+  test_attention_prefix();
   test_losses();
   test_counting_only();
   printf("test_ops: %d checks, %d failed\n", checks, failures);
