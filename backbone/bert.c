@@ -72,7 +72,9 @@ int pb_model_declare(pb_model *m, const pb_config *cfg) {
   const int V = cfg->vocab_size, d = cfg->hidden, F = cfg->ffn, P = cfg->max_pos, C = cfg->num_labels;
   const float s = cfg->init_range;
   m->layer = calloc((size_t)cfg->layers, sizeof *m->layer);
-  if (!m->layer) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
+  m->width = malloc((size_t)cfg->layers * sizeof *m->width);
+  if (!m->layer || !m->width) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
+  for (int l = 0; l < cfg->layers; l++) m->width[l] = (pb_width){.hidden = d, .heads = cfg->heads, .ffn = F};
   ADD_OR_FAIL(m->word, "bert.embeddings.word_embeddings.weight", PB_OWNER_BACKBONE, V, d, PB_INIT_NORMAL, s);
   ADD_OR_FAIL(m->pos, "bert.embeddings.position_embeddings.weight", PB_OWNER_BACKBONE, P, d, PB_INIT_NORMAL, s);
   ADD_OR_FAIL(m->type, "bert.embeddings.token_type_embeddings.weight", PB_OWNER_BACKBONE, cfg->type_vocab, d,
@@ -113,6 +115,8 @@ int pb_model_declare(pb_model *m, const pb_config *cfg) {
   return pb_model_set_plan(m, cfg->layers, NULL);
 }
 
+static int head_follows_width(pb_model *m);
+
 int pb_model_set_plan(pb_model *m, int steps, const int *plan) {
   const int L = m->cfg.layers;
   if (m->act_mem || m->params.frozen_mem || m->params.train_mem || m->n_hooks)
@@ -132,7 +136,50 @@ int pb_model_set_plan(pb_model *m, int steps, const int *plan) {
   free(m->plan);
   m->plan = p;
   m->steps = steps;
+  return head_follows_width(m);
+}
+
+/* the head's tensors at the width of the last step */
+static int head_follows_width(pb_model *m) {
+  const int d = pb_model_step_width(m, m->steps - 1).hidden, C = m->cfg.num_labels;
+  int rc, sq[2] = {d, d}, cl[2] = {C, d};
+  if ((rc = pb_params_reshape(&m->params, m->pool_w, 2, sq)) || (rc = pb_params_reshape(&m->params, m->pool_b, 1, sq)) ||
+      (rc = pb_params_reshape(&m->params, m->cls_w, 2, cl)))
+    return rc;
   return PB_OK;
+}
+
+int pb_model_set_width(pb_model *m, int first, int hidden, int heads, int ffn) {
+  const int L = m->cfg.layers;
+  if (m->act_mem || m->params.frozen_mem || m->params.train_mem || m->n_hooks)
+    return pb_set_error(PB_ERR_ARG, "width segments: set them before methods attach and before allocation");
+  if (first < 0 || first >= L)
+    return pb_set_error(PB_ERR_ARG, "width segments: first weight set %d outside 0..%d", first, L - 1);
+  if (hidden < 1 || heads < 1 || ffn < 1 || hidden % heads)
+    return pb_set_error(PB_ERR_ARG, "width segments: hidden %d must be positive and divisible by %d heads (ffn %d)",
+                        hidden, heads, ffn);
+  for (int l = first; l < L; l++) {
+    const pb_layer_idx *x = &m->layer[l];
+    int rc, dd[2] = {hidden, hidden}, fd[2] = {ffn, hidden}, df[2] = {hidden, ffn}, f1[1] = {ffn};
+    const int sq[] = {x->qw, x->kw, x->vw, x->ow}, vec[] = {x->qb, x->kb, x->vb, x->ob, x->ln1w, x->ln1b, x->fb,
+                                                           x->ln2w, x->ln2b};
+    for (int i = 0; i < 4; i++)
+      if ((rc = pb_params_reshape(&m->params, sq[i], 2, dd))) return rc;
+    for (int i = 0; i < 9; i++)
+      if ((rc = pb_params_reshape(&m->params, vec[i], 1, dd))) return rc;
+    if ((rc = pb_params_reshape(&m->params, x->iw, 2, fd)) || (rc = pb_params_reshape(&m->params, x->ib, 1, f1)) ||
+        (rc = pb_params_reshape(&m->params, x->fw, 2, df)))
+      return rc;
+    m->width[l] = (pb_width){.hidden = hidden, .heads = heads, .ffn = ffn};
+  }
+  return head_follows_width(m);
+}
+
+int pb_model_width_uniform(const pb_model *m) {
+  for (int l = 0; l < m->cfg.layers; l++)
+    if (m->width[l].hidden != m->cfg.hidden || m->width[l].heads != m->cfg.heads || m->width[l].ffn != m->cfg.ffn)
+      return 0;
+  return 1;
 }
 
 /* non-additive points: at most one hook of a chain may take each */
@@ -149,6 +196,7 @@ static int takes_same_point(const pb_hook_ops *a, const pb_hook_ops *b, const ch
     SAME(linear_out_fwd, "linear_out");
     SAME(embed_fwd, "embed");
     SAME(kv_prefix, "kv_prefix");
+    SAME(width_fwd, "width");
   }
 #undef SAME
   return 0;
@@ -222,14 +270,16 @@ static int kv_prefix(pb_model *m, int l, const float **k, const float **v, int *
 
 /* ---------------------------------------------------------------- memory */
 
-size_t pb_head_acts_floats(const pb_config *c, int B) {
-  const size_t d = (size_t)c->hidden, C = (size_t)c->num_labels, r = 15;
+int pb_head_width(const pb_model *m, const pb_head_idx *hd) { return m->params.t[hd->pool_w].shape[1]; }
+
+size_t pb_head_acts_floats(const pb_model *m, const pb_head_idx *hd, int B) {
+  const size_t d = (size_t)pb_head_width(m, hd), C = (size_t)m->cfg.num_labels, r = 15;
   /* cls, pooled, pooled_drop, logits, probs, dsmall; each rounded up to 16 floats */
   return 3 * (((size_t)B * d + r) & ~r) + 2 * (((size_t)B * C + r) & ~r) + ((4 * (size_t)B * d + (size_t)B * C + r) & ~r);
 }
 
-void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_config *c, int B) {
-  const size_t d = (size_t)c->hidden, C = (size_t)c->num_labels, r = 15;
+void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_model *m, const pb_head_idx *hd, int B) {
+  const size_t d = (size_t)pb_head_width(m, hd), C = (size_t)m->cfg.num_labels, r = 15;
   size_t off = 0;
 #define HTAKE(ptr, count)             \
   do {                                \
@@ -250,10 +300,33 @@ void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_config *c, int 
  * share (inference only, no hooks): steps s >= 2 reuse the buffers of step s % 2 (step s
  * reads only step s-1's output, which lives in the other set) and no backward scratch is laid
  * out except dbuf[0]. P: key/value prefix rows (0: none). */
+/* the width step l reads (the embeddings' for l < 0) and whether it changes before step l */
+static int width_in(const pb_model *m, int l) { return l < 0 ? m->cfg.hidden : pb_model_step_width(m, l).hidden; }
+static int width_changes(const pb_model *m, int l) { return width_in(m, l - 1) != width_in(m, l); }
+
+/* the largest hidden size, FFN width and heads x hidden over the steps (and the embeddings) */
+static void widest(const pb_model *m, size_t *d, size_t *F, size_t *A) {
+  *d = (size_t)m->cfg.hidden;
+  *F = 0;
+  *A = 0;
+  for (int l = 0; l < m->steps; l++) {
+    const pb_width w = pb_model_step_width(m, l);
+    if ((size_t)w.hidden > *d) *d = (size_t)w.hidden;
+    if ((size_t)w.ffn > *F) *F = (size_t)w.ffn;
+    if ((size_t)w.heads > *A) *A = (size_t)w.heads;
+  }
+}
+
+/* Lays out (or sizes, when base == NULL) the activation block; returns the float count.
+ * share (inference only, no hooks): steps s >= 2 reuse the buffers of step s % 2 (step s
+ * reads only step s-1's output, which lives in the other set) and no backward scratch is laid
+ * out except dbuf[0]. P: key/value prefix rows (0: none). Each step's buffers have its width. */
 static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int P) {
   const pb_config *c = &m->cfg;
-  const size_t N = (size_t)B * T, d = c->hidden, F = c->ffn, S = (size_t)B * c->heads * T * (T + P);
-  const size_t NX = (size_t)B * (T + P) * d;
+  const size_t N = (size_t)B * T, de = c->hidden;
+  size_t dmax, Fmax, Amax;
+  widest(m, &dmax, &Fmax, &Amax);
+  const size_t Smax = (size_t)B * Amax * T * (T + P), NXmax = (size_t)B * (T + P) * dmax;
   size_t off = 0;
 #define TAKE(ptr, count)                      \
   do {                                        \
@@ -261,16 +334,20 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
     off += ((size_t)(count) + 15) & ~(size_t)15; \
   } while (0)
   pb_acts *a = &m->acts;
-  TAKE(a->emb_sum, N * d);
+  TAKE(a->emb_sum, N * de);
   TAKE(a->emb_mean, N);
   TAKE(a->emb_rstd, N);
-  TAKE(a->emb_ln, N * d);
-  TAKE(a->h0, N * d);
+  TAKE(a->emb_ln, N * de);
+  TAKE(a->h0, N * de);
   for (int l = 0; l < m->steps; l++) {
     if (share && l >= 2) {
       if (base) a->layer[l] = a->layer[l % 2];
       continue;
     }
+    /* (sharing needs a model without hooks, so without width changes: every step is as wide) */
+    const pb_width w = pb_model_step_width(m, l);
+    const size_t d = (size_t)w.hidden, F = (size_t)w.ffn, A = (size_t)w.heads;
+    const size_t S = (size_t)B * A * T * (T + P), NX = (size_t)B * (T + P) * d;
     pb_layer_acts *x = base ? &a->layer[l] : &(pb_layer_acts){0};
     TAKE(x->q, N * d);
     TAKE(x->k, N * d);
@@ -297,14 +374,16 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
     } else if (base) {
       x->kx = x->vx = NULL;
     }
+    if (width_changes(m, l)) TAKE(x->in, N * d);
+    else if (base) x->in = NULL;
   }
-  const size_t nhead = pb_head_acts_floats(c, B);
-  if (base) pb_head_acts_layout(&a->head, base + off, c, B);
+  const size_t nhead = pb_head_acts_floats(m, &m->head, B);
+  if (base) pb_head_acts_layout(&a->head, base + off, m, &m->head, B);
   off += nhead;
   /* the model-level logits; probs are the head's (rows that exited: recomputed over all rows) */
   TAKE(a->logits, (size_t)B * c->num_labels);
   if (base) a->probs = a->head.probs;
-  TAKE(a->dbuf[0], N * d); /* also the forward's sublayer-hook scratch */
+  TAKE(a->dbuf[0], N * dmax); /* also the forward's sublayer-hook scratch */
   if (share) {
     if (base) {
       for (int i = 1; i < PB_NDBUF; i++) a->dbuf[i] = NULL;
@@ -312,11 +391,11 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
     }
     return off;
   }
-  for (int i = 1; i < PB_NDBUF; i++) TAKE(a->dbuf[i], N * d);
-  TAKE(a->dbuf_f[0], N * F);
-  TAKE(a->dbuf_f[1], N * F);
-  TAKE(a->dscratch, S);
-  if (P) TAKE(a->dkv, 2 * NX + 2 * (size_t)P * d);
+  for (int i = 1; i < PB_NDBUF; i++) TAKE(a->dbuf[i], N * dmax);
+  TAKE(a->dbuf_f[0], N * Fmax);
+  TAKE(a->dbuf_f[1], N * Fmax);
+  TAKE(a->dscratch, Smax);
+  if (P) TAKE(a->dkv, 2 * NXmax + 2 * (size_t)P * dmax);
   else if (base) a->dkv = NULL;
 #undef TAKE
   return off;
@@ -412,12 +491,24 @@ static int acts_alloc(pb_model *m, int B, int T, int infer, int reserved) {
   return PB_OK;
 }
 
+/* every width change has a hook that maps it */
+static int check_widths(pb_model *m) {
+  int width_hook = 0;
+  FOR_HOOKS(h) width_hook |= V2(h, width_fwd) != NULL;
+  for (int l = 0; l < m->steps && !width_hook; l++)
+    if (width_changes(m, l))
+      return pb_set_error(PB_ERR_ARG, "width segments: the hidden size changes from %d to %d before step %d and no hook maps it",
+                          width_in(m, l - 1), width_in(m, l), l);
+  return PB_OK;
+}
+
 static int model_alloc(pb_model *m, int B, int T, int infer) {
   if (B <= 0 || T <= 0) return pb_set_error(PB_ERR_ARG, "model: batch %d x %d must be positive", B, T);
   if (T > m->cfg.max_pos)
     return pb_set_error(PB_ERR_ARG, "model: sequence length %d exceeds max_position_embeddings %d", T,
                         m->cfg.max_pos);
-  int rc;
+  int rc = check_widths(m);
+  if (rc) return rc;
   if (!m->params.frozen_mem && (rc = pb_params_alloc(&m->params))) return rc;
   return acts_alloc(m, B, T, infer, 0);
 }
@@ -428,6 +519,7 @@ int pb_model_alloc_infer(pb_model *m, int B, int T) { return model_alloc(m, B, T
 void pb_model_free(pb_model *m) {
   pb_params_free(&m->params);
   free(m->layer);
+  free(m->width);
   free(m->plan);
   free(m->acts.layer);
   rows_free(&m->acts);
@@ -503,6 +595,18 @@ static int sublayer_residual(pb_model *m, int l, int site, float *ln_in, const f
   return PB_OK;
 }
 
+/* The prefix's share of an attention call is the method's work: what the call charged to the
+ * backbone (since `before`) minus what the same call without a prefix charges (`plain`, a
+ * counting-only run of the P = 0 kernel) moves to the method owner. No formula is restated. */
+static void prefix_share_to_method(const pb_opcounts *before, const pb_opcounts *plain) {
+  for (int k = 0; k < PB_OPK_COUNT; k++) {
+    const uint64_t share = pb_opc.counts.c[PB_OPO_BACKBONE][k] - before->c[PB_OPO_BACKBONE][k] -
+                           plain->c[PB_OPO_BACKBONE][k];
+    pb_opc.counts.c[PB_OPO_BACKBONE][k] -= share;
+    pb_opc.counts.c[PB_OPO_METHOD][k] += share;
+  }
+}
+
 /* kx/vx [B,P+T,d] = per row: the P prefix rows, then the row's T keys / values */
 static void build_prefixed(float *kx, const float *kp, const float *k, int B, int T, int P, int d) {
   const size_t row = (size_t)T * d, pre = (size_t)P * d;
@@ -514,7 +618,8 @@ static void build_prefixed(float *kx, const float *kp, const float *k, int B, in
 
 static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   const pb_config *c = &m->cfg;
-  const int N = B * T, d = c->hidden, F = c->ffn;
+  const pb_width wd = pb_model_step_width(m, l);
+  const int N = B * T, d = wd.hidden, F = wd.ffn, A = wd.heads;
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
   const pb_layer_idx *w = pb_model_step_weights(m, l);
   pb_layer_acts *a = &m->acts.layer[l];
@@ -532,11 +637,19 @@ static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   if (P) {
     build_prefixed(a->kx, kp, a->k, B, T, P, d);
     build_prefixed(a->vx, vp, a->v, B, T, P, d);
-    pb_attention_prefix_fwd(a->ctx, a->probs, a->q, a->kx, a->vx, m->mask, B, T, P, d, c->heads, pa,
+    const pb_opcounts before = pb_opc.counts;
+    pb_attention_prefix_fwd(a->ctx, a->probs, a->q, a->kx, a->vx, m->mask, B, T, P, d, A, pa,
                             site_seed(m, l, SITE_ATTN_PROBS));
+    if (pb_opc.enabled) {
+      pb_opcounts plain = {0};
+      pb_opcounter saved;
+      pb_opc_count_begin(&saved);
+      pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, d, A, pa, 0);
+      pb_opc_count_end(&saved, &plain);
+      prefix_share_to_method(&before, &plain);
+    }
   } else {
-    pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, d, c->heads, pa,
-                     site_seed(m, l, SITE_ATTN_PROBS));
+    pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, d, A, pa, site_seed(m, l, SITE_ATTN_PROBS));
   }
   if ((rc = linear_fwd(m, l, PB_LIN_ATTN_OUT, a->attn_o, a->ctx, w->ow, w->ob, N, d, d))) return rc;
   pb_dropout_fwd(a->attn_o, a->attn_o, (size_t)N * d, ph, site_seed(m, l, SITE_ATTN_OUT));
@@ -557,11 +670,20 @@ static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   return PB_OK;
 }
 
+/* the width hook: step l's input a->layer[l].in from x (the previous step's output) */
+static int width_fwd(pb_model *m, int l, const float *x, int N) {
+  FOR_HOOKS(h) {
+    if (V2(h, width_fwd))
+      HOOK(h->ops->width_fwd(h->ctx, l, x, m->acts.layer[l].in, N, width_in(m, l - 1), width_in(m, l)));
+  }
+  return PB_OK;
+}
+
 /* After step l: the after_layer hooks add loss terms and may finish rows; finished rows leave
  * the batch (their hidden states, inputs and labels are compacted away). *Brun: running rows. */
 static int after_step(pb_model *m, int l, float *h, int *Brun, int T, float *extra) {
   pb_acts *a = &m->acts;
-  const int d = m->cfg.hidden, B = *Brun;
+  const int d = pb_model_step_width(m, l).hidden, B = *Brun;
   memset(a->done, 0, (size_t)B);
   FOR_HOOKS(hk) if (V2(hk, after_layer)) HOOK(hk->ops->after_layer(hk->ctx, l, h, B, T, d, a->rows, a->done, extra));
   if (pb_opc_counting() && m->count_last == l) memset(a->done, 1, (size_t)B);
@@ -608,7 +730,7 @@ static int after_step(pb_model *m, int l, float *h, int *Brun, int T, float *ext
 int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const float *h, int B, int T,
                 const int *labels, const float *targets, int training, uint64_t seed, float *loss) {
   const pb_config *c = &m->cfg;
-  const int d = c->hidden, C = c->num_labels;
+  const int d = pb_head_width(m, hd), C = c->num_labels;
   const float p = training ? c->hidden_dropout : 0.0f;
   for (int b = 0; b < B; b++) copy_(ha->cls + (size_t)b * d, h + (size_t)b * T * d, (size_t)d * sizeof(float));
   pb_matmul_fwd(ha->pooled, ha->cls, pb_w(m, hd->pool_w), pb_w(m, hd->pool_b), B, d, d);
@@ -687,6 +809,8 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   int Brun = B;
   const float *h = a->h0;
   for (int l = 0; l < S && Brun > 0; l++) {
+    if (width_changes(m, l) && (rc = width_fwd(m, l, h, Brun * T))) break;
+    if (width_changes(m, l)) h = a->layer[l].in;
     if ((rc = layer_forward(m, l, h, Brun, T))) break;
     h = a->layer[l].out;
     if (after && l < S - 1 && (rc = after_step(m, l, (float *)h, &Brun, T, &extra))) break;
@@ -766,15 +890,25 @@ static int sublayer_residual_bwd(pb_model *m, int l, int site, float *dresid, fl
  * dk/dv, the prefix part (summed over the batch) to the hook that gave it */
 static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk, float *dv, const float *dctx,
                                 int B, int T, float pa) {
-  const pb_config *c = &m->cfg;
-  const int d = c->hidden;
+  const pb_width wd = pb_model_step_width(m, l);
+  const int d = wd.hidden;
   const size_t pre = (size_t)P * d, row = (size_t)T * d, nx = (size_t)B * (pre + row);
   pb_layer_acts *a = &m->acts.layer[l];
   float *dkx = m->acts.dkv, *dvx = dkx + nx, *dkp = dvx + nx, *dvp = dkp + pre;
   zero_(dkx, 2 * nx * sizeof(float));
-  pb_attention_prefix_bwd(dq, dkx, dvx, m->acts.dscratch, dctx, a->q, a->kx, a->vx, a->probs, B, T, P, d, c->heads,
-                          pa, site_seed(m, l, SITE_ATTN_PROBS));
+  const pb_opcounts before = pb_opc.counts;
+  pb_attention_prefix_bwd(dq, dkx, dvx, m->acts.dscratch, dctx, a->q, a->kx, a->vx, a->probs, B, T, P, d, wd.heads, pa,
+                          site_seed(m, l, SITE_ATTN_PROBS));
+  if (pb_opc.enabled) {
+    pb_opcounts plain = {0};
+    pb_opcounter saved;
+    pb_opc_count_begin(&saved);
+    pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, d, wd.heads, pa, 0);
+    pb_opc_count_end(&saved, &plain);
+    prefix_share_to_method(&before, &plain);
+  }
   zero_(dkp, 2 * pre * sizeof(float));
+  const int prev = pb_opc_set_owner(PB_OPO_METHOD); /* summing the prefix gradients over the batch */
   for (int b = 0; b < B; b++) {
     const float *kb = dkx + (size_t)b * (pre + row), *vb = dvx + (size_t)b * (pre + row);
     copy_(dk + (size_t)b * row, kb + pre, row * sizeof(float));
@@ -782,6 +916,7 @@ static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk,
     pb_add(dkp, dkp, kb, pre);
     pb_add(dvp, dvp, vb, pre);
   }
+  pb_opc_set_owner(prev);
   FOR_HOOKS(h) if (V2(h, kv_prefix) && h->ops->kv_prefix_bwd) HOOK(h->ops->kv_prefix_bwd(h->ctx, l, dkp, dvp, P));
   return PB_OK;
 }
@@ -789,7 +924,8 @@ static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk,
 /* dh: gradient wrt step l's output (consumed); dprev: gradient wrt its input (written) */
 static int layer_backward(pb_model *m, int l, const float *hprev, const float *dh, float *dprev, int B, int T) {
   const pb_config *c = &m->cfg;
-  const int N = B * T, d = c->hidden, F = c->ffn;
+  const pb_width wd = pb_model_step_width(m, l);
+  const int N = B * T, d = wd.hidden, F = wd.ffn;
   const size_t nd = (size_t)N * d, nf = (size_t)N * F;
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
   const pb_layer_idx *w = pb_model_step_weights(m, l);
@@ -837,7 +973,7 @@ static int layer_backward(pb_model *m, int l, const float *hprev, const float *d
   if (P) {
     if ((rc = attention_prefix_bwd(m, l, P, dq, dk, dv, dctx, B, T, pa))) return rc;
   } else {
-    pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, d, c->heads, pa,
+    pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, d, wd.heads, pa,
                      site_seed(m, l, SITE_ATTN_PROBS));
   }
   if ((rc = linear_bwd(m, l, PB_LIN_QUERY, dprev, dq, hprev, w->qw, w->qb, N, d, d, dffn_o))) return rc;
@@ -855,16 +991,28 @@ static int backward_encoder(pb_model *m) {
   float *dh = a->dbuf[0], *dprev = a->dbuf[1];
   const int after = has_after_layer(m);
   for (int l = m->steps - 1; l >= 0; l--) {
+    const int dl = width_in(m, l);
     /* the loss terms the after_layer hooks added on step l's output */
     if (after && l < m->steps - 1) {
       FOR_HOOKS_REV(h) {
         if (V2(h, after_layer) && h->ops->after_layer_bwd)
-          HOOK(h->ops->after_layer_bwd(h->ctx, l, a->layer[l].out, dh, B, T, d));
+          HOOK(h->ops->after_layer_bwd(h->ctx, l, a->layer[l].out, dh, B, T, dl));
       }
     }
-    const float *hprev = l > 0 ? a->layer[l - 1].out : a->h0;
-    int rc = layer_backward(m, l, hprev, dh, dprev, B, T);
+    const float *x = l > 0 ? a->layer[l - 1].out : a->h0; /* the previous step's output */
+    const int wc = width_changes(m, l);
+    int rc = layer_backward(m, l, wc ? a->layer[l].in : x, dh, dprev, B, T);
     if (rc) return rc;
+    if (wc) { /* through the width hook: dprev [N, d(l)] -> [N, d(l-1)] (dbuf[2] is free here) */
+      const int din = width_in(m, l - 1);
+      float *dx = a->dbuf[2];
+      zero_(dx, (size_t)N * din * sizeof(float));
+      FOR_HOOKS_REV(h) {
+        if (V2(h, width_fwd) && h->ops->width_bwd)
+          HOOK(h->ops->width_bwd(h->ctx, l, x, dprev, dx, N, din, dl));
+      }
+      copy_(dprev, dx, (size_t)N * din * sizeof(float));
+    }
     float *t = dh;
     dh = dprev;
     dprev = t;
@@ -890,7 +1038,7 @@ static int backward_encoder(pb_model *m) {
 static int head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T, float weight, float *dh,
                     int write) {
   const pb_config *c = &m->cfg;
-  const int B = ha->B, d = c->hidden, C = c->num_labels;
+  const int B = ha->B, d = pb_head_width(m, hd), C = c->num_labels;
   const float p = ha->training ? c->hidden_dropout : 0.0f;
   if (!ha->labels && !ha->targets) return pb_set_error(PB_ERR_ARG, "head backward: its forward had no labels");
   float *dlogits = ha->dsmall, *dpooled_drop = dlogits + (size_t)B * C, *dpooled = dpooled_drop + (size_t)B * d;
@@ -921,11 +1069,10 @@ int pb_head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T, flo
 }
 
 int pb_backward(pb_model *m) {
-  const pb_config *c = &m->cfg;
   if (m->infer_only) return pb_set_error(PB_ERR_ARG, "backward: the model was allocated for inference only");
   if (!m->labels && !m->targets) return pb_set_error(PB_ERR_ARG, "backward: the last forward had no labels");
   if (m->exited) return pb_set_error(PB_ERR_ARG, "backward: rows left the last forward early (inference only)");
-  const int N = m->cur_B * m->cur_T, d = c->hidden;
+  const int N = m->cur_B * m->cur_T, d = pb_head_width(m, &m->head);
   pb_acts *a = &m->acts;
   int prev_owner = pb_opc_set_owner(PB_OPO_HEAD);
   /* head, back into the residual stream at the [CLS] rows */
@@ -939,7 +1086,7 @@ int pb_backward(pb_model *m) {
 }
 
 int pb_backward_hidden(pb_model *m, const float *dout) {
-  const size_t n = (size_t)m->cur_B * m->cur_T * m->cfg.hidden;
+  const size_t n = (size_t)m->cur_B * m->cur_T * width_in(m, m->steps - 1);
   if (!m->act_mem || n == 0) return pb_set_error(PB_ERR_ARG, "backward: no forward to go back through");
   if (m->infer_only) return pb_set_error(PB_ERR_ARG, "backward: the model was allocated for inference only");
   if (m->exited) return pb_set_error(PB_ERR_ARG, "backward: rows left the last forward early (inference only)");
@@ -976,6 +1123,7 @@ static int model_count(pb_model *m, int B, int T, int flags, int last, pb_opcoun
   m->acts.run_targets = NULL;
   m->acts.lin_in = NULL;
   m->count_last = last < m->steps - 1 ? last : -1;
+  if (!rc) rc = check_widths(m);
   if (!rc && own_params) rc = pb_params_alloc_count(&m->params);
   if (!rc) rc = acts_alloc(m, B, T, 0, 1);
   if (!rc) {

@@ -41,6 +41,13 @@ void pb_config_default(pb_config *c, int num_labels);
 /* checks d % A, positive sizes; returns status with a message naming `what` */
 int pb_config_validate(const pb_config *c, const char *what);
 
+/* the width of a weight set (width segments: the hidden size may change between steps) */
+typedef struct {
+  int hidden;           /* d of this set (d % heads == 0) */
+  int heads;            /* A */
+  int ffn;              /* F */
+} pb_width;
+
 /* indices into the parameter table of one encoder layer's tensors */
 typedef struct {
   int qw, qb, kw, kb, vw, vb;   /* attention.self.{query,key,value}.{weight [d,d], bias [d]} */
@@ -66,6 +73,7 @@ typedef struct {
   float *ln2;              /* [N,d] LayerNorm output */
   float *out;              /* [N,d] layer output: ln2 + layer hook (aliases ln2 without one) */
   float *kx, *vx;          /* [B,P+T,d] prefix rows then k / v (only with a key/value prefix) */
+  float *in;               /* [N,d] step input made by the width hook (only where the width changes) */
 } pb_layer_acts;
 
 /* the tensors of a pooler + classifier head (the model's own, or a method's exit head) */
@@ -127,6 +135,7 @@ typedef struct pb_model {
   pb_params params;        /* the one parameter table */
   int word, pos, type, emb_lnw, emb_lnb; /* embedding tensor indices */
   pb_layer_idx *layer;     /* [L] weight sets (one per layer) */
+  pb_width *width;         /* [L] their widths (cfg's unless pb_model_set_width) */
   int pool_w, pool_b;      /* bert.pooler.dense [d,d], [d] */
   int cls_w, cls_b;        /* classifier [C,d], [C] */
   pb_head_idx head;        /* the four above */
@@ -178,8 +187,17 @@ int pb_model_add_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx);
  * plan NULL: the identity (S must be L). */
 int pb_model_set_plan(pb_model *m, int steps, const int *plan);
 static inline int pb_model_steps(const pb_model *m) { return m->steps; }
-/* weight set of step s */
+/* weight set of step s, and its width */
 static inline const pb_layer_idx *pb_model_step_weights(const pb_model *m, int s) { return &m->layer[m->plan[s]]; }
+static inline pb_width pb_model_step_width(const pb_model *m, int s) { return m->width[m->plan[s]]; }
+/* Width segments (after declare, before methods attach and before alloc): weight sets
+ * first..L-1 are declared again at width (hidden, heads, ffn) (their tensors get the new shapes;
+ * values come from init or a load), and the pooler + classifier follow the width of the last
+ * step. Where consecutive steps (or the embeddings and step 0) differ in width, a hook must give
+ * width_fwd/width_bwd (hooks.h). */
+int pb_model_set_width(pb_model *m, int first, int hidden, int heads, int ffn);
+/* 1 when every step has the config's width (no width segments) */
+int pb_model_width_uniform(const pb_model *m);
 /* [C] logits of batch row `row` of the current forward: where an exit hook writes its
  * prediction for a row it finishes */
 float *pb_model_row_logits(pb_model *m, int row);
@@ -188,8 +206,10 @@ int pb_model_exit_step(const pb_model *m, int row);
 
 /* A pooler + classifier head on the [CLS] rows of any hidden states h [B,T,d] (the model's own
  * head runs through these too). Floats of its activations for B rows, and their layout. */
-size_t pb_head_acts_floats(const pb_config *c, int B);
-void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_config *c, int B);
+size_t pb_head_acts_floats(const pb_model *m, const pb_head_idx *hd, int B);
+void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_model *m, const pb_head_idx *hd, int B);
+/* the width a head reads (its pooler's input size) */
+int pb_head_width(const pb_model *m, const pb_head_idx *hd);
 /* logits in ha->logits; with labels (C > 1) or targets (C = 1) the mean loss in *loss. Dropout on
  * the pooled vector when training (seeded by seed). Charged to the current op owner. */
 int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const float *h, int B, int T,

@@ -95,6 +95,12 @@ typedef struct pb_hook_ops {
   /* backward: dh[B,T,d] (the gradient wrt step l's output) += the gradient of the loss terms
    * after_layer added */
   int (*after_layer_bwd)(void *ctx, int l, const float *h, float *dh, int B, int T, int d);
+  /* width change before step l (width segments, pb_model_set_width): maps the previous step's
+   * output (or the embeddings) x [N,din] to step l's input y [N,dout] (y fully written). The
+   * core refuses to allocate a model whose width changes where no hook gives this. Backward:
+   * dx[N,din] (zeroed by the core) += (dy/dx)^T dy. */
+  int (*width_fwd)(void *ctx, int l, const float *x, float *y, int N, int din, int dout);
+  int (*width_bwd)(void *ctx, int l, const float *x, const float *dy, float *dx, int N, int din, int dout);
 } pb_hook_ops;
 
 #endif

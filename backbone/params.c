@@ -39,6 +39,22 @@ int pb_params_add(pb_params *p, const char *name, pb_owner owner, int ndim, cons
   return p->n++;
 }
 
+int pb_params_reshape(pb_params *p, int idx, int ndim, const int *shape) {
+  if (idx < 0 || idx >= p->n) return pb_set_error(PB_ERR_ARG, "reshape: no tensor %d", idx);
+  pb_tensor *t = &p->t[idx];
+  if (p->frozen_mem || p->train_mem) return pb_set_error(PB_ERR_ARG, "tensor %s reshaped after allocation", t->name);
+  if (ndim < 1 || ndim > PB_MAX_DIMS) return pb_set_error(PB_ERR_ARG, "tensor %s: bad rank %d", t->name, ndim);
+  size_t numel = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] <= 0) return pb_set_error(PB_ERR_ARG, "tensor %s: dimension %d is %d", t->name, i, shape[i]);
+    numel *= (size_t)shape[i];
+  }
+  t->ndim = ndim;
+  for (int i = 0; i < PB_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 0;
+  t->numel = numel;
+  return PB_OK;
+}
+
 int pb_params_find(const pb_params *p, const char *name) {
   for (int i = 0; i < p->n; i++)
     if (strcmp(p->t[i].name, name) == 0) return i;

@@ -51,6 +51,8 @@ typedef struct {
 int pb_params_add(pb_params *p, const char *name, pb_owner owner, int ndim, const int *shape,
                   pb_init_kind init, float init_a);
 int pb_params_find(const pb_params *p, const char *name); /* index or -1 */
+/* new shape for a declared tensor (before allocation) */
+int pb_params_reshape(pb_params *p, int idx, int ndim, const int *shape);
 int pb_params_alloc(pb_params *p);
 /* The same layout in reserved address space (PROT_NONE, nothing committed, any access faults):
  * every tensor gets its pointers, so counting-only runs (counters/opcount.h) see exactly which

@@ -26,6 +26,8 @@ const char *pb_status_name(int code) {
     case PB_ERR_NUMERIC: return "non-finite value";
     case PB_ERR_NOTFOUND: return "not found";
     case PB_ERR_UNSUPPORTED: return "unsupported";
+    case PB_ERR_STATE: return "call out of order";
+    case PB_ERR_LIB: return "library call failed";
     default: return "error";
   }
 }

@@ -1,8 +1,9 @@
 /* PAPI counters per phase; see counters/papi.h. */
 #include "counters/papi.h"
 
+#include "backbone/status.h"
+
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,17 +58,8 @@ static struct {
   pb_papi_phase ph[PB_PAPI_MAX_PHASES]; /* [n_phases] */
 } S;
 
-static char g_err[512];
 
-static int fail(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(g_err, sizeof g_err, fmt, ap);
-  va_end(ap);
-  return code;
-}
 
-const char *pb_papi_last_error(void) { return g_err; }
 
 const char *pb_papi_errname(int code) {
   switch (code) {
@@ -125,7 +117,7 @@ static int record_event(const char *name, int available, const char *reason, int
   int i = find_event(name);
   if (i < 0) {
     if (S.n_events >= PB_PAPI_MAX_EVENTS)
-      return fail(PB_PAPI_EINVAL, "counters/papi.c: more than %d events (at '%s')",
+      return pb_set_error(PB_ERR_ARG, "counters/papi.c: more than %d events (at '%s')",
                   PB_PAPI_MAX_EVENTS, name);
     i = S.n_events++;
   }
@@ -147,7 +139,7 @@ static int for_each_group(const char *events_csv, group_fn fn) {
     events_csv = PB_PAPI_DEFAULT_EVENTS;
   int w = snprintf(csv, sizeof csv, "%s,%s", events_csv, PB_PAPI_SOFTWARE_EVENTS);
   if (w < 0 || (size_t)w >= sizeof csv)
-    return fail(PB_PAPI_EINVAL, "counters/papi.c: event list longer than %d characters",
+    return pb_set_error(PB_ERR_ARG, "counters/papi.c: event list longer than %d characters",
                 PB_PAPI_CSV_LEN - 64);
   int n_groups = 0;
   char *save = NULL;
@@ -161,8 +153,8 @@ static int for_each_group(const char *events_csv, group_fn fn) {
       trim(buf);
       if (!buf[0]) continue;
       if (strlen(buf) >= PB_PAPI_NAME_LEN)
-        return fail(PB_PAPI_EINVAL, "counters/papi.c: event name too long: '%.60s...'", buf);
-      if (n >= 4) return fail(PB_PAPI_EINVAL, "counters/papi.c: more than 4 alternatives in '%s'", tok);
+        return pb_set_error(PB_ERR_ARG, "counters/papi.c: event name too long: '%.60s...'", buf);
+      if (n >= 4) return pb_set_error(PB_ERR_ARG, "counters/papi.c: more than 4 alternatives in '%s'", tok);
       memcpy(alts[n++], buf, strlen(buf) + 1);
     }
     if (n == 0) continue;
@@ -412,7 +404,7 @@ static int read_all(long long *vals) {
     if (!s->running) continue;
     int rc = PAPI_read(s->es, buf);
     if (rc != PAPI_OK)
-      return fail(PB_PAPI_EPAPI, "counters/papi.c: PAPI_read of component %d: %s: %s", s->cidx,
+      return pb_set_error(PB_ERR_LIB, "counters/papi.c: PAPI_read of component %d: %s: %s", s->cidx,
                   pb_papi_errname(rc), PAPI_strerror(rc));
     for (int k = 0; k < s->n; k++) vals[s->ev[k]] = buf[k];
   }
@@ -432,7 +424,6 @@ void pb_papi_finish(void) {
 
 int pb_papi_init_ex(const char *events_csv, int flags) {
   pb_papi_finish();
-  g_err[0] = '\0';
   g_flags = flags;
   if (!lib_init()) {
     snprintf(S.reason, sizeof S.reason, "%s", S.lib_reason);
@@ -489,7 +480,6 @@ void pb_papi_finish(void) { reset_state(); }
 int pb_papi_init_ex(const char *events_csv, int flags) {
   (void)flags;
   reset_state();
-  g_err[0] = '\0';
   snprintf(S.reason, sizeof S.reason,
            "PAPI not built in (configured without libpapi-dev: PB_HAVE_PAPI=0)");
   return for_each_group(events_csv, add_unavailable_group);
@@ -509,18 +499,18 @@ static int find_phase(const char *name) {
 
 int pb_papi_start(const char *phase) {
   if (!phase || !phase[0] || strlen(phase) >= PB_PAPI_NAME_LEN)
-    return fail(PB_PAPI_EINVAL, "counters/papi.c: pb_papi_start: bad phase name");
+    return pb_set_error(PB_ERR_ARG, "counters/papi.c: pb_papi_start: bad phase name");
   int p = find_phase(phase);
   if (p < 0) {
     if (S.n_phases >= PB_PAPI_MAX_PHASES)
-      return fail(PB_PAPI_EINVAL, "counters/papi.c: more than %d phases (at '%s')",
+      return pb_set_error(PB_ERR_ARG, "counters/papi.c: more than %d phases (at '%s')",
                   PB_PAPI_MAX_PHASES, phase);
     p = S.n_phases++;
     memset(&S.ph[p], 0, sizeof S.ph[p]);
     snprintf(S.ph[p].name, sizeof S.ph[p].name, "%s", phase);
   }
   if (S.ph[p].running)
-    return fail(PB_PAPI_ESTATE, "counters/papi.c: phase '%s' started twice", phase);
+    return pb_set_error(PB_ERR_STATE, "counters/papi.c: phase '%s' started twice", phase);
   if (S.available) {
     int rc = read_all(S.ph[p].start);
     if (rc < 0) return rc;
@@ -532,7 +522,7 @@ int pb_papi_start(const char *phase) {
 int pb_papi_stop(const char *phase) {
   int p = phase ? find_phase(phase) : -1;
   if (p < 0 || !S.ph[p].running)
-    return fail(PB_PAPI_ESTATE, "counters/papi.c: pb_papi_stop('%s') without pb_papi_start",
+    return pb_set_error(PB_ERR_STATE, "counters/papi.c: pb_papi_stop('%s') without pb_papi_start",
                 phase ? phase : "(null)");
   if (S.available) {
     long long now[PB_PAPI_MAX_EVENTS];
@@ -567,10 +557,10 @@ int pb_papi_phase_value(const char *phase, const char *event, long long *out) {
   int p = phase ? find_phase(phase) : -1;
   int i = event ? find_event(event) : -1;
   if (p < 0 || i < 0 || !out)
-    return fail(PB_PAPI_EINVAL, "counters/papi.c: no phase '%s' / event '%s'",
+    return pb_set_error(PB_ERR_ARG, "counters/papi.c: no phase '%s' / event '%s'",
                 phase ? phase : "(null)", event ? event : "(null)");
   if (!S.ev[i].available)
-    return fail(PB_PAPI_ESTATE, "counters/papi.c: event '%s' unavailable: %s", event,
+    return pb_set_error(PB_ERR_STATE, "counters/papi.c: event '%s' unavailable: %s", event,
                 S.ev[i].reason);
   *out = S.ph[p].total[i];
   return 0;
@@ -607,7 +597,7 @@ cJSON *pb_papi_to_json(void) {
   }
   if (!ok) {
     cJSON_Delete(o);
-    fail(PB_PAPI_EINVAL, "counters/papi.c: out of memory building JSON");
+    pb_set_error(PB_ERR_ARG, "counters/papi.c: out of memory building JSON");
     return NULL;
   }
   return o;

@@ -16,7 +16,7 @@
  * cannot be counted". NULL, "" or "default" means PB_PAPI_DEFAULT_EVENTS. The software
  * events in PB_PAPI_SOFTWARE_EVENTS are always appended (unless already listed).
  *
- * Status codes: 0 ok, negative error; pb_papi_last_error() holds one line saying what.
+ * Status codes: 0 ok, negative error; pb_last_error() (backbone/status.h) holds one line saying what.
  * This module knows nothing of the backbone or the methods. */
 #ifndef PB_COUNTERS_PAPI_H
 #define PB_COUNTERS_PAPI_H
@@ -38,12 +38,6 @@
  * pb_papi_multiplex_error() says why */
 #define PB_PAPI_FORCE_MULTIPLEX 1
 
-/* Status codes (plain ints; 0 is ok). */
-#define PB_PAPI_OK 0
-#define PB_PAPI_EINVAL (-1)   /* bad argument (NULL, too many events/phases, name too long) */
-#define PB_PAPI_ESTATE (-2)   /* wrong call order (stop without start, not initialised) */
-#define PB_PAPI_EPAPI (-3)    /* a PAPI call failed while counting (read) */
-
 /* Initialises PAPI (once per process) and builds the event sets. Returns 0 when the module
  * is usable — including when PAPI is unavailable (see pb_papi_available) — and negative
  * only for invalid input. Calling it again discards the previous events and phases. */
@@ -64,7 +58,6 @@ const char *pb_papi_reason(void);      /* why not available ("" when available) 
 int pb_papi_multiplexed(void);         /* 1 if any event set was multiplexed */
 /* why multiplexing was needed (or forced) but PAPI refused it; "" if it never failed */
 const char *pb_papi_multiplex_error(void);
-const char *pb_papi_last_error(void);  /* last error line of this module */
 
 int pb_papi_num_events(void);
 const char *pb_papi_event_name(int i);      /* NULL if i is out of range */
@@ -75,7 +68,7 @@ int pb_papi_event_index(const char *name);  /* -1 if not recorded */
 int pb_papi_num_phases(void);
 const char *pb_papi_phase_name(int p);
 /* Value of an event in a phase. Returns 0 and sets *out; negative if the phase or event is
- * unknown (PB_PAPI_EINVAL) or the event is unavailable (PB_PAPI_ESTATE). */
+ * unknown (PB_ERR_ARG) or the event is unavailable (PB_ERR_STATE). */
 int pb_papi_phase_value(const char *phase, const char *event, long long *out);
 
 /* New cJSON object (caller frees with cJSON_Delete), NULL on allocation failure:

@@ -1,7 +1,8 @@
 /* Op counters as PAPI Software Defined Events; see counters/sde.h. */
 #include "counters/sde.h"
 
-#include <stdarg.h>
+#include "backbone/status.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -22,21 +23,12 @@ typedef struct {
   int kind;  /* pb_opkind or -1 for flops */
 } pb_sde_derived;
 
-static char g_err[256];
 static int g_registered;
 static int g_n;
 static char g_names[PB_SDE_MAX_EVENTS][PB_SDE_NAME_LEN];      /* [g_n] short names */
 static char g_full[PB_SDE_MAX_EVENTS][PB_SDE_NAME_LEN + 20];  /* [g_n] sde:::peftbench::... */
 
-static int fail(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(g_err, sizeof g_err, fmt, ap);
-  va_end(ap);
-  return code;
-}
 
-const char *pb_sde_last_error(void) { return g_err; }
 int pb_sde_registered(void) { return g_registered; }
 int pb_sde_num_events(void) { return g_registered ? g_n : 0; }
 const char *pb_sde_event_name(int i) { return g_registered && i >= 0 && i < g_n ? g_names[i] : NULL; }
@@ -122,10 +114,10 @@ int pb_sde_register(void) {
   POPULATE_SDE_FPTR_STRUCT(f);
   int st = 0;
   g_handle = register_all(&f, &st);
-  if (!g_handle) return fail(PB_SDE_EFAIL, "counters/sde.c: papi_sde_init(\"%s\") failed", PB_SDE_LIBRARY);
+  if (!g_handle) return pb_set_error(PB_ERR_LIB, "counters/sde.c: papi_sde_init(\"%s\") failed", PB_SDE_LIBRARY);
   g_registered = 1;
   if (st != 0)
-    return fail(PB_SDE_EFAIL, "counters/sde.c: some events failed to register (libsde code %d); %d registered", st, g_n);
+    return pb_set_error(PB_ERR_LIB, "counters/sde.c: some events failed to register (libsde code %d); %d registered", st, g_n);
   return 0;
 }
 
@@ -148,7 +140,7 @@ papi_handle_t papi_sde_hook_list_events(papi_sde_fptr_struct_t *fptr_struct) {
 #else /* !PB_HAVE_PAPI */
 
 int pb_sde_register(void) {
-  return fail(PB_SDE_EUNAVAIL, "counters/sde.c: PAPI not built in (PB_HAVE_PAPI=0): no SDE export");
+  return pb_set_error(PB_ERR_UNSUPPORTED, "counters/sde.c: PAPI not built in (PB_HAVE_PAPI=0): no SDE export");
 }
 void pb_sde_unregister(void) {}
 

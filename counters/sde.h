@@ -13,17 +13,13 @@
  * `papi_native_avail -sde FILE` lists them when FILE exports papi_sde_hook_list_events
  * (defined in sde.c; an executable needs -rdynamic and must not be PIE for that).
  *
- * Status codes: 0 ok, negative error; pb_sde_last_error() holds one line. */
+ * Status codes: 0 ok, negative error; pb_last_error() (backbone/status.h) holds one line. */
 #ifndef PB_COUNTERS_SDE_H
 #define PB_COUNTERS_SDE_H
 
 #define PB_SDE_LIBRARY "peftbench"
 #define PB_SDE_PREFIX "sde:::peftbench::"
 #define PB_SDE_MAX_EVENTS 32
-
-#define PB_SDE_OK 0
-#define PB_SDE_EUNAVAIL (-1) /* PAPI/libsde not built in */
-#define PB_SDE_EFAIL (-2)    /* a libsde call failed */
 
 /* Registers every event (idempotent). Returns 0 or a negative status. */
 int pb_sde_register(void);
@@ -33,6 +29,5 @@ int pb_sde_registered(void);
 int pb_sde_num_events(void);               /* events registered by pb_sde_register */
 const char *pb_sde_event_name(int i);      /* short name "backbone::matmul_macs"; NULL if out of range */
 const char *pb_sde_event_fullname(int i);  /* "sde:::peftbench::backbone::matmul_macs" */
-const char *pb_sde_last_error(void);
 
 #endif

@@ -1,24 +1,16 @@
 /* Phase timing and process memory; see counters/timing.h. */
 #include "counters/timing.h"
 
+#include "backbone/status.h"
+
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
-static char g_err[256];
 
-static int fail(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(g_err, sizeof g_err, fmt, ap);
-  va_end(ap);
-  return code;
-}
 
-const char *pb_timing_last_error(void) { return g_err; }
 
 static double read_clock(clockid_t id) {
   struct timespec ts;
@@ -41,22 +33,22 @@ static int find(const pb_timing *t, const char *phase) {
 
 int pb_timing_start(pb_timing *t, const char *phase) {
   if (!t || !phase || !phase[0] || strlen(phase) >= PB_TIMING_NAME_LEN)
-    return fail(PB_TIMING_EINVAL, "counters/timing.c: pb_timing_start: bad timer or phase name");
+    return pb_set_error(PB_ERR_ARG, "counters/timing.c: pb_timing_start: bad timer or phase name");
   int i = find(t, phase);
   if (i < 0) {
     if (t->n >= PB_TIMING_MAX_PHASES)
-      return fail(PB_TIMING_EINVAL, "counters/timing.c: more than %d phases (at '%s')",
+      return pb_set_error(PB_ERR_ARG, "counters/timing.c: more than %d phases (at '%s')",
                   PB_TIMING_MAX_PHASES, phase);
     i = t->n++;
     memset(&t->ph[i], 0, sizeof t->ph[i]);
     snprintf(t->ph[i].name, sizeof t->ph[i].name, "%s", phase);
   }
   pb_timing_phase *p = &t->ph[i];
-  if (p->running) return fail(PB_TIMING_ESTATE, "counters/timing.c: phase '%s' started twice", phase);
+  if (p->running) return pb_set_error(PB_ERR_STATE, "counters/timing.c: phase '%s' started twice", phase);
   p->wall0 = pb_wall_seconds();
   p->cpu0 = pb_cpu_seconds();
   if (p->wall0 < 0 || p->cpu0 < 0)
-    return fail(PB_TIMING_ESYS, "counters/timing.c: clock_gettime failed: %s", strerror(errno));
+    return pb_set_error(PB_ERR_LIB, "counters/timing.c: clock_gettime failed: %s", strerror(errno));
   p->running = 1;
   return 0;
 }
@@ -64,12 +56,12 @@ int pb_timing_start(pb_timing *t, const char *phase) {
 int pb_timing_stop(pb_timing *t, const char *phase) {
   int i = t && phase ? find(t, phase) : -1;
   if (i < 0 || !t->ph[i].running)
-    return fail(PB_TIMING_ESTATE, "counters/timing.c: pb_timing_stop('%s') without start",
+    return pb_set_error(PB_ERR_STATE, "counters/timing.c: pb_timing_stop('%s') without start",
                 phase ? phase : "(null)");
   pb_timing_phase *p = &t->ph[i];
   double w = pb_wall_seconds(), c = pb_cpu_seconds();
   if (w < 0 || c < 0)
-    return fail(PB_TIMING_ESYS, "counters/timing.c: clock_gettime failed: %s", strerror(errno));
+    return pb_set_error(PB_ERR_LIB, "counters/timing.c: clock_gettime failed: %s", strerror(errno));
   p->wall_s += w - p->wall0;
   p->cpu_s += c - p->cpu0;
   p->running = 0;
@@ -83,7 +75,7 @@ const pb_timing_phase *pb_timing_get(const pb_timing *t, const char *phase) {
 }
 
 int pb_memory_read(pb_memory *m) {
-  if (!m) return fail(PB_TIMING_EINVAL, "counters/timing.c: pb_memory_read: NULL");
+  if (!m) return pb_set_error(PB_ERR_ARG, "counters/timing.c: pb_memory_read: NULL");
   m->peak_rss_kb = m->vm_hwm_kb = m->current_rss_kb = -1;
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) m->peak_rss_kb = ru.ru_maxrss; /* KiB on Linux */
@@ -98,7 +90,7 @@ int pb_memory_read(pb_memory *m) {
     fclose(f);
   }
   if (m->peak_rss_kb < 0 && m->vm_hwm_kb < 0 && m->current_rss_kb < 0)
-    return fail(PB_TIMING_ESYS, "counters/timing.c: neither getrusage nor /proc/self/status readable");
+    return pb_set_error(PB_ERR_LIB, "counters/timing.c: neither getrusage nor /proc/self/status readable");
   return 0;
 }
 
@@ -112,7 +104,7 @@ cJSON *pb_timing_to_json(const pb_timing *t) {
         !cJSON_AddNumberToObject(ph, "cpu_s", p->cpu_s) ||
         !cJSON_AddNumberToObject(ph, "intervals", p->intervals)) {
       cJSON_Delete(o);
-      fail(PB_TIMING_EINVAL, "counters/timing.c: out of memory building JSON");
+      pb_set_error(PB_ERR_ARG, "counters/timing.c: out of memory building JSON");
       return NULL;
     }
   }
@@ -129,7 +121,7 @@ cJSON *pb_memory_to_json(const pb_memory *m) {
   if (!add_kb(o, "peak_rss_kb", m->peak_rss_kb) || !add_kb(o, "vm_hwm_kb", m->vm_hwm_kb) ||
       !add_kb(o, "current_rss_kb", m->current_rss_kb)) {
     cJSON_Delete(o);
-    fail(PB_TIMING_EINVAL, "counters/timing.c: out of memory building JSON");
+    pb_set_error(PB_ERR_ARG, "counters/timing.c: out of memory building JSON");
     return NULL;
   }
   return o;

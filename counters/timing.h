@@ -2,7 +2,7 @@
  *
  * Wall time: CLOCK_MONOTONIC. CPU time: CLOCK_PROCESS_CPUTIME_ID, i.e. all threads of the
  * process (OpenBLAS/OpenMP workers included), so cpu_s may exceed wall_s.
- * Status codes: 0 ok, negative error; pb_timing_last_error() holds one line. */
+ * Status codes: 0 ok, negative error; pb_last_error() (backbone/status.h) holds one line. */
 #ifndef PB_COUNTERS_TIMING_H
 #define PB_COUNTERS_TIMING_H
 
@@ -10,11 +10,6 @@
 
 #define PB_TIMING_MAX_PHASES 16
 #define PB_TIMING_NAME_LEN 64
-
-#define PB_TIMING_OK 0
-#define PB_TIMING_EINVAL (-1) /* bad name / too many phases */
-#define PB_TIMING_ESTATE (-2) /* stop without start, start twice */
-#define PB_TIMING_ESYS (-3)   /* clock_gettime / getrusage failed */
 
 typedef struct {
   char name[PB_TIMING_NAME_LEN]; /* phase name ("train") */
@@ -45,7 +40,7 @@ int pb_timing_stop(pb_timing *t, const char *phase);
 /* NULL if the phase was never started */
 const pb_timing_phase *pb_timing_get(const pb_timing *t, const char *phase);
 
-/* Fills *m; returns 0 if at least one figure was read, else PB_TIMING_ESYS. */
+/* Fills *m; returns 0 if at least one figure was read, else PB_ERR_LIB. */
 int pb_memory_read(pb_memory *m);
 
 /* New cJSON objects (caller frees), NULL on allocation failure:
@@ -53,7 +48,5 @@ int pb_memory_read(pb_memory *m);
  * memory: {"peak_rss_kb": ..., "vm_hwm_kb": ..., "current_rss_kb": ...} (null if unknown) */
 cJSON *pb_timing_to_json(const pb_timing *t);
 cJSON *pb_memory_to_json(const pb_memory *m);
-
-const char *pb_timing_last_error(void);
 
 #endif

@@ -41,7 +41,10 @@ static const char *EVAL_USAGE =
 /* method options from "k=v,k=v" into a NULL-terminated list over buf */
 static int split_opts(char *buf, const char **out, int cap) {
   int n = 0;
-  for (char *t = strtok(buf, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
+  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+    if (n == cap) return -1; /* more options than a method can be given */
+    out[n++] = t;
+  }
   out[n] = NULL;
   return n;
 }
@@ -102,10 +105,12 @@ static int build_from_task_file(const char *path, eval_opts *o, eval_state *s, c
     return pb_set_error(PB_ERR_FORMAT, "%s: metadata lacks method/method_config/task/backbone/seed/max_len", path);
   if (o->task_name && pb_task_find(o->task_name) != *task)
     return pb_set_error(PB_ERR_ARG, "--task %s: %s was trained on %s", o->task_name, path, (*task)->name);
-  char cfgbuf[512];
+  static char cfgbuf[2048]; /* as long as run's describe buffer */
   const char *mopts[PB_MAX_METHOD_OPTS + 1];
-  snprintf(cfgbuf, sizeof cfgbuf, "%s", mcfg);
-  split_opts(cfgbuf, mopts, PB_MAX_METHOD_OPTS);
+  if (snprintf(cfgbuf, sizeof cfgbuf, "%s", mcfg) >= (int)sizeof cfgbuf)
+    return pb_set_error(PB_ERR_FORMAT, "%s: metadata method_config longer than %zu bytes", path, sizeof cfgbuf - 1);
+  if (split_opts(cfgbuf, mopts, PB_MAX_METHOD_OPTS) < 0)
+    return pb_set_error(PB_ERR_FORMAT, "%s: metadata method_config has more than %d options", path, PB_MAX_METHOD_OPTS);
   /* a random-initialised backbone is rebuilt from its seed and shape: its fingerprint proves it */
   const char *bconf = pb_kv_get(s->meta, s->nmeta, "backbone_config");
   static char shape[64];

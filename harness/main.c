@@ -42,7 +42,9 @@ static void install_signals(void) {
 
 static const char *RUN_USAGE =
     "usage: peftbench run --task TASK --method METHOD [options]\n"
-    "  -o, --opt KEY=VALUE   method option (repeatable; see `peftbench methods`)\n"
+    "                        METHOD: one method, or several joined by '+' (composition)\n"
+    "  -o, --opt KEY=VALUE   method option (repeatable; see `peftbench methods`); NAME.KEY=VALUE\n"
+    "                        addresses one method of a composition\n"
     "  --model DIR           HF BERT folder (config.json, model.safetensors, vocab.txt);\n"
     "                        default: the embedded default backbone (models/default)\n"
     "  --shape L,H,A,F       random-initialised backbone of this shape instead (tests, ablations)\n"
@@ -236,6 +238,9 @@ static int cmd_methods(void) {
       printf("%-13s   %s\n", "", line);
     }
   }
+  char compose[512];
+  pb_method_compose_help(compose, sizeof compose);
+  printf("%s\n", compose);
   return 0;
 }
 

@@ -288,8 +288,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       (rc = pb_head_label_map(&S.m, info.source, task, label_map, sizeof label_map)))
     goto done;
   if ((rc = pb_load_vocab(&bb, &S.m.cfg, &S.tk, &info))) goto done;
-  char desc[512] = "";
-  if (S.mi.m->describe) S.mi.m->describe(S.mi.ctx, desc, sizeof desc);
+  char desc[2048] = ""; /* composites ("lora+bitfit") describe every part's options */
+  if (S.mi.m->describe && (rc = S.mi.m->describe(S.mi.ctx, desc, sizeof desc))) goto done;
   char report[256];
   pb_params_report(&S.m.params, report, sizeof report);
   if (!o->quiet) {

@@ -103,8 +103,9 @@ static int ad_check(const adapter_ctx *c, int l, int site, int N, int d) {
   if (!c->acts) return pb_set_error(PB_ERR_ARG, "adapter: hook called before pb_model_alloc");
   if (l < 0 || l >= c->L || site < 0 || site >= PB_SUB_COUNT)
     return pb_set_error(PB_ERR_ARG, "adapter: bad hook site (layer %d, site %d)", l, site);
-  if (d != c->d || N < 0 || N > c->capN)
-    return pb_set_error(PB_ERR_SHAPE, "adapter: hook got %d x %d rows, capacity %d x %d", N, d, c->capN, c->d);
+  const int dl = pb_model_step_width(c->m, l).hidden;
+  if (d != dl || N < 0 || N > c->capN)
+    return pb_set_error(PB_ERR_SHAPE, "adapter: hook got %d x %d rows, capacity %d x %d", N, d, c->capN, dl);
   return PB_OK;
 }
 
@@ -173,17 +174,17 @@ static int ad_attach(void *vctx, pb_model *m) {
   adapter_ctx *c = vctx;
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "adapter: attach must come before pb_model_alloc");
-  const int L = pb_model_steps(m), d = m->cfg.hidden, r = c->r; /* per encoder step */
+  const int L = pb_model_steps(m), r = c->r; /* per encoder step, at its width */
   free(c->idx);
   c->idx = malloc((size_t)L * PB_SUB_COUNT * AD_NT * sizeof(int));
   if (!c->idx) return pb_set_error(PB_ERR_NOMEM, "adapter: out of memory");
   c->L = L;
-  c->d = d;
   c->m = m;
   c->acts = c->scratch = NULL;
   static const char *site_name[PB_SUB_COUNT] = {"attn", "ffn"};
   char name[PB_NAME_MAX];
   for (int l = 0; l < L; l++) {
+    const int d = pb_model_step_width(m, l).hidden;
     for (int s = 0; s < PB_SUB_COUNT; s++) {
       int *ix = c->idx + ((size_t)l * PB_SUB_COUNT + s) * AD_NT;
       for (int k = 0; k < AD_NT; k++) ix[k] = -1;
@@ -209,7 +210,7 @@ static int ad_attach(void *vctx, pb_model *m) {
         ix[k] = i;
       }
       if (c->train_ln) {
-        const pb_layer_idx *w = &m->layer[l];
+        const pb_layer_idx *w = pb_model_step_weights(m, l);
         int lw = s == PB_SUB_ATTN ? w->ln1w : w->ln2w, lb = s == PB_SUB_ATTN ? w->ln1b : w->ln2b;
         m->params.t[lw].trainable = m->params.t[lb].trainable = 1;
         m->params.t[lw].stored = m->params.t[lb].stored = 1;

@@ -296,6 +296,8 @@ static int lc_attach(void *vctx, pb_model *m) {
   lc_ctx *c = vctx;
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "layerconnect: attach must come before pb_model_alloc");
+  if (!pb_model_width_uniform(m))
+    return pb_set_error(PB_ERR_UNSUPPORTED, "layerconnect: the model's hidden size changes between steps (width segments)");
   const int L = pb_model_steps(m), d = m->cfg.hidden, K = c->K; /* per encoder step */
   c->m = m;
   c->L = L;

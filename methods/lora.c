@@ -63,12 +63,13 @@ typedef struct {
 
 static float lora_scale(const lora_ctx *c) { return c->alpha / (float)c->r; }
 
-/* in/out features of a linear site for a config */
-static void site_dims(const pb_config *cfg, int site, int *in, int *out) {
-  *in = cfg->hidden;
-  *out = cfg->hidden;
-  if (site == PB_LIN_FFN_IN) *out = cfg->ffn;
-  if (site == PB_LIN_FFN_OUT) *in = cfg->ffn;
+/* in/out features of a linear site at step l (its width segment) */
+static void site_dims(const pb_model *m, int l, int site, int *in, int *out) {
+  const pb_width w = pb_model_step_width(m, l);
+  *in = w.hidden;
+  *out = w.hidden;
+  if (site == PB_LIN_FFN_IN) *out = w.ffn;
+  if (site == PB_LIN_FFN_OUT) *in = w.ffn;
 }
 
 /* index of the backbone weight of a linear site in layer l */
@@ -114,17 +115,17 @@ static int lora_describe(const void *vctx, char *buf, size_t n) {
 
 static int lora_reserve(void *vctx, int B, int T, float *acts, size_t *nfloats) {
   lora_ctx *c = vctx;
-  const pb_config *cfg = &c->m->cfg;
   const size_t N = (size_t)B * T, r = (size_t)c->r;
   int maxdim = 0, maxin = 0;
-  for (int s = 0; s < PB_LIN_COUNT; s++) {
-    if (!(c->targets & (1u << s))) continue;
-    int in, out;
-    site_dims(cfg, s, &in, &out);
-    if (in > maxdim) maxdim = in;
-    if (out > maxdim) maxdim = out;
-    if (in > maxin) maxin = in;
-  }
+  for (int l = 0; l < c->L; l++)
+    for (int s = 0; s < PB_LIN_COUNT; s++) {
+      if (!(c->targets & (1u << s))) continue;
+      int in, out;
+      site_dims(c->m, l, s, &in, &out);
+      if (in > maxdim) maxdim = in;
+      if (out > maxdim) maxdim = out;
+      if (in > maxin) maxin = in;
+    }
   const size_t n_u = (size_t)c->L * c->ntargets * N * r, n_du = N * r, n_s = N * (size_t)maxdim;
   const size_t n_s2 = c->dropout > 0 ? N * (size_t)maxin : 0;
   if (!acts) {
@@ -245,7 +246,6 @@ static int lora_attach(void *vctx, pb_model *m) {
   if (c->m) return pb_set_error(PB_ERR_ARG, "lora: already attached to a model");
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "lora: attach must come before pb_model_alloc");
-  const pb_config *cfg = &m->cfg;
   c->L = pb_model_steps(m); /* per encoder step */
   c->ntargets = 0;
   for (int s = 0; s < PB_LIN_COUNT; s++) c->slot[s] = (c->targets & (1u << s)) ? c->ntargets++ : -1;
@@ -262,7 +262,7 @@ static int lora_attach(void *vctx, pb_model *m) {
     for (int s = 0; s < PB_LIN_COUNT; s++) {
       if (c->slot[s] < 0) continue;
       int in, out;
-      site_dims(cfg, s, &in, &out);
+      site_dims(m, l, s, &in, &out);
       const int shA[2] = {c->r, in}, shB[2] = {out, c->r};
       const pb_init_kind ka = c->init == LORA_INIT_GAUSSIAN ? PB_INIT_NORMAL : PB_INIT_UNIFORM;
       /* kaiming_uniform(a=sqrt(5)) as PEFT: bound = sqrt(1/3)*sqrt(3/in) = 1/sqrt(in); gaussian: std 1/r */

@@ -56,7 +56,7 @@ typedef struct pb_method {
   /* the resolved configuration as "key=value,key=value" (results, tables, task-file metadata) */
   int (*describe)(const void *ctx, char *buf, size_t n);
   /* Declare the method's tensors into m->params, set which tensors are trainable/stored, and
-   * install the hooks (pb_model_set_hooks). Called after pb_model_declare, before alloc. */
+   * append its hooks to the chain (pb_model_add_hooks). Called after pb_model_declare, before alloc. */
   int (*attach)(void *ctx, pb_model *m);
   /* optional: fold the method into the backbone weights (zero added inference ops) and back */
   int (*merge)(void *ctx, pb_model *m);
@@ -93,9 +93,16 @@ typedef struct {
   void *ctx;
 } pb_method_inst;
 
-/* finds `name`, allocates + inits ctx, applies "k=v" options (NULL-terminated list or NULL) */
+/* finds `name`, allocates + inits ctx, applies "k=v" options (NULL-terminated list or NULL).
+ * `name` may join registered methods with '+' ("lora+bitfit"): a composite instance
+ * (methods/compose.c) whose table lives in its ctx; pb_method_destroy frees both. */
 int pb_method_create(pb_method_inst *inst, const char *name, const char *const *options);
 void pb_method_destroy(pb_method_inst *inst);
+/* composition (methods/compose.c): pb_method_create of a spec with '+' lands here; options are
+ * "key=value" (the one part declaring key) or "part.key=value"; describe prefixes every key */
+int pb_method_compose_create(pb_method_inst *inst, const char *spec, const char *const *options);
+/* one line for `peftbench methods`: how to compose, with an example from the registry */
+void pb_method_compose_help(char *buf, size_t n);
 
 /* descriptors (methods/options.c) */
 const pb_method_option *pb_method_option_find(const pb_method *m, const char *key); /* name or alias */
@@ -111,7 +118,8 @@ int pb_method_describe_defaults(const pb_method *m, char *buf, size_t n);
 void pb_method_options_help(const pb_method *m, char *buf, size_t n);
 /* one option's line for `peftbench methods`: "r=INT in 1..65536, default 8: rank" */
 void pb_method_option_line(const pb_method_option *o, char *buf, size_t n);
-/* table row rank of a method name: its order, unknown/unordered names after every ordered one */
+/* table row rank of a method name: its order, unknown/unordered names after every ordered one,
+ * compositions ("a+b") after those */
 int pb_method_rank(const char *name);
 /* 1 when `name` is a registered method declaring itself the full fine-tuning reference */
 int pb_method_is_reference(const char *name);

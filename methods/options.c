@@ -207,7 +207,8 @@ void pb_method_option_line(const pb_method_option *o, char *buf, size_t n) {
 
 int pb_method_rank(const char *name) {
   const pb_method *m = name ? pb_method_find(name) : NULL;
-  return m && m->version >= 2 && m->order > 0 ? m->order : INT_MAX;
+  if (m && m->version >= 2 && m->order > 0) return m->order;
+  return name && strchr(name, '+') ? INT_MAX : INT_MAX - 1; /* compositions after every single method */
 }
 
 int pb_method_is_reference(const char *name) {

@@ -10,12 +10,18 @@ extern const pb_method pb_method_full;
 extern const pb_method pb_method_lora;
 extern const pb_method pb_method_adapter;
 extern const pb_method pb_method_layerconnect;
+extern const pb_method pb_method_ia3;
+extern const pb_method pb_method_bitfit;
+extern const pb_method pb_method_prefix;
 
 static const pb_method *const registry[] = {
     &pb_method_full,
     &pb_method_lora,
     &pb_method_adapter,
     &pb_method_layerconnect,
+    &pb_method_ia3,
+    &pb_method_bitfit,
+    &pb_method_prefix,
 };
 
 int pb_method_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
@@ -37,6 +43,7 @@ void pb_method_names(char *buf, size_t n) {
 
 int pb_method_create(pb_method_inst *inst, const char *name, const char *const *options) {
   memset(inst, 0, sizeof *inst);
+  if (name && strchr(name, '+')) return pb_method_compose_create(inst, name, options); /* methods/compose.c */
   const pb_method *m = pb_method_find(name);
   if (!m) {
     char names[256];

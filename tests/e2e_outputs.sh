@@ -13,6 +13,8 @@
 # - --data-seed fixes the training subsample independently of --seed;
 # - exit codes: 2 only for usage errors, 1 for bad files;
 # - provenance: commit + dirty flag compiled in, vocab path + SHA-256, casing.
+# - composition: run --method lora+bitfit, eval of its task file gives the recorded score and
+#   predictions (also --merge); full+lora is a usage error; `methods` explains composition.
 # Inputs: the tiny fixture (tests/fixtures/tiny_bert: 2 layers, d=32, a 3-label head) and small
 # official-layout SST-2 and MNLI folders written here. Needs bash, coreutils, perl (JSON::PP).
 set -u
@@ -200,6 +202,31 @@ run4() { "$BIN" run --task sst2 --method layerconnect --steps 1 --max-train 16 -
 a=$(run4 --seed 1); b=$(run4 --seed 2); c=$(run4 --seed 1 --data-seed 5)
 [ -n "$a" ] && [ "$a" = "$b" ] && ok "--seed 1 and 2 train on the same subsample ($a)" || fail "subsample depends on --seed ($a vs $b)"
 [ "$c" != "$a" ] && ok "--data-seed 5 draws another subsample" || fail "--data-seed has no effect"
+
+# ---------------------------------------------------------------- composition: --method lora+bitfit
+R6="$W/r6.jsonl"
+"$BIN" run --task sst2 --method lora+bitfit -o r=4 -o bitfit.biases=query,layernorm,pooler --steps 3 --new-head \
+  "${COMMON[@]}" --out "$W/o6" --results "$R6" >/dev/null 2>"$W/err"
+expect "run --method lora+bitfit: exit" "$?" 0
+expect "lora+bitfit: the record's method" "$(jget "$R6" method)" lora+bitfit
+expect "lora+bitfit: method_desc, keys prefixed by their method" "$(jget "$R6" method_desc)" \
+  "lora.r=4,lora.alpha=16,lora.dropout=0,lora.targets=query+value,lora.init=kaiming,bitfit.biases=query+layernorm+pooler"
+TF6=$(jget "$R6" storage.path)
+"$BIN" eval "$TF6" --data-dir "$W/glue" --out "$W/ev6" --json >"$W/ev6.json" 2>"$W/err"
+expect "eval of the lora+bitfit task file: exit" "$?" 0
+expect "eval lora+bitfit: dev accuracy == record (exact)" "$(jget "$W/ev6.json" splits.dev.metrics.accuracy)" \
+  "$(jget "$R6" metrics.splits.dev.accuracy)"
+cmp -s <(cut -f1-3 "$(jget "$W/ev6.json" splits.dev.predictions)") <(cut -f1-3 "$(jget "$R6" predictions.dev)") \
+  && ok "eval lora+bitfit: predictions = run's" || fail "eval lora+bitfit predictions differ from run's"
+"$BIN" eval "$TF6" --merge --data-dir "$W/glue" --out "$W/ev6" --json >"$W/ev6m.json" 2>"$W/err"
+expect "eval --merge of lora+bitfit: exit" "$?" 0
+cmp -s <(cut -f1-3 "$(jget "$W/ev6m.json" splits.dev.predictions)") <(cut -f1-3 "$(jget "$R6" predictions.dev)") \
+  && ok "eval --merge lora+bitfit: predictions = run's" || fail "eval --merge lora+bitfit predictions differ"
+"$BIN" run --task sst2 --method full+lora "${COMMON[@]}" --steps 1 --out "$W/o6" >/dev/null 2>"$W/err"
+expect "run --method full+lora: usage error" "$?" 2
+grep -q "cannot be combined" "$W/err" && ok "full+lora: says why" || fail "full+lora message"
+"$BIN" methods | grep -q "^composition: join methods with '+'" && ok "peftbench methods explains composition" \
+  || fail "peftbench methods lacks the composition line"
 
 # ---------------------------------------------------------------- exit codes and provenance
 m="$W/m_missing"; mkdir -p "$m"; cp "$TINY/config.json" "$TINY/vocab.txt" "$m/"

@@ -10,7 +10,10 @@
  *    (finite differences of its tensors and of the backbone), and in inference finishes the even
  *    rows at step 0: their logits are the exit head's, the others' are the plain forward's, the
  *    exit steps are recorded, and the op count of the real batch equals the sum over rows of
- *    pb_model_count_exit at each row's exit step. */
+ *    pb_model_count_exit at each row's exit step;
+ *  - width segments: steps 1-2 at width 6 over embeddings and step 0 at 8, through a width hook:
+ *    exact parameter count, finite differences of every tensor, counting-only = real count, and a
+ *    width change without a hook is refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,10 +366,10 @@ static int ex_reserve(void *vc, int b, int t, float *acts, size_t *n) {
   exit_ctx *c = vc;
   (void)t;
   if (!acts) {
-    *n = pb_head_acts_floats(&c->m->cfg, b);
+    *n = pb_head_acts_floats(c->m, &c->hd, b);
     return PB_OK;
   }
-  pb_head_acts_layout(&c->ha, acts, &c->m->cfg, b);
+  pb_head_acts_layout(&c->ha, acts, c->m, &c->hd, b);
   return PB_OK;
 }
 static int ex_after(void *vc, int l, const float *h, int b, int t, int d, const int *rows, unsigned char *done,
@@ -458,8 +461,8 @@ static void early_exit(void) {
   float hand[B * C];
   {
     pb_head_acts ha;
-    float *blk = malloc(pb_head_acts_floats(&c, B) * sizeof(float));
-    pb_head_acts_layout(&ha, blk, &c, B);
+    float *blk = malloc(pb_head_acts_floats(&m, &e.hd, B) * sizeof(float));
+    pb_head_acts_layout(&ha, blk, &m, &e.hd, B);
     CHECK_OK(pb_head_fwd(&m, &e.hd, &ha, p.acts.layer[0].out, B, T, NULL, NULL, 0, 0, NULL));
     memcpy(hand, ha.logits, sizeof hand);
     free(blk);
@@ -509,11 +512,86 @@ static void early_exit(void) {
   pb_model_free(&m);
 }
 
+
+/* ---------------------------------------------------------------- width segments */
+
+/* the width change: y = x W^T with W [dout, din] a trainable method tensor */
+typedef struct {
+  pb_model *m;
+  int w;
+} width_ctx;
+static int wd_fwd(void *vc, int l, const float *x, float *y, int N, int din, int dout) {
+  width_ctx *c = vc;
+  (void)l;
+  pb_matmul_fwd(y, x, pb_w(c->m, c->w), NULL, N, din, dout);
+  return PB_OK;
+}
+static int wd_bwd(void *vc, int l, const float *x, const float *dy, float *dx, int N, int din, int dout) {
+  width_ctx *c = vc;
+  (void)l;
+  pb_matmul_bwd(dx, pb_g(c->m, c->w), NULL, dy, x, pb_w(c->m, c->w), N, din, dout);
+  return PB_OK;
+}
+static const pb_hook_ops width_hooks = {.version = PB_HOOKS_VERSION, .width_fwd = wd_fwd, .width_bwd = wd_bwd};
+
+static void width_segments(void) {
+  pb_config c;
+  tiny(&c, 3, 0.0f);
+  pb_model m;
+  CHECK_OK(pb_model_declare(&m, &c));
+  CHECK(pb_model_set_width(&m, 1, 6, 4, 10) == PB_ERR_ARG, "hidden 6 over 4 heads accepted");
+  CHECK(pb_model_set_width(&m, 3, 6, 3, 10) == PB_ERR_ARG, "weight set 3 of 3 accepted");
+  CHECK_OK(pb_model_set_width(&m, 1, 6, 3, 10));
+  CHECK(!pb_model_width_uniform(&m) && pb_model_step_width(&m, 2).hidden == 6 && pb_head_width(&m, &m.head) == 6,
+        "widths not recorded");
+  all_trainable(&m);
+  /* parameters: embeddings and set 0 at 8, sets 1-2 at 6 (3 heads, FFN 10), pooler and head at 6 */
+  const size_t V = 31, P = 8;
+  size_t set[2];
+  for (int k = 0; k < 2; k++) {
+    const size_t d = k ? 6 : 8, F = k ? 10 : 12;
+    set[k] = 4 * (d * d + d) + 2 * d + (F * d + F) + (d * F + d) + 2 * d;
+  }
+  const size_t expect = V * 8 + P * 8 + 2 * 8 + 2 * 8 + set[0] + 2 * set[1] + 6 * 6 + 6 + C * 6 + C;
+  size_t n = 0;
+  for (int i = 0; i < m.params.n; i++) n += m.params.t[i].numel;
+  CHECK(n == expect, "width-segment parameters %zu, expected %zu", n, expect);
+  CHECK(pb_model_alloc(&m, B, T) == PB_ERR_ARG, "a width change without a hook allocated");
+  printf("no width hook: %s\n", pb_last_error());
+  width_ctx wc = {.m = &m};
+  int shape[2] = {6, 8};
+  wc.w = pb_params_add(&m.params, "width.1.weight", PB_OWNER_METHOD, 2, shape, PB_INIT_NORMAL, 0.3f);
+  CHECK(wc.w >= 0, "declare: %s", pb_last_error());
+  m.params.t[wc.w].trainable = 1;
+  CHECK_OK(pb_model_add_hooks(&m, &width_hooks, &wc));
+  CHECK_OK(pb_model_alloc(&m, B, T));
+  pb_model_init_random(&m, 41);
+  perturb(&m, 42);
+  printf("width segments 8 | 6 6 over 3 steps: %zu parameters + %d in the width map\n", n, 48);
+  gradcheck(&m, "width segments (8 -> 6 before step 1)", 1.5e-4, 2e-3);
+  /* op count by execution = the real step's instrumented count */
+  pb_opcounts counted = {0};
+  CHECK_OK(pb_model_count(&m, B, T, PB_COUNT_TRAIN, &counted));
+  pb_opc_reset();
+  pb_opc_enable(1);
+  float loss;
+  CHECK_OK(pb_forward(&m, ids, types, mask, B, T, labels, NULL, 0, 0, &loss));
+  CHECK_OK(pb_backward(&m));
+  pb_opc_enable(0);
+  pb_opcounts real = pb_opc_snapshot();
+  CHECK(memcmp(&real, &counted, sizeof real) == 0, "width segments: counting-only run differs from the real step");
+  /* the width map's MACs: forward N*8*6, backward 2*N*8*6 (dx and dW) */
+  CHECK(pb_opcounts_kind(&counted, PB_OPO_METHOD, PB_OPK_MAC) == 3ull * B * T * 8 * 6, "width map MACs %llu",
+        (unsigned long long)pb_opcounts_kind(&counted, PB_OPO_METHOD, PB_OPK_MAC));
+  pb_model_free(&m);
+}
+
 int main(void) {
   make_batch();
   layer_plan();
   hook_chain();
   early_exit();
+  width_segments();
   printf("%d checks, %d failures\n", checks, failures);
   return check_exit_status();
 }

@@ -106,8 +106,8 @@ static void test_without_papi(void) {
     all_null &= !pb_papi_event_available(i) && pb_papi_event_reason(i)[0];
   CHECK(all_null, "all %d events unavailable with a reason", pb_papi_num_events());
   check_json_shape("no PAPI");
-  CHECK(pb_sde_register() < 0 && strstr(pb_sde_last_error(), "not built in"),
-        "SDE export reports: %s", pb_sde_last_error());
+  CHECK(pb_sde_register() < 0 && strstr(pb_last_error(), "not built in"),
+        "SDE export reports: %s", pb_last_error());
 }
 #endif
 
@@ -192,12 +192,12 @@ static void test_default_list(void) {
   CHECK(pb_papi_phase_value("train", "PAPI_NOT_LISTED", &dummy) < 0, "unlisted event -> error");
   if (!pb_papi_event_available(pb_papi_event_index("PAPI_TOT_CYC")))
     CHECK(pb_papi_phase_value("train", "PAPI_TOT_CYC", &dummy) < 0,
-          "unavailable event has no value: %s", pb_papi_last_error());
+          "unavailable event has no value: %s", pb_last_error());
 
   /* misuse */
-  CHECK(pb_papi_stop("eval") < 0, "stop without start -> %s", pb_papi_last_error());
+  CHECK(pb_papi_stop("eval") < 0, "stop without start -> %s", pb_last_error());
   CHECK(pb_papi_start("eval") == 0 && pb_papi_start("eval") < 0, "start twice -> %s",
-        pb_papi_last_error());
+        pb_last_error());
   pb_papi_stop("eval");
   CHECK(pb_papi_start(NULL) < 0 && pb_papi_start("") < 0, "NULL/empty phase rejected");
   check_json_shape("default list");
@@ -240,7 +240,7 @@ static void test_unknown_events(void) {
   char big[5000];
   memset(big, 'A', sizeof big - 1);
   big[sizeof big - 1] = '\0';
-  CHECK(pb_papi_init(big) < 0, "oversized list rejected: %s", pb_papi_last_error());
+  CHECK(pb_papi_init(big) < 0, "oversized list rejected: %s", pb_last_error());
   CHECK(pb_papi_num_events() == 0, "module left empty after rejected init");
 }
 
@@ -276,7 +276,7 @@ static void test_multiplex(void) {
 static void test_sde(void) {
   int rc = pb_sde_register();
   CHECK(rc == 0 && pb_sde_num_events() == 20, "pb_sde_register -> %d, %d events %s", rc,
-        pb_sde_num_events(), rc ? pb_sde_last_error() : "");
+        pb_sde_num_events(), rc ? pb_last_error() : "");
   CHECK(pb_sde_register() == 0 && pb_sde_num_events() == 20, "registering twice is harmless");
   for (int i = 0; i < pb_sde_num_events(); i++) printf("       %s\n", pb_sde_event_fullname(i));
 

@@ -47,10 +47,10 @@ int main(void) {
   CHECK(pb_timing_get(&t, "nope") == NULL, "unknown phase -> NULL");
 
   /* misuse */
-  CHECK(pb_timing_stop(&t, "eval") < 0 && strlen(pb_timing_last_error()) > 0,
-        "stop without start -> error: %s", pb_timing_last_error());
+  CHECK(pb_timing_stop(&t, "eval") < 0 && strlen(pb_last_error()) > 0,
+        "stop without start -> error: %s", pb_last_error());
   CHECK(pb_timing_start(&t, "eval") == 0 && pb_timing_start(&t, "eval") < 0,
-        "start twice -> error: %s", pb_timing_last_error());
+        "start twice -> error: %s", pb_last_error());
   CHECK(pb_timing_stop(&t, "eval") == 0, "stop eval");
   CHECK(pb_timing_start(&t, NULL) < 0 && pb_timing_start(NULL, "x") < 0, "NULL args rejected");
 
