@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "backbone/ops.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 
 void pb_config_bert_base(pb_config *c, int num_labels) {

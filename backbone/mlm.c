@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "backbone/ops.h"
-#include "backbone/rng.h"
-#include "backbone/status.h"
+#include "util/rng.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 
 int pb_mlm_declare(pb_mlm *h, pb_model *m) {

@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "backbone/blas.h"
-#include "backbone/rng.h"
+#include "util/rng.h"
 #include "counters/opcount.h"
 
 /* ------------------------------------------------------------------ threading */
@@ -478,7 +478,7 @@ void pb_add(float *out, const float *a, const float *b, size_t n) {
 
 /* ------------------------------------------------------------------ dropout */
 
-/* pb_hash64 (splitmix64 finaliser, backbone/rng.c), inlined for the per-element loops */
+/* pb_hash64 (splitmix64 finaliser, util/rng.c), inlined for the per-element loops */
 static inline uint64_t hash64_(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 
 int pb_params_add(pb_params *p, const char *name, pb_owner owner, int ndim, const int *shape,
                   pb_init_kind init, float init_a) {

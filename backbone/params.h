@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backbone/rng.h"
+#include "util/rng.h"
 #include "counters/opcount.h"
 
 #define PB_MAX_DIMS 4

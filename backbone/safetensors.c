@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 
 #define PB_ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000) /* 100 MB: more is not a real header */
 

@@ -24,8 +24,8 @@
  *   a longer sequence; we return [CLS] [SEP] since the output arrays hold max_len.
  */
 #include "backbone/tokenizer.h"
-#include "backbone/digest.h"
-#include "backbone/status.h"
+#include "util/digest.h"
+#include "util/status.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -34,7 +34,7 @@ typedef struct pb_tokenizer pb_tokenizer;
  * empty file or a missing [PAD] [UNK] [CLS] [SEP] [MASK] (PB_ERR_FORMAT). *out is NULL on
  * error. */
 int pb_tok_load(pb_tokenizer **out, const char *vocab_path);
-/* pb_tok_load that also gives the SHA-256 (backbone/digest.h) of exactly the bytes it read
+/* pb_tok_load that also gives the SHA-256 (util/digest.h) of exactly the bytes it read
  * (so a file replaced meanwhile, or a pipe, cannot give a hash of other bytes); sha256 may
  * be NULL; it is "" on error. */
 int pb_tok_load_digest(pb_tokenizer **out, const char *vocab_path, char sha256[65]);

@@ -1,7 +1,7 @@
 /* PAPI counters per phase; see counters/papi.h. */
 #include "counters/papi.h"
 
-#include "backbone/status.h"
+#include "util/status.h"
 
 #include <errno.h>
 #include <stdio.h>

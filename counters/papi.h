@@ -16,7 +16,7 @@
  * cannot be counted". NULL, "" or "default" means PB_PAPI_DEFAULT_EVENTS. The software
  * events in PB_PAPI_SOFTWARE_EVENTS are always appended (unless already listed).
  *
- * Status codes: 0 ok, negative error; pb_last_error() (backbone/status.h) holds one line saying what.
+ * Status codes: 0 ok, negative error; pb_last_error() (util/status.h) holds one line saying what.
  * This module knows nothing of the backbone or the methods. */
 #ifndef PB_COUNTERS_PAPI_H
 #define PB_COUNTERS_PAPI_H

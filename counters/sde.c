@@ -1,7 +1,7 @@
 /* Op counters as PAPI Software Defined Events; see counters/sde.h. */
 #include "counters/sde.h"
 
-#include "backbone/status.h"
+#include "util/status.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -13,7 +13,7 @@
  * `papi_native_avail -sde FILE` lists them when FILE exports papi_sde_hook_list_events
  * (defined in sde.c; an executable needs -rdynamic and must not be PIE for that).
  *
- * Status codes: 0 ok, negative error; pb_last_error() (backbone/status.h) holds one line. */
+ * Status codes: 0 ok, negative error; pb_last_error() (util/status.h) holds one line. */
 #ifndef PB_COUNTERS_SDE_H
 #define PB_COUNTERS_SDE_H
 

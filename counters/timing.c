@@ -1,7 +1,7 @@
 /* Phase timing and process memory; see counters/timing.h. */
 #include "counters/timing.h"
 
-#include "backbone/status.h"
+#include "util/status.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  *
  * Wall time: CLOCK_MONOTONIC. CPU time: CLOCK_PROCESS_CPUTIME_ID, i.e. all threads of the
  * process (OpenBLAS/OpenMP workers included), so cpu_s may exceed wall_s.
- * Status codes: 0 ok, negative error; pb_last_error() (backbone/status.h) holds one line. */
+ * Status codes: 0 ok, negative error; pb_last_error() (util/status.h) holds one line. */
 #ifndef PB_COUNTERS_TIMING_H
 #define PB_COUNTERS_TIMING_H
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "fuzz/fuzz_common.h"
 #include "harness/glue.h"
 

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "fuzz/fuzz_common.h"
 #include "harness/results.h"
 

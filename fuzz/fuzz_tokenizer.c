@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "backbone/tokenizer.h"
 
 static pb_tokenizer *g_tk[2]; /* [0] uncased (default), [1] cased */

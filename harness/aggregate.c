@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/glue.h"
 #include "harness/results.h"
-#include "harness/strbuf.h"
+#include "util/strbuf.h"
 
 /* ---------------------------------------------------------------- JSON helpers */
 

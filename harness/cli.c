@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/setup.h"
 
 int pb_cli_bad_option(const char *cmd, int argc, char **argv, const struct option *opts) {

@@ -11,14 +11,14 @@
 
 #include <cjson/cJSON.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/aggregate.h"
 #include "harness/cli.h"
 #include "harness/glue.h"
 #include "harness/results.h"
 #include "harness/stats.h"
-#include "harness/strbuf.h"
+#include "util/strbuf.h"
 
 #define MAX_EXACT_SPLITS 100000.0 /* permutation test: enumerate all splits up to this many */
 #define MAX_CONDS 32              /* KEY=VAL conditions per group */

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/glue.h"
 
 void pb_corpus_free(pb_corpus *c) {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 
 void pb_encoded_free(pb_encoded *e) {
   free(e->ids);

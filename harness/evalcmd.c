@@ -9,8 +9,8 @@
 #include <cjson/cJSON.h>
 
 #include "backbone/checkpoint.h"
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/cli.h"
 #include "harness/encode.h"
 #include "harness/glue.h"

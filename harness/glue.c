@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <utf8proc.h>
 
-#include "backbone/rng.h"
-#include "backbone/status.h"
+#include "util/rng.h"
+#include "util/status.h"
 
 #ifndef PB_SOURCE_DIR
 #define PB_SOURCE_DIR "."

@@ -106,7 +106,7 @@ int pb_glue_load_file(const pb_task *t, const pb_split_layout *L, const char *pa
 void pb_dataset_free(pb_dataset *ds);
 
 /* Keeps a deterministic random subset of n examples: seeded Fisher-Yates shuffle of the
- * indices (backbone/rng.h), first n, then re-sorted into file order. n <= 0 or n >= ds->n:
+ * indices (util/rng.h), first n, then re-sorted into file order. n <= 0 or n >= ds->n:
  * no change. Same (file, n, seed) -> same subset on every machine. */
 int pb_dataset_subsample(pb_dataset *ds, int n, unsigned long long seed);
 

@@ -9,7 +9,7 @@
 
 #include "backbone/checkpoint.h"
 #include "backbone/ops.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/cli.h"
 #include "harness/compare.h"
 #include "harness/encode.h"

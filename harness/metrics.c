@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/glue.h"
 
 const char *pb_metric_name(pb_metric_id m) {

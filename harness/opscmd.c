@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "backbone/checkpoint.h"
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/opscmd.h"
 #include "harness/opsreport.h"
 

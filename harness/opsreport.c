@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/opsreport.h"
 #include "harness/results.h"
 

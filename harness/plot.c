@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/glue.h"
-#include "harness/strbuf.h"
+#include "util/strbuf.h"
 #include "methods/method.h"
 
 static const char *const g_names[PB_PLOT_COUNT] = {"score_vs_params", "score_vs_ops", "storage",

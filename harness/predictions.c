@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
-#include "harness/strbuf.h"
+#include "util/fileio.h"
+#include "util/status.h"
+#include "util/strbuf.h"
 
 void pb_predictions_header(const pb_task *task, char *buf, size_t n) {
   size_t o = (size_t)snprintf(buf, n, "index\tgold\tprediction");

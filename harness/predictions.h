@@ -11,7 +11,7 @@
  * prediction the predicted label string (argmax of the logits; ties: lowest class id), or
  *            the predicted score for STS-B;
  * logits     the classifier's raw outputs, "%.9g" (round-trips a float exactly).
- * The file is written atomically (backbone/fileio.h) and never replaces an existing file. */
+ * The file is written atomically (util/fileio.h) and never replaces an existing file. */
 #ifndef PB_PREDICTIONS_H
 #define PB_PREDICTIONS_H
 

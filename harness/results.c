@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "backbone/blas.h"
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 
 cJSON *pb_ops_json(const pb_opcounts *c, double scale) {
   cJSON *o = cJSON_CreateObject();

@@ -1,5 +1,5 @@
 /* Result records: one JSON object per run, appended atomically as one line of a JSONL file
- * (backbone/fileio.h pb_append_line), and read back for tables, plots and checks.
+ * (util/fileio.h pb_append_line), and read back for tables, plots and checks.
  *
  * Schema "peftbench-result/1" (every key always present; null where not measured):
  * {

@@ -12,10 +12,10 @@
 
 #include "backbone/blas.h"
 #include "backbone/checkpoint.h"
-#include "backbone/fileio.h"
-#include "backbone/digest.h"
+#include "util/fileio.h"
+#include "util/digest.h"
 #include "backbone/ops.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/papi.h"
 #include "counters/sde.h"
 #include "counters/timing.h"

@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "backbone/checkpoint.h"
-#include "backbone/digest.h"
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/digest.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/predictions.h"
 
 cJSON *pb_run_config_json(const pb_run_config *c) {

@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 
 #include "backbone/checkpoint.h"
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 
 #define SHARED_VOCAB "shared/data/vocab/bert-base-uncased-vocab.txt"
 

@@ -9,8 +9,8 @@
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_sf_gamma.h>
 
-#include "backbone/rng.h"
-#include "backbone/status.h"
+#include "util/rng.h"
+#include "util/status.h"
 #include "harness/glue.h"
 #include "harness/metrics.h"
 

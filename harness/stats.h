@@ -1,5 +1,5 @@
 /* Significance tests between two methods or configurations (`peftbench compare`).
- * Pure functions: no I/O; random numbers come from backbone/rng.h (splitmix64) seeded by the
+ * Pure functions: no I/O; random numbers come from util/rng.h (splitmix64) seeded by the
  * caller, so every result is reproducible from its seed. Distributions come from GSL.
  *
  * Two kinds of tests:
@@ -59,7 +59,7 @@
  *                  two-sided p = (1 + #{r: |d_r| >= |d| - tol}) / (R + 1), tol = 1e-12
  *                  (Noreen 1989; Riezler & Maxwell 2005).
  *
- * Every function returns PB_OK or a negative status (backbone/status.h) with one line in
+ * Every function returns PB_OK or a negative status (util/status.h) with one line in
  * pb_last_error(). */
 #ifndef PB_STATS_H
 #define PB_STATS_H

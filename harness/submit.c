@@ -13,12 +13,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/cli.h"
 #include "harness/predictions.h"
 #include "harness/glue.h"
-#include "harness/strbuf.h"
+#include "util/strbuf.h"
 
 /* ---------------------------------------------------------------- targets */
 

@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/glue.h"
 #include "harness/results.h"
-#include "harness/strbuf.h"
+#include "util/strbuf.h"
 
 /* ---------------------------------------------------------------- table model */
 

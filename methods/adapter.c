@@ -36,7 +36,7 @@
 #include <string.h>
 
 #include "backbone/ops.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 enum { AD_PFEIFFER = 0, AD_HOULSBY = 1 };

@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 enum {

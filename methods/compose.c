@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 #define COMPOSE_MAX 8

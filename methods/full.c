@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 typedef struct {

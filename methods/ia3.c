@@ -47,7 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 /* NULL-terminated: also the allowed values of the targets option (bit s = site s) */

@@ -59,7 +59,7 @@
 #include <string.h>
 
 #include "backbone/ops.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 enum { LC_DIAG = 0, LC_RANK1 = 1, LC_SCALAR = 2 };

@@ -27,8 +27,8 @@
 #include <string.h>
 
 #include "backbone/ops.h"
-#include "backbone/rng.h"
-#include "backbone/status.h"
+#include "util/rng.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 enum { LORA_INIT_KAIMING = 0, LORA_INIT_GAUSSIAN = 1 };

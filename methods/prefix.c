@@ -57,7 +57,7 @@
 #include <string.h>
 
 #include "backbone/ops.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 typedef struct {

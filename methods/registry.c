@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "methods/method.h"
 
 extern const pb_method pb_method_full;

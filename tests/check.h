@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "backbone/bert.h"
-#include "backbone/status.h"
+#include "util/status.h"
 
 static int failures = 0; /* CHECKs that failed */
 static int checks = 0;   /* CHECKs evaluated */

@@ -21,7 +21,7 @@
 
 #include "backbone/bert.h"
 #include "backbone/ops.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 #include "tests/check.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "backbone/bert.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 #include "tests/check.h"
 

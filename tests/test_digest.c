@@ -1,9 +1,9 @@
 /* SHA-256 utility tests: FIPS 180-2 / NIST known vectors ("", "abc", the 448-bit message,
  * one million 'a'), the same digests from files (the million-'a' file spans several read
  * chunks), an empty file, and the error cases (missing file, a directory, NULL data). */
-#include "backbone/digest.h"
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/digest.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "tests/check.h"
 
 #include <stdio.h>

@@ -25,7 +25,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "backbone/fileio.h"
+#include "util/fileio.h"
 #include "backbone/params.h"
 #include "backbone/safetensors.h"
 #include "harness/opsreport.h"

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/glue.h"
 #include "tests/check.h"
 

@@ -14,9 +14,9 @@
 
 #include "backbone/bert.h"
 #include "backbone/checkpoint.h"
-#include "backbone/rng.h"
+#include "util/rng.h"
 #include "backbone/safetensors.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 #include "methods/method.h"
 #include "tests/check.h"

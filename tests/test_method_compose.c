@@ -21,9 +21,9 @@
 
 #include "backbone/bert.h"
 #include "backbone/checkpoint.h"
-#include "backbone/rng.h"
+#include "util/rng.h"
 #include "backbone/safetensors.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 #include "harness/opsreport.h"
 #include "methods/method.h"

@@ -12,7 +12,7 @@
 
 #include "backbone/bert.h"
 #include "backbone/checkpoint.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 #include "harness/opsreport.h"
 #include "methods/method.h"

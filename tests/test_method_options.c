@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/opscmd.h"
 #include "methods/method.h"
 #include "tests/check.h"

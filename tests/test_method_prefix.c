@@ -24,8 +24,8 @@
 
 #include "backbone/bert.h"
 #include "backbone/checkpoint.h"
-#include "backbone/rng.h"
-#include "backbone/status.h"
+#include "util/rng.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 #include "methods/method.h"
 #include "tests/check.h"

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/glue.h"
 #include "harness/metrics.h"
 #include "tests/check.h"

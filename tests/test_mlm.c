@@ -9,8 +9,8 @@
 
 #include "backbone/bert.h"
 #include "backbone/mlm.h"
-#include "backbone/rng.h"
-#include "backbone/status.h"
+#include "util/rng.h"
+#include "util/status.h"
 #include "tests/check.h"
 
 

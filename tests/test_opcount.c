@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "backbone/bert.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 #include "counters/timing.h"
 #include "harness/opscmd.h"

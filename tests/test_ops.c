@@ -21,7 +21,7 @@
 
 #include "backbone/ops.h"
 #include "backbone/params.h"
-#include "backbone/rng.h"
+#include "util/rng.h"
 #include "counters/opcount.h"
 #include "tests/check.h"
 

@@ -15,7 +15,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "backbone/fileio.h"
+#include "util/fileio.h"
 #include "harness/opscmd.h"
 #include "tests/check.h"
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backbone/fileio.h"
+#include "util/fileio.h"
 #include "harness/plot.h"
 #include "tests/check.h"
 

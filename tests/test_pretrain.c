@@ -12,9 +12,9 @@
 
 #include "backbone/bert.h"
 #include "backbone/checkpoint.h"
-#include "backbone/fileio.h"
+#include "util/fileio.h"
 #include "backbone/safetensors.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/pretrain.h"
 #include "tests/check.h"
 

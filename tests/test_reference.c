@@ -22,7 +22,7 @@
 #include "backbone/checkpoint.h"
 #include "backbone/params.h"
 #include "backbone/safetensors.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "tests/check.h"
 
 #define REQUIRE_OK(expr)                                                                          \

@@ -22,7 +22,7 @@
 #include "backbone/bert.h"
 #include "backbone/ops.h"
 #include "backbone/safetensors.h"
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/setup.h"
 #include "methods/method.h"
 #include "tests/check.h"

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "backbone/params.h"
-#include "backbone/rng.h"
+#include "util/rng.h"
 #include "tests/check.h"
 
 /* |got - want| within 2 ulps of float at want's magnitude (exact 0 must be exact) */

@@ -8,9 +8,9 @@
  *  - tokenizer_config.json errors (not JSON, wrong types, unsupported settings);
  *  - vocab_sha256 is the SHA-256 of the vocabulary file's bytes (values from Python hashlib).
  * Runs from the repo root; needs ../shared/data. */
-#include "backbone/digest.h"
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/digest.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "backbone/tokenizer.h"
 #include "harness/setup.h"
 #include "tests/check.h"

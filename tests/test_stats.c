@@ -23,7 +23,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "backbone/fileio.h"
+#include "util/fileio.h"
 #include "check.h"
 #include "harness/glue.h"
 #include "harness/stats.h"

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 #include "harness/glue.h"
 #include "harness/submit.h"
 #include "tests/check.h"

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backbone/fileio.h"
-#include "backbone/status.h"
+#include "util/fileio.h"
+#include "util/status.h"
 #include "harness/results.h"
 #include "harness/table.h"
 #include "tests/check.h"

@@ -7,7 +7,7 @@
  * SST-2 train checksum + timing (the checksum was produced by a pure-Python transcription
  * of HF's BasicTokenizer/WordpieceTokenizer).
  * Runs from the repo root; needs ../shared/data. */
-#include "backbone/status.h"
+#include "util/status.h"
 #include "backbone/tokenizer.h"
 #include "tests/check.h"
 

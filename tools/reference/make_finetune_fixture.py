@@ -140,7 +140,7 @@ GOLDEN = 0x9E3779B97F4A7C15
 
 
 def splitmix_at(seed, k):
-    """k-th (0-based) output of backend/rng.c's splitmix64 stream seeded with seed."""
+    """k-th (0-based) output of util/rng.c's splitmix64 stream seeded with seed."""
     z = (seed + (k + 1) * GOLDEN) & M64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64

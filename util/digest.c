@@ -1,4 +1,4 @@
-#include "backbone/digest.h"
+#include "util/digest.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 
 static void to_hex(const unsigned char *md, unsigned len, char out[65]) {
   static const char hx[] = "0123456789abcdef";

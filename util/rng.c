@@ -1,4 +1,4 @@
-#include "backbone/rng.h"
+#include "util/rng.h"
 
 #include <math.h>
 

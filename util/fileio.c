@@ -1,4 +1,4 @@
-#include "backbone/fileio.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backbone/status.h"
+#include "util/status.h"
 
 static char *dup_str(const char *s) {
   size_t n = strlen(s) + 1;

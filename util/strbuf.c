@@ -1,4 +1,4 @@
-#include "harness/strbuf.h"
+#include "util/strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-#include "backbone/status.h"
+#include "util/status.h"
 
 #include <stdarg.h>
 #include <stdio.h>
