@@ -230,6 +230,8 @@ int pb_model_load_hf_ex(pb_model *m, const char *model_dir, int load_head) {
     src[i] = -1;
     if (t->owner == PB_OWNER_METHOD) continue;
     int k = find_hf(&f, t->name);
+    const char *al;
+    for (int a = 0; k < 0 && (al = pb_params_alias_of(p, i, a)); a++) k = find_hf(&f, al); /* its other names */
     if (t->owner == PB_OWNER_BACKBONE) {
       if (k < 0) rc = pb_set_error(PB_ERR_NOTFOUND, "%s: missing backbone tensor %s", path, t->name);
       else if (!same_shape(t, &f.t[k])) rc = shape_error(path, t, &f.t[k]);

@@ -58,7 +58,31 @@ int pb_params_reshape(pb_params *p, int idx, int ndim, const int *shape) {
 int pb_params_find(const pb_params *p, const char *name) {
   for (int i = 0; i < p->n; i++)
     if (strcmp(p->t[i].name, name) == 0) return i;
+  for (int i = 0; i < p->n_alias; i++)
+    if (strcmp(p->alias[i].name, name) == 0) return p->alias[i].idx;
   return -1;
+}
+
+int pb_params_add_alias(pb_params *p, int idx, const char *alias) {
+  if (idx < 0 || idx >= p->n) return pb_set_error(PB_ERR_ARG, "alias %s: no tensor %d", alias, idx);
+  if (strlen(alias) >= PB_NAME_MAX) return pb_set_error(PB_ERR_ARG, "alias name too long: %s", alias);
+  if (pb_params_find(p, alias) >= 0) return pb_set_error(PB_ERR_ARG, "alias %s: the name is taken", alias);
+  if (p->n_alias == p->cap_alias) {
+    int cap = p->cap_alias ? 2 * p->cap_alias : 16;
+    pb_alias *a = realloc(p->alias, (size_t)cap * sizeof *a);
+    if (!a) return pb_set_error(PB_ERR_NOMEM, "parameter table: out of memory");
+    p->alias = a;
+    p->cap_alias = cap;
+  }
+  snprintf(p->alias[p->n_alias].name, PB_NAME_MAX, "%s", alias);
+  p->alias[p->n_alias++].idx = idx;
+  return PB_OK;
+}
+
+const char *pb_params_alias_of(const pb_params *p, int idx, int k) {
+  for (int i = 0; i < p->n_alias; i++)
+    if (p->alias[i].idx == idx && k-- == 0) return p->alias[i].name;
+  return NULL;
 }
 
 static float *alloc_touched(size_t n) {
@@ -141,6 +165,7 @@ void pb_params_release(pb_params *p) {
 void pb_params_free(pb_params *p) {
   pb_params_release(p);
   free(p->t);
+  free(p->alias);
   memset(p, 0, sizeof *p);
 }
 

@@ -35,9 +35,18 @@ typedef struct {
   float *m, *v;             /* [numel] AdamW moments, NULL when frozen */
 } pb_tensor;
 
+/* another name of a tensor (a checkpoint layout that names a shared tensor differently, e.g.
+ * ALBERT's): found by pb_params_find and by the loaders, never a tensor of its own */
+typedef struct {
+  char name[PB_NAME_MAX];
+  int idx;                  /* the tensor it names */
+} pb_alias;
+
 typedef struct {
   pb_tensor *t;             /* [n] */
   int n, cap;
+  pb_alias *alias;          /* [n_alias] */
+  int n_alias, cap_alias;
   float *frozen_mem;        /* [n_frozen]: data of all frozen tensors */
   float *train_mem;         /* [n_train]: data of all trainable tensors */
   float *grad_mem, *m_mem, *v_mem; /* [n_train] each */
@@ -50,7 +59,12 @@ typedef struct {
  * Defaults: trainable = 0, stored = (owner != BACKBONE), decay = (ndim >= 2). */
 int pb_params_add(pb_params *p, const char *name, pb_owner owner, int ndim, const int *shape,
                   pb_init_kind init, float init_a);
-int pb_params_find(const pb_params *p, const char *name); /* index or -1 */
+int pb_params_find(const pb_params *p, const char *name); /* index or -1; aliases resolve to their tensor */
+/* Gives tensor idx another name (unique among names and aliases). Parameters, storage, the
+ * optimizer and saving loop over tensors, so an aliased (shared) tensor counts once. */
+int pb_params_add_alias(pb_params *p, int idx, const char *alias);
+/* the k-th alias of tensor idx (NULL when it has fewer) */
+const char *pb_params_alias_of(const pb_params *p, int idx, int k);
 /* new shape for a declared tensor (before allocation) */
 int pb_params_reshape(pb_params *p, int idx, int ndim, const int *shape);
 int pb_params_alloc(pb_params *p);

@@ -2,7 +2,8 @@
  *  - layer plan: a model whose 4 steps share 2 weight sets equals, bit for bit, an unshared
  *    4-layer model holding copies of the sets; the shared set's gradient is the sum of the copies'
  *    gradients; its parameter count (computed here from the shapes) holds each set once; its op
- *    count equals the unshared model's; bad plans are refused;
+ *    count equals the unshared model's; an alias finds the shared tensor (a checkpoint naming it
+ *    so loads into it), counts it once, and may not take a used name; bad plans are refused;
  *  - a hook chain of a non-additive hook (linear_in at ffn_out, linear_out at key, embed) and an
  *    additive one (linear at query): finite-difference gradients of every backbone tensor through
  *    both, and the chain's rules (one hook per non-additive point, a full chain, versions);
@@ -19,8 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "backbone/bert.h"
+#include "backbone/checkpoint.h"
 #include "backbone/ops.h"
+#include "backbone/safetensors.h"
 #include "util/status.h"
 #include "counters/opcount.h"
 #include "tests/check.h"
@@ -204,6 +209,62 @@ static void layer_plan(void) {
   pb_model_init_random(&s, 13);
   perturb(&s, 14);
   gradcheck(&s, "plan 0,0,1,1 gradcheck", 1.5e-4, 2e-3);
+  /* aliases: another name finds the shared tensor, which still counts once */
+  const int q0 = pb_params_find(&s.params, "bert.encoder.layer.0.attention.self.query.weight");
+  pb_model_free(&s);
+  CHECK_OK(pb_model_declare(&s, &cs));
+  CHECK_OK(pb_model_set_plan(&s, 4, plan));
+  CHECK_OK(pb_params_add_alias(&s.params, q0, "albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight"));
+  CHECK(pb_params_find(&s.params, "albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight") == q0,
+        "alias does not find its tensor");
+  CHECK(pb_params_add_alias(&s.params, q0, "bert.encoder.layer.1.attention.self.query.weight") == PB_ERR_ARG,
+        "an alias that is a tensor's name accepted");
+  CHECK(pb_params_add(&s.params, "albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight",
+                      PB_OWNER_METHOD, 1, (int[]){1}, PB_INIT_ZERO, 0) < 0, "a tensor named like an alias accepted");
+  n = 0;
+  for (int i = 0; i < s.params.n; i++) n += s.params.t[i].numel;
+  CHECK(n == expect && pb_params_alias_of(&s.params, q0, 0) && !pb_params_alias_of(&s.params, q0, 1),
+        "an alias changed the parameter count (%zu)", n);
+  CHECK_OK(pb_model_alloc(&s, B, T));
+  /* a checkpoint that names the shared query weight by its alias loads into it */
+  {
+    pb_model a;
+    CHECK_OK(pb_model_declare(&a, &cs));
+    CHECK_OK(pb_model_set_plan(&a, 4, plan));
+    CHECK_OK(pb_model_alloc(&a, B, T));
+    pb_model_init_random(&a, 51);
+    char dir[] = "/tmp/pb_test_alias_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    CHECK_OK(pb_model_save_hf(&a, dir));
+    pb_st_wtensor *w = calloc((size_t)a.params.n, sizeof *w);
+    int nw = 0;
+    for (int i = 0; i < a.params.n; i++) {
+      const pb_tensor *t = &a.params.t[i];
+      if (t->owner == PB_OWNER_METHOD) continue;
+      w[nw++] = (pb_st_wtensor){.name = i == q0 ? "albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight"
+                                                 : t->name,
+                                 .ndim = t->ndim, .shape = t->shape, .data = t->data};
+    }
+    char path[64];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(pb_st_write(path, NULL, 0, w, nw, PB_ST_F32));
+    CHECK_OK(pb_model_load_hf(&s, dir));
+    CHECK(memcmp(s.params.t[q0].data, a.params.t[q0].data, s.params.t[q0].numel * sizeof(float)) == 0,
+          "the aliased tensor was not loaded from its alias name");
+    pb_model plain;
+    CHECK_OK(pb_model_declare(&plain, &cs));
+    CHECK_OK(pb_model_set_plan(&plain, 4, plan));
+    CHECK_OK(pb_model_alloc(&plain, B, T));
+    CHECK(pb_model_load_hf(&plain, dir) == PB_ERR_NOTFOUND, "the renamed tensor loaded without an alias");
+    printf("alias load: with the alias it loads; without: %s\n", pb_last_error());
+    pb_model_free(&plain);
+    free(w);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+    pb_model_free(&a);
+  }
   /* bad plans */
   static const int bad[3] = {0, 2, 1};
   CHECK(pb_model_set_plan(&s, 3, bad) == PB_ERR_ARG, "plan after allocation accepted");
