@@ -74,7 +74,9 @@ int pb_model_declare(pb_model *m, const pb_config *cfg) {
   m->layer = calloc((size_t)cfg->layers, sizeof *m->layer);
   m->width = malloc((size_t)cfg->layers * sizeof *m->width);
   if (!m->layer || !m->width) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
-  for (int l = 0; l < cfg->layers; l++) m->width[l] = (pb_width){.hidden = d, .heads = cfg->heads, .ffn = F};
+  for (int l = 0; l < cfg->layers; l++)
+    m->width[l] = (pb_width){.hidden = d, .heads = cfg->heads, .ffn = F, .head_dim = d / cfg->heads};
+  m->word_proj = -1;
   ADD_OR_FAIL(m->word, "bert.embeddings.word_embeddings.weight", PB_OWNER_BACKBONE, V, d, PB_INIT_NORMAL, s);
   ADD_OR_FAIL(m->pos, "bert.embeddings.position_embeddings.weight", PB_OWNER_BACKBONE, P, d, PB_INIT_NORMAL, s);
   ADD_OR_FAIL(m->type, "bert.embeddings.token_type_embeddings.weight", PB_OWNER_BACKBONE, cfg->type_vocab, d,
@@ -149,37 +151,85 @@ static int head_follows_width(pb_model *m) {
   return PB_OK;
 }
 
+static int shapes_settable(const pb_model *m, const char *what) {
+  if (m->act_mem || m->params.frozen_mem || m->params.train_mem || m->n_hooks)
+    return pb_set_error(PB_ERR_ARG, "%s: set them before methods attach and before allocation", what);
+  return PB_OK;
+}
+
+int pb_model_set_shape(pb_model *m, int set, pb_width w) {
+  const int L = m->cfg.layers;
+  int rc = shapes_settable(m, "weight-set shapes");
+  if (rc) return rc;
+  if (set < 0 || set >= L) return pb_set_error(PB_ERR_ARG, "weight-set shape: weight set %d outside 0..%d", set, L - 1);
+  if (w.hidden < 1 || w.heads < 1 || w.head_dim < 1 || w.ffn < 1)
+    return pb_set_error(PB_ERR_ARG,
+                        "weight-set shape: set %d: hidden %d, heads %d, head_dim %d and ffn %d must all be >= 1", set,
+                        w.hidden, w.heads, w.head_dim, w.ffn);
+  if ((long long)w.heads * w.head_dim > 1 << 24)
+    return pb_set_error(PB_ERR_ARG, "weight-set shape: set %d: %d heads x %d is too wide", set, w.heads, w.head_dim);
+  const pb_layer_idx *x = &m->layer[set];
+  const int d = w.hidden, a = pb_width_attn(w), F = w.ffn;
+  const int ad[2] = {a, d}, da[2] = {d, a}, fd[2] = {F, d}, df[2] = {d, F};
+  const int qkv[] = {x->qw, x->kw, x->vw}, qkvb[] = {x->qb, x->kb, x->vb};
+  const int vec[] = {x->ob, x->ln1w, x->ln1b, x->fb, x->ln2w, x->ln2b};
+  for (int i = 0; i < 3; i++)
+    if ((rc = pb_params_reshape(&m->params, qkv[i], 2, ad)) || (rc = pb_params_reshape(&m->params, qkvb[i], 1, ad)))
+      return rc;
+  for (int i = 0; i < 6; i++)
+    if ((rc = pb_params_reshape(&m->params, vec[i], 1, da))) return rc;
+  if ((rc = pb_params_reshape(&m->params, x->ow, 2, da)) || (rc = pb_params_reshape(&m->params, x->iw, 2, fd)) ||
+      (rc = pb_params_reshape(&m->params, x->ib, 1, fd)) || (rc = pb_params_reshape(&m->params, x->fw, 2, df)))
+    return rc;
+  m->width[set] = w;
+  return head_follows_width(m);
+}
+
 int pb_model_set_width(pb_model *m, int first, int hidden, int heads, int ffn) {
   const int L = m->cfg.layers;
-  if (m->act_mem || m->params.frozen_mem || m->params.train_mem || m->n_hooks)
-    return pb_set_error(PB_ERR_ARG, "width segments: set them before methods attach and before allocation");
+  int rc = shapes_settable(m, "width segments");
+  if (rc) return rc;
   if (first < 0 || first >= L)
     return pb_set_error(PB_ERR_ARG, "width segments: first weight set %d outside 0..%d", first, L - 1);
   if (hidden < 1 || heads < 1 || ffn < 1 || hidden % heads)
     return pb_set_error(PB_ERR_ARG, "width segments: hidden %d must be positive and divisible by %d heads (ffn %d)",
                         hidden, heads, ffn);
-  for (int l = first; l < L; l++) {
-    const pb_layer_idx *x = &m->layer[l];
-    int rc, dd[2] = {hidden, hidden}, fd[2] = {ffn, hidden}, df[2] = {hidden, ffn}, f1[1] = {ffn};
-    const int sq[] = {x->qw, x->kw, x->vw, x->ow}, vec[] = {x->qb, x->kb, x->vb, x->ob, x->ln1w, x->ln1b, x->fb,
-                                                           x->ln2w, x->ln2b};
-    for (int i = 0; i < 4; i++)
-      if ((rc = pb_params_reshape(&m->params, sq[i], 2, dd))) return rc;
-    for (int i = 0; i < 9; i++)
-      if ((rc = pb_params_reshape(&m->params, vec[i], 1, dd))) return rc;
-    if ((rc = pb_params_reshape(&m->params, x->iw, 2, fd)) || (rc = pb_params_reshape(&m->params, x->ib, 1, f1)) ||
-        (rc = pb_params_reshape(&m->params, x->fw, 2, df)))
+  for (int l = first; l < L; l++)
+    if ((rc = pb_model_set_shape(m, l, (pb_width){.hidden = hidden, .heads = heads, .ffn = ffn,
+                                                   .head_dim = hidden / heads})))
       return rc;
-    m->width[l] = (pb_width){.hidden = hidden, .heads = heads, .ffn = ffn};
-  }
-  return head_follows_width(m);
+  return PB_OK;
 }
 
 int pb_model_width_uniform(const pb_model *m) {
-  for (int l = 0; l < m->cfg.layers; l++)
-    if (m->width[l].hidden != m->cfg.hidden || m->width[l].heads != m->cfg.heads || m->width[l].ffn != m->cfg.ffn)
-      return 0;
+  const pb_config *c = &m->cfg;
+  for (int l = 0; l < c->layers; l++) {
+    const pb_width w = m->width[l];
+    if (w.hidden != c->hidden || w.heads != c->heads || w.ffn != c->ffn || pb_width_attn(w) != c->hidden) return 0;
+  }
   return 1;
+}
+
+int pb_model_factor_word(pb_model *m, int rank) {
+  const pb_config *c = &m->cfg;
+  int rc = shapes_settable(m, "factorised word embeddings");
+  if (rc) return rc;
+  if (rank < 1 || rank >= c->hidden || rank > c->vocab_size)
+    return pb_set_error(PB_ERR_ARG, "factorised word embeddings: rank %d outside 1..%d (below hidden %d, at most V %d)",
+                        rank, c->hidden - 1 < c->vocab_size ? c->hidden - 1 : c->vocab_size, c->hidden,
+                        c->vocab_size);
+  const int vr[2] = {c->vocab_size, rank}, dr[2] = {c->hidden, rank};
+  if ((rc = pb_params_reshape(&m->params, m->word, 2, vr))) return rc;
+  if (m->word_proj < 0) {
+    if ((rc = add(m, "bert.embeddings.word_embeddings_proj.weight", PB_OWNER_BACKBONE, c->hidden, rank,
+                  PB_INIT_NORMAL, c->init_range)) < 0)
+      return rc;
+    m->word_proj = rc;
+  } else if ((rc = pb_params_reshape(&m->params, m->word_proj, 2, dr))) {
+    return rc;
+  }
+  m->word_rank = rank;
+  return PB_OK;
 }
 
 /* non-additive points: at most one hook of a chain may take each */
@@ -304,7 +354,8 @@ void pb_head_acts_layout(pb_head_acts *ha, float *base, const pb_model *m, const
 static int width_in(const pb_model *m, int l) { return l < 0 ? m->cfg.hidden : pb_model_step_width(m, l).hidden; }
 static int width_changes(const pb_model *m, int l) { return width_in(m, l - 1) != width_in(m, l); }
 
-/* the largest hidden size, FFN width and heads x hidden over the steps (and the embeddings) */
+/* the largest row width (hidden size or attention width a), FFN width and heads over the steps
+ * (and the embeddings) */
 static void widest(const pb_model *m, size_t *d, size_t *F, size_t *A) {
   *d = (size_t)m->cfg.hidden;
   *F = 0;
@@ -312,6 +363,7 @@ static void widest(const pb_model *m, size_t *d, size_t *F, size_t *A) {
   for (int l = 0; l < m->steps; l++) {
     const pb_width w = pb_model_step_width(m, l);
     if ((size_t)w.hidden > *d) *d = (size_t)w.hidden;
+    if ((size_t)pb_width_attn(w) > *d) *d = (size_t)pb_width_attn(w);
     if ((size_t)w.ffn > *F) *F = (size_t)w.ffn;
     if ((size_t)w.heads > *A) *A = (size_t)w.heads;
   }
@@ -335,6 +387,8 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
   } while (0)
   pb_acts *a = &m->acts;
   TAKE(a->emb_sum, N * de);
+  if (m->word_rank) TAKE(a->emb_word, N * (size_t)m->word_rank);
+  else if (base) a->emb_word = NULL;
   TAKE(a->emb_mean, N);
   TAKE(a->emb_rstd, N);
   TAKE(a->emb_ln, N * de);
@@ -344,16 +398,23 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
       if (base) a->layer[l] = a->layer[l % 2];
       continue;
     }
-    /* (sharing needs a model without hooks, so without width changes: every step is as wide) */
+    /* (sharing needs a model without hooks, so without width changes: every step has the same
+     * hidden size; the two shared sets are sized for the largest heads, a and F of any step) */
     const pb_width w = pb_model_step_width(m, l);
-    const size_t d = (size_t)w.hidden, F = (size_t)w.ffn, A = (size_t)w.heads;
-    const size_t S = (size_t)B * A * T * (T + P), NX = (size_t)B * (T + P) * d;
+    size_t d = (size_t)w.hidden, F = (size_t)w.ffn, A = (size_t)w.heads, at = (size_t)pb_width_attn(w);
+    for (int k = 0; share && k < m->steps; k++) {
+      const pb_width o = pb_model_step_width(m, k);
+      if ((size_t)o.ffn > F) F = (size_t)o.ffn;
+      if ((size_t)o.heads > A) A = (size_t)o.heads;
+      if ((size_t)pb_width_attn(o) > at) at = (size_t)pb_width_attn(o);
+    }
+    const size_t S = (size_t)B * A * T * (T + P), NX = (size_t)B * (T + P) * at;
     pb_layer_acts *x = base ? &a->layer[l] : &(pb_layer_acts){0};
-    TAKE(x->q, N * d);
-    TAKE(x->k, N * d);
-    TAKE(x->v, N * d);
+    TAKE(x->q, N * at);
+    TAKE(x->k, N * at);
+    TAKE(x->v, N * at);
     TAKE(x->probs, S);
-    TAKE(x->ctx, N * d);
+    TAKE(x->ctx, N * at);
     TAKE(x->attn_o, N * d);
     TAKE(x->ln1_in, N * d);
     TAKE(x->ln1_mean, N);
@@ -485,6 +546,12 @@ static int acts_alloc(pb_model *m, int B, int T, int infer, int reserved) {
   free(m->zero_types);
   m->zero_types = calloc((size_t)B * T, sizeof(int));
   if (!m->zero_types) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
+  free(m->row_ids);
+  m->row_ids = NULL;
+  if (m->word_rank) {
+    if (!(m->row_ids = malloc((size_t)B * T * sizeof(int)))) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
+    for (int i = 0; i < B * T; i++) m->row_ids[i] = i;
+  }
   if ((rc = rows_alloc(m, B, T))) return rc;
   m->B = B;
   m->T = T;
@@ -525,6 +592,7 @@ void pb_model_free(pb_model *m) {
   rows_free(&m->acts);
   free(m->act_mem);
   free(m->zero_types);
+  free(m->row_ids);
   memset(m, 0, sizeof *m);
 }
 
@@ -619,7 +687,7 @@ static void build_prefixed(float *kx, const float *kp, const float *k, int B, in
 static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   const pb_config *c = &m->cfg;
   const pb_width wd = pb_model_step_width(m, l);
-  const int N = B * T, d = wd.hidden, F = wd.ffn, A = wd.heads;
+  const int N = B * T, d = wd.hidden, F = wd.ffn, A = wd.heads, at = pb_width_attn(wd);
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
   const pb_layer_idx *w = pb_model_step_weights(m, l);
   pb_layer_acts *a = &m->acts.layer[l];
@@ -630,28 +698,28 @@ static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
   if (P > m->prefix)
     return pb_set_error(PB_ERR_ARG, "kv_prefix: %d prefix rows at step %d, more than the %d sized for", P, l,
                         m->prefix);
-  /* self-attention */
-  if ((rc = linear_fwd(m, l, PB_LIN_QUERY, a->q, hprev, w->qw, w->qb, N, d, d))) return rc;
-  if ((rc = linear_fwd(m, l, PB_LIN_KEY, a->k, hprev, w->kw, w->kb, N, d, d))) return rc;
-  if ((rc = linear_fwd(m, l, PB_LIN_VALUE, a->v, hprev, w->vw, w->vb, N, d, d))) return rc;
+  /* self-attention over a = A * hd columns (a = d unless the set's heads were pruned) */
+  if ((rc = linear_fwd(m, l, PB_LIN_QUERY, a->q, hprev, w->qw, w->qb, N, d, at))) return rc;
+  if ((rc = linear_fwd(m, l, PB_LIN_KEY, a->k, hprev, w->kw, w->kb, N, d, at))) return rc;
+  if ((rc = linear_fwd(m, l, PB_LIN_VALUE, a->v, hprev, w->vw, w->vb, N, d, at))) return rc;
   if (P) {
-    build_prefixed(a->kx, kp, a->k, B, T, P, d);
-    build_prefixed(a->vx, vp, a->v, B, T, P, d);
+    build_prefixed(a->kx, kp, a->k, B, T, P, at);
+    build_prefixed(a->vx, vp, a->v, B, T, P, at);
     const pb_opcounts before = pb_opc.counts;
-    pb_attention_prefix_fwd(a->ctx, a->probs, a->q, a->kx, a->vx, m->mask, B, T, P, d, A, pa,
+    pb_attention_prefix_fwd(a->ctx, a->probs, a->q, a->kx, a->vx, m->mask, B, T, P, at, A, pa,
                             site_seed(m, l, SITE_ATTN_PROBS));
     if (pb_opc.enabled) {
       pb_opcounts plain = {0};
       pb_opcounter saved;
       pb_opc_count_begin(&saved);
-      pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, d, A, pa, 0);
+      pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, at, A, pa, 0);
       pb_opc_count_end(&saved, &plain);
       prefix_share_to_method(&before, &plain);
     }
   } else {
-    pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, d, A, pa, site_seed(m, l, SITE_ATTN_PROBS));
+    pb_attention_fwd(a->ctx, a->probs, a->q, a->k, a->v, m->mask, B, T, at, A, pa, site_seed(m, l, SITE_ATTN_PROBS));
   }
-  if ((rc = linear_fwd(m, l, PB_LIN_ATTN_OUT, a->attn_o, a->ctx, w->ow, w->ob, N, d, d))) return rc;
+  if ((rc = linear_fwd(m, l, PB_LIN_ATTN_OUT, a->attn_o, a->ctx, w->ow, w->ob, N, at, d))) return rc;
   pb_dropout_fwd(a->attn_o, a->attn_o, (size_t)N * d, ph, site_seed(m, l, SITE_ATTN_OUT));
   if ((rc = sublayer_residual(m, l, PB_SUB_ATTN, a->ln1_in, hprev, a->attn_o, tmp, N, d))) return rc;
   pb_layernorm_fwd(a->ln1, a->ln1_mean, a->ln1_rstd, a->ln1_in, pb_w(m, w->ln1w), pb_w(m, w->ln1b), N, d, c->ln_eps);
@@ -749,6 +817,19 @@ int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const floa
   return PB_OK;
 }
 
+/* factorised word embeddings: emb_word [N,r] = E[ids] (data movement), y [N,d] = emb_word P^T
+ * (in dbuf[0], free before step 0), emb_sum = y[row] + position + type (pb_embed_fwd over the
+ * rows of y: the plain embedding sum's 2*N*d adds, in its order) */
+static void embed_factored_fwd(pb_model *m, const int *ids, const int *types, int B, int T) {
+  pb_acts *a = &m->acts;
+  const int N = B * T, r = m->word_rank, d = m->cfg.hidden;
+  const float *E = pb_w(m, m->word);
+  float *y = a->dbuf[0];
+  for (int i = 0; i < N; i++) copy_(a->emb_word + (size_t)i * r, E + (size_t)ids[i] * r, (size_t)r * sizeof(float));
+  pb_matmul_fwd(y, a->emb_word, pb_w(m, m->word_proj), NULL, N, r, d);
+  pb_embed_fwd(a->emb_sum, m->row_ids, types, y, pb_w(m, m->pos), pb_w(m, m->type), B, T, d);
+}
+
 static int check_inputs(const pb_model *m, const int *ids, const int *types, const int *mask, int B, int T) {
   const pb_config *c = &m->cfg;
   for (int i = 0; i < B * T; i++) {
@@ -793,7 +874,8 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   int prev_owner = pb_opc_set_owner(PB_OPO_BACKBONE);
   pb_acts *a = &m->acts;
   if (!types) m->types = types = m->zero_types; /* no token types: all 0 */
-  pb_embed_fwd(a->emb_sum, ids, types, pb_w(m, m->word), pb_w(m, m->pos), pb_w(m, m->type), B, T, d);
+  if (m->word_rank) embed_factored_fwd(m, ids, types, B, T);
+  else pb_embed_fwd(a->emb_sum, ids, types, pb_w(m, m->word), pb_w(m, m->pos), pb_w(m, m->type), B, T, d);
   pb_layernorm_fwd(a->emb_ln, a->emb_mean, a->emb_rstd, a->emb_sum, pb_w(m, m->emb_lnw), pb_w(m, m->emb_lnb), N, d,
                    c->ln_eps);
   pb_dropout_fwd(a->h0, a->emb_ln, (size_t)N * d, ph, site_seed(m, -1, SITE_EMB));
@@ -891,7 +973,7 @@ static int sublayer_residual_bwd(pb_model *m, int l, int site, float *dresid, fl
 static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk, float *dv, const float *dctx,
                                 int B, int T, float pa) {
   const pb_width wd = pb_model_step_width(m, l);
-  const int d = wd.hidden;
+  const int d = pb_width_attn(wd); /* the rows' width: the attention's a */
   const size_t pre = (size_t)P * d, row = (size_t)T * d, nx = (size_t)B * (pre + row);
   pb_layer_acts *a = &m->acts.layer[l];
   float *dkx = m->acts.dkv, *dvx = dkx + nx, *dkp = dvx + nx, *dvp = dkp + pre;
@@ -925,8 +1007,8 @@ static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk,
 static int layer_backward(pb_model *m, int l, const float *hprev, const float *dh, float *dprev, int B, int T) {
   const pb_config *c = &m->cfg;
   const pb_width wd = pb_model_step_width(m, l);
-  const int N = B * T, d = wd.hidden, F = wd.ffn;
-  const size_t nd = (size_t)N * d, nf = (size_t)N * F;
+  const int N = B * T, d = wd.hidden, F = wd.ffn, at = pb_width_attn(wd);
+  const size_t nd = (size_t)N * d, nf = (size_t)N * F, na = (size_t)N * at;
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
   const pb_layer_idx *w = pb_model_step_weights(m, l);
   pb_layer_acts *a = &m->acts.layer[l];
@@ -963,22 +1045,23 @@ static int layer_backward(pb_model *m, int l, const float *hprev, const float *d
   if ((rc = sublayer_residual_bwd(m, l, PB_SUB_ATTN, dprev, dattn_o, tmp, dln1_in, a->attn_o, N, d, ph,
                                   site_seed(m, l, SITE_ATTN_OUT))))
     return rc;
-  zero_(dctx, nd * sizeof(float));
-  if ((rc = linear_bwd(m, l, PB_LIN_ATTN_OUT, dctx, dattn_o, a->ctx, w->ow, w->ob, N, d, d, dffn_o))) return rc;
+  /* the attention's buffers are a wide (dbuf[*] hold max(d, a) columns) */
+  zero_(dctx, na * sizeof(float));
+  if ((rc = linear_bwd(m, l, PB_LIN_ATTN_OUT, dctx, dattn_o, a->ctx, w->ow, w->ob, N, at, d, dffn_o))) return rc;
   /* attention core: dq, dk, dv one after another in dqkv to keep scratch small */
   float *dq = dqkv, *dk = tmp, *dv = dln2_in; /* dln2_in and tmp are dead now */
-  zero_(dq, nd * sizeof(float));
-  zero_(dk, nd * sizeof(float));
-  zero_(dv, nd * sizeof(float));
+  zero_(dq, na * sizeof(float));
+  zero_(dk, na * sizeof(float));
+  zero_(dv, na * sizeof(float));
   if (P) {
     if ((rc = attention_prefix_bwd(m, l, P, dq, dk, dv, dctx, B, T, pa))) return rc;
   } else {
-    pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, d, wd.heads, pa,
+    pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, at, wd.heads, pa,
                      site_seed(m, l, SITE_ATTN_PROBS));
   }
-  if ((rc = linear_bwd(m, l, PB_LIN_QUERY, dprev, dq, hprev, w->qw, w->qb, N, d, d, dffn_o))) return rc;
-  if ((rc = linear_bwd(m, l, PB_LIN_KEY, dprev, dk, hprev, w->kw, w->kb, N, d, d, dffn_o))) return rc;
-  if ((rc = linear_bwd(m, l, PB_LIN_VALUE, dprev, dv, hprev, w->vw, w->vb, N, d, d, dffn_o))) return rc;
+  if ((rc = linear_bwd(m, l, PB_LIN_QUERY, dprev, dq, hprev, w->qw, w->qb, N, d, at, dffn_o))) return rc;
+  if ((rc = linear_bwd(m, l, PB_LIN_KEY, dprev, dk, hprev, w->kw, w->kb, N, d, at, dffn_o))) return rc;
+  if ((rc = linear_bwd(m, l, PB_LIN_VALUE, dprev, dv, hprev, w->vw, w->vb, N, d, at, dffn_o))) return rc;
   return PB_OK;
 }
 
@@ -1019,7 +1102,8 @@ static int backward_encoder(pb_model *m) {
   }
   FOR_HOOKS_REV(h) if (V2(h, embed_fwd) && h->ops->embed_bwd) HOOK(h->ops->embed_bwd(h->ctx, m->ids, dh, B, T, d));
   /* embeddings: only when one of their tensors trains */
-  int emb_train = is_trainable(m, m->word) || is_trainable(m, m->pos) || is_trainable(m, m->type);
+  const int word_train = is_trainable(m, m->word) || (m->word_rank && is_trainable(m, m->word_proj));
+  const int emb_train = word_train || is_trainable(m, m->pos) || is_trainable(m, m->type);
   if (emb_train || is_trainable(m, m->emb_lnw) || is_trainable(m, m->emb_lnb)) {
     float *demb_ln = dprev, *demb_sum = a->dbuf[2];
     zero_(demb_ln, (size_t)N * d * sizeof(float));
@@ -1027,8 +1111,18 @@ static int backward_encoder(pb_model *m) {
     if (emb_train) zero_(demb_sum, (size_t)N * d * sizeof(float));
     pb_layernorm_bwd(emb_train ? demb_sum : NULL, pb_g(m, m->emb_lnw), pb_g(m, m->emb_lnb), demb_ln, a->emb_sum,
                      pb_w(m, m->emb_lnw), a->emb_mean, a->emb_rstd, N, d);
-    if (emb_train)
+    if (emb_train && !m->word_rank)
       pb_embed_bwd(pb_g(m, m->word), pb_g(m, m->pos), pb_g(m, m->type), demb_sum, m->ids, m->types, B, T, d);
+    if (emb_train && m->word_rank) { /* emb_sum = (E[ids]) P^T + position + type */
+      const int r = m->word_rank;
+      pb_embed_bwd(NULL, pb_g(m, m->pos), pb_g(m, m->type), demb_sum, m->ids, m->types, B, T, d);
+      if (word_train) {
+        float *dE = pb_g(m, m->word), *drows = dE ? a->dbuf[3] : NULL; /* [N,r] dE[ids] (dbuf[3] is free) */
+        if (drows) zero_(drows, (size_t)N * r * sizeof(float));
+        pb_matmul_bwd(drows, pb_g(m, m->word_proj), NULL, demb_sum, a->emb_word, pb_w(m, m->word_proj), N, r, d);
+        if (dE) pb_embed_bwd(dE, NULL, NULL, drows, m->ids, NULL, B, T, r); /* scatter-add into E's rows */
+      }
+    }
   }
   return PB_OK;
 }
@@ -1117,6 +1211,7 @@ static int model_count(pb_model *m, int B, int T, int flags, int last, pb_opcoun
   m->acts.layer = layers;
   m->act_mem = NULL;
   m->zero_types = NULL;
+  m->row_ids = NULL;
   /* the run's own per-row arrays (rows_alloc frees what it finds) */
   m->acts.rows = m->acts.exit_step = m->acts.run_ids = m->acts.run_labels = NULL;
   m->acts.done = NULL;
@@ -1145,6 +1240,7 @@ static int model_count(pb_model *m, int B, int T, int flags, int last, pb_opcoun
   }
   pb_release_floats(m->act_mem, m->act_floats);
   free(m->zero_types);
+  free(m->row_ids);
   rows_free(&m->acts);
   if (own_params) pb_params_release(&m->params);
   free(layers);

@@ -5,6 +5,7 @@
  * Life cycle:
  *   pb_model_declare(m, cfg)       backbone + head tensors enter the parameter table
  *   pb_model_set_plan(m, S, plan)  optional: step s of the encoder runs weight set plan[s]
+ *   pb_model_set_width / _set_shape, pb_model_factor_word   optional: other tensor shapes
  *   (methods attach: add tensors, flip trainable flags, append hooks to the chain)
  *   pb_model_alloc(m, B, T)        one allocation per family: params, grads, AdamW, activations
  *   pb_model_init_random / load    values
@@ -41,26 +42,30 @@ void pb_config_default(pb_config *c, int num_labels);
 /* checks d % A, positive sizes; returns status with a message naming `what` */
 int pb_config_validate(const pb_config *c, const char *what);
 
-/* the width of a weight set (width segments: the hidden size may change between steps) */
+/* the shape of a weight set (width segments: the hidden size may change between steps; pruned
+ * heads: the attention inner width a = heads * head_dim may differ from d) */
 typedef struct {
-  int hidden;           /* d of this set (d % heads == 0) */
+  int hidden;           /* d of this set */
   int heads;            /* A */
   int ffn;              /* F */
+  int head_dim;         /* hd: width of one head (d / A unless pb_model_set_shape says otherwise) */
 } pb_width;
+/* the attention inner width a = A * hd of a set: query/key/value [a,d], attention output [d,a] */
+static inline int pb_width_attn(pb_width w) { return w.heads * w.head_dim; }
 
 /* indices into the parameter table of one encoder layer's tensors */
 typedef struct {
-  int qw, qb, kw, kb, vw, vb;   /* attention.self.{query,key,value}.{weight [d,d], bias [d]} */
-  int ow, ob, ln1w, ln1b;       /* attention.output.dense [d,d],[d]; attention.output.LayerNorm [d] */
+  int qw, qb, kw, kb, vw, vb;   /* attention.self.{query,key,value}.{weight [a,d], bias [a]} (a = d by default) */
+  int ow, ob, ln1w, ln1b;       /* attention.output.dense [d,a],[d]; attention.output.LayerNorm [d] */
   int iw, ib;                   /* intermediate.dense [F,d], [F] */
   int fw, fb, ln2w, ln2b;       /* output.dense [d,F], [d]; output.LayerNorm [d] */
 } pb_layer_idx;
 
 /* saved activations of one layer, all pointers into the activation block (N = B*T rows) */
 typedef struct {
-  float *q, *k, *v;        /* [N,d] projections (after linear hooks) */
+  float *q, *k, *v;        /* [N,a] projections (after linear hooks); a = the step's attention width */
   float *probs;            /* [B,A,T,P+T] softmax before dropout (P: key/value prefix rows, 0 without) */
-  float *ctx;              /* [N,d] attention context, input of the output projection */
+  float *ctx;              /* [N,a] attention context, input of the output projection */
   float *attn_o;           /* [N,d] output projection after dropout = attention sublayer hook input */
   float *ln1_in;           /* [N,d] residual sum h_prev + sublayer(attn_o) */
   float *ln1_mean, *ln1_rstd; /* [N] */
@@ -72,7 +77,7 @@ typedef struct {
   float *ln2_mean, *ln2_rstd; /* [N] */
   float *ln2;              /* [N,d] LayerNorm output */
   float *out;              /* [N,d] layer output: ln2 + layer hook (aliases ln2 without one) */
-  float *kx, *vx;          /* [B,P+T,d] prefix rows then k / v (only with a key/value prefix) */
+  float *kx, *vx;          /* [B,P+T,a] prefix rows then k / v (only with a key/value prefix) */
   float *in;               /* [N,d] step input made by the width hook (only where the width changes) */
 } pb_layer_acts;
 
@@ -108,6 +113,8 @@ typedef struct {
 #define PB_NDBUF 10
 typedef struct {
   float *emb_sum;          /* [N,d] word + position + type */
+  float *emb_word;         /* [N,r] gathered rows E[ids] of factorised word embeddings (NULL unless
+                              pb_model_factor_word; their projection E[ids] P^T goes through dbuf[0]) */
   float *emb_mean, *emb_rstd; /* [N] */
   float *emb_ln;           /* [N,d] LayerNorm output before dropout */
   float *h0;               /* [N,d] embedding output (after dropout) = input of layer 0 */
@@ -116,10 +123,10 @@ typedef struct {
   float *logits;           /* [B,C] logits of every batch row (the head's, or an exit's) */
   float *probs;            /* [B,C] softmax of logits (classification) */
   /* backward scratch */
-  float *dbuf[PB_NDBUF];   /* [N,d] each */
+  float *dbuf[PB_NDBUF];   /* [N,max(d,a)] each (the largest over the steps) */
   float *dbuf_f[2];        /* [N,F] each */
   float *dscratch;         /* [B,A,T,P+T] */
-  float *dkv;              /* [B,P+T,d] x 2: prefix + key / value gradients (with a prefix) */
+  float *dkv;              /* [B,P+T,a] x 2 + [P,a] x 2: key / value + prefix gradients (with a prefix) */
   /* early exit (rows leave the batch after an after_layer hook finished them) */
   int *rows;               /* [B] batch row of each running row */
   unsigned char *done;     /* [B] after_layer's verdicts */
@@ -133,9 +140,11 @@ typedef struct {
 typedef struct pb_model {
   pb_config cfg;
   pb_params params;        /* the one parameter table */
-  int word, pos, type, emb_lnw, emb_lnb; /* embedding tensor indices */
+  int word, pos, type, emb_lnw, emb_lnb; /* embedding tensor indices (word [V,d], or [V,r] factorised) */
+  int word_proj;           /* bert.embeddings.word_embeddings_proj.weight [d,r] (-1: not factorised) */
+  int word_rank;           /* r of factorised word embeddings (0: none; pb_model_factor_word) */
   pb_layer_idx *layer;     /* [L] weight sets (one per layer) */
-  pb_width *width;         /* [L] their widths (cfg's unless pb_model_set_width) */
+  pb_width *width;         /* [L] their shapes (cfg's unless pb_model_set_width / pb_model_set_shape) */
   int pool_w, pool_b;      /* bert.pooler.dense [d,d], [d] */
   int cls_w, cls_b;        /* classifier [C,d], [C] */
   pb_head_idx head;        /* the four above */
@@ -152,6 +161,7 @@ typedef struct pb_model {
   size_t act_floats;
   pb_acts acts;
   int *zero_types;         /* [B*T] zeros, used when a forward gets no token types */
+  int *row_ids;            /* [B*T] 0, 1, ..., B*T-1 (factorised word embeddings only, else NULL) */
 
   /* last forward */
   int cur_B, cur_T;
@@ -196,8 +206,25 @@ static inline pb_width pb_model_step_width(const pb_model *m, int s) { return m-
  * step. Where consecutive steps (or the embeddings and step 0) differ in width, a hook must give
  * width_fwd/width_bwd (hooks.h). */
 int pb_model_set_width(pb_model *m, int first, int hidden, int heads, int ffn);
-/* 1 when every step has the config's width (no width segments) */
+/* Shape of one weight set (after declare, before methods attach and before alloc): w.hidden d,
+ * w.heads A, w.head_dim hd and w.ffn F, all >= 1; the attention inner width a = A*hd may differ
+ * from d (pruned heads, COST-EFF): query/key/value weight [a,d], bias [a], attention output
+ * dense [d,a]; the FFN [F,d] / [d,F]. Tensors of the set get the new shapes (values from init or
+ * a load). The step's attention runs A heads of hd over a columns; a key/value prefix
+ * (kv_prefix) gives rows of width a; linear hooks see in/out = d/a at query, key, value
+ * (out a) and attn_out (in a). pb_model_set_width(m, first, d, A, F) is this call on every set
+ * from first with hd = d / A. */
+int pb_model_set_shape(pb_model *m, int set, pb_width w);
+/* 1 when every step has the config's shape (no width segments, hd = d / A, F as configured) */
 int pb_model_width_uniform(const pb_model *m);
+/* Factorised word embeddings (after declare, before methods attach and before alloc; COST-EFF's
+ * SVD of the embedding matrix): bert.embeddings.word_embeddings.weight becomes E [V,r] and the
+ * backbone tensor bert.embeddings.word_embeddings_proj.weight P [d,r] (no bias) maps it:
+ * embeddings = E[ids] P^T + position + token type (N*r*d MACs, then the 2*N*d adds of the plain
+ * embedding sum). 1 <= rank < d and rank <= V, else PB_ERR_ARG. A second call changes the rank. */
+int pb_model_factor_word(pb_model *m, int rank);
+/* r of factorised word embeddings, 0 when they are not factorised */
+static inline int pb_model_word_rank(const pb_model *m) { return m->word_rank; }
 /* [C] logits of batch row `row` of the current forward: where an exit hook writes its
  * prediction for a row it finishes */
 float *pb_model_row_logits(pb_model *m, int row);

@@ -77,11 +77,12 @@ typedef struct pb_hook_ops {
    * parameter gradients). */
   int (*embed_fwd)(void *ctx, const int *ids, float *h, int B, int T, int d);
   int (*embed_bwd)(void *ctx, const int *ids, float *dh, int B, int T, int d);
-  /* key/value prefix of step l (prefix tuning): *P extra key rows *k [P,d] and value rows *v
-   * [P,d], after the K/V projections, that every query of every row attends to (never masked);
+  /* key/value prefix of step l (prefix tuning): *P extra key rows *k [P,a] and value rows *v
+   * [P,a] (a = the step's attention width, heads x head_dim; d unless heads were pruned), after
+   * the K/V projections, that every query of every row attends to (never masked);
    * *P = 0: none at this step. Also called with k = v = NULL when the core sizes activations
    * (only *P is wanted then; P must not change after that). Backward: dk, dv
-   * [P,d] are the gradients wrt the prefix rows, summed over the batch. */
+   * [P,a] are the gradients wrt the prefix rows, summed over the batch. */
   int (*kv_prefix)(void *ctx, int l, const float **k, const float **v, int *P);
   int (*kv_prefix_bwd)(void *ctx, int l, const float *dk, const float *dv, int P);
   /* after step l, on its output h [B,T,d] (B = rows still running; rows[i] is the batch row

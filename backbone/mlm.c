@@ -12,6 +12,9 @@
 
 int pb_mlm_declare(pb_mlm *h, pb_model *m) {
   memset(h, 0, sizeof *h);
+  /* the decoder is tied to the [V,d] word embeddings and reads the last step at width d */
+  if (pb_model_word_rank(m) || !pb_model_width_uniform(m))
+    return pb_set_error(PB_ERR_UNSUPPORTED, "mlm: needs unfactorised word embeddings and one width over every step");
   const int d = m->cfg.hidden, V = m->cfg.vocab_size;
   const float s = m->cfg.init_range;
   pb_params *p = &m->params;

@@ -2,6 +2,7 @@
 #include "harness/evalcmd.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,12 @@
 #include <cjson/cJSON.h>
 
 #include "backbone/checkpoint.h"
+#include "counters/timing.h"
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/cli.h"
 #include "harness/encode.h"
+#include "harness/exitstats.h"
 #include "harness/glue.h"
 #include "harness/predictions.h"
 #include "harness/results.h"
@@ -36,7 +39,13 @@ static const char *EVAL_USAGE =
     "  --test            also the task's unlabelled test split(s) (MNLI: test_matched, test_mismatched, ax)\n"
     "  --batch N (32)    --max-eval N (0 = all)   --merge (evaluate merged)\n"
     "  --out DIR (out)   where the prediction files go (eval-<name>.<split>.predictions.tsv; never replaced)\n"
-    "  --json            print the evaluation as one JSON object (full precision)\n";
+    "  --json            print the evaluation as one JSON object (full precision)\n"
+    "  --exit-threshold LIST  a model with exits (early exit): evaluate once per entropy threshold of the\n"
+    "                    comma list (>= 0; 0 = no early exit), each with its own prediction files\n"
+    "                    (eval-<name>-exit<T>.<split>.predictions.tsv) and result record; --json then\n"
+    "                    holds \"thresholds\": [{threshold, splits, exits}]\n"
+    "  --results FILE    with TASKFILE: append one result record per evaluation (harness/exitstats.h;\n"
+    "                    with exits: the \"exits\" block)\n";
 
 /* method options from "k=v,k=v" into a NULL-terminated list over buf */
 static int split_opts(char *buf, const char **out, int cap) {
@@ -54,6 +63,9 @@ typedef struct {
   const char *task_name, *data, *split, *out_dir;
   long batch, max_eval, max_len;
   int merge, test, json;
+  const char *results;      /* --results FILE.jsonl (NULL: none) */
+  int n_thr;                /* --exit-threshold: thresholds (0: evaluate as the task file says) */
+  double thr[64];
 } eval_opts;
 
 typedef struct {
@@ -66,6 +78,7 @@ typedef struct {
   pb_encoded enc;
   float *out;
   cJSON *rep;
+  pb_backbone_info info;    /* of the task file's model (the result record) */
 } eval_state;
 
 static void eval_free(eval_state *s) {
@@ -144,6 +157,7 @@ static int build_from_task_file(const char *path, eval_opts *o, eval_state *s, c
   if (vsha && *vsha && strcmp(vsha, info.vocab_sha256) != 0)
     return pb_set_error(PB_ERR_FORMAT, "%s was trained with a vocabulary of SHA-256 %.12s..., but %s has %.12s...", path,
                         vsha, info.vocab_path, info.vocab_sha256);
+  s->info = info;
   cJSON_AddStringToObject(s->rep, "kind", "task-file");
   cJSON_AddStringToObject(s->rep, "file", path);
   cJSON_AddStringToObject(s->rep, "method", mname);
@@ -192,6 +206,114 @@ static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *
   return PB_OK;
 }
 
+/* One evaluation of every split (at exit threshold thr when the model has exits): prediction
+ * files, the report's "splits" (and "exits") in `into`, and with --results one record. */
+static int eval_pass(const char *path, eval_opts *o, eval_state *s, const pb_task *task, int T, const char **splits,
+                     int ns, const char *dir, int has_exits, double thr, cJSON *into) {
+  char base[300], stem[1200], ppath[8][1400], tag[48] = "";
+  if (o->n_thr) snprintf(tag, sizeof tag, "-exit%g", thr);
+  snprintf(base, sizeof base, "eval-%s%s%s%s", base_name(path ? path : o->bb.model_dir), path ? "" : "-", path ? "" : task->name,
+           tag);
+  int rc = pb_unique_stem(o->out_dir, base, splits, ns, stem, sizeof stem);
+  if (rc) return rc;
+  cJSON *jsp = cJSON_AddObjectToObject(into, "splits");
+  pb_eval_split sp[8];
+  memset(sp, 0, sizeof sp);
+  char data_paths[8][1024];
+  pb_exit_stats all = {0}, one = {0};
+  pb_opcounts measured = {{{0}}}, analytic = {{{0}}};
+  int *steps = NULL;
+  const int want_stats = has_exits || o->results; /* per-example counts: the report's exits, the record */
+  double wall = 0, cpu = 0;
+  pb_opc_reset();
+  pb_opc_enable(1);
+  for (int i = 0; !rc && i < ns; i++) {
+    if ((rc = pb_glue_load(task, dir, splits[i], 0, &s->ds))) break;
+    pb_dataset_subsample(&s->ds, (int)o->max_eval, 0);
+    if ((rc = pb_encode_dataset(s->tk, &s->ds, T, &s->enc))) break;
+    if (!(s->out = malloc(sizeof(float) * ((size_t)s->enc.n + 1) * (size_t)task->num_labels)) ||
+        !(steps = malloc(sizeof(int) * ((size_t)s->enc.n + 1)))) {
+      rc = pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
+      break;
+    }
+    const int labelled = s->ds.has_labels;
+    pb_opcounts me = {{{0}}};
+    const double w0 = pb_wall_seconds(), c0 = pb_cpu_seconds();
+    rc = pb_exits_evaluate(&s->m, &s->mi, task, &s->enc, (int)o->batch, labelled ? &sp[i].ms : NULL, s->out, &me, steps,
+                           o->results ? &analytic : NULL);
+    wall += pb_wall_seconds() - w0, cpu += pb_cpu_seconds() - c0;
+    pb_opcounts_add(&measured, &me);
+    if (rc) break;
+    pb_predictions_path(ppath[i], sizeof ppath[i], stem, splits[i]);
+    if ((rc = pb_predictions_write(ppath[i], task, splits[i], &s->ds, s->out, s->enc.n))) break;
+    /* per-example exact counts at each example's own length */
+    if (want_stats && (rc = pb_exit_stats_add(&one, &s->m, &s->mi, thr, steps, s->enc.len, s->enc.n))) break;
+    if (want_stats && labelled && (rc = pb_exit_stats_append(&all, &one))) break;
+    snprintf(data_paths[i], sizeof data_paths[i], "%s", s->ds.path);
+    sp[i] = (pb_eval_split){.name = splits[i], .examples = s->enc.n, .labelled = labelled, .ms = sp[i].ms,
+                            .predictions = ppath[i], .path = data_paths[i], .majority = pb_eval_majority(task, &s->enc)};
+    cJSON *j = cJSON_AddObjectToObject(jsp, splits[i]);
+    cJSON_AddNumberToObject(j, "examples", s->enc.n);
+    if (labelled) {
+      cJSON *jm = cJSON_AddObjectToObject(j, "metrics");
+      for (int k = 0; k < sp[i].ms.n; k++) cJSON_AddNumberToObject(jm, sp[i].ms.v[k].name, sp[i].ms.v[k].value);
+      cJSON_AddNumberToObject(j, "score", sp[i].ms.score);
+    } else {
+      cJSON_AddNullToObject(j, "metrics");
+    }
+    cJSON_AddStringToObject(j, "predictions", ppath[i]);
+    if (has_exits) cJSON_AddItemToObject(j, "exits", pb_exit_stats_json(&one, thr));
+    if (!o->json) {
+      printf("  %s (%d examples):", splits[i], s->enc.n);
+      if (labelled)
+        for (int k = 0; k < sp[i].ms.n; k++) printf(" %s %.10g", sp[i].ms.v[k].name, sp[i].ms.v[k].value);
+      else printf(" no labels (predictions only)");
+      printf("\n    predictions: %s\n", ppath[i]);
+      if (has_exits && one.n > 0) {
+        double lay = 0, f = 0, fs = 0;
+        for (int k = 0; k < one.n; k++) lay += one.exit_step[k] + 1, f += one.flops[k], fs += one.flops_static[k];
+        printf("    exits: mean layer %.3g of %d, FLOPs per example %.4g (static %.4g, speedup %.3gx)\n", lay / one.n,
+               one.steps, f / one.n, fs / one.n, f > 0 ? fs / f : 1.0);
+      }
+    }
+    pb_exit_stats_free(&one);
+    free(steps);
+    steps = NULL;
+    pb_dataset_free(&s->ds);
+    pb_encoded_free(&s->enc);
+    free(s->out);
+    s->out = NULL;
+  }
+  pb_opc_enable(0);
+  free(steps);
+  pb_exit_stats_free(&one);
+  if (!rc && has_exits) cJSON_AddItemToObject(into, "exits", pb_exit_stats_json(&all, thr));
+  if (!rc && o->results) {
+    char desc[2048] = ""; /* the method as evaluated: its threshold now */
+    if (s->mi.m->describe && (rc = s->mi.m->describe(s->mi.ctx, desc, sizeof desc))) {
+      pb_exit_stats_free(&all);
+      return rc;
+    }
+    const pb_eval_record_in in = {
+        .task_file = path, .task = task, .method = s->mi.m->name, .method_desc = desc,
+        .seed = strtoull(pb_kv_get(s->meta, s->nmeta, "seed"), NULL, 10),
+        .train_config_id = pb_kv_get(s->meta, s->nmeta, "config_id"),
+        .backbone_config = pb_kv_get(s->meta, s->nmeta, "backbone_config"), .info = &s->info, .data_dir = dir,
+        .max_len = T, .max_eval = (int)o->max_eval, .batch = (int)o->batch, .merged = o->merge, .n_splits = ns,
+        .splits = sp, .stats = &all, .has_exits = has_exits, .threshold = thr, .measured = measured,
+        .analytic = analytic, .wall_s = wall, .cpu_s = cpu};
+    cJSON *r = NULL;
+    if (!(rc = pb_eval_record(&in, &s->m, &s->mi, &r))) {
+      rc = pb_result_append(o->results, r);
+      if (!rc) cJSON_AddStringToObject(into, "record", o->results);
+      if (!rc && !o->json) printf("  record appended to %s\n", o->results);
+    }
+    cJSON_Delete(r);
+  }
+  pb_exit_stats_free(&all);
+  return rc;
+}
+
 static int eval_main(const char *path, eval_opts *o, eval_state *s) {
   const pb_task *task = NULL;
   int T = 0, rc;
@@ -217,46 +339,28 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
   if (o->test) ns += pb_task_test_splits(task, splits + ns, 8 - ns);
   for (int i = 0; i < ns; i++)
     if (!pb_task_split(task, splits[i])) return pb_set_error(PB_ERR_ARG, "--split %s: task %s has no such split", splits[i], task->name);
-  char dir[1024], base[300], stem[1200], ppath[1400];
+  char dir[1024];
   if ((rc = pb_glue_data_dir(o->data, dir, sizeof dir))) return rc;
   if ((rc = pb_mkdir_p(o->out_dir))) return rc;
-  snprintf(base, sizeof base, "eval-%s%s%s", base_name(path ? path : o->bb.model_dir), path ? "" : "-", path ? "" : task->name);
-  if ((rc = pb_unique_stem(o->out_dir, base, splits, ns, stem, sizeof stem))) return rc;
-  cJSON *jsp = cJSON_AddObjectToObject(s->rep, "splits");
+  const int has_exits = pb_exits_model_has(&s->m);
+  if (o->n_thr && !has_exits)
+    return pb_set_error(PB_ERR_ARG, "--exit-threshold: %s has no exits (method %s)", path ? path : o->bb.model_dir,
+                        path ? pb_kv_get(s->meta, s->nmeta, "method") : "none");
   if (!o->json) printf("%s: %s / %s\n", path ? path : o->bb.model_dir, task->name, path ? pb_kv_get(s->meta, s->nmeta, "method") : "hf checkpoint");
-  for (int i = 0; i < ns; i++) {
-    const char *sp = splits[i];
-    if ((rc = pb_glue_load(task, dir, sp, 0, &s->ds))) return rc;
-    pb_dataset_subsample(&s->ds, (int)o->max_eval, 0);
-    if ((rc = pb_encode_dataset(s->tk, &s->ds, T, &s->enc))) return rc;
-    if (!(s->out = malloc(sizeof(float) * ((size_t)s->enc.n + 1) * (size_t)task->num_labels)))
-      return pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
-    pb_metric_set ms;
-    const int labelled = s->ds.has_labels;
-    if ((rc = pb_evaluate(&s->m, &s->mi, task, &s->enc, (int)o->batch, labelled ? &ms : NULL, s->out, NULL))) return rc;
-    pb_predictions_path(ppath, sizeof ppath, stem, sp);
-    if ((rc = pb_predictions_write(ppath, task, sp, &s->ds, s->out, s->enc.n))) return rc;
-    cJSON *j = cJSON_AddObjectToObject(jsp, sp);
-    cJSON_AddNumberToObject(j, "examples", s->enc.n);
-    if (labelled) {
-      cJSON *jm = cJSON_AddObjectToObject(j, "metrics");
-      for (int k = 0; k < ms.n; k++) cJSON_AddNumberToObject(jm, ms.v[k].name, ms.v[k].value);
-      cJSON_AddNumberToObject(j, "score", ms.score);
-    } else {
-      cJSON_AddNullToObject(j, "metrics");
+  cJSON *jthr = o->n_thr ? cJSON_AddArrayToObject(s->rep, "thresholds") : NULL;
+  for (int p = 0; p < (o->n_thr ? o->n_thr : 1); p++) {
+    double thr = 0;
+    if (o->n_thr) rc = pb_exits_set_threshold(&s->mi, thr = o->thr[p]);
+    else if (has_exits) rc = pb_exits_threshold(&s->mi, &thr);
+    if (rc) return rc;
+    cJSON *into = s->rep;
+    if (jthr) {
+      into = cJSON_CreateObject();
+      cJSON_AddItemToArray(jthr, into);
+      cJSON_AddNumberToObject(into, "threshold", thr);
+      if (!o->json) printf("threshold %g:\n", thr);
     }
-    cJSON_AddStringToObject(j, "predictions", ppath);
-    if (!o->json) {
-      printf("  %s (%d examples):", sp, s->enc.n);
-      if (labelled)
-        for (int k = 0; k < ms.n; k++) printf(" %s %.10g", ms.v[k].name, ms.v[k].value);
-      else printf(" no labels (predictions only)");
-      printf("\n    predictions: %s\n", ppath);
-    }
-    pb_dataset_free(&s->ds);
-    pb_encoded_free(&s->enc);
-    free(s->out);
-    s->out = NULL;
+    if ((rc = eval_pass(path, o, s, task, T, splits, ns, dir, has_exits, thr, into))) return rc;
   }
   pb_commit_json_add(s->rep);
   if (o->json) {
@@ -268,9 +372,31 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
   return PB_OK;
 }
 
+/* --exit-threshold 0,0.3,0.6: finite numbers >= 0, at most 64; one line on stderr when not */
+static int parse_thresholds(const char *list, eval_opts *o) {
+  o->n_thr = 0;
+  const char *p = list;
+  for (;;) {
+    char *end = NULL;
+    const double t = strtod(p, &end);
+    if (end == p || (*end && *end != ',') || !isfinite(t) || t < 0) {
+      fprintf(stderr, "peftbench eval: --exit-threshold '%s': each entry must be a number >= 0 (comma list, 0 = no early "
+              "exit)\n", list);
+      return 0;
+    }
+    if (o->n_thr == (int)(sizeof o->thr / sizeof o->thr[0])) {
+      fprintf(stderr, "peftbench eval: --exit-threshold: more than %d thresholds\n", (int)(sizeof o->thr / sizeof o->thr[0]));
+      return 0;
+    }
+    o->thr[o->n_thr++] = t;
+    if (!*end) return 1;
+    p = end + 1;
+  }
+}
+
 int pb_cmd_eval(int argc, char **argv) {
   enum { O_MODEL = 256, O_TASK, O_VOCAB, O_LOWER, O_DATA, O_SPLIT, O_TEST, O_BATCH, O_MAXEVAL, O_MAXLEN, O_MERGE,
-         O_OUT, O_JSON };
+         O_OUT, O_JSON, O_EXIT_THR, O_RESULTS };
   static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                        {"task", required_argument, 0, O_TASK},
                                        {"vocab", required_argument, 0, O_VOCAB},
@@ -284,6 +410,8 @@ int pb_cmd_eval(int argc, char **argv) {
                                        {"merge", no_argument, 0, O_MERGE},
                                        {"out", required_argument, 0, O_OUT},
                                        {"json", no_argument, 0, O_JSON},
+                                       {"exit-threshold", required_argument, 0, O_EXIT_THR},
+                                       {"results", required_argument, 0, O_RESULTS},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   eval_opts o;
@@ -310,6 +438,8 @@ int pb_cmd_eval(int argc, char **argv) {
       case O_MERGE: o.merge = 1; break;
       case O_OUT: o.out_dir = optarg; break;
       case O_JSON: o.json = 1; break;
+      case O_RESULTS: o.results = optarg; break;
+      case O_EXIT_THR: if (!parse_thresholds(optarg, &o)) return 2; break;
       case 'h': fputs(EVAL_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("eval", argc, argv, opts);
     }
@@ -321,6 +451,10 @@ int pb_cmd_eval(int argc, char **argv) {
   }
   if (!path && !o.task_name) {
     fprintf(stderr, "peftbench eval: --model DIR alone needs --task TASK (see --help)\n");
+    return 2;
+  }
+  if (o.results && !path) {
+    fprintf(stderr, "peftbench eval: --results needs a task file (an HF checkpoint evaluated as it is has no method)\n");
     return 2;
   }
   if (o.split && o.test) {

@@ -358,6 +358,173 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info) {
   return PB_OK;
 }
 
+/* ---------------------------------------------------------------- early exit: score vs FLOPs */
+
+/* mean over the row's records (any task) of the number at a key path, n = 0 when none */
+static pb_stat row_num(const pb_agg_row *r, const char *k1, const char *k2, const char *k3, const char *k4) {
+  pb_acc acc = {0};
+  for (int t = 0; t < PB_AGG_NTASKS; t++)
+    for (int j = 0; j < r->n_recs[t]; j++) {
+      double v;
+      if (pb_json_num(r->recs[t][j], &v, k1, k2, k3, k4, NULL)) pb_acc_add(&acc, v);
+    }
+  return pb_acc_stat(&acc);
+}
+
+/* the row's config without the keys a threshold sweep changes (NULL on OOM) */
+static cJSON *curve_key(const pb_agg_row *r) {
+  cJSON *c = cJSON_Duplicate(r->config, 1);
+  if (!c) return NULL;
+  cJSON_DeleteItemFromObjectCaseSensitive(c, "exit_threshold");
+  cJSON_DeleteItemFromObjectCaseSensitive(c, "method_desc");
+  return c;
+}
+
+/* "method" or "method (keys but exit_threshold)" from the row's diff ("a=1, exit_threshold=0.3") */
+static void curve_title(const pb_agg_row *r, char *out, size_t n) {
+  char rest[1024] = "";
+  size_t w = 0;
+  const char *d = r->diff ? r->diff : "";
+  while (*d) {
+    size_t len = strcspn(d, ",");
+    const char *item = d;
+    while (len && *item == ' ') item++, len--;
+    if (len && strncmp(item, "exit_threshold=", 15) != 0 && w < sizeof rest)
+      w += (size_t)snprintf(rest + w, sizeof rest - w, "%s%.*s", w ? ", " : "", (int)len, item);
+    d = item + len;
+    if (*d == ',') d++;
+  }
+  if (rest[0]) snprintf(out, n, "%s (%s)", r->method, rest);
+  else snprintf(out, n, "%s", r->method);
+}
+
+typedef struct {
+  const pb_agg_row *r;
+  int curve;            /* index of its curve, -1: a static point */
+  double x, thr, speedup, avg, sd;
+  int nmin;
+} xpt;
+
+static int cmp_xpt(const void *a, const void *b) {
+  const xpt *p = a, *q = b;
+  if (p->curve != q->curve) return p->curve < 0 ? 1 : q->curve < 0 ? -1 : p->curve - q->curve;
+  if (p->curve >= 0 && p->thr != q->thr) return p->thr < q->thr ? -1 : 1;
+  return p->r < q->r ? -1 : p->r > q->r;
+}
+
+int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *vars, size_t nvars) {
+  *npoints = 0;
+  if (nvars) vars[0] = 0;
+  xpt *p = calloc((size_t)a->n_rows + 1, sizeof *p);
+  const pb_agg_row **heads = calloc((size_t)a->n_rows + 1, sizeof *heads); /* first row of each curve */
+  cJSON **keys = calloc((size_t)a->n_rows + 1, sizeof *keys);
+  if (!p || !heads || !keys) {
+    free(p), free(heads), free(keys);
+    return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
+  }
+  int n = 0, nc = 0, any_exits = 0, rc = PB_OK;
+  for (int i = 0; i < a->n_rows && !rc; i++) {
+    const pb_agg_row *r = &a->rows[i];
+    int k = 0;
+    double avg = pb_agg_avg_score(r, &k);
+    if (k == 0) continue;
+    xpt q = {.r = r, .curve = -1, .avg = avg, .thr = NAN, .speedup = NAN};
+    q.sd = pb_agg_avg_score_sd(r, &q.nmin);
+    pb_stat t = row_num(r, "exits", "threshold", NULL, NULL), f = row_num(r, "exits", "flops_per_example", "mean", NULL);
+    if (t.n && f.n) {
+      any_exits = 1;
+      q.thr = t.mean;
+      q.x = f.mean;
+      pb_stat sp = row_num(r, "exits", "speedup", NULL, NULL);
+      q.speedup = sp.n ? sp.mean : NAN;
+      cJSON *key = curve_key(r);
+      if (!key) {
+        rc = pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
+        break;
+      }
+      for (int c = 0; c < nc && q.curve < 0; c++)
+        if (!strcmp(heads[c]->method, r->method) && pb_config_equal(keys[c], key)) q.curve = c;
+      if (q.curve < 0) {
+        heads[nc] = r;
+        keys[nc] = key;
+        q.curve = nc++;
+      } else {
+        cJSON_Delete(key);
+      }
+    } else {
+      pb_stat s = row_num(r, "ops", "inference_per_example", "flops", "total");
+      if (!s.n || !(s.mean > 0)) continue; /* nothing to place */
+      q.x = s.mean;
+    }
+    p[n++] = q;
+  }
+  if (!rc && any_exits) {
+    qsort(p, (size_t)n, sizeof *p, cmp_xpt);
+    /* the score axis: every point with its error bar and the reference lines */
+    double *vals = malloc((size_t)(3 * n + 2) * sizeof *vals);
+    if (!vals) rc = pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
+    int nv = 0, nsingle = 0, nstatic = 0;
+    double base = avg_majority(a), fullv = NAN;
+    const int fr = full_row(a);
+    int fk = 0;
+    if (fr >= 0) fullv = pb_agg_avg_score(&a->rows[fr], &fk);
+    if (fk == 0) fullv = NAN;
+    for (int i = 0; vals && i < n; i++) {
+      vals[nv++] = p[i].avg;
+      if (isfinite(p[i].sd)) vals[nv++] = p[i].avg - p[i].sd, vals[nv++] = p[i].avg + p[i].sd;
+      else nsingle++;
+      nstatic += p[i].curve < 0;
+    }
+    double lo = 0, hi = 100;
+    if (vals) {
+      vals[nv++] = base;
+      vals[nv++] = fullv;
+      pb_plot_score_range(vals, nv, 0, &lo, &hi);
+      free(vals);
+    }
+    pb_strbuf b = {0};
+    pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs mean FLOPs per example (inference at the examples'\n"
+                  "# own lengths, all owners): one curve per configuration with exits (ordered by threshold, x =\n"
+                  "# exits.flops_per_example.mean), then a block of static points (ops.inference_per_example)\n");
+    char vb[512];
+    avg_refs(a, &b, lo, hi, base, fullv, nsingle, n, vb, sizeof vb, NULL);
+    pb_sb_add(&b, "# label mean_flops_per_example avg_score sd threshold speedup n_seeds_min\n");
+    for (int c = 0, i = 0; c <= nc; c++) {
+      if (c == nc && nstatic == 0) break;
+      char title[1200];
+      if (c < nc) curve_title(heads[c], title, sizeof title);
+      else snprintf(title, sizeof title, "static (no early exit)");
+      if (c) pb_sb_add(&b, "\n\n");
+      tb_label(&b, title);
+      pb_sb_add(&b, " \"x\" \"score\" \"sd\" \"threshold\" \"speedup\" \"n\"\n");
+      for (; i < n && (c < nc ? p[i].curve == c : 1); i++) {
+        char lab[600];
+        if (c < nc) snprintf(lab, sizeof lab, "t=%g", p[i].thr);
+        else snprintf(lab, sizeof lab, "%s", p[i].r->label);
+        tb_label(&b, lab);
+        tb_num(&b, 1, p[i].x);
+        tb_num(&b, 1, p[i].avg);
+        tb_num(&b, 1, p[i].sd);
+        tb_num(&b, c < nc, p[i].thr);
+        tb_num(&b, c < nc, p[i].speedup);
+        pb_sb_add(&b, " %d\n", p[i].nmin);
+      }
+    }
+    if (!rc) {
+      snprintf(vars, nvars, "%s; ncurves=%d; nstatic=%d", vb, nc, nstatic);
+      rc = write_buf(dir, PB_PLOT_EXITS_NAME, &b);
+      if (!rc) *npoints = n;
+    } else {
+      free(b.s);
+    }
+  }
+  for (int c = 0; c < nc; c++) cJSON_Delete(keys[c]);
+  free(keys);
+  free(heads);
+  free(p);
+  return rc;
+}
+
 /* ---------------------------------------------------------------- gnuplot */
 
 int pb_gnuplot_available(void) {
@@ -477,7 +644,8 @@ static void plot_usage(FILE *f, const char *cmd) {
   fprintf(f,
           "usage: peftbench %s FILE.jsonl [FILE.jsonl ...] --out DIR [options]\n"
           "Comparison figures (gnuplot): score vs trainable params, score vs added FLOPs per\n"
-          "token, storage per method and task, per-task scores; one point/bar per training\n"
+          "token, storage per method and task, per-task scores (and, when records have early-exit\n"
+          "stats, score vs mean FLOPs per example: one curve per threshold sweep); one point/bar per training\n"
           "configuration, error bars ± sample std over seeds, lines at the majority-class\n"
           "baseline and full fine-tuning, score axes that never zoom below 10 points (bars:\n"
           "0..100). Writes DIR/*.dat and the figures.\n"
@@ -586,13 +754,37 @@ int pb_cmd_plot(int argc, char **argv) {
       else n_files++;
     }
   }
+  /* the early-exit figure, only when some record has exits (harness/plot.h) */
+  int n_data = PB_PLOT_COUNT, nx = 0;
+  char xvars[700] = "";
+  if (!rc) rc = pb_plot_write_exits(&a, out, &nx, xvars, sizeof xvars);
+  if (!rc && nx > 0) {
+    n_data++;
+    char script[4096];
+    snprintf(script, sizeof script, "%s/%s.gp", plots_dir, PB_PLOT_EXITS_NAME);
+    if (access(script, R_OK) != 0)
+      rc = pb_set_error(PB_ERR_NOTFOUND, "gnuplot script %s not found (set --plots-dir to the plots/ folder of the source)",
+                        script);
+    for (int f = 0; !rc && f < 2; f++) {
+      if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
+      const char *ext = f == 0 ? "png" : "svg";
+      char data[4096], fig[4096], tmp[4096];
+      snprintf(data, sizeof data, "%s/%s.dat", out, PB_PLOT_EXITS_NAME);
+      snprintf(fig, sizeof fig, "%s/%s.%s", out, PB_PLOT_EXITS_NAME, ext);
+      snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, PB_PLOT_EXITS_NAME, ext, (long)getpid());
+      rc = pb_gnuplot_run(script, data, tmp, ext, xvars);
+      if (!rc && rename(tmp, fig) != 0)
+        rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
+      if (rc) unlink(tmp);
+      else n_files++;
+    }
+  }
   pb_agg_free(&a);
   if (!rc && n_files == 0) rc = pb_set_error(PB_ERR_FORMAT, "nothing to draw: the records hold no scores, params, ops or storage");
   if (rc) {
     fprintf(stderr, "%s: %s\n", who, pb_last_error());
     return 1;
   }
-  printf("%s: wrote %d figure%s and %d data files to %s\n", who, n_files, n_files == 1 ? "" : "s",
-         PB_PLOT_COUNT, out);
+  printf("%s: wrote %d figure%s and %d data files to %s\n", who, n_files, n_files == 1 ? "" : "s", n_data, out);
   return 0;
 }

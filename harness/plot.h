@@ -76,6 +76,26 @@ typedef struct {
 /* Writes DIR/<name>.dat for every plot and fills *info (may be NULL). */
 int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info);
 
+/* The early-exit figure, drawn in addition to the four above when some record has an "exits"
+ * block (harness/exitstats.h; `peftbench eval --exit-threshold`):
+ *   score_vs_flops   (score_vs_flops.dat, score_vs_flops.gp): average GLUE score (x100) vs the
+ *                    mean FLOPs per example at the examples' own lengths (all owners). Rows
+ *                    with exits are joined into one curve per configuration — rows of one method
+ *                    whose configs are equal except exit_threshold and method_desc (which holds
+ *                    the threshold) — ordered by threshold, each point labelled "t=THRESHOLD",
+ *                    x = exits.flops_per_example.mean; every other row is a static point at
+ *                    ops.inference_per_example.flops.total. One gnuplot index block per curve
+ *                    (its first line a header whose first column is the curve's title: the
+ *                    method and the keys other than exit_threshold that tell its rows from the
+ *                    method's others), then one block of the static points. Columns: "label" x
+ *                    avg_score sd threshold (NaN for static points) speedup (NaN) n_seeds_min.
+ *                    The score axis follows pb_plot_score_range over these points and the
+ *                    reference lines. */
+#define PB_PLOT_EXITS_NAME "score_vs_flops"
+/* Writes DIR/score_vs_flops.dat; *npoints gets the points written (0 and no file when no
+ * record has exits) and vars the script's gnuplot assignments. */
+int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *vars, size_t nvars);
+
 /* 1 when an executable `gnuplot` is on $PATH. */
 int pb_gnuplot_available(void);
 

@@ -46,6 +46,8 @@
  *            "blas": {"core": str, "detected": str, "switched": bool}},  (backbone/blas.h)
  *   "commit": "git sha" | null, "commit_dirty": bool | null   (compiled in at build time)
  * }
+ * Records written by `peftbench eval --results` (harness/exitstats.h) add "source": "eval" and
+ * "exits" (early-exit statistics, null for a model without exits), with "train" null.
  * OPS = {"matmul_macs": {"backbone", "head", "method", "optimizer", "total"},
  *        "elementwise_flops": {...}, "transcendental": {...}, "flops": {...}}
  * (flops = 2*MACs + elementwise + transcendental, per owner and total).

@@ -20,6 +20,7 @@
 #include "counters/sde.h"
 #include "counters/timing.h"
 #include "harness/encode.h"
+#include "harness/exitstats.h"
 #include "harness/glue.h"
 #include "harness/opsreport.h"
 #include "harness/progress.h"
@@ -463,6 +464,12 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
     if (!(S.out_eval[i] = malloc(sizeof(float) * (size_t)(S.eeval[i].n + 1) * (size_t)task->num_labels))) {
       rc = pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
       break;
+    }
+    if (pb_exits_model_has(&S.m)) { /* early exit: the counting-only twin follows each row's exit */
+      rc = pb_exits_evaluate(&S.m, &S.mi, task, &S.eeval[i], B, &ms[i], S.out_eval[i], &me, NULL, &eval_an);
+      pb_opcounts_add(&eval_meas, &me);
+      if (rc) break;
+      continue;
     }
     if ((rc = pb_evaluate(&S.m, &S.mi, task, &S.eeval[i], B, &ms[i], S.out_eval[i], &me))) break;
     pb_opcounts_add(&eval_meas, &me);

@@ -41,7 +41,10 @@
  *             ffn_out      FLOP 2*N*n (dx += l * dx') + 2*N*n (dl += x * dx')
  *             (each term only when that gradient exists: dl when the vector trains, dx when the
  *             backbone asks for it)
- * No MACs, no transcendentals. Merged inference: 0. */
+ * No MACs, no transcendentals. Merged inference: 0.
+ *
+ * Models whose attention width differs from the hidden size (pruned heads, pb_model_set_shape)
+ * and width segments are refused at attach (PB_ERR_UNSUPPORTED): the vectors are sized d and F. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +266,13 @@ static int ia3_attach(void *vctx, pb_model *m) {
   if (c->m) return pb_set_error(PB_ERR_ARG, "ia3: already attached to a model");
   if (m->params.frozen_mem || m->params.train_mem || m->act_mem)
     return pb_set_error(PB_ERR_ARG, "ia3: attach must come before pb_model_alloc");
+  for (int l = 0; l < pb_model_steps(m); l++) { /* pruned heads (pb_model_set_shape): not supported */
+    const pb_width w = pb_model_step_width(m, l);
+    if (pb_width_attn(w) != w.hidden)
+      return pb_set_error(PB_ERR_UNSUPPORTED,
+                          "ia3: step %d attends over %d columns (%d heads x %d), not its hidden size %d (pruned "
+                          "heads): not supported", l, pb_width_attn(w), w.heads, w.head_dim, w.hidden);
+  }
   if (!pb_model_width_uniform(m))
     return pb_set_error(PB_ERR_UNSUPPORTED, "ia3: the model's hidden size changes between steps (width segments)");
   const pb_config *cfg = &m->cfg;

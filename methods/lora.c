@@ -63,11 +63,14 @@ typedef struct {
 
 static float lora_scale(const lora_ctx *c) { return c->alpha / (float)c->r; }
 
-/* in/out features of a linear site at step l (its width segment) */
+/* in/out features of a linear site at step l (its width segment; query/key/value map d to the
+ * attention width a = heads * head_dim, attn_out maps a back to d) */
 static void site_dims(const pb_model *m, int l, int site, int *in, int *out) {
   const pb_width w = pb_model_step_width(m, l);
   *in = w.hidden;
   *out = w.hidden;
+  if (site == PB_LIN_QUERY || site == PB_LIN_KEY || site == PB_LIN_VALUE) *out = pb_width_attn(w);
+  if (site == PB_LIN_ATTN_OUT) *in = pb_width_attn(w);
   if (site == PB_LIN_FFN_IN) *out = w.ffn;
   if (site == PB_LIN_FFN_OUT) *in = w.ffn;
 }

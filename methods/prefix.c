@@ -50,7 +50,11 @@
  *                          non-NULL of {dt, dW}, FLOP P*d for db each), at step 0: tanh
  *                          backward 3*P*H FLOP and the first Linear's pb_matmul_bwd (MAC P*d*H
  *                          per non-NULL of {demb, dW1}, FLOP P*H for db1)
- * The analytic count is these hooks run in counting-only mode. */
+ * The analytic count is these hooks run in counting-only mode.
+ *
+ * Models whose attention width a differs from the hidden size d (pruned heads,
+ * pb_model_set_shape; the backbone's prefix rows are a wide) and width segments are refused at
+ * attach (PB_ERR_UNSUPPORTED). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +241,13 @@ static int prefix_attach(void *vctx, pb_model *m) {
   if (c->m) return pb_set_error(PB_ERR_ARG, "prefix: already attached to a model");
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "prefix: attach must come before pb_model_alloc");
+  for (int l = 0; l < pb_model_steps(m); l++) { /* pruned heads (pb_model_set_shape): not supported */
+    const pb_width w = pb_model_step_width(m, l);
+    if (pb_width_attn(w) != w.hidden)
+      return pb_set_error(PB_ERR_UNSUPPORTED,
+                          "prefix: step %d attends over %d columns (%d heads x %d), not its hidden size %d (pruned "
+                          "heads): not supported", l, pb_width_attn(w), w.heads, w.head_dim, w.hidden);
+  }
   if (!pb_model_width_uniform(m))
     return pb_set_error(PB_ERR_UNSUPPORTED, "prefix: the model's hidden size changes between steps (width segments)");
   const int S = pb_model_steps(m), d = m->cfg.hidden, P = c->P, H = c->H;

@@ -13,6 +13,7 @@ extern const pb_method pb_method_layerconnect;
 extern const pb_method pb_method_ia3;
 extern const pb_method pb_method_bitfit;
 extern const pb_method pb_method_prefix;
+extern const pb_method pb_method_exits;
 
 static const pb_method *const registry[] = {
     &pb_method_full,
@@ -22,6 +23,7 @@ static const pb_method *const registry[] = {
     &pb_method_ia3,
     &pb_method_bitfit,
     &pb_method_prefix,
+    &pb_method_exits,
 };
 
 int pb_method_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
