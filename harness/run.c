@@ -22,12 +22,10 @@
 #include "harness/encode.h"
 #include "harness/glue.h"
 #include "harness/opsreport.h"
-#include "harness/progress.h"
 #include "harness/predictions.h"
 #include "harness/results.h"
 #include "harness/runconfig.h"
-
-volatile int pb_run_interrupted = 0;
+#include "harness/trainer.h"
 
 void pb_run_defaults(pb_run_opts *o) {
   memset(o, 0, sizeof *o);
@@ -240,6 +238,96 @@ static int predict_split(run_state *S, const pb_task *task, const char *data_dir
   return rc;
 }
 
+/* ---------------------------------------------------------------- training (harness/trainer.h) */
+
+/* fine-tuning for the trainer: GLUE batches in a seeded per-epoch order, the task head's loss
+ * (classification or regression) through pb_forward / pb_backward, the record's curves */
+typedef struct {
+  run_state *S;
+  const pb_task *task;
+  unsigned long long seed;  /* dropout of step t: pb_hash64(seed * 1000003 + t) */
+  int n, B, total;          /* training examples, batch, steps */
+  float lr;                 /* the peak lr, for the divergence messages */
+  pb_rng order_rng;         /* the batch order */
+  int pos;                  /* next position in S->order (n: a new epoch starts) */
+  int clip;                 /* clipping is on: the norms are known */
+  int curve_every;          /* loss-curve sampling (steps) */
+  double loss_sum, gn_sum;  /* since the last curve point */
+  int loss_n, n_clipped;
+  double final_loss;        /* the last curve point's mean loss */
+} ft_train;
+
+static int ft_batch(void *ctx, int t, pb_batch *b) {
+  ft_train *f = ctx;
+  run_state *S = f->S;
+  if (f->pos >= f->n) { /* new epoch; its last batch may be short */
+    for (int i = 0; i < f->n; i++) S->order[i] = i;
+    shuffle(S->order, f->n, &f->order_rng);
+    f->pos = 0;
+  }
+  const int Bb = f->B < f->n - f->pos ? f->B : f->n - f->pos;
+  const int *idx = S->order + f->pos;
+  f->pos += Bb;
+  b->B = Bb;
+  b->T = pb_encoded_batch(&S->etrain, idx, Bb, S->ids, S->types, S->mask, S->labels, S->targets);
+  b->ids = S->ids;
+  b->types = S->types;
+  b->mask = S->mask;
+  b->labels = f->task->is_regression ? NULL : S->labels;
+  b->targets = f->task->is_regression ? S->targets : NULL;
+  b->items = f->B; /* the progress rate counts --batch examples per step */
+  return PB_OK;
+}
+
+static int ft_objective(void *ctx, int t, const pb_batch *b, float *loss) {
+  ft_train *f = ctx;
+  int rc = pb_forward(&f->S->m, b->ids, b->types, b->mask, b->B, b->T, b->labels, b->targets, 1,
+                      pb_hash64(f->seed * 1000003ULL + (uint64_t)t), loss);
+  if (rc == PB_ERR_NUMERIC)
+    return pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (loss %g): try a lower --lr (now %g)", t,
+                        f->total, (double)*loss, (double)f->lr);
+  return rc ? rc : pb_backward(&f->S->m);
+}
+
+static int ft_diverged(void *ctx, int t, double gn) {
+  const ft_train *f = ctx;
+  return pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (gradient norm %g): try a lower --lr (now %g)",
+                      t, f->total, gn, (double)f->lr);
+}
+
+/* train.loss_curve: [step, mean loss since the last point]; grad_norm_curve the same of the
+ * pre-clipping norms (with clipping) */
+static int ft_after_step(void *ctx, const pb_train_step *s) {
+  ft_train *f = ctx;
+  if (f->clip) {
+    f->n_clipped += s->clipped;
+    f->gn_sum += s->grad_norm;
+  }
+  f->loss_sum += s->loss;
+  f->loss_n++;
+  if (s->t % f->curve_every == 0 || s->t == f->total) {
+    cJSON *pt = cJSON_CreateArray();
+    cJSON_AddItemToArray(pt, cJSON_CreateNumber(s->t));
+    cJSON_AddItemToArray(pt, cJSON_CreateNumber(f->loss_sum / f->loss_n));
+    cJSON_AddItemToArray(f->S->curve, pt);
+    if (f->S->gcurve) {
+      cJSON *gp = cJSON_CreateArray();
+      cJSON_AddItemToArray(gp, cJSON_CreateNumber(s->t));
+      cJSON_AddItemToArray(gp, cJSON_CreateNumber(f->gn_sum / f->loss_n));
+      cJSON_AddItemToArray(f->S->gcurve, gp);
+    }
+    f->final_loss = f->loss_sum / f->loss_n;
+    f->loss_sum = 0;
+    f->gn_sum = 0;
+    f->loss_n = 0;
+  }
+  return PB_OK;
+}
+
+static const pb_trainer_ops FT_OPS = {
+    .version = PB_TRAINER_OPS_VERSION, .batch = ft_batch, .objective = ft_objective, .after_step = ft_after_step,
+    .diverged = ft_diverged};
+
 int pb_run(const pb_run_opts *o, cJSON **result) {
   *result = NULL;
   run_state S;
@@ -361,86 +449,31 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_opc_reset();
   pb_opc_enable(1);
 
-  /* ---- train ---- */
-  pb_rng order_rng;
-  pb_rng_seed(&order_rng, o->seed ^ 0x5EEDULL);
-  const int curve_every = o->curve_every > 0 ? o->curve_every : (total >= 200 ? total / 100 : 1);
-  pb_progress pg;
-  pb_progress_begin(&pg, "train", total, o->quiet);
+  /* ---- train (harness/trainer.h) ---- */
+  ft_train ft = {.S = &S, .task = task, .seed = o->seed, .n = n, .B = B, .total = total, .lr = opt.lr, .pos = n,
+                 .clip = o->max_grad_norm > 0, .final_loss = NAN,
+                 .curve_every = o->curve_every > 0 ? o->curve_every : (total >= 200 ? total / 100 : 1)};
+  pb_rng_seed(&ft.order_rng, o->seed ^ 0x5EEDULL);
+  S.gcurve = ft.clip ? cJSON_CreateArray() : NULL; /* [step, mean pre-clipping norm] */
+  const pb_trainer_opts to = {.ops = &FT_OPS, .ctx = &ft, .params = &S.m.params, .opt = &opt, .total = total,
+                              .clip = ft.clip ? o->max_grad_norm : 0, .clip_eps = PB_CLIP_EPS_TORCH,
+                              .label = "train", .unit = "ex", .progress_style = PB_PROGRESS_STEPS, .quiet = o->quiet};
+  pb_train_state ts;
+  memset(&ts, 0, sizeof ts);
+  pb_train_result tres;
   pb_timing_start(&tm, "train");
   pb_papi_start("train");
   pb_opcounts train0 = pb_opc_snapshot();
-  int pos = n, step = 0;
-  double loss_sum = 0, final_loss = NAN, gn_sum = 0;
-  int loss_n = 0, n_clipped = 0;
-  cJSON *gcurve = S.gcurve = o->max_grad_norm > 0 ? cJSON_CreateArray() : NULL;
-  for (step = 1; step <= total && !pb_run_interrupted; step++) {
-    if (pos >= n) { /* new epoch; its last batch may be short */
-      for (int i = 0; i < n; i++) S.order[i] = i;
-      shuffle(S.order, n, &order_rng);
-      pos = 0;
-    }
-    const int Bb = B < n - pos ? B : n - pos;
-    const int *idx = S.order + pos;
-    pos += Bb;
-    int T = pb_encoded_batch(&S.etrain, idx, Bb, S.ids, S.types, S.mask, S.labels, S.targets);
-    float loss;
-    rc = pb_forward(&S.m, S.ids, S.types, S.mask, Bb, T, task->is_regression ? NULL : S.labels,
-                    task->is_regression ? S.targets : NULL, 1, pb_hash64(o->seed * 1000003ULL + (uint64_t)step), &loss);
-    if (rc == PB_ERR_NUMERIC) {
-      rc = pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (loss %g): try a lower --lr (now %g)",
-                        step, total, (double)loss, (double)opt.lr);
-      break;
-    }
-    if (rc || (rc = pb_backward(&S.m))) break;
-    /* the optimizer step, as HF's Trainer: clip_grad_norm_(max_grad_norm), AdamW, schedule */
-    const int prev_owner = pb_opc_set_owner(PB_OPO_OPTIM);
-    if (o->max_grad_norm > 0) {
-      int clipped = 0;
-      const double gn = pb_params_clip_grad_norm(&S.m.params, o->max_grad_norm, PB_CLIP_EPS_TORCH, &clipped);
-      if (!isfinite(gn)) {
-        pb_opc_set_owner(prev_owner);
-        rc = pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (gradient norm %g): try a lower --lr "
-                          "(now %g)", step, total, gn, (double)opt.lr);
-        break;
-      }
-      n_clipped += clipped;
-      gn_sum += gn;
-    }
-    rc = pb_adamw_step(&S.m.params, &opt, step);
-    pb_opc_set_owner(prev_owner);
-    if (rc) break;
-    pb_params_zero_grad(&S.m.params);
-    loss_sum += loss;
-    loss_n++;
-    if (step % curve_every == 0 || step == total) {
-      cJSON *pt = cJSON_CreateArray();
-      cJSON_AddItemToArray(pt, cJSON_CreateNumber(step));
-      cJSON_AddItemToArray(pt, cJSON_CreateNumber(loss_sum / loss_n));
-      cJSON_AddItemToArray(S.curve, pt);
-      if (gcurve) {
-        cJSON *gp = cJSON_CreateArray();
-        cJSON_AddItemToArray(gp, cJSON_CreateNumber(step));
-        cJSON_AddItemToArray(gp, cJSON_CreateNumber(gn_sum / loss_n));
-        cJSON_AddItemToArray(gcurve, gp);
-      }
-      final_loss = loss_sum / loss_n;
-      loss_sum = 0;
-      gn_sum = 0;
-      loss_n = 0;
-    }
-    pb_progress_update(&pg, step, (double)step * B, loss, "ex");
-  }
-  pb_progress_end(&pg);
+  rc = pb_train(&to, &ts, &tres);
   pb_papi_stop("train");
   pb_timing_stop(&tm, "train");
   pb_opcounts train_ops, train1 = pb_opc_snapshot();
   pb_opcounts_sub(&train_ops, &train1, &train0);
   if (rc) goto done;
-  if (pb_run_interrupted) {
+  if (pb_train_stop_flag) { /* also a signal during the last step: the run stops before evaluating */
     rc = pb_set_error(PB_ERR_IO, "interrupted at training step %d of %d: no evaluation, no task file and no result "
                                  "were written; earlier results are intact",
-                      step - 1, total);
+                      ts.step, total);
     goto done;
   }
 
@@ -572,8 +605,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddNumberToObject(jt, "weight_decay", opt.weight_decay);
   cJSON_AddStringToObject(jt, "schedule", "linear-hf");
   cJSON_AddNumberToObject(jt, "max_grad_norm", o->max_grad_norm);
-  cJSON_AddNumberToObject(jt, "clipped_steps", n_clipped);
-  cJSON_AddNumberToObject(jt, "final_loss", final_loss);
+  cJSON_AddNumberToObject(jt, "clipped_steps", ft.n_clipped);
+  cJSON_AddNumberToObject(jt, "final_loss", ft.final_loss);
   cJSON_AddItemToObject(jt, "loss_curve", S.curve);
   S.curve = NULL;
   if (S.gcurve) cJSON_AddItemToObject(jt, "grad_norm_curve", S.gcurve);
