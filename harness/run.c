@@ -20,6 +20,7 @@
 #include "counters/sde.h"
 #include "counters/timing.h"
 #include "harness/encode.h"
+#include "harness/finetune.h"
 #include "harness/glue.h"
 #include "harness/opsreport.h"
 #include "harness/predictions.h"
@@ -130,12 +131,9 @@ typedef struct {
   pb_model m;
   pb_method_inst mi;
   int model_built;
-  int *ids, *types, *mask, *labels, *order;
-  float *targets;
+  pb_finetune ft;           /* the training: batches, objective, curves (harness/finetune.h) */
   float *out_eval[2];       /* [n, C] model outputs of each eval split */
   cJSON *jcfg;              /* the record's "config" (moved into the record) */
-  cJSON *curve;
-  cJSON *gcurve;            /* [step, mean pre-clipping gradient norm] when clipping is on */
 } run_state;
 
 static void run_free(run_state *s) {
@@ -148,24 +146,9 @@ static void run_free(run_state *s) {
   pb_tok_free(s->tk);
   if (s->model_built) pb_model_free(&s->m);
   pb_method_destroy(&s->mi);
-  free(s->ids);
-  free(s->types);
-  free(s->mask);
-  free(s->labels);
-  free(s->order);
-  free(s->targets);
+  pb_finetune_free(&s->ft);
   for (int i = 0; i < 2; i++) free(s->out_eval[i]);
   cJSON_Delete(s->jcfg);
-  cJSON_Delete(s->curve);
-  cJSON_Delete(s->gcurve);
-}
-
-static void shuffle(int *a, int n, pb_rng *r) {
-  for (int i = n - 1; i > 0; i--) {
-    int j = (int)pb_rng_below(r, (uint64_t)i + 1), t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-  }
 }
 
 /* --skip-done: PB_RUN_SKIPPED when `results` already holds a record of this task, config id
@@ -237,96 +220,6 @@ static int predict_split(run_state *S, const pb_task *task, const char *data_dir
   pb_dataset_free(&ds);
   return rc;
 }
-
-/* ---------------------------------------------------------------- training (harness/trainer.h) */
-
-/* fine-tuning for the trainer: GLUE batches in a seeded per-epoch order, the task head's loss
- * (classification or regression) through pb_forward / pb_backward, the record's curves */
-typedef struct {
-  run_state *S;
-  const pb_task *task;
-  unsigned long long seed;  /* dropout of step t: pb_hash64(seed * 1000003 + t) */
-  int n, B, total;          /* training examples, batch, steps */
-  float lr;                 /* the peak lr, for the divergence messages */
-  pb_rng order_rng;         /* the batch order */
-  int pos;                  /* next position in S->order (n: a new epoch starts) */
-  int clip;                 /* clipping is on: the norms are known */
-  int curve_every;          /* loss-curve sampling (steps) */
-  double loss_sum, gn_sum;  /* since the last curve point */
-  int loss_n, n_clipped;
-  double final_loss;        /* the last curve point's mean loss */
-} ft_train;
-
-static int ft_batch(void *ctx, int t, pb_batch *b) {
-  ft_train *f = ctx;
-  run_state *S = f->S;
-  if (f->pos >= f->n) { /* new epoch; its last batch may be short */
-    for (int i = 0; i < f->n; i++) S->order[i] = i;
-    shuffle(S->order, f->n, &f->order_rng);
-    f->pos = 0;
-  }
-  const int Bb = f->B < f->n - f->pos ? f->B : f->n - f->pos;
-  const int *idx = S->order + f->pos;
-  f->pos += Bb;
-  b->B = Bb;
-  b->T = pb_encoded_batch(&S->etrain, idx, Bb, S->ids, S->types, S->mask, S->labels, S->targets);
-  b->ids = S->ids;
-  b->types = S->types;
-  b->mask = S->mask;
-  b->labels = f->task->is_regression ? NULL : S->labels;
-  b->targets = f->task->is_regression ? S->targets : NULL;
-  b->items = f->B; /* the progress rate counts --batch examples per step */
-  return PB_OK;
-}
-
-static int ft_objective(void *ctx, int t, const pb_batch *b, float *loss) {
-  ft_train *f = ctx;
-  int rc = pb_forward(&f->S->m, b->ids, b->types, b->mask, b->B, b->T, b->labels, b->targets, 1,
-                      pb_hash64(f->seed * 1000003ULL + (uint64_t)t), loss);
-  if (rc == PB_ERR_NUMERIC)
-    return pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (loss %g): try a lower --lr (now %g)", t,
-                        f->total, (double)*loss, (double)f->lr);
-  return rc ? rc : pb_backward(&f->S->m);
-}
-
-static int ft_diverged(void *ctx, int t, double gn) {
-  const ft_train *f = ctx;
-  return pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (gradient norm %g): try a lower --lr (now %g)",
-                      t, f->total, gn, (double)f->lr);
-}
-
-/* train.loss_curve: [step, mean loss since the last point]; grad_norm_curve the same of the
- * pre-clipping norms (with clipping) */
-static int ft_after_step(void *ctx, const pb_train_step *s) {
-  ft_train *f = ctx;
-  if (f->clip) {
-    f->n_clipped += s->clipped;
-    f->gn_sum += s->grad_norm;
-  }
-  f->loss_sum += s->loss;
-  f->loss_n++;
-  if (s->t % f->curve_every == 0 || s->t == f->total) {
-    cJSON *pt = cJSON_CreateArray();
-    cJSON_AddItemToArray(pt, cJSON_CreateNumber(s->t));
-    cJSON_AddItemToArray(pt, cJSON_CreateNumber(f->loss_sum / f->loss_n));
-    cJSON_AddItemToArray(f->S->curve, pt);
-    if (f->S->gcurve) {
-      cJSON *gp = cJSON_CreateArray();
-      cJSON_AddItemToArray(gp, cJSON_CreateNumber(s->t));
-      cJSON_AddItemToArray(gp, cJSON_CreateNumber(f->gn_sum / f->loss_n));
-      cJSON_AddItemToArray(f->S->gcurve, gp);
-    }
-    f->final_loss = f->loss_sum / f->loss_n;
-    f->loss_sum = 0;
-    f->gn_sum = 0;
-    f->loss_n = 0;
-  }
-  return PB_OK;
-}
-
-static const pb_trainer_ops FT_OPS = {
-    .version = PB_TRAINER_OPS_VERSION, .batch = ft_batch, .objective = ft_objective, .after_step = ft_after_step,
-    .diverged = ft_diverged};
 
 int pb_run(const pb_run_opts *o, cJSON **result) {
   *result = NULL;
@@ -412,17 +305,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   opt.total_steps = total;
   opt.schedule = PB_SCHED_HF;
 
-  S.ids = malloc(sizeof(int) * (size_t)B * o->max_len);
-  S.types = malloc(sizeof(int) * (size_t)B * o->max_len);
-  S.mask = malloc(sizeof(int) * (size_t)B * o->max_len);
-  S.labels = malloc(sizeof(int) * (size_t)B);
-  S.targets = malloc(sizeof(float) * (size_t)B);
-  S.order = malloc(sizeof(int) * (size_t)n);
-  S.curve = cJSON_CreateArray();
-  if (!S.ids || !S.types || !S.mask || !S.labels || !S.targets || !S.order || !S.curve) {
-    rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
-    goto done;
-  }
+  if ((rc = pb_finetune_init(&S.ft, &S.m, &S.etrain, task->is_regression, B, o->max_len, o->seed))) goto done;
 
   /* the configuration and its id, before any training (--skip-done) */
   /* the data by content, not by path: the same files anywhere are the same data */
@@ -449,22 +332,12 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_opc_reset();
   pb_opc_enable(1);
 
-  /* ---- train (harness/trainer.h) ---- */
-  ft_train ft = {.S = &S, .task = task, .seed = o->seed, .n = n, .B = B, .total = total, .lr = opt.lr, .pos = n,
-                 .clip = o->max_grad_norm > 0, .final_loss = NAN,
-                 .curve_every = o->curve_every > 0 ? o->curve_every : (total >= 200 ? total / 100 : 1)};
-  pb_rng_seed(&ft.order_rng, o->seed ^ 0x5EEDULL);
-  S.gcurve = ft.clip ? cJSON_CreateArray() : NULL; /* [step, mean pre-clipping norm] */
-  const pb_trainer_opts to = {.ops = &FT_OPS, .ctx = &ft, .params = &S.m.params, .opt = &opt, .total = total,
-                              .clip = ft.clip ? o->max_grad_norm : 0, .clip_eps = PB_CLIP_EPS_TORCH,
-                              .label = "train", .unit = "ex", .progress_style = PB_PROGRESS_STEPS, .quiet = o->quiet};
-  pb_train_state ts;
-  memset(&ts, 0, sizeof ts);
-  pb_train_result tres;
+  /* ---- train (harness/finetune.h, harness/trainer.h) ---- */
   pb_timing_start(&tm, "train");
   pb_papi_start("train");
   pb_opcounts train0 = pb_opc_snapshot();
-  rc = pb_train(&to, &ts, &tres);
+  rc = pb_finetune_train(&S.ft, &opt, total, o->max_grad_norm,
+                         o->curve_every > 0 ? o->curve_every : (total >= 200 ? total / 100 : 1), o->quiet);
   pb_papi_stop("train");
   pb_timing_stop(&tm, "train");
   pb_opcounts train_ops, train1 = pb_opc_snapshot();
@@ -473,7 +346,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   if (pb_train_stop_flag) { /* also a signal during the last step: the run stops before evaluating */
     rc = pb_set_error(PB_ERR_IO, "interrupted at training step %d of %d: no evaluation, no task file and no result "
                                  "were written; earlier results are intact",
-                      ts.step, total);
+                      S.ft.steps, total);
     goto done;
   }
 
@@ -605,13 +478,13 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddNumberToObject(jt, "weight_decay", opt.weight_decay);
   cJSON_AddStringToObject(jt, "schedule", "linear-hf");
   cJSON_AddNumberToObject(jt, "max_grad_norm", o->max_grad_norm);
-  cJSON_AddNumberToObject(jt, "clipped_steps", ft.n_clipped);
-  cJSON_AddNumberToObject(jt, "final_loss", ft.final_loss);
-  cJSON_AddItemToObject(jt, "loss_curve", S.curve);
-  S.curve = NULL;
-  if (S.gcurve) cJSON_AddItemToObject(jt, "grad_norm_curve", S.gcurve);
+  cJSON_AddNumberToObject(jt, "clipped_steps", S.ft.n_clipped);
+  cJSON_AddNumberToObject(jt, "final_loss", S.ft.final_loss);
+  cJSON_AddItemToObject(jt, "loss_curve", S.ft.curve);
+  S.ft.curve = NULL;
+  if (S.ft.gcurve) cJSON_AddItemToObject(jt, "grad_norm_curve", S.ft.gcurve);
   else cJSON_AddNullToObject(jt, "grad_norm_curve");
-  S.gcurve = NULL;
+  S.ft.gcurve = NULL;
   cJSON_AddBoolToObject(jt, "interrupted", 0);
   cJSON *jm = cJSON_AddObjectToObject(r, "metrics");
   cJSON *js = cJSON_AddObjectToObject(jm, "splits");
