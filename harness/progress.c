@@ -66,7 +66,7 @@ void pb_progress_update_avg(pb_progress *p, long step, double items, double loss
   p->last_step = step;
   double rate = el > 0 ? items / el : 0;
   char eta[32];
-  fmt_eta(eta, sizeof eta, p->total > 0 && step > 0 ? el / step * (p->total - step) : -1);
+  fmt_eta(eta, sizeof eta, p->total > 0 && step > p->first ? el / (step - p->first) * (p->total - step) : -1);
   char lossbuf[32] = "";
   if (!isnan(loss)) snprintf(lossbuf, sizeof lossbuf, " | loss %.4f", loss);
   if (p->tty) {
