@@ -2,7 +2,6 @@
  * one line on stderr and a non-zero exit (2 for usage errors, 1 for failures). */
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +19,10 @@
 #include "harness/pretrain.h"
 #include "harness/submit.h"
 #include "harness/table.h"
+#include "harness/trainer.h"
 #include "harness/results.h"
 #include "harness/run.h"
 #include "methods/method.h"
-
-static void on_signal(int sig) {
-  (void)sig;
-  if (pb_run_interrupted) _exit(130); /* second Ctrl-C: stop now (results are appended atomically) */
-  pb_run_interrupted = 1;
-}
-
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-}
 
 /* ---------------------------------------------------------------- run */
 
@@ -200,7 +186,7 @@ static int cmd_run(int argc, char **argv) {
     return 2;
   }
   o.method_opts[o.n_method_opts] = NULL;
-  install_signals();
+  pb_train_signals_install(NULL, 1); /* a second Ctrl-C stops at once: results are appended atomically */
   cJSON *r = NULL;
   int rc = pb_run(&o, &r);
   if (rc == PB_RUN_SKIPPED) {

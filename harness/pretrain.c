@@ -1,9 +1,10 @@
-/* Masked-language-model pretraining: corpus, training loop, checkpoints, export (pretrain.h). */
+/* `peftbench pretrain`: masked-language-model pre-training of a backbone (pretrain.h) — its
+ * options, the run (corpus, model, resume, the trainer's objective, log, checkpoints) and the
+ * command line. The batches are harness/mlmdata.h, the loop harness/trainer.h, the files
+ * harness/pretrain_ckpt.h. */
 #include "harness/pretrain.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -15,7 +16,6 @@
 #include <unistd.h>
 
 #include "backbone/bert.h"
-#include "backbone/checkpoint.h"
 #include "util/fileio.h"
 #include "backbone/mlm.h"
 #include "backbone/ops.h"
@@ -27,104 +27,50 @@
 #include "harness/cli.h"
 #include "harness/corpus.h"
 #include "harness/glue.h"
+#include "harness/mlmdata.h"
+#include "harness/optable.h"
+#include "harness/pretrain_ckpt.h"
 #include "harness/results.h"
-
-volatile sig_atomic_t pb_pretrain_stop_flag = 0;
-
-#define CKPT_FORMAT "peftbench-pretrain-checkpoint"
-#define LOSS_WINDOW 100 /* "final MLM loss" = mean of the last (up to) 100 step losses */
+#include "harness/trainer.h"
 
 /* ---------------------------------------------------------------- options table */
 
-enum { O_STR, O_INT, O_FLOAT, O_DOUBLE, O_U64, O_FLAG };
-typedef struct {
-  const char *name;
-  int kind;
-  size_t off;
-  int defining; /* part of the run's identity: stored in the checkpoint, must match on --resume */
-  const char *arg, *help;
-} optdef;
-
 #define OFF(f) offsetof(pb_pretrain_opts, f)
-static const optdef OPTS[] = {
-    {"out", O_STR, OFF(out_dir), 0, "DIR", "output folder: checkpoint, log, final model (required)"},
-    {"data-dir", O_STR, OFF(data_dir), 0, "DIR", "GLUE folder (default: $PEFTBENCH_DATA, ../shared/data/glue)"},
-    {"vocab", O_STR, OFF(vocab), 0, "FILE", "WordPiece vocab (default ../shared/data/vocab/bert-base-uncased-vocab.txt)"},
-    {"init-from", O_STR, OFF(init_from), 1, "DIR", "start from the weights of this HF BERT folder (same shape) instead of random"},
-    {"layers", O_INT, OFF(layers), 1, "N", "encoder layers (4)"},
-    {"hidden", O_INT, OFF(hidden), 1, "N", "hidden size (256)"},
-    {"heads", O_INT, OFF(heads), 1, "N", "attention heads (4)"},
-    {"ffn", O_INT, OFF(ffn), 1, "N", "intermediate size (1024)"},
-    {"max-pos", O_INT, OFF(max_pos), 1, "N", "max_position_embeddings (512)"},
-    {"max-len", O_INT, OFF(max_len), 1, "N", "packed sequence length (128)"},
-    {"batch", O_INT, OFF(batch), 1, "N", "sequences per step (32)"},
-    {"extra-text", O_STR, OFF(extra_text), 1, "LIST", "more text after GLUE train: comma list of wordnet, fortunes (none)"},
-    {"nsp", O_FLAG, OFF(nsp), 1, NULL, "add next-sentence prediction on [CLS] (trains the pooler; cls.seq_relationship)"},
-    {"wwm", O_FLAG, OFF(wwm), 1, NULL, "whole-word masking (all WordPiece pieces of a picked word)"},
-    {"steps", O_INT, OFF(steps), 1, "N", "optimizer steps (1000)"},
-    {"warmup", O_INT, OFF(warmup), 1, "N", "linear warmup steps (default 6% of --steps)"},
-    {"lr", O_FLOAT, OFF(lr), 1, "X", "peak learning rate (5e-4)"},
-    {"weight-decay", O_FLOAT, OFF(weight_decay), 1, "X", "AdamW weight decay (0.01)"},
-    {"clip", O_FLOAT, OFF(clip), 1, "X", "gradient clipping global norm, 0 = off (1.0)"},
-    {"mask-prob", O_FLOAT, OFF(mask_prob), 1, "X", "share of tokens predicted (0.15)"},
-    {"dropout", O_FLOAT, OFF(dropout), 1, "X", "dropout while pretraining (0.1; the exported config says 0.1)"},
-    {"seed", O_U64, OFF(seed), 1, "N", "seed of init, data order, masking, dropout (42)"},
-    {"save-every", O_INT, OFF(save_every), 0, "N", "checkpoint every N steps (0: only at the end)"},
-    {"time-limit", O_DOUBLE, OFF(time_limit_min), 0, "MIN", "stop cleanly after MIN minutes, saving everything"},
-    {"threads", O_INT, OFF(threads), 0, "N", "kernel threads (1)"},
-    {"resume", O_FLAG, OFF(resume), 0, NULL, "continue from DIR/checkpoint.safetensors"},
-    {"fp16", O_FLAG, OFF(fp16), 0, NULL, "write the final model.safetensors in F16"},
-    {"export", O_STR, OFF(export_dir), 0, "DIR", "no training: write the final folder to DIR from DIR(--out)/checkpoint"},
-    {"quiet", O_FLAG, OFF(quiet), 0, NULL, "no progress output"},
-    {"stop-after", O_INT, OFF(stop_after), 0, "N", "testing aid: act as if interrupted after N steps"},
+#define FIELD(f) PB_OPT_FIELD(pb_pretrain_opts, f)
+/* defining (the fifth column): part of the run's identity, stored in the checkpoint, must match on --resume */
+static const pb_optdef OPTS[] = {
+    {"out", PB_OPT_STR, FIELD(out_dir), 0, "DIR", "output folder: checkpoint, log, final model (required)"},
+    {"data-dir", PB_OPT_STR, FIELD(data_dir), 0, "DIR", "GLUE folder (default: $PEFTBENCH_DATA, ../shared/data/glue)"},
+    {"vocab", PB_OPT_STR, FIELD(vocab), 0, "FILE", "WordPiece vocab (default ../shared/data/vocab/bert-base-uncased-vocab.txt)"},
+    {"init-from", PB_OPT_STR, FIELD(init_from), 1, "DIR", "start from the weights of this HF BERT folder (same shape) instead of random"},
+    {"layers", PB_OPT_INT, FIELD(layers), 1, "N", "encoder layers (4)"},
+    {"hidden", PB_OPT_INT, FIELD(hidden), 1, "N", "hidden size (256)"},
+    {"heads", PB_OPT_INT, FIELD(heads), 1, "N", "attention heads (4)"},
+    {"ffn", PB_OPT_INT, FIELD(ffn), 1, "N", "intermediate size (1024)"},
+    {"max-pos", PB_OPT_INT, FIELD(max_pos), 1, "N", "max_position_embeddings (512)"},
+    {"max-len", PB_OPT_INT, FIELD(max_len), 1, "N", "packed sequence length (128)"},
+    {"batch", PB_OPT_INT, FIELD(batch), 1, "N", "sequences per step (32)"},
+    {"extra-text", PB_OPT_STR, FIELD(extra_text), 1, "LIST", "more text after GLUE train: comma list of wordnet, fortunes (none)"},
+    {"nsp", PB_OPT_FLAG, FIELD(nsp), 1, NULL, "add next-sentence prediction on [CLS] (trains the pooler; cls.seq_relationship)"},
+    {"wwm", PB_OPT_FLAG, FIELD(wwm), 1, NULL, "whole-word masking (all WordPiece pieces of a picked word)"},
+    {"steps", PB_OPT_INT, FIELD(steps), 1, "N", "optimizer steps (1000)"},
+    {"warmup", PB_OPT_INT, FIELD(warmup), 1, "N", "linear warmup steps (default 6% of --steps)"},
+    {"lr", PB_OPT_FLOAT, FIELD(lr), 1, "X", "peak learning rate (5e-4)"},
+    {"weight-decay", PB_OPT_FLOAT, FIELD(weight_decay), 1, "X", "AdamW weight decay (0.01)"},
+    {"clip", PB_OPT_FLOAT, FIELD(clip), 1, "X", "gradient clipping global norm, 0 = off (1.0)"},
+    {"mask-prob", PB_OPT_FLOAT, FIELD(mask_prob), 1, "X", "share of tokens predicted (0.15)"},
+    {"dropout", PB_OPT_FLOAT, FIELD(dropout), 1, "X", "dropout while pretraining (0.1; the exported config says 0.1)"},
+    {"seed", PB_OPT_U64, FIELD(seed), 1, "N", "seed of init, data order, masking, dropout (42)"},
+    {"save-every", PB_OPT_INT, FIELD(save_every), 0, "N", "checkpoint every N steps (0: only at the end)"},
+    {"time-limit", PB_OPT_DOUBLE, FIELD(time_limit_min), 0, "MIN", "stop cleanly after MIN minutes, saving everything"},
+    {"threads", PB_OPT_INT, FIELD(threads), 0, "N", "kernel threads (1)"},
+    {"resume", PB_OPT_FLAG, FIELD(resume), 0, NULL, "continue from DIR/checkpoint.safetensors"},
+    {"fp16", PB_OPT_FLAG, FIELD(fp16), 0, NULL, "write the final model.safetensors in F16"},
+    {"export", PB_OPT_STR, FIELD(export_dir), 0, "DIR", "no training: write the final folder to DIR from DIR(--out)/checkpoint"},
+    {"quiet", PB_OPT_FLAG, FIELD(quiet), 0, NULL, "no progress output"},
+    {"stop-after", PB_OPT_INT, FIELD(stop_after), 0, "N", "testing aid: act as if interrupted after N steps"},
 };
 #define NOPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
-
-static void opt_format(const pb_pretrain_opts *o, const optdef *d, char *buf, size_t n) {
-  const char *p = (const char *)o + d->off;
-  switch (d->kind) {
-    case O_STR: snprintf(buf, n, "%s", p); break;
-    case O_INT: case O_FLAG: snprintf(buf, n, "%d", *(const int *)p); break;
-    case O_FLOAT: snprintf(buf, n, "%.9g", (double)*(const float *)p); break;
-    case O_DOUBLE: snprintf(buf, n, "%.17g", *(const double *)p); break;
-    case O_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-  }
-}
-
-/* parses s into the option; PB_ERR_ARG naming it when malformed */
-static int opt_parse(pb_pretrain_opts *o, const optdef *d, const char *s) {
-  char *p = (char *)o + d->off, *end = NULL;
-  errno = 0;
-  switch (d->kind) {
-    case O_STR:
-      if (strlen(s) >= PB_PRETRAIN_PATH_MAX) return pb_set_error(PB_ERR_ARG, "--%s: path too long", d->name);
-      snprintf(p, PB_PRETRAIN_PATH_MAX, "%s", s);
-      return PB_OK;
-    case O_INT: case O_FLAG: {
-      long v = strtol(s, &end, 10);
-      if (end == s || *end || errno || v < -1 || v > 1000000000L)
-        return pb_set_error(PB_ERR_ARG, "--%s: '%s' is not a valid integer", d->name, s);
-      *(int *)p = (int)v;
-      return PB_OK;
-    }
-    case O_FLOAT: case O_DOUBLE: {
-      double v = strtod(s, &end);
-      if (end == s || *end || errno || !isfinite(v) || v < 0)
-        return pb_set_error(PB_ERR_ARG, "--%s: '%s' is not a valid non-negative number", d->name, s);
-      if (d->kind == O_FLOAT) *(float *)p = (float)v;
-      else *(double *)p = v;
-      return PB_OK;
-    }
-    case O_U64: {
-      unsigned long long v = strtoull(s, &end, 10);
-      if (end == s || *end || errno || s[0] == '-')
-        return pb_set_error(PB_ERR_ARG, "--%s: '%s' is not a valid seed", d->name, s);
-      *(uint64_t *)p = v;
-      return PB_OK;
-    }
-  }
-  return PB_OK;
-}
 
 void pb_pretrain_defaults(pb_pretrain_opts *o) {
   memset(o, 0, sizeof *o);
@@ -198,179 +144,54 @@ typedef struct {
   char vocab_path[PB_PRETRAIN_PATH_MAX];
   char data_dir[PB_PRETRAIN_PATH_MAX];
   pb_corpus cp;
-  int *train_idx, n_train;   /* [n_train] sequence indices of the training set */
-  int *val_idx, n_val;       /* [n_val] held-out sequences */
-  int *perm, perm_epoch;     /* [n_train] the current epoch's order, its epoch (-1: none) */
+  pb_mlm_data d;             /* the batches: split, stream, masking (harness/mlmdata.h) */
   pb_model m;
   pb_mlm h;
   pb_nsp nh;                 /* next-sentence head (o.nsp) */
-  unsigned char *cont;       /* [V] 1 for "##" continuation pieces (o.wwm) */
-  int *b_types, *b_nsp;      /* [B*T] token types, [B] next-sentence labels */
   pb_adamw opt;
-  int special[3];
-  int mask_id;
-  /* batch buffers [B*T] */
-  int *b_ids, *b_mask, *b_in, *b_lab;
-  /* progress */
-  int step;                  /* steps done */
-  double elapsed_prev;       /* training seconds of earlier (resumed) runs */
-  long tokens_seen;          /* real tokens of all steps done */
-  float window[LOSS_WINDOW]; /* last losses, ring */
-  float nwindow[LOSS_WINDOW];/* last next-sentence losses, ring (o.nsp) */
+  pb_train_state ts;         /* steps done, tokens seen, earlier runs' seconds, the loss window */
+  float nwindow[PB_TRAIN_WINDOW]; /* next-sentence losses of the same steps, ring (o.nsp) */
+  float nsp_loss;            /* the last training step's next-sentence loss */
   float val_nsp_loss, val_nsp_acc;
-  int win_n;                 /* losses in the ring (<= LOSS_WINDOW) */
   float val_loss;            /* last validation MLM loss (NAN: none) */
   int val_step;
+  FILE *logf;                /* log.tsv */
   char first_command[4096];
   char started[32];
 } run_state;
 
-static double ring_mean(const run_state *s, const float *w) {
-  if (s->win_n == 0) return NAN;
-  double a = 0;
-  int n = s->win_n < LOSS_WINDOW ? s->win_n : LOSS_WINDOW;
-  for (int i = 0; i < n; i++) a += w[i];
-  return a / n;
-}
-static double window_mean(const run_state *s) { return ring_mean(s, s->window); }
+static double window_mean(const run_state *s) { return pb_train_window_mean(&s->ts); }
 
-/* the sequence of the global stream position g (0-based) */
-static int stream_seq(run_state *s, long g) {
-  int epoch = (int)(g / s->n_train), i = (int)(g % s->n_train);
-  if (epoch != s->perm_epoch) {
-    for (int k = 0; k < s->n_train; k++) s->perm[k] = s->train_idx[k];
-    pb_rng r;
-    pb_rng_seed(&r, pb_hash64(s->o.seed ^ pb_hash64(0x65706F6368ULL + (uint64_t)epoch)));
-    for (int k = s->n_train - 1; k > 0; k--) {
-      int j = (int)pb_rng_below(&r, (uint64_t)k + 1), t = s->perm[k];
-      s->perm[k] = s->perm[j];
-      s->perm[j] = t;
-    }
-    s->perm_epoch = epoch;
-  }
-  return s->perm[i];
-}
+/* ---------------------------------------------------------------- the objective */
 
-/* split of a packed row [CLS] s1 [SEP] s2 [SEP] ... [SEP] (len real tokens) for next-sentence
- * prediction: segment A = ids[1..a_end), segment B = ids[b_beg..len-1) (without the final [SEP]).
- * With >= 2 sentences the split is the inner [SEP] closest to the middle (A ends before it,
- * B starts after it); a single sentence is cut in the middle of its tokens. */
-static void nsp_split(const int *row, int len, int sep, int *a_end, int *b_beg) {
-  int best = -1;
-  for (int t = 1; t < len - 1; t++)
-    if (row[t] == sep && (best < 0 || abs(2 * t - len) < abs(2 * best - len))) best = t;
-  if (best > 0) {
-    *a_end = best;
-    *b_beg = best + 1;
-  } else {
-    int n = len - 2 > 0 ? len - 2 : 0;
-    *a_end = 1 + (n + 1) / 2;
-    *b_beg = *a_end;
-  }
-}
-
-/* fills b_ids/b_mask (and b_types, b_nsp with o.nsp) with sequences seq[0..B); returns T of
- * the batch (longest row). With nsp, row b is [CLS] A [SEP] B' [SEP] (types 0 up to the
- * first [SEP], 1 after): B' = its own segment B (label 0) or, with probability 1/2 drawn
- * from nseed, segment B of another training sequence (label 1); truncated to T from B's end. */
-static int fill_batch(run_state *s, const int *seq, int B, int nsp, uint64_t nseed, long *tokens) {
-  const int T = s->cp.T;
-  int Tb = 2;
-  long nt = 0;
-  if (!nsp) {
-    for (int b = 0; b < B; b++)
-      if (s->cp.len[seq[b]] > Tb) Tb = s->cp.len[seq[b]];
-    for (int b = 0; b < B; b++) {
-      const int *src = s->cp.ids + (size_t)seq[b] * T;
-      for (int t = 0; t < Tb; t++) {
-        s->b_ids[b * Tb + t] = src[t];
-        s->b_mask[b * Tb + t] = t < s->cp.len[seq[b]];
-      }
-      nt += s->cp.len[seq[b]];
-    }
-    if (tokens) *tokens = nt;
-    return Tb;
-  }
-  const int sep = s->special[2], pad = s->special[0];
-  pb_rng r;
-  pb_rng_seed(&r, pb_hash64(nseed ^ 0x6E7370ULL));
-  int *rows = s->b_in; /* scratch: [B*T] built rows at stride T, lengths in b_lab[0..B) */
-  int *lens = s->b_lab;
-  for (int b = 0; b < B; b++) {
-    const int *src = s->cp.ids + (size_t)seq[b] * T;
-    int len = s->cp.len[seq[b]], a_end, b_beg;
-    nsp_split(src, len, sep, &a_end, &b_beg);
-    const int *bsrc = src;
-    int bb = b_beg, be = len - 1;
-    int neg = pb_rng_uniform(&r) < 0.5f && s->n_train > 1;
-    if (neg) {
-      int j;
-      do j = s->train_idx[pb_rng_below(&r, (uint64_t)s->n_train)];
-      while (j == seq[b]);
-      bsrc = s->cp.ids + (size_t)j * T;
-      int ae2, bb2, l2 = s->cp.len[j];
-      nsp_split(bsrc, l2, sep, &ae2, &bb2);
-      bb = bb2;
-      be = l2 - 1;
-    }
-    int *o = rows + (size_t)b * T, n = 0;
-    for (int t = 0; t < a_end && n < T - 2; t++) o[n++] = src[t];
-    o[n++] = sep;
-    int first_b = n;
-    for (int t = bb; t < be && n < T - 1; t++) o[n++] = bsrc[t];
-    o[n++] = sep;
-    lens[b] = n;
-    s->b_nsp[b] = neg;
-    /* types: a second buffer at the same stride, kept in b_mask for now */
-    for (int t = 0; t < T; t++) s->b_mask[(size_t)b * T + t] = t >= first_b && t < n;
-    if (n > Tb) Tb = n;
-    nt += n;
-  }
-  /* compact to stride Tb (rows and types live at stride T in b_in / b_mask) */
-  for (int b = 0; b < B; b++) {
-    for (int t = 0; t < Tb; t++) {
-      s->b_ids[b * Tb + t] = t < lens[b] ? rows[(size_t)b * T + t] : pad;
-      s->b_types[b * Tb + t] = s->b_mask[(size_t)b * T + t];
-    }
-  }
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < Tb; t++) s->b_mask[b * Tb + t] = t < lens[b];
-  if (tokens) *tokens = nt;
-  return Tb;
-}
-
-/* nsp: build next-sentence rows and compute that loss too (else plain packed rows, types 0) */
-static int mlm_batch_loss(run_state *s, const int *seq, int B, int nsp, uint64_t mseed, int training, uint64_t dseed,
-                          float *loss, float *nsp_loss, long *tokens) {
-  int Tb = fill_batch(s, seq, B, nsp, mseed, tokens);
-  int np = s->o.wwm ? pb_mlm_mask_wwm(s->b_ids, s->b_mask, B, Tb, s->m.cfg.vocab_size, s->mask_id, s->special, 3,
-                                      s->cont, s->o.mask_prob, mseed, s->b_in, s->b_lab)
-                    : pb_mlm_mask(s->b_ids, s->b_mask, B, Tb, s->m.cfg.vocab_size, s->mask_id, s->special, 3,
-                                  s->o.mask_prob, 0, mseed, s->b_in, s->b_lab);
-  if (np < 0) return np;
-  int rc = pb_forward(&s->m, s->b_in, nsp ? s->b_types : NULL, s->b_mask, B, Tb, NULL, NULL, training, dseed, NULL);
-  if (!rc) rc = pb_mlm_forward(&s->h, &s->m, s->b_lab, loss);
-  if (!rc && nsp) rc = pb_nsp_forward(&s->nh, &s->m, s->b_nsp, nsp_loss);
+/* forward of a batch: the MLM loss (and with pair labels the next-sentence loss) */
+static int mlm_forward(run_state *s, const pb_batch *b, int training, uint64_t dseed, float *loss, float *nsp_loss) {
+  int rc = pb_forward(&s->m, b->ids, b->types, b->mask, b->B, b->T, NULL, NULL, training, dseed, NULL);
+  if (!rc) rc = pb_mlm_forward(&s->h, &s->m, b->labels, loss);
+  if (!rc && b->pair_labels) rc = pb_nsp_forward(&s->nh, &s->m, b->pair_labels, nsp_loss);
   return rc;
 }
 
 static float eval_val(run_state *s) {
   s->val_nsp_loss = s->val_nsp_acc = NAN;
-  if (s->n_val == 0) return NAN;
+  const pb_mlm_data *d = &s->d;
+  if (d->n_val == 0) return NAN;
   double sum = 0, cnt = 0, nsum = 0, ncor = 0, nrows = 0;
-  for (int i = 0; i < s->n_val; i += s->o.batch) {
-    int B = s->n_val - i < s->o.batch ? s->n_val - i : s->o.batch;
+  for (int i = 0; i < d->n_val; i += s->o.batch) {
+    int B = d->n_val - i < s->o.batch ? d->n_val - i : s->o.batch;
     float l, nl = NAN;
+    pb_batch b;
     /* the same masks (and next-sentence pairs) at every evaluation: a seed of its own per
      * batch. The MLM loss is over the plain packed rows (comparable with and without --nsp);
      * the next-sentence loss and accuracy over the pair rows, in a second pass. */
     uint64_t vs = pb_hash64(s->o.seed ^ 0x76616CULL) + (uint64_t)i;
-    if (mlm_batch_loss(s, s->val_idx + i, B, 0, vs, 0, 0, &l, NULL, NULL)) return NAN;
+    if (pb_mlm_data_batch(&s->d, d->val_idx + i, B, 0, vs, &b) < 0 || mlm_forward(s, &b, 0, 0, &l, NULL)) return NAN;
     sum += (double)l * s->h.M;
     cnt += s->h.M;
     if (s->o.nsp) {
       float ml;
-      if (mlm_batch_loss(s, s->val_idx + i, B, 1, vs, 0, 0, &ml, &nl, NULL)) return NAN;
+      if (pb_mlm_data_batch(&s->d, d->val_idx + i, B, 1, vs, &b) < 0 || mlm_forward(s, &b, 0, 0, &ml, &nl))
+        return NAN;
       nsum += (double)nl * B;
       ncor += s->nh.correct;
       nrows += B;
@@ -383,7 +204,7 @@ static float eval_val(run_state *s) {
   return cnt > 0 ? (float)(sum / cnt) : NAN;
 }
 
-/* ---------------------------------------------------------------- checkpoint */
+/* ---------------------------------------------------------------- checkpoint metadata */
 
 static void kv_set(pb_kv *kv, int *n, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void kv_set(pb_kv *kv, int *n, const char *key, const char *fmt, ...) {
@@ -397,22 +218,22 @@ static void kv_set(pb_kv *kv, int *n, const char *key, const char *fmt, ...) {
   (*n)++;
 }
 
-/* metadata describing the run at its current step */
-static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, int *n_out) {
+/* metadata describing the run at its current step, `seconds` of training so far */
+static int run_meta(const run_state *s, const char *stop_reason, double seconds, pb_kv **out, int *n_out) {
   int cap = NOPTS + 40, n = 0;
   pb_kv *kv = calloc((size_t)cap, sizeof *kv);
   if (!kv) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  kv_set(kv, &n, "format", "%s", CKPT_FORMAT);
-  kv_set(kv, &n, "step", "%d", s->step);
+  kv_set(kv, &n, "format", "%s", PB_PRETRAIN_CKPT_FORMAT);
+  kv_set(kv, &n, "step", "%d", s->ts.step);
   kv_set(kv, &n, "stop_reason", "%s", stop_reason);
-  kv_set(kv, &n, "tokens_seen", "%ld", s->tokens_seen);
-  kv_set(kv, &n, "train_seconds", "%.3f", s->elapsed_prev);
+  kv_set(kv, &n, "tokens_seen", "%ld", s->ts.items);
+  kv_set(kv, &n, "train_seconds", "%.3f", seconds);
   kv_set(kv, &n, "final_mlm_loss", "%.6f", window_mean(s));
-  kv_set(kv, &n, "loss_window_n", "%d", s->win_n);
+  kv_set(kv, &n, "loss_window_n", "%d", s->ts.win_n);
   kv_set(kv, &n, "val_mlm_loss", "%.6f", (double)s->val_loss);
   kv_set(kv, &n, "val_step", "%d", s->val_step);
   if (s->o.nsp) {
-    kv_set(kv, &n, "final_nsp_loss", "%.6f", ring_mean(s, s->nwindow));
+    kv_set(kv, &n, "final_nsp_loss", "%.6f", pb_train_ring_mean(&s->ts, s->nwindow));
     kv_set(kv, &n, "val_nsp_loss", "%.6f", (double)s->val_nsp_loss);
     kv_set(kv, &n, "val_nsp_acc", "%.6f", (double)s->val_nsp_acc);
   }
@@ -422,8 +243,8 @@ static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, in
   kv_set(kv, &n, "corpus_tasks", "%s", s->cp.tasks);
   kv_set(kv, &n, "corpus_sentences", "%ld", s->cp.n_sent);
   kv_set(kv, &n, "corpus_sequences", "%d", s->cp.n_seq);
-  kv_set(kv, &n, "corpus_train_sequences", "%d", s->n_train);
-  kv_set(kv, &n, "corpus_val_sequences", "%d", s->n_val);
+  kv_set(kv, &n, "corpus_train_sequences", "%d", s->d.n_train);
+  kv_set(kv, &n, "corpus_val_sequences", "%d", s->d.n_val);
   kv_set(kv, &n, "corpus_tokens", "%ld", s->cp.n_tokens);
   kv_set(kv, &n, "corpus_truncated_sentences", "%ld", s->cp.n_trunc);
   kv_set(kv, &n, "corpus_hash", "%016llx", (unsigned long long)s->cp.hash);
@@ -441,7 +262,7 @@ static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, in
     if (!OPTS[i].defining) continue;
     char key[64], val[PB_PRETRAIN_PATH_MAX];
     snprintf(key, sizeof key, "opt.%s", OPTS[i].name);
-    opt_format(&s->o, &OPTS[i], val, sizeof val);
+    pb_opt_format(&s->o, &OPTS[i], val, sizeof val);
     kv_set(kv, &n, key, "%s", val);
   }
   for (int i = 0; i < n; i++)
@@ -454,56 +275,15 @@ static int run_meta(const run_state *s, const char *stop_reason, pb_kv **out, in
   return PB_OK;
 }
 
-static int save_checkpoint(const run_state *s, const char *stop_reason) {
+static int save_checkpoint(const run_state *s, const char *stop_reason, double seconds) {
   char path[PB_PRETRAIN_PATH_MAX + 64];
   join(path, sizeof path, s->o.out_dir, "checkpoint.safetensors");
-  const pb_params *p = &s->m.params;
-  pb_st_wtensor *w = calloc((size_t)p->n * 3 + 2, sizeof *w);
-  char (*names)[PB_NAME_MAX + 16] = calloc((size_t)p->n * 2 + 1, sizeof *names);
   pb_kv *meta = NULL;
-  int n_meta = 0, n = 0, rc;
-  if (!w || !names) {
-    rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-    goto out;
-  }
-  if ((rc = run_meta(s, stop_reason, &meta, &n_meta))) goto out;
-  static const int win_shape[1] = {LOSS_WINDOW};
-  for (int i = 0; i < p->n; i++) {
-    const pb_tensor *t = &p->t[i];
-    w[n++] = (pb_st_wtensor){t->name, t->ndim, t->shape, t->data};
-    if (!t->trainable) continue;
-    snprintf(names[2 * i], sizeof names[0], "optim.m/%s", t->name);
-    snprintf(names[2 * i + 1], sizeof names[0], "optim.v/%s", t->name);
-    w[n++] = (pb_st_wtensor){names[2 * i], t->ndim, t->shape, t->m};
-    w[n++] = (pb_st_wtensor){names[2 * i + 1], t->ndim, t->shape, t->v};
-  }
-  w[n++] = (pb_st_wtensor){"pretrain.loss_window", 1, win_shape, s->window};
-  if (s->o.nsp) w[n++] = (pb_st_wtensor){"pretrain.nsp_window", 1, win_shape, s->nwindow};
-  rc = pb_st_write(path, meta, n_meta, w, n, PB_ST_F32);
-out:
+  int n_meta = 0;
+  int rc = run_meta(s, stop_reason, seconds, &meta, &n_meta);
+  if (!rc) rc = pb_pretrain_ckpt_write(path, &s->m.params, meta, n_meta, s->ts.window, s->o.nsp ? s->nwindow : NULL);
   pb_kv_free(meta, n_meta);
-  free(w);
-  free(names);
   return rc;
-}
-
-/* fills every tensor, AdamW state and the loss window from an open checkpoint */
-static int load_checkpoint_tensors(run_state *s, const pb_st_file *f) {
-  pb_params *p = &s->m.params;
-  char name[PB_NAME_MAX + 16];
-  int rc;
-  for (int i = 0; i < p->n; i++) {
-    pb_tensor *t = &p->t[i];
-    if ((rc = pb_st_read_f32_name(f, t->name, t->data, t->numel))) return rc;
-    if (!t->trainable) continue;
-    snprintf(name, sizeof name, "optim.m/%s", t->name);
-    if ((rc = pb_st_read_f32_name(f, name, t->m, t->numel))) return rc;
-    snprintf(name, sizeof name, "optim.v/%s", t->name);
-    if ((rc = pb_st_read_f32_name(f, name, t->v, t->numel))) return rc;
-  }
-  p->version++;
-  if (s->o.nsp && (rc = pb_st_read_f32_name(f, "pretrain.nsp_window", s->nwindow, LOSS_WINDOW))) return rc;
-  return pb_st_read_f32_name(f, "pretrain.loss_window", s->window, LOSS_WINDOW);
 }
 
 static const char *meta_get(const pb_kv *kv, int n, const char *key, const char *path) {
@@ -512,8 +292,8 @@ static const char *meta_get(const pb_kv *kv, int n, const char *key, const char 
   return v;
 }
 
-/* fills the defining options of o from checkpoint metadata (all of them when `all`, else
- * only those that differ from `given` are reported as a mismatch) */
+/* fills the defining options of o from checkpoint metadata (check_only: compares them
+ * instead and reports the first that differs) */
 static int opts_from_meta(pb_pretrain_opts *o, const pb_kv *kv, int n, const char *path, int check_only) {
   for (int i = 0; i < NOPTS; i++) {
     if (!OPTS[i].defining) continue;
@@ -528,145 +308,19 @@ static int opts_from_meta(pb_pretrain_opts *o, const pb_kv *kv, int n, const cha
     if (!v) return PB_ERR_FORMAT;
     if (check_only) {
       char cur[PB_PRETRAIN_PATH_MAX];
-      opt_format(o, &OPTS[i], cur, sizeof cur);
+      pb_opt_format(o, &OPTS[i], cur, sizeof cur);
       if (strcmp(cur, v) != 0)
         return pb_set_error(PB_ERR_ARG, "pretrain: --%s %s differs from the checkpoint's %s (%s); a resumed run keeps its options",
                             OPTS[i].name, cur, v, path);
     } else {
-      int rc = opt_parse(o, &OPTS[i], v);
+      int rc = pb_opt_parse(o, &OPTS[i], v);
       if (rc) return rc;
     }
   }
   return PB_OK;
 }
 
-/* ---------------------------------------------------------------- export */
-
-static int patch_config(const char *dir, int nsp) {
-  char path[PB_PRETRAIN_PATH_MAX + 64];
-  join(path, sizeof path, dir, "config.json");
-  char *txt = NULL;
-  size_t len = 0;
-  int rc = pb_read_file(path, &txt, &len);
-  if (rc) return rc;
-  cJSON *r = cJSON_Parse(txt);
-  free(txt);
-  if (!r) return pb_set_error(PB_ERR_FORMAT, "%s: cannot parse the config just written", path);
-  cJSON_DeleteItemFromObject(r, "architectures");
-  cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
-  if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString(nsp ? "BertForPreTraining" : "BertForMaskedLM"));
-  cJSON_DeleteItemFromObject(r, "num_labels");
-  char *s = cJSON_Print(r);
-  cJSON_Delete(r);
-  if (!s) return pb_set_error(PB_ERR_NOMEM, "%s: out of memory", path);
-  size_t sl = strlen(s);
-  char *buf = malloc(sl + 2);
-  if (!buf) {
-    free(s);
-    return pb_set_error(PB_ERR_NOMEM, "%s: out of memory", path);
-  }
-  memcpy(buf, s, sl);
-  buf[sl] = '\n';
-  free(s);
-  rc = pb_write_file_atomic(path, buf, sl + 1);
-  free(buf);
-  return rc;
-}
-
-static void json_num_or_null(cJSON *o, const char *key, const char *v) {
-  char *end = NULL;
-  double d = v ? strtod(v, &end) : NAN;
-  if (v && end != v && isfinite(d)) cJSON_AddNumberToObject(o, key, d);
-  else cJSON_AddNullToObject(o, key);
-}
-
-/* the final HF-style folder: config.json, model.safetensors (bert.* + cls.predictions.*),
- * vocab.txt, pretrain.json (from the checkpoint-style metadata kv) */
-static int export_folder(pb_model *m, const char *dir, int fp16, const char *vocab_path, const pb_kv *kv,
-                         int n) {
-  /* the exported config is for fine-tuning: standard dropout whatever pretraining used */
-  const float hd = m->cfg.hidden_dropout, ad = m->cfg.attn_dropout;
-  m->cfg.hidden_dropout = m->cfg.attn_dropout = 0.1f;
-  int rc = pb_model_save_hf(m, dir); /* config.json (+ an F32 model we replace below) */
-  m->cfg.hidden_dropout = hd, m->cfg.attn_dropout = ad;
-  if (rc) return rc;
-  const char *nspv = pb_kv_get(kv, n, "opt.nsp");
-  const int nsp = nspv && atoi(nspv) != 0;
-  if ((rc = patch_config(dir, nsp))) return rc;
-  const pb_params *p = &m->params;
-  pb_st_wtensor *w = calloc((size_t)p->n + 1, sizeof *w);
-  if (!w) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  int nw = 0;
-  size_t n_params = 0;
-  for (int i = 0; i < p->n; i++) {
-    const pb_tensor *t = &p->t[i];
-    if (t->owner == PB_OWNER_METHOD || strncmp(t->name, "classifier.", 11) == 0) continue;
-    w[nw++] = (pb_st_wtensor){t->name, t->ndim, t->shape, t->data};
-    n_params += t->numel;
-  }
-  char path[PB_PRETRAIN_PATH_MAX + 64];
-  join(path, sizeof path, dir, "model.safetensors");
-  pb_kv st_meta[1] = {{"format", "pt"}};
-  rc = pb_st_write(path, st_meta, 1, w, nw, fp16 ? PB_ST_F16 : PB_ST_F32);
-  free(w);
-  if (rc) return rc;
-  /* vocab.txt */
-  char *voc = NULL;
-  size_t vl = 0;
-  if ((rc = pb_read_file(vocab_path, &voc, &vl))) return rc;
-  join(path, sizeof path, dir, "vocab.txt");
-  rc = pb_write_file_atomic(path, voc, vl);
-  free(voc);
-  if (rc) return rc;
-  /* pretrain.json */
-  cJSON *r = cJSON_CreateObject();
-  if (!r) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  cJSON_AddStringToObject(r, "what", nsp ? "peftbench pretraining: masked language model (tied decoder) + next-sentence "
-                                           "prediction on the pooled [CLS] (BertForPreTraining heads)"
-                                         : "peftbench masked-language-model pretraining (BertForMaskedLM head, tied decoder)");
-  const char *str_keys[] = {"command", "last_command", "stop_reason", "started", "saved", "corpus_tasks", "corpus_extra",
-                            "corpus_hash"};
-  for (size_t i = 0; i < sizeof str_keys / sizeof *str_keys; i++) {
-    const char *v = pb_kv_get(kv, n, str_keys[i]);
-    cJSON_AddStringToObject(r, str_keys[i], v ? v : "");
-  }
-  const char *num_keys[] = {"step", "tokens_seen", "train_seconds", "final_mlm_loss", "loss_window_n",
-                            "val_mlm_loss", "val_step", "corpus_sentences", "corpus_sequences",
-                            "corpus_train_sequences", "corpus_val_sequences", "corpus_tokens",
-                            "corpus_truncated_sentences", "corpus_glue_sequences", "corpus_glue_tokens",
-                            "final_nsp_loss", "val_nsp_loss", "val_nsp_acc", "threads"};
-  for (size_t i = 0; i < sizeof num_keys / sizeof *num_keys; i++)
-    json_num_or_null(r, num_keys[i], pb_kv_get(kv, n, num_keys[i]));
-  cJSON_AddStringToObject(r, "corpus", "GLUE training splits (sentence a and b of every row; never dev/test), then the "
-                                       "corpus_extra texts (harness/corpus.h: installed Debian text packages), "
-                                       "packed [CLS] s1 [SEP] s2 [SEP] ... up to max_len; 1% of the GLUE sequences "
-                                       "(<= 512) held out for val_mlm_loss");
-  if (nsp)
-    cJSON_AddStringToObject(r, "nsp", "each training row split at its middle sentence boundary into [CLS] A [SEP] B [SEP] "
-                                      "(token types 0/1); B replaced by another sequence's B with probability 1/2; "
-                                      "label 0 = B follows A");
-  const char *wv = pb_kv_get(kv, n, "opt.wwm");
-  cJSON_AddStringToObject(r, "masking", wv && atoi(wv) ? "whole-word (all WordPiece pieces of a picked word), 80/10/10"
-                                                      : "per token, 80/10/10");
-  cJSON_AddStringToObject(r, "final_mlm_loss_is", "mean training MLM loss of the last (up to) 100 steps");
-  cJSON *op = cJSON_AddObjectToObject(r, "options");
-  for (int i = 0; i < n; i++)
-    if (strncmp(kv[i].key, "opt.", 4) == 0) json_num_or_null(op, kv[i].key + 4, kv[i].value);
-  cJSON_AddNumberToObject(r, "parameters", (double)n_params);
-  cJSON_AddStringToObject(r, "dtype", fp16 ? "F16" : "F32");
-  char *s = cJSON_Print(r);
-  cJSON_Delete(r);
-  if (!s) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  join(path, sizeof path, dir, "pretrain.json");
-  size_t sl = strlen(s);
-  s[sl] = '\n'; /* overwrite the NUL; the length is passed explicitly */
-  rc = pb_write_file_atomic(path, s, sl + 1);
-  free(s);
-  return rc;
-}
-
 /* ---------------------------------------------------------------- model */
-
 static int build_model(run_state *s, int V) {
   pb_config c;
   pb_config_default(&c, 2);
@@ -734,19 +388,11 @@ static int init_from_folder(run_state *s, const char *dir, int *n_loaded) {
 static void run_free(run_state *s) {
   pb_mlm_free(&s->h);
   pb_nsp_free(&s->nh);
-  free(s->cont);
-  free(s->b_types);
-  free(s->b_nsp);
   pb_model_free(&s->m);
+  pb_mlm_data_free(&s->d);
   pb_corpus_free(&s->cp);
   pb_tok_free(s->tk);
-  free(s->train_idx);
-  free(s->val_idx);
-  free(s->perm);
-  free(s->b_ids);
-  free(s->b_mask);
-  free(s->b_in);
-  free(s->b_lab);
+  if (s->logf) fclose(s->logf);
 }
 
 static int do_export(const pb_pretrain_opts *o) {
@@ -763,15 +409,15 @@ static int do_export(const pb_pretrain_opts *o) {
   s->o = *o;
   const char *fmt = pb_kv_get(f.meta, f.n_meta, "format"), *voc = pb_kv_get(f.meta, f.n_meta, "vocab");
   int wi = pb_st_find(&f, "bert.embeddings.word_embeddings.weight");
-  if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0 || !voc || wi < 0 || f.t[wi].ndim != 2) {
+  if (!fmt || strcmp(fmt, PB_PRETRAIN_CKPT_FORMAT) != 0 || !voc || wi < 0 || f.t[wi].ndim != 2) {
     rc = pb_set_error(PB_ERR_FORMAT, "%s: not a peftbench pretraining checkpoint", ck);
     goto out;
   }
   if ((rc = opts_from_meta(&s->o, f.meta, f.n_meta, ck, 0))) goto out;
   if (o->vocab[0]) voc = o->vocab;
   if ((rc = build_model(s, (int)f.t[wi].shape[0]))) goto out;
-  if ((rc = load_checkpoint_tensors(s, &f))) goto out;
-  rc = export_folder(&s->m, o->export_dir, o->fp16, voc, f.meta, f.n_meta);
+  if ((rc = pb_pretrain_ckpt_read(&f, &s->m.params, s->ts.window, s->o.nsp ? s->nwindow : NULL))) goto out;
+  rc = pb_pretrain_export(&s->m, o->export_dir, o->fp16, voc, f.meta, f.n_meta);
   if (!rc && !o->quiet) fprintf(stderr, "pretrain: wrote %s (step %s, %s)\n", o->export_dir,
                                 pb_kv_get(f.meta, f.n_meta, "step"), o->fp16 ? "F16" : "F32");
 out:
@@ -789,7 +435,7 @@ static FILE *open_log(const run_state *s) {
                                 : "step\tloss\tlr\tgrad_norm\ttokens_per_s\n";
   char *keep = NULL;
   size_t kl = 0;
-  if (s->step > 0) {
+  if (s->ts.step > 0) {
     char *txt = NULL;
     size_t len = 0;
     if (pb_read_file(path, &txt, &len) == PB_OK) {
@@ -798,7 +444,7 @@ static FILE *open_log(const run_state *s) {
         char *line = txt, *nl;
         while (*line && (nl = strchr(line, '\n'))) {
           int st = atoi(line);
-          if (line == txt || (st >= 1 && st <= s->step)) {
+          if (line == txt || (st >= 1 && st <= s->ts.step)) {
             memcpy(keep + kl, line, (size_t)(nl - line + 1));
             kl += (size_t)(nl - line + 1);
           }
@@ -820,18 +466,103 @@ static FILE *open_log(const run_state *s) {
   return fp;
 }
 
-static void progress(const run_state *s, int start_step, double t_run, long tok_run, double loss, int force) {
-  static double last = -1e9;
-  if (s->o.quiet) return;
-  int tty = isatty(STDERR_FILENO);
-  if (!force && !tty && t_run - last < 30 && s->step != start_step + 1) return;
-  last = t_run;
-  double rate = t_run > 0 ? (double)tok_run / t_run : 0;
-  double eta = s->step > start_step ? t_run / (s->step - start_step) * (s->o.steps - s->step) : -1;
-  int eh = (int)(eta / 3600), em = (int)fmod(eta / 60, 60), es = (int)fmod(eta, 60);
-  fprintf(stderr, "%spretrain step %d/%d | loss %.4f (avg %.4f) | %.0f tokens/s | ETA %dh%02dm%02ds%s",
-          tty ? "\r" : "", s->step, s->o.steps, loss, window_mean(s), rate, eh, em, es, tty ? "   " : "\n");
-  fflush(stderr);
+/* ---------------------------------------------------------------- training (harness/trainer.h) */
+
+/* step t's batch: its sequences of the stream, rows (pairs with --nsp) and masks seeded by (seed, t) */
+static int pt_batch(void *ctx, int t, pb_batch *b) {
+  run_state *s = ctx;
+  pb_mlm_data_step(&s->d, t);
+  int np = pb_mlm_data_batch(&s->d, s->d.seq, s->o.batch, s->o.nsp,
+                             pb_hash64(s->o.seed ^ pb_hash64(0x6D61736BULL + (uint64_t)t)), b);
+  return np < 0 ? np : PB_OK;
+}
+
+/* MLM (+ next-sentence) loss and backward through the heads and the encoder; dropout seeded by (seed, t) */
+static int pt_objective(void *ctx, int t, const pb_batch *b, float *loss) {
+  run_state *s = ctx;
+  s->nsp_loss = NAN;
+  int rc = mlm_forward(s, b, 1, pb_hash64(s->o.seed ^ pb_hash64(0x64726F70ULL + (uint64_t)t)), loss, &s->nsp_loss);
+  if (!rc) rc = pb_mlm_backward_head(&s->h, &s->m);
+  if (!rc && s->o.nsp) rc = pb_nsp_backward(&s->nh, &s->m, s->h.dout);
+  if (!rc) rc = pb_backward_hidden(&s->m, s->h.dout);
+  return rc;
+}
+
+static int pt_diverged(void *ctx, int t, double gn) {
+  return pb_set_error(PB_ERR_NUMERIC, "pretrain: gradient norm is %g at step %d (diverged; lower --lr)", gn, t);
+}
+
+/* the next-sentence window and one log.tsv line per step */
+static int pt_after_step(void *ctx, const pb_train_step *st) {
+  run_state *s = ctx;
+  const int t = st->t;
+  s->nwindow[(t - 1) % PB_TRAIN_WINDOW] = s->o.nsp ? s->nsp_loss : 0.0f;
+  fprintf(s->logf, "%d\t%.7g\t%.6g\t%.5g\t", t, (double)st->loss, (double)st->lr, st->grad_norm);
+  if (s->o.nsp) fprintf(s->logf, "%.7g\t", (double)s->nsp_loss);
+  fprintf(s->logf, "%.1f\n", st->t_run > 0 ? st->items_run / st->t_run : 0.0);
+  fflush(s->logf);
+  return PB_OK;
+}
+
+/* --save-every: validation and a checkpoint */
+static int pt_periodic(void *ctx, const pb_train_step *st) {
+  run_state *s = ctx;
+  s->val_loss = eval_val(s);
+  s->val_step = s->ts.step;
+  /* train_seconds in the checkpoint = earlier runs + this run so far */
+  int rc = save_checkpoint(s, "checkpoint", s->ts.seconds + (pb_wall_seconds() - st->t_start));
+  if (rc) return rc;
+  if (!s->o.quiet && !isatty(STDERR_FILENO))
+    fprintf(stderr, "pretrain: checkpoint at step %d (val MLM loss %.4f, NSP loss %.4f acc %.3f)\n", s->ts.step,
+            (double)s->val_loss, (double)s->val_nsp_loss, (double)s->val_nsp_acc);
+  return PB_OK;
+}
+
+static const pb_trainer_ops PT_OPS = {
+    .version = PB_TRAINER_OPS_VERSION, .batch = pt_batch, .objective = pt_objective, .after_step = pt_after_step,
+    .periodic = pt_periodic, .diverged = pt_diverged};
+
+/* ---------------------------------------------------------------- the run */
+
+/* --resume: the run's state from the checkpoint's metadata and tensors */
+static int resume_from(run_state *s, const char *ckpath) {
+  if (!file_exists(ckpath)) return pb_set_error(PB_ERR_NOTFOUND, "pretrain: --resume but %s does not exist", ckpath);
+  pb_st_file ckf;
+  int rc = pb_st_open(&ckf, ckpath);
+  if (rc) return rc;
+  const pb_kv *kv = ckf.meta;
+  int n = ckf.n_meta;
+  const char *fmt = pb_kv_get(kv, n, "format"), *v, *ch;
+  char hash[32];
+  if (!fmt || strcmp(fmt, PB_PRETRAIN_CKPT_FORMAT) != 0) {
+    rc = pb_set_error(PB_ERR_FORMAT, "%s: not a peftbench pretraining checkpoint", ckpath);
+    goto out;
+  }
+  if ((rc = opts_from_meta(&s->o, kv, n, ckpath, 1))) goto out;
+  snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s->cp.hash);
+  ch = meta_get(kv, n, "corpus_hash", ckpath);
+  if (!ch || strcmp(ch, hash) != 0) {
+    rc = ch ? pb_set_error(PB_ERR_ARG, "pretrain: the corpus (hash %s) differs from the checkpoint's (%s): other data or vocab",
+                           hash, ch)
+            : PB_ERR_FORMAT;
+    goto out;
+  }
+  if (!(v = meta_get(kv, n, "step", ckpath))) {
+    rc = PB_ERR_FORMAT;
+    goto out;
+  }
+  s->ts.step = atoi(v);
+  if ((v = pb_kv_get(kv, n, "tokens_seen"))) s->ts.items = atol(v);
+  if ((v = pb_kv_get(kv, n, "train_seconds"))) s->ts.seconds = atof(v);
+  if ((v = pb_kv_get(kv, n, "loss_window_n"))) s->ts.win_n = atoi(v);
+  if ((v = pb_kv_get(kv, n, "val_mlm_loss"))) s->val_loss = (float)atof(v);
+  if ((v = pb_kv_get(kv, n, "val_step"))) s->val_step = atoi(v);
+  if ((v = pb_kv_get(kv, n, "command"))) snprintf(s->first_command, sizeof s->first_command, "%s", v);
+  if ((v = pb_kv_get(kv, n, "started"))) snprintf(s->started, sizeof s->started, "%s", v);
+  rc = pb_pretrain_ckpt_read(&ckf, &s->m.params, s->ts.window, s->o.nsp ? s->nwindow : NULL);
+out:
+  pb_st_close(&ckf);
+  return rc;
 }
 
 int pb_pretrain(const pb_pretrain_opts *opts) {
@@ -846,14 +577,10 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   run_state *s = calloc(1, sizeof *s);
   if (!s) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
   s->o = o;
-  s->perm_epoch = -1;
   s->val_loss = NAN;
   s->val_nsp_loss = s->val_nsp_acc = NAN;
   snprintf(s->first_command, sizeof s->first_command, "%s", o.command);
   pb_utc_now(s->started, (int)sizeof s->started);
-  FILE *logf = NULL;
-  pb_st_file ckf;
-  int ck_open = 0;
   char ckpath[PB_PRETRAIN_PATH_MAX + 64];
   join(ckpath, sizeof ckpath, o.out_dir, "checkpoint.safetensors");
   if (!o.resume && file_exists(ckpath)) {
@@ -873,66 +600,15 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   }
   double t0 = pb_wall_seconds();
   if ((rc = pb_corpus_build(&s->cp, s->tk, s->data_dir, o.max_len, o.extra_text, o.quiet))) goto out;
-  s->mask_id = pb_tok_id(s->tk, "[MASK]");
-  s->special[0] = pb_tok_id(s->tk, "[PAD]");
-  s->special[1] = pb_tok_id(s->tk, "[CLS]");
-  s->special[2] = pb_tok_id(s->tk, "[SEP]");
-  /* whole-word masking: which ids are "##" continuation pieces */
-  if (o.wwm) {
-    int V = pb_tok_vocab_size(s->tk);
-    if (!(s->cont = calloc((size_t)V, 1))) {
-      rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-      goto out;
-    }
-    for (int i = 0; i < V; i++) {
-      const char *tkn = pb_tok_token(s->tk, i);
-      s->cont[i] = tkn && tkn[0] == '#' && tkn[1] == '#' && tkn[2];
-    }
-  }
-  /* train / validation split: a seeded shuffle of the GLUE sequences, the first n_val are
-   * held out (the same set as without extra text); every extra-text sequence trains */
-  {
-    int n = s->cp.n_glue_seq, n_extra = s->cp.n_seq - s->cp.n_glue_seq;
-    s->n_val = n >= 20 ? (n / 100 > 512 ? 512 : (n / 100 > 0 ? n / 100 : 1)) : 0;
-    s->n_train = n - s->n_val + n_extra;
-    int *all = malloc((size_t)n * sizeof(int));
-    s->train_idx = malloc((size_t)s->n_train * sizeof(int));
-    s->val_idx = malloc(((size_t)s->n_val + 1) * sizeof(int));
-    s->perm = malloc((size_t)s->n_train * sizeof(int));
-    size_t bt = (size_t)o.batch * o.max_len;
-    s->b_ids = malloc(bt * sizeof(int));
-    s->b_mask = malloc(bt * sizeof(int));
-    s->b_in = malloc(bt * sizeof(int));
-    s->b_lab = malloc(bt * sizeof(int));
-    s->b_types = calloc(bt, sizeof(int));
-    s->b_nsp = calloc((size_t)o.batch, sizeof(int));
-    if (!all || !s->train_idx || !s->val_idx || !s->perm || !s->b_ids || !s->b_mask || !s->b_in || !s->b_lab ||
-        !s->b_types || !s->b_nsp) {
-      free(all);
-      rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-      goto out;
-    }
-    for (int i = 0; i < n; i++) all[i] = i;
-    pb_rng r;
-    pb_rng_seed(&r, pb_hash64(o.seed ^ 0x73706C6974ULL));
-    for (int i = n - 1; i > 0; i--) {
-      int j = (int)pb_rng_below(&r, (uint64_t)i + 1), t = all[i];
-      all[i] = all[j];
-      all[j] = t;
-    }
-    memcpy(s->val_idx, all, (size_t)s->n_val * sizeof(int));
-    memcpy(s->train_idx, all + s->n_val, (size_t)(n - s->n_val) * sizeof(int));
-    for (int i = 0; i < n_extra; i++) s->train_idx[n - s->n_val + i] = n + i;
-    free(all);
-  }
+  if ((rc = pb_mlm_data_init(&s->d, &s->cp, s->tk, o.batch, o.seed, o.mask_prob, o.wwm))) goto out;
   if (!o.quiet)
     fprintf(stderr,
             "pretrain: corpus %s%s%s | %ld sentences (%ld truncated to %d) -> %d sequences of <= %d tokens "
             "(%ld tokens; %d train, %d held out) in %.1f s\n",
             s->cp.tasks, s->cp.sources[0] ? " + " : "", s->cp.sources, s->cp.n_sent, s->cp.n_trunc, o.max_len - 2,
             s->cp.n_seq, o.max_len, s->cp.n_tokens,
-            s->n_train, s->n_val, pb_wall_seconds() - t0);
-  if (s->n_train < 1) {
+            s->d.n_train, s->d.n_val, pb_wall_seconds() - t0);
+  if (s->d.n_train < 1) {
     rc = pb_set_error(PB_ERR_ARG, "pretrain: corpus too small");
     goto out;
   }
@@ -950,43 +626,8 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
     if (!o.quiet) fprintf(stderr, "pretrain: initialised %d tensors from %s\n", nl, o.init_from);
   }
   if (o.resume) {
-    if (!file_exists(ckpath)) {
-      rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: --resume but %s does not exist", ckpath);
-      goto out;
-    }
-    if ((rc = pb_st_open(&ckf, ckpath))) goto out;
-    ck_open = 1;
-    const pb_kv *kv = ckf.meta;
-    int n = ckf.n_meta;
-    const char *fmt = pb_kv_get(kv, n, "format");
-    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
-      rc = pb_set_error(PB_ERR_FORMAT, "%s: not a peftbench pretraining checkpoint", ckpath);
-      goto out;
-    }
-    if ((rc = opts_from_meta(&s->o, kv, n, ckpath, 1))) goto out;
-    char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s->cp.hash);
-    const char *ch = meta_get(kv, n, "corpus_hash", ckpath);
-    if (!ch || strcmp(ch, hash) != 0) {
-      rc = ch ? pb_set_error(PB_ERR_ARG, "pretrain: the corpus (hash %s) differs from the checkpoint's (%s): other data or vocab",
-                             hash, ch)
-              : PB_ERR_FORMAT;
-      goto out;
-    }
-    const char *v;
-    if (!(v = meta_get(kv, n, "step", ckpath))) { rc = PB_ERR_FORMAT; goto out; }
-    s->step = atoi(v);
-    if ((v = pb_kv_get(kv, n, "tokens_seen"))) s->tokens_seen = atol(v);
-    if ((v = pb_kv_get(kv, n, "train_seconds"))) s->elapsed_prev = atof(v);
-    if ((v = pb_kv_get(kv, n, "loss_window_n"))) s->win_n = atoi(v);
-    if ((v = pb_kv_get(kv, n, "val_mlm_loss"))) s->val_loss = (float)atof(v);
-    if ((v = pb_kv_get(kv, n, "val_step"))) s->val_step = atoi(v);
-    if ((v = pb_kv_get(kv, n, "command"))) snprintf(s->first_command, sizeof s->first_command, "%s", v);
-    if ((v = pb_kv_get(kv, n, "started"))) snprintf(s->started, sizeof s->started, "%s", v);
-    if ((rc = load_checkpoint_tensors(s, &ckf))) goto out;
-    pb_st_close(&ckf);
-    ck_open = 0;
-    if (!o.quiet) fprintf(stderr, "pretrain: resumed from %s at step %d of %d\n", ckpath, s->step, o.steps);
+    if ((rc = resume_from(s, ckpath))) goto out;
+    if (!o.quiet) fprintf(stderr, "pretrain: resumed from %s at step %d of %d\n", ckpath, s->ts.step, o.steps);
   }
   {
     char rep[256];
@@ -996,110 +637,49 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
               o.layers, o.hidden, o.heads, o.ffn, s->m.cfg.vocab_size, o.batch, o.max_len, o.steps, o.warmup,
               (double)o.lr, o.threads, rep);
   }
-  if (!(logf = open_log(s))) {
+  if (!(s->logf = open_log(s))) {
     rc = pb_set_error(PB_ERR_IO, "pretrain: cannot write %s/log.tsv: %s", o.out_dir, strerror(errno));
     goto out;
   }
-  /* ---- the loop ---- */
-  const int start_step = s->step;
-  const double t_start = pb_wall_seconds();
-  long tok_run = 0;
-  const char *stop = "completed";
-  int interrupted = 0;
-  int *seq = malloc((size_t)o.batch * sizeof(int));
-  if (!seq) {
-    rc = pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-    goto out;
-  }
-  while (s->step < o.steps) {
-    const int t = s->step + 1;
-    for (int b = 0; b < o.batch; b++) seq[b] = stream_seq(s, (long)(t - 1) * o.batch + b);
-    float loss = NAN, nloss = NAN;
-    long ntok = 0;
-    pb_params_zero_grad(&s->m.params);
-    rc = mlm_batch_loss(s, seq, o.batch, o.nsp, pb_hash64(o.seed ^ pb_hash64(0x6D61736BULL + (uint64_t)t)), 1,
-                        pb_hash64(o.seed ^ pb_hash64(0x64726F70ULL + (uint64_t)t)), &loss, &nloss, &ntok);
-    if (!rc) rc = pb_mlm_backward_head(&s->h, &s->m);
-    if (!rc && o.nsp) rc = pb_nsp_backward(&s->nh, &s->m, s->h.dout);
-    if (!rc) rc = pb_backward_hidden(&s->m, s->h.dout);
-    if (rc) break;
-    /* global gradient norm clipping (backbone/params.c), eps 0: scaled by clip/norm when the
-     * norm exceeds clip, bit-identical to the checkpoints and the default made before it moved */
-    const double gn = pb_params_clip_grad_norm(&s->m.params, o.clip, 0.0, NULL);
-    if (!isfinite(gn)) {
-      rc = pb_set_error(PB_ERR_NUMERIC, "pretrain: gradient norm is %g at step %d (diverged; lower --lr)", gn, t);
-      break;
-    }
-    if ((rc = pb_adamw_step(&s->m.params, &s->opt, t))) break;
-    s->step = t;
-    s->tokens_seen += ntok;
-    tok_run += ntok;
-    s->window[(t - 1) % LOSS_WINDOW] = loss;
-    s->nwindow[(t - 1) % LOSS_WINDOW] = o.nsp ? nloss : 0.0f;
-    if (s->win_n < LOSS_WINDOW) s->win_n++;
-    double t_run = pb_wall_seconds() - t_start;
-    fprintf(logf, "%d\t%.7g\t%.6g\t%.5g\t", t, (double)loss, (double)pb_adamw_lr(&s->opt, t), gn);
-    if (o.nsp) fprintf(logf, "%.7g\t", (double)nloss);
-    fprintf(logf, "%.1f\n", t_run > 0 ? tok_run / t_run : 0.0);
-    fflush(logf);
-    progress(s, start_step, t_run, tok_run, loss, 0);
-    if (s->step >= o.steps) break;
-    if (pb_pretrain_stop_flag || (o.stop_after > 0 && s->step - start_step >= o.stop_after)) {
-      stop = "interrupted";
-      interrupted = 1;
-      break;
-    }
-    if (o.time_limit_min > 0 && t_run >= o.time_limit_min * 60.0) {
-      stop = "time-limit";
-      break;
-    }
-    if (o.save_every > 0 && s->step % o.save_every == 0) {
-      s->val_loss = eval_val(s);
-      s->val_step = s->step;
-      /* train_seconds in the checkpoint = earlier runs + this run so far */
-      double keep = s->elapsed_prev;
-      s->elapsed_prev = keep + (pb_wall_seconds() - t_start);
-      rc = save_checkpoint(s, "checkpoint");
-      s->elapsed_prev = keep;
-      if (rc) break;
-      if (!o.quiet && !isatty(STDERR_FILENO))
-        fprintf(stderr, "pretrain: checkpoint at step %d (val MLM loss %.4f, NSP loss %.4f acc %.3f)\n", s->step,
-                (double)s->val_loss, (double)s->val_nsp_loss, (double)s->val_nsp_acc);
-    }
-  }
-  free(seq);
-  if (rc) goto out;
-  progress(s, start_step, pb_wall_seconds() - t_start, tok_run, s->win_n ? s->window[(s->step - 1) % LOSS_WINDOW] : NAN, 1);
-  if (!o.quiet && isatty(STDERR_FILENO)) fprintf(stderr, "\n");
+  /* ---- the loop: one-based schedule, clipping with eps 0 (bit-identical to the checkpoints
+   * and the default backbone made before), the norm logged also without clipping; every call
+   * (a resumed one too) makes at least one step before it looks at the stop flag ---- */
+  const pb_trainer_opts to = {.ops = &PT_OPS, .ctx = s, .params = &s->m.params, .opt = &s->opt, .total = o.steps,
+                              .clip = o.clip, .clip_eps = 0.0, .norm_always = 1, .first_step_always = 1,
+                              .stop_after = o.stop_after, .time_limit_s = o.time_limit_min > 0 ? o.time_limit_min * 60.0 : 0,
+                              .every = o.save_every, .label = "pretrain", .unit = "tokens",
+                              .progress_style = PB_PROGRESS_TIMED, .quiet = o.quiet};
+  pb_train_result tres;
+  if ((rc = pb_train(&to, &s->ts, &tres))) goto out;
+  const int interrupted = tres.stop == PB_TRAIN_INTERRUPTED;
+  const char *stop = interrupted ? "interrupted" : tres.stop == PB_TRAIN_TIME_LIMIT ? "time-limit" : "completed";
   if (!interrupted) {
     s->val_loss = eval_val(s);
-    s->val_step = s->step;
+    s->val_step = s->ts.step;
   }
-  s->elapsed_prev += pb_wall_seconds() - t_start;
-  if ((rc = save_checkpoint(s, stop))) goto out;
+  s->ts.seconds += pb_wall_seconds() - tres.t_start;
+  if ((rc = save_checkpoint(s, stop, s->ts.seconds))) goto out;
   if (interrupted) {
     if (!o.quiet) fprintf(stderr, "pretrain: stopped after step %d; checkpoint saved in %s; continue with --resume --out %s\n",
-                          s->step, ckpath, o.out_dir);
+                          s->ts.step, ckpath, o.out_dir);
     rc = PB_PRETRAIN_INTERRUPTED;
     goto out;
   }
   {
     pb_kv *meta = NULL;
     int n_meta = 0;
-    if ((rc = run_meta(s, stop, &meta, &n_meta))) goto out;
-    rc = export_folder(&s->m, o.out_dir, o.fp16, s->vocab_path, meta, n_meta);
+    if ((rc = run_meta(s, stop, s->ts.seconds, &meta, &n_meta))) goto out;
+    rc = pb_pretrain_export(&s->m, o.out_dir, o.fp16, s->vocab_path, meta, n_meta);
     pb_kv_free(meta, n_meta);
     if (rc) goto out;
   }
   if (!o.quiet)
     fprintf(stderr, "pretrain: %s at step %d/%d: final MLM loss %.4f (mean of last %d steps), val MLM loss %.4f, "
             "val NSP loss %.4f acc %.3f; model in %s (%s)%s\n",
-            stop, s->step, o.steps, window_mean(s), s->win_n < LOSS_WINDOW ? s->win_n : LOSS_WINDOW,
+            stop, s->ts.step, o.steps, window_mean(s), s->ts.win_n < PB_TRAIN_WINDOW ? s->ts.win_n : PB_TRAIN_WINDOW,
             (double)s->val_loss, (double)s->val_nsp_loss, (double)s->val_nsp_acc, o.out_dir, o.fp16 ? "F16" : "F32",
-            s->step < o.steps ? "; continue with --resume" : "");
+            s->ts.step < o.steps ? "; continue with --resume" : "");
 out:
-  if (ck_open) pb_st_close(&ckf);
-  if (logf) fclose(logf);
   run_free(s);
   free(s);
   return rc;
@@ -1107,22 +687,12 @@ out:
 
 /* ---------------------------------------------------------------- CLI */
 
-static void on_signal(int sig) {
-  (void)sig;
-  pb_pretrain_stop_flag = 1;
-}
-
 static void usage(FILE *f) {
   fprintf(f, "usage: peftbench pretrain --out DIR [options]\n"
              "Masked-language-model pretraining of a BERT backbone on the GLUE training sentences.\n"
              "Writes DIR/checkpoint.safetensors (resumable), DIR/log.tsv and, at the end, the HF-style\n"
              "folder DIR/{config.json, model.safetensors, vocab.txt, pretrain.json}.\n\noptions:\n");
-  for (int i = 0; i < NOPTS; i++) {
-    char left[64];
-    snprintf(left, sizeof left, "--%s%s%s", OPTS[i].name, OPTS[i].arg ? " " : "", OPTS[i].arg ? OPTS[i].arg : "");
-    fprintf(f, "  %-22s %s\n", left, OPTS[i].help);
-  }
-  fprintf(f, "  %-22s %s\n", "--help", "this text");
+  pb_opt_usage(f, OPTS, NOPTS);
   fprintf(f, "\nOn SIGINT/SIGTERM the current step finishes, a checkpoint is saved and the exit status is 3;\n"
              "continue with the same command plus --resume (options not given are taken from the checkpoint).\n");
 }
@@ -1131,10 +701,7 @@ int pb_cmd_pretrain(int argc, char **argv) {
   pb_pretrain_opts o;
   pb_pretrain_defaults(&o);
   struct option lopts[NOPTS + 2];
-  for (int i = 0; i < NOPTS; i++)
-    lopts[i] = (struct option){OPTS[i].name, OPTS[i].kind == O_FLAG ? no_argument : required_argument, NULL, 1000 + i};
-  lopts[NOPTS] = (struct option){"help", no_argument, NULL, 'h'};
-  lopts[NOPTS + 1] = (struct option){0, 0, 0, 0};
+  pb_opt_longopts(OPTS, NOPTS, 1000, lopts);
   int given[NOPTS];
   memset(given, 0, sizeof given);
   size_t cl = 0;
@@ -1152,9 +719,9 @@ int pb_cmd_pretrain(int argc, char **argv) {
     int i = c - 1000;
     if (i < 0 || i >= NOPTS) return pb_cli_bad_option("pretrain", argc, argv, lopts);
     given[i] = 1;
-    if (OPTS[i].kind == O_FLAG) {
+    if (OPTS[i].kind == PB_OPT_FLAG) {
       *(int *)((char *)&o + OPTS[i].off) = 1;
-    } else if (opt_parse(&o, &OPTS[i], optarg)) {
+    } else if (pb_opt_parse(&o, &OPTS[i], optarg)) {
       fprintf(stderr, "peftbench pretrain: %s (see --help)\n", pb_last_error());
       return 2;
     }
@@ -1186,22 +753,16 @@ int pb_cmd_pretrain(int argc, char **argv) {
                  : OPTS[i].off == OFF(save_every) ? "save_every"
                                                   : OPTS[i].name);
         const char *v = pb_kv_get(kv, n, key);
-        if (v) opt_parse(&o, &OPTS[i], v);
+        if (v) pb_opt_parse(&o, &OPTS[i], v);
       }
       pb_kv_free(kv, n);
     }
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  struct sigaction old_int, old_term;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
-  pb_pretrain_stop_flag = 0;
+  pb_train_signals saved;
+  pb_train_signals_install(&saved, 0); /* a second signal changes nothing: the checkpoint gets written */
+  pb_train_stop_flag = 0;
   int rc = pb_pretrain(&o);
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
+  pb_train_signals_restore(&saved);
   if (rc == PB_PRETRAIN_INTERRUPTED) return 3;
   if (rc) {
     fprintf(stderr, "peftbench %s\n", pb_last_error());

@@ -43,8 +43,9 @@
 #ifndef PB_PRETRAIN_H
 #define PB_PRETRAIN_H
 
-#include <signal.h>
 #include <stdint.h>
+
+#include "harness/trainer.h"
 
 #define PB_PRETRAIN_PATH_MAX 1024
 
@@ -83,9 +84,10 @@ typedef struct {
 /* Defaults above (steps 1000, lr 5e-4, seed 42, mask 0.15, clip 1, wd 0.01, threads 1). */
 void pb_pretrain_defaults(pb_pretrain_opts *o);
 
-/* Set by SIGINT/SIGTERM (pb_cmd_pretrain installs the handlers): the loop finishes the
- * current step, saves a checkpoint and returns PB_PRETRAIN_INTERRUPTED. */
-extern volatile sig_atomic_t pb_pretrain_stop_flag;
+/* The trainer's SIGINT/SIGTERM flag (harness/trainer.h; pb_cmd_pretrain installs the handlers)
+ * under its old name: set, the loop finishes the current step (at least one per call), saves a
+ * checkpoint and returns PB_PRETRAIN_INTERRUPTED. */
+#define pb_pretrain_stop_flag pb_train_stop_flag
 
 #define PB_PRETRAIN_INTERRUPTED 1 /* positive: stopped early with a checkpoint saved */
 

@@ -14,6 +14,11 @@ void pb_progress_begin(pb_progress *p, const char *label, long total, int quiet)
   p->last_print = p->t0;
   p->last_step = 0;
   p->quiet = quiet;
+  p->style = PB_PROGRESS_STEPS;
+  p->first = 0;
+  p->unit = "";
+  p->items = 0;
+  p->loss = p->avg = NAN;
 }
 
 static void fmt_eta(char *buf, size_t n, double s) {
@@ -26,8 +31,31 @@ static void fmt_eta(char *buf, size_t n, double s) {
   else snprintf(buf, n, "%dm%02ds", m, sec);
 }
 
-void pb_progress_update(pb_progress *p, long step, double items, double loss, const char *unit) {
+/* the TIMED line; force: also between the 30-second marks */
+static void timed_line(pb_progress *p, int force) {
+  const double now = pb_wall_seconds(), el = now - p->t0;
+  const long step = p->last_step;
+  if (!force && !p->tty && el - (p->last_print - p->t0) < 30 && step != p->first + 1) return;
+  p->last_print = now;
+  double rate = el > 0 ? p->items / el : 0;
+  double eta = step > p->first ? el / (double)(step - p->first) * (double)(p->total - step) : -1;
+  int eh = (int)(eta / 3600), em = (int)fmod(eta / 60, 60), es = (int)fmod(eta, 60);
+  fprintf(stderr, "%s%s step %ld/%ld | loss %.4f (avg %.4f) | %.0f %s/s | ETA %dh%02dm%02ds%s", p->tty ? "\r" : "",
+          p->label, step, p->total, p->loss, p->avg, rate, p->unit, eh, em, es, p->tty ? "   " : "\n");
+  fflush(stderr);
+}
+
+void pb_progress_update_avg(pb_progress *p, long step, double items, double loss, double avg, const char *unit) {
   if (p->quiet) return;
+  if (p->style == PB_PROGRESS_TIMED) {
+    p->last_step = step;
+    p->items = items;
+    p->loss = loss;
+    p->avg = avg;
+    p->unit = unit;
+    timed_line(p, 0);
+    return;
+  }
   double now = pb_wall_seconds(), el = now - p->t0;
   int last = p->total > 0 && step >= p->total;
   if (!p->tty) {
@@ -38,7 +66,7 @@ void pb_progress_update(pb_progress *p, long step, double items, double loss, co
   p->last_step = step;
   double rate = el > 0 ? items / el : 0;
   char eta[32];
-  fmt_eta(eta, sizeof eta, p->total > 0 && step > 0 ? el / step * (p->total - step) : -1);
+  fmt_eta(eta, sizeof eta, p->total > 0 && step > p->first ? el / (step - p->first) * (p->total - step) : -1);
   char lossbuf[32] = "";
   if (!isnan(loss)) snprintf(lossbuf, sizeof lossbuf, " | loss %.4f", loss);
   if (p->tty) {
@@ -54,6 +82,12 @@ void pb_progress_update(pb_progress *p, long step, double items, double loss, co
   fflush(stderr);
 }
 
+void pb_progress_update(pb_progress *p, long step, double items, double loss, const char *unit) {
+  pb_progress_update_avg(p, step, items, loss, NAN, unit);
+}
+
 void pb_progress_end(pb_progress *p) {
-  if (!p->quiet && p->tty) fprintf(stderr, "\n");
+  if (p->quiet) return;
+  if (p->style == PB_PROGRESS_TIMED) timed_line(p, 1);
+  if (p->tty) fprintf(stderr, "\n");
 }

@@ -21,14 +21,13 @@
 #include "counters/timing.h"
 #include "harness/encode.h"
 #include "harness/exitstats.h"
+#include "harness/finetune.h"
 #include "harness/glue.h"
 #include "harness/opsreport.h"
-#include "harness/progress.h"
 #include "harness/predictions.h"
 #include "harness/results.h"
 #include "harness/runconfig.h"
-
-volatile int pb_run_interrupted = 0;
+#include "harness/trainer.h"
 
 void pb_run_defaults(pb_run_opts *o) {
   memset(o, 0, sizeof *o);
@@ -133,12 +132,9 @@ typedef struct {
   pb_model m;
   pb_method_inst mi;
   int model_built;
-  int *ids, *types, *mask, *labels, *order;
-  float *targets;
+  pb_finetune ft;           /* the training: batches, objective, curves (harness/finetune.h) */
   float *out_eval[2];       /* [n, C] model outputs of each eval split */
   cJSON *jcfg;              /* the record's "config" (moved into the record) */
-  cJSON *curve;
-  cJSON *gcurve;            /* [step, mean pre-clipping gradient norm] when clipping is on */
 } run_state;
 
 static void run_free(run_state *s) {
@@ -151,24 +147,9 @@ static void run_free(run_state *s) {
   pb_tok_free(s->tk);
   if (s->model_built) pb_model_free(&s->m);
   pb_method_destroy(&s->mi);
-  free(s->ids);
-  free(s->types);
-  free(s->mask);
-  free(s->labels);
-  free(s->order);
-  free(s->targets);
+  pb_finetune_free(&s->ft);
   for (int i = 0; i < 2; i++) free(s->out_eval[i]);
   cJSON_Delete(s->jcfg);
-  cJSON_Delete(s->curve);
-  cJSON_Delete(s->gcurve);
-}
-
-static void shuffle(int *a, int n, pb_rng *r) {
-  for (int i = n - 1; i > 0; i--) {
-    int j = (int)pb_rng_below(r, (uint64_t)i + 1), t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-  }
 }
 
 /* --skip-done: PB_RUN_SKIPPED when `results` already holds a record of this task, config id
@@ -325,17 +306,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   opt.total_steps = total;
   opt.schedule = PB_SCHED_HF;
 
-  S.ids = malloc(sizeof(int) * (size_t)B * o->max_len);
-  S.types = malloc(sizeof(int) * (size_t)B * o->max_len);
-  S.mask = malloc(sizeof(int) * (size_t)B * o->max_len);
-  S.labels = malloc(sizeof(int) * (size_t)B);
-  S.targets = malloc(sizeof(float) * (size_t)B);
-  S.order = malloc(sizeof(int) * (size_t)n);
-  S.curve = cJSON_CreateArray();
-  if (!S.ids || !S.types || !S.mask || !S.labels || !S.targets || !S.order || !S.curve) {
-    rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
-    goto done;
-  }
+  if ((rc = pb_finetune_init(&S.ft, &S.m, &S.etrain, task->is_regression, B, o->max_len, o->seed))) goto done;
 
   /* the configuration and its id, before any training (--skip-done) */
   /* the data by content, not by path: the same files anywhere are the same data */
@@ -362,86 +333,21 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   pb_opc_reset();
   pb_opc_enable(1);
 
-  /* ---- train ---- */
-  pb_rng order_rng;
-  pb_rng_seed(&order_rng, o->seed ^ 0x5EEDULL);
-  const int curve_every = o->curve_every > 0 ? o->curve_every : (total >= 200 ? total / 100 : 1);
-  pb_progress pg;
-  pb_progress_begin(&pg, "train", total, o->quiet);
+  /* ---- train (harness/finetune.h, harness/trainer.h) ---- */
   pb_timing_start(&tm, "train");
   pb_papi_start("train");
   pb_opcounts train0 = pb_opc_snapshot();
-  int pos = n, step = 0;
-  double loss_sum = 0, final_loss = NAN, gn_sum = 0;
-  int loss_n = 0, n_clipped = 0;
-  cJSON *gcurve = S.gcurve = o->max_grad_norm > 0 ? cJSON_CreateArray() : NULL;
-  for (step = 1; step <= total && !pb_run_interrupted; step++) {
-    if (pos >= n) { /* new epoch; its last batch may be short */
-      for (int i = 0; i < n; i++) S.order[i] = i;
-      shuffle(S.order, n, &order_rng);
-      pos = 0;
-    }
-    const int Bb = B < n - pos ? B : n - pos;
-    const int *idx = S.order + pos;
-    pos += Bb;
-    int T = pb_encoded_batch(&S.etrain, idx, Bb, S.ids, S.types, S.mask, S.labels, S.targets);
-    float loss;
-    rc = pb_forward(&S.m, S.ids, S.types, S.mask, Bb, T, task->is_regression ? NULL : S.labels,
-                    task->is_regression ? S.targets : NULL, 1, pb_hash64(o->seed * 1000003ULL + (uint64_t)step), &loss);
-    if (rc == PB_ERR_NUMERIC) {
-      rc = pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (loss %g): try a lower --lr (now %g)",
-                        step, total, (double)loss, (double)opt.lr);
-      break;
-    }
-    if (rc || (rc = pb_backward(&S.m))) break;
-    /* the optimizer step, as HF's Trainer: clip_grad_norm_(max_grad_norm), AdamW, schedule */
-    const int prev_owner = pb_opc_set_owner(PB_OPO_OPTIM);
-    if (o->max_grad_norm > 0) {
-      int clipped = 0;
-      const double gn = pb_params_clip_grad_norm(&S.m.params, o->max_grad_norm, PB_CLIP_EPS_TORCH, &clipped);
-      if (!isfinite(gn)) {
-        pb_opc_set_owner(prev_owner);
-        rc = pb_set_error(PB_ERR_NUMERIC, "training diverged at step %d of %d (gradient norm %g): try a lower --lr "
-                          "(now %g)", step, total, gn, (double)opt.lr);
-        break;
-      }
-      n_clipped += clipped;
-      gn_sum += gn;
-    }
-    rc = pb_adamw_step(&S.m.params, &opt, step);
-    pb_opc_set_owner(prev_owner);
-    if (rc) break;
-    pb_params_zero_grad(&S.m.params);
-    loss_sum += loss;
-    loss_n++;
-    if (step % curve_every == 0 || step == total) {
-      cJSON *pt = cJSON_CreateArray();
-      cJSON_AddItemToArray(pt, cJSON_CreateNumber(step));
-      cJSON_AddItemToArray(pt, cJSON_CreateNumber(loss_sum / loss_n));
-      cJSON_AddItemToArray(S.curve, pt);
-      if (gcurve) {
-        cJSON *gp = cJSON_CreateArray();
-        cJSON_AddItemToArray(gp, cJSON_CreateNumber(step));
-        cJSON_AddItemToArray(gp, cJSON_CreateNumber(gn_sum / loss_n));
-        cJSON_AddItemToArray(gcurve, gp);
-      }
-      final_loss = loss_sum / loss_n;
-      loss_sum = 0;
-      gn_sum = 0;
-      loss_n = 0;
-    }
-    pb_progress_update(&pg, step, (double)step * B, loss, "ex");
-  }
-  pb_progress_end(&pg);
+  rc = pb_finetune_train(&S.ft, &opt, total, o->max_grad_norm,
+                         o->curve_every > 0 ? o->curve_every : (total >= 200 ? total / 100 : 1), o->quiet);
   pb_papi_stop("train");
   pb_timing_stop(&tm, "train");
   pb_opcounts train_ops, train1 = pb_opc_snapshot();
   pb_opcounts_sub(&train_ops, &train1, &train0);
   if (rc) goto done;
-  if (pb_run_interrupted) {
+  if (pb_train_stop_flag) { /* also a signal during the last step: the run stops before evaluating */
     rc = pb_set_error(PB_ERR_IO, "interrupted at training step %d of %d: no evaluation, no task file and no result "
                                  "were written; earlier results are intact",
-                      step - 1, total);
+                      S.ft.steps, total);
     goto done;
   }
 
@@ -579,13 +485,13 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddNumberToObject(jt, "weight_decay", opt.weight_decay);
   cJSON_AddStringToObject(jt, "schedule", "linear-hf");
   cJSON_AddNumberToObject(jt, "max_grad_norm", o->max_grad_norm);
-  cJSON_AddNumberToObject(jt, "clipped_steps", n_clipped);
-  cJSON_AddNumberToObject(jt, "final_loss", final_loss);
-  cJSON_AddItemToObject(jt, "loss_curve", S.curve);
-  S.curve = NULL;
-  if (S.gcurve) cJSON_AddItemToObject(jt, "grad_norm_curve", S.gcurve);
+  cJSON_AddNumberToObject(jt, "clipped_steps", S.ft.n_clipped);
+  cJSON_AddNumberToObject(jt, "final_loss", S.ft.final_loss);
+  cJSON_AddItemToObject(jt, "loss_curve", S.ft.curve);
+  S.ft.curve = NULL;
+  if (S.ft.gcurve) cJSON_AddItemToObject(jt, "grad_norm_curve", S.ft.gcurve);
   else cJSON_AddNullToObject(jt, "grad_norm_curve");
-  S.gcurve = NULL;
+  S.ft.gcurve = NULL;
   cJSON_AddBoolToObject(jt, "interrupted", 0);
   cJSON *jm = cJSON_AddObjectToObject(r, "metrics");
   cJSON *js = cJSON_AddObjectToObject(jm, "splits");

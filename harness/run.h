@@ -8,6 +8,7 @@
 #include "harness/encode.h"
 #include "harness/glue.h"
 #include "harness/setup.h"
+#include "harness/trainer.h"
 
 #define PB_MAX_METHOD_OPTS 32
 
@@ -42,8 +43,9 @@ void pb_run_defaults(pb_run_opts *o);
 /* Runs everything; on success *result is the record (caller frees); PB_RUN_SKIPPED with
  * *result NULL when --skip-done found it done. */
 int pb_run(const pb_run_opts *o, cJSON **result);
-/* Set by the CLI's SIGINT/SIGTERM handler: the run stops after the current step. */
-extern volatile int pb_run_interrupted;
+/* The trainer's SIGINT/SIGTERM flag (harness/trainer.h) under its old name: set, the run
+ * stops after the current step and writes nothing. */
+#define pb_run_interrupted pb_train_stop_flag
 
 /* Evaluates a model on an encoded split (batches of `batch`, each cut to its longest row):
  * the task metrics into *out (NULL: none, e.g. an unlabelled test split), the model outputs
