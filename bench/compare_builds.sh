@@ -13,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: bench/compare_builds.sh BUILD_A BUILD_B [--rounds N] [--threads N] [--out FILE]" >&2; exit 2; }
-A="$1/bench/bench_backbone" B="$2/bench/bench_backbone"
+DIR_A="$1" DIR_B="$2"
+A="$DIR_A/bench/bench_backbone" B="$DIR_B/bench/bench_backbone"
 shift 2
 ROUNDS=3 THREADS=2 OUT=""
 while [ $# -gt 0 ]; do
@@ -46,7 +47,8 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "compare: $shape b$batch round $round done" >&2
   done <<< "$CONFIGS"
 done
-/usr/bin/env python3 - "$OUT" "$1" "$2" <<'EOF'
+summarise() {
+/usr/bin/env python3 - "$1" <<'EOF'
 import json, statistics as st, sys, collections
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 t = collections.defaultdict(lambda: collections.defaultdict(list))  # key -> build -> [median per round]
@@ -63,4 +65,6 @@ for k in sorted(t, key=lambda k: (order.get(k[0], 9), -k[1], ["infer", "full", "
     pr = [v["A"] / v["B"] for kk, v in per_round.items() if kk[:3] == k and "A" in v and "B" in v]
     print("| %s b%d | %s | %.1f | %.1f | %.3f | %.3f |" % (k[0], k[1], k[2], 1e3 * a, 1e3 * b, a / b, st.median(pr)))
 EOF
+}
+summarise "$OUT"
 echo "compare: A = $A, B = $B; raw rows in $OUT" >&2
