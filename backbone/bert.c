@@ -463,15 +463,11 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
 }
 
 /* per-row state of a forward (early exit): not part of the float block */
+static void rows_free(pb_acts *a);
+
 static int rows_alloc(pb_model *m, int B, int T) {
   pb_acts *a = &m->acts;
-  free(a->rows);
-  free(a->done);
-  free(a->exit_step);
-  free(a->run_ids);
-  free(a->run_labels);
-  free(a->run_targets);
-  free(a->lin_in);
+  rows_free(a);
   a->rows = malloc((size_t)B * sizeof *a->rows);
   a->done = malloc((size_t)B);
   a->exit_step = malloc((size_t)B * sizeof *a->exit_step);

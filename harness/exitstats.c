@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "backbone/ops.h"
+#include "harness/run.h"
 #include "util/digest.h"
 #include "util/status.h"
 #include "counters/timing.h"
@@ -81,7 +82,7 @@ int pb_exits_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task
                       pb_metric_set *out, float *outputs, pb_opcounts *measured, int *exit_step,
                       pb_opcounts *analytic) {
   (void)mi;
-  const int C = m->cfg.num_labels, n = e->n, S = pb_model_steps(m);
+  const int n = e->n, S = pb_model_steps(m);
   int *pred = malloc(sizeof(int) * (size_t)(n + 1));
   float *predf = malloc(sizeof(float) * (size_t)(n + 1));
   int *ids = malloc(sizeof(int) * (size_t)batch * e->max_len), *types = malloc(sizeof(int) * (size_t)batch * e->max_len);
@@ -97,21 +98,8 @@ int pb_exits_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task
     for (int b = 0; b < B; b++) idx[b] = s + b;
     int T = pb_encoded_batch(e, idx, B, ids, types, mask, NULL, NULL);
     if ((rc = pb_forward(m, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL))) break;
-    for (int b = 0; b < B; b++) {
-      const float *lg = m->acts.logits + (size_t)b * C;
-      if (outputs) memcpy(outputs + (size_t)(s + b) * C, lg, sizeof(float) * (size_t)C);
-      if (exit_step) exit_step[s + b] = pb_model_exit_step(m, b);
-      if (C == 1) {
-        predf[s + b] = lg[0];
-        pred[s + b] = 0;
-      } else {
-        int best = 0;
-        for (int k = 1; k < C; k++)
-          if (lg[k] > lg[best]) best = k;
-        pred[s + b] = best;
-        predf[s + b] = (float)best;
-      }
-    }
+    pb_eval_rows(m, s, B, outputs, pred, predf);
+    for (int b = 0; exit_step && b < B; b++) exit_step[s + b] = pb_model_exit_step(m, b);
     /* the counting-only twin: each row at the batch's T, leaving where it did (a counting-only
      * run leaves the counter as it was, so the measured window stays exact) */
     for (int b = 0; analytic && !rc && b < B; b++) {

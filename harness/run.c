@@ -60,9 +60,27 @@ static cJSON *kv_config_json(const char *desc) {
 
 /* ---------------------------------------------------------------- evaluation */
 
+void pb_eval_rows(const pb_model *m, int s, int B, float *outputs, int *pred, float *predf) {
+  const int C = m->cfg.num_labels;
+  for (int b = 0; b < B; b++) {
+    const float *lg = m->acts.logits + (size_t)b * C;
+    if (outputs) memcpy(outputs + (size_t)(s + b) * C, lg, sizeof(float) * (size_t)C);
+    if (C == 1) {
+      predf[s + b] = lg[0];
+      pred[s + b] = 0;
+    } else {
+      int best = 0;
+      for (int k = 1; k < C; k++)
+        if (lg[k] > lg[best]) best = k;
+      pred[s + b] = best;
+      predf[s + b] = (float)best;
+    }
+  }
+}
+
 int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, const pb_encoded *e, int batch,
                 pb_metric_set *out, float *outputs, pb_opcounts *measured) {
-  const int C = m->cfg.num_labels, n = e->n;
+  const int n = e->n;
   int *pred = malloc(sizeof(int) * (size_t)(n + 1));
   float *predf = malloc(sizeof(float) * (size_t)(n + 1));
   int *ids = malloc(sizeof(int) * (size_t)batch * e->max_len), *types = malloc(sizeof(int) * (size_t)batch * e->max_len);
@@ -76,20 +94,7 @@ int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, cons
     for (int b = 0; b < B; b++) idx[b] = s + b;
     int T = pb_encoded_batch(e, idx, B, ids, types, mask, NULL, NULL);
     if ((rc = pb_forward(m, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL))) break;
-    for (int b = 0; b < B; b++) {
-      const float *lg = m->acts.logits + (size_t)b * C;
-      if (outputs) memcpy(outputs + (size_t)(s + b) * C, lg, sizeof(float) * (size_t)C);
-      if (C == 1) {
-        predf[s + b] = lg[0];
-        pred[s + b] = 0;
-      } else {
-        int best = 0;
-        for (int k = 1; k < C; k++)
-          if (lg[k] > lg[best]) best = k;
-        pred[s + b] = best;
-        predf[s + b] = (float)best;
-      }
-    }
+    pb_eval_rows(m, s, B, outputs, pred, predf);
   }
   if (measured) {
     pb_opcounts after = pb_opc_snapshot();

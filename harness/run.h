@@ -53,5 +53,8 @@ int pb_run(const pb_run_opts *o, cJSON **result);
  * into *measured (may be NULL). */
 int pb_evaluate(pb_model *m, const pb_method_inst *mi, const pb_task *task, const pb_encoded *enc, int batch,
                 pb_metric_set *out, float *outputs, pb_opcounts *measured);
+/* After a forward of rows s..s+B-1: their logits into outputs [n, C] (NULL: not kept) and their
+ * predictions (class index in pred and predf; regression: the value in predf, pred 0). */
+void pb_eval_rows(const pb_model *m, int s, int B, float *outputs, int *pred, float *predf);
 
 #endif
