@@ -39,6 +39,52 @@ static inline double check_fd_used(double fd, double g, double atol, double rtol
   return ua < ur ? ua : ur;
 }
 
+/* The central-difference gradient check of a whole model: one loss(m) + pb_backward for the
+ * analytic gradients, then for `samples` entries of every trainable tensor (word embedding
+ * entries at rows word_rows[s], the rows a batch uses; others drawn with a fixed seed) the
+ * difference quotient (loss(x + eps) - loss(x - eps)) / 2 eps. Prints the tensor count, the
+ * largest |g - fd|, the largest relative difference among entries above atol, and the worst entry; CHECKs that every entry
+ * passes check_fd_used(atol, rtol). Returns the largest |g - fd|. */
+static inline double check_model_gradients(pb_model *m, float (*loss)(pb_model *), const int *word_rows, int samples,
+                                           float eps, double atol, double rtol, const char *what) {
+  pb_params_zero_grad(&m->params);
+  loss(m);
+  int rc = pb_backward(m);
+  CHECK(rc == PB_OK, "%s: backward: %s", what, pb_last_error());
+  if (rc) return INFINITY;
+  double worst = 0, worst_abs = 0, worst_rel = 0;
+  char at[PB_NAME_MAX + 64] = "";
+  int tensors = 0;
+  pb_rng r;
+  pb_rng_seed(&r, 5);
+  for (int i = 0; i < m->params.n; i++) {
+    pb_tensor *t = &m->params.t[i];
+    if (!t->trainable) continue;
+    tensors++;
+    for (int s = 0; s < samples; s++) {
+      size_t j = (size_t)pb_rng_below(&r, t->numel);
+      if (i == m->word) j = (size_t)word_rows[s] * (size_t)t->shape[1] + (size_t)(s % t->shape[1]);
+      const float keep = t->data[j];
+      t->data[j] = keep + eps;
+      const double lp = loss(m);
+      t->data[j] = keep - eps;
+      const double lm = loss(m);
+      t->data[j] = keep;
+      const double fd = (lp - lm) / (2 * eps), g = t->grad[j], used = check_fd_used(fd, g, atol, rtol);
+      worst_abs = fmax(worst_abs, fabs(fd - g));
+      if (fabs(fd - g) > atol) worst_rel = fmax(worst_rel, fabs(fd - g) / fmax(fabs(fd), fabs(g)));
+      if (used > worst) {
+        worst = used;
+        snprintf(at, sizeof at, "%s[%zu] grad %.6g fd %.6g", t->name, j, g, fd);
+      }
+    }
+  }
+  printf("%s: %d tensors, max |g - fd| %.2e (relative %.2e where above atol), worst %.3f of the tolerance (%.1e abs or %.1e rel) at %s\n",
+         what, tensors, worst_abs, worst_rel, worst, atol, rtol, at);
+  CHECK(worst < 1.0, "%s: gradient mismatch at %s", what, at);
+  return worst_abs;
+}
+
 /* a library call that must succeed: on failure print the status and message and stop */
 #define CHECK_OK(call)                                                                  \
   do {                                                                                  \

@@ -109,42 +109,8 @@ static float loss_of(pb_model *m) {
  * entries within 2e-3 relative; it falls to ~5e-5 at eps 3e-3: the difference quotient's own
  * error), hence 1.5e-4 abs or 2e-3 rel for those two, as tests/test_backbone_v2.c. */
 static double gradcheck(pb_model *m, const char *what, double atol, double rtol) {
-  pb_params_zero_grad(&m->params);
-  loss_of(m);
-  CHECK_OK(pb_backward(m));
-  const float eps = 1e-2f;
-  double worst = 0, worst_abs = 0, worst_rel = 0;
-  char at[PB_NAME_MAX + 64] = "";
-  pb_rng r;
-  pb_rng_seed(&r, 5);
-  int tensors = 0;
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (!t->trainable) continue;
-    tensors++;
-    for (int s = 0; s < 4; s++) {
-      size_t j = (size_t)pb_rng_below(&r, t->numel);
-      if (i == m->word) j = (size_t)ids[3 * s + 1] * (size_t)t->shape[1] + (size_t)(s % t->shape[1]);
-      const float keep = t->data[j];
-      t->data[j] = keep + eps;
-      const double lp = loss_of(m);
-      t->data[j] = keep - eps;
-      const double lm = loss_of(m);
-      t->data[j] = keep;
-      const double fd = (lp - lm) / (2 * eps), g = t->grad[j], used = check_fd_used(fd, g, atol, rtol);
-      worst_abs = fmax(worst_abs, fabs(fd - g));
-      if (fmax(fabs(fd), fabs(g)) > 0) worst_rel = fmax(worst_rel, fabs(fd - g) / fmax(fabs(fd), fabs(g)));
-      if (used > worst) {
-        worst = used;
-        snprintf(at, sizeof at, "%s[%zu] grad %.6g fd %.6g", t->name, j, g, fd);
-      }
-    }
-  }
-  printf("%s: %d tensors, max |g - fd| %.2e (max relative %.2e), worst %.3f of the tolerance (%.1e abs or %.1e rel) at "
-         "%s\n",
-         what, tensors, worst_abs, worst_rel, worst, atol, rtol, at);
-  CHECK(worst < 1.0, "%s: gradient mismatch at %s", what, at);
-  return worst_abs;
+  const int rows[4] = {ids[1], ids[4], ids[7], ids[10]}; /* word rows the batch uses */
+  return check_model_gradients(m, loss_of, rows, 4, 1e-2f, atol, rtol, what);
 }
 
 static int counts_equal(const pb_opcounts *a, const pb_opcounts *b, const char *what) {

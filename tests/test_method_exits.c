@@ -94,39 +94,7 @@ static float loss_of(pb_model *m) {
  * the joint loss of three heads is curved enough that eps 1e-2 left a truncation error of 1.7e-4 on
  * a position embedding; at 5e-3 the worst entry measured uses ~0.35 of 1.5e-4 abs or 2e-3 rel) */
 static void gradcheck(pb_model *m, const char *what, double atol, double rtol) {
-  pb_params_zero_grad(&m->params);
-  loss_of(m);
-  CHECK_OK(pb_backward(m));
-  const float eps = 5e-3f;
-  double worst = 0, worst_abs = 0;
-  char at[PB_NAME_MAX + 64] = "";
-  int ntens = 0;
-  pb_rng r;
-  pb_rng_seed(&r, 5);
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (!t->trainable) continue;
-    ntens++;
-    for (int s = 0; s < 3; s++) {
-      size_t j = (size_t)pb_rng_below(&r, t->numel);
-      if (i == m->word) j = (size_t)ids[s] * (size_t)m->cfg.hidden + (size_t)s;
-      const float keep = t->data[j];
-      t->data[j] = keep + eps;
-      const double lp = loss_of(m);
-      t->data[j] = keep - eps;
-      const double lm = loss_of(m);
-      t->data[j] = keep;
-      const double fd = (lp - lm) / (2 * eps), g = t->grad[j], used = check_fd_used(fd, g, atol, rtol);
-      worst_abs = fmax(worst_abs, fabs(fd - g));
-      if (used > worst) {
-        worst = used;
-        snprintf(at, sizeof at, "%s[%zu] grad %.6g fd %.6g", t->name, j, g, fd);
-      }
-    }
-  }
-  printf("%s: %d trainable tensors, max |g - fd| %.2e, worst %.3f of the tolerance at %s\n", what, ntens, worst_abs,
-         worst, at);
-  CHECK(worst < 1.0, "%s: gradient mismatch at %s", what, at);
+  check_model_gradients(m, loss_of, ids, 3, 5e-3f, atol, rtol, what);
 }
 
 /* a model with the method `spec` (options NULL-terminated) attached, allocated for 7 x T,
