@@ -18,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "backbone/bert.h"
+#include "backbone/checkpoint.h"
 #include "backbone/slender.h"
 #include "counters/opcount.h"
 #include "tests/check.h"
@@ -333,6 +336,44 @@ static void svd(void) {
         "prune: the stored factors do not give the reported error");
   printf("tiny model word embeddings [31,8] at rank 5: relative Frobenius error %.5f (direct %.5f); params %zu -> %zu\n",
          info.word_rel_err, info.word_rel_err_direct, info.params_src, info.params_dst);
+  /* an HF-style folder of a slender model (pruned heads and FFN, factorised words) loads back:
+   * config.json's peftbench_slender shapes applied to a model declared from its config */
+  {
+    pb_model p, q;
+    CHECK_OK(pb_slender_prune(&src, head_imp, ffn_imp, 2, 5, 4, &p));
+    CHECK_OK(pb_model_alloc(&p, B, T));
+    char dir[] = "/tmp/pb_test_slender_hf_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    CHECK_OK(pb_model_save_hf(&p, dir));
+    char path[96];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    pb_config c;
+    c.num_labels = C;
+    CHECK_OK(pb_config_load_hf(path, &c));
+    CHECK_OK(pb_model_declare(&q, &c));
+    CHECK_OK(pb_model_apply_hf_shape(&q, dir));
+    CHECK(q.width[1].heads == 2 && q.width[1].ffn == 5 && q.word_rank == 4, "slender shapes not applied");
+    CHECK_OK(pb_model_alloc(&q, B, T));
+    CHECK_OK(pb_model_load_hf(&q, dir));
+    int same = q.params.n == p.params.n;
+    for (int i = 0; same && i < q.params.n; i++)
+      same &= q.params.t[i].numel == p.params.t[i].numel &&
+              memcmp(q.params.t[i].data, p.params.t[i].data, q.params.t[i].numel * sizeof(float)) == 0;
+    CHECK(same, "the slender folder did not load back bit for bit");
+    /* a plain model's folder has no slender key: applying it changes nothing */
+    pb_model z;
+    CHECK_OK(pb_model_declare(&z, &c));
+    CHECK_OK(pb_model_save_hf(&src, dir));
+    CHECK_OK(pb_model_apply_hf_shape(&z, dir));
+    CHECK(pb_model_width_uniform(&z) && z.word_rank == 0, "a plain folder changed the shapes");
+    pb_model_free(&z);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+    pb_model_free(&q);
+    pb_model_free(&p);
+  }
   /* all heads and neurons kept: layers are copies, the pruned model runs */
   CHECK_OK(pb_model_alloc(&dst, B, T));
   CHECK_OK(pb_forward(&dst, ids, types, mask, B, T, labels, NULL, 0, 0, NULL));
