@@ -6,6 +6,7 @@
 #   4 -> 2 heads, FFN 64 -> 32, word rank 16; the folder has config.json with peftbench_slender
 #   (2 layers, 2 heads of 8, FFN 32, word rank 16), model.safetensors and vocab.txt;
 # - `run --model` on that folder trains and evaluates, with the slender parameter count;
+# - `ops --model` on that folder counts the slender shapes (closed-form backbone MACs);
 # - bad shapes (heads 0 / 5, FFN 65, rank 32 = d) and a missing --out are usage errors (exit 2).
 set -u
 if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
@@ -53,6 +54,14 @@ want=$((V * 16 + 32 * 16 + 512 * 32 + 2 * 32 + 64 + 2 * (3 * (16 * 32 + 16) + 32
 expect "run on the slender folder exits 0" "$?" 0
 got=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $r = JSON::PP->new->decode(<$h>); print $r->{params}{all}' "$W/rec" 2>/dev/null)
 expect "slender parameter count" "$got" "$want"
+
+# ops --model on the slender folder counts the slender shapes: fewer backbone MACs than the source shape
+macs() { "$BIN" ops --method bitfit "$@" 2>/dev/null | awk '$1 == "backbone" { gsub(",", "", $2); print $2; exit }'; }
+m_slim=$(macs --model "$W/slim")
+m_full=$(macs --shape 2,32,4,64)
+# per token and layer at T=128: 3*32*16 + 16*32 + 2*32*32 + 2*128*16 = 8192 (slender), the word projection 16*32
+expect "ops --model slender backbone MACs" "$m_slim" "$((128 * 16 * 32 + 2 * 128 * 8192))"
+[ -n "$m_full" ] && [ "$m_slim" -lt "$m_full" ] && ok "slender counts below the source's ($m_slim < $m_full)" || fail "ops: $m_slim vs $m_full"
 
 for bad in "--heads 0 --ffn 32 --word-rank 0" "--heads 5 --ffn 32 --word-rank 0" "--heads 2 --ffn 65 --word-rank 0" \
   "--heads 2 --ffn 32 --word-rank 32"; do
