@@ -82,6 +82,43 @@ int pb_config_load_hf(const char *path, pb_config *cfg) {
   return PB_OK;
 }
 
+static char *join(const char *dir, const char *file);
+
+int pb_model_apply_hf_shape(pb_model *m, const char *model_dir) {
+  char *path = join(model_dir, "config.json");
+  if (!path) return pb_set_error(PB_ERR_NOMEM, "%s: out of memory", model_dir);
+  cJSON *root;
+  int rc = pb_read_json_object(path, &root);
+  if (rc) {
+    free(path);
+    return rc;
+  }
+  const cJSON *sl = cJSON_GetObjectItemCaseSensitive(root, "peftbench_slender");
+  if (sl) {
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(sl, "layers");
+    if (!cJSON_IsObject(sl) || !cJSON_IsArray(ls) || cJSON_GetArraySize(ls) != m->cfg.layers)
+      rc = pb_set_error(PB_ERR_FORMAT, "%s: peftbench_slender: expected {\"layers\": [%d objects], \"word_rank\": r}",
+                        path, m->cfg.layers);
+    for (int l = 0; !rc && l < m->cfg.layers; l++) {
+      const cJSON *o = cJSON_GetArrayItem(ls, l);
+      pb_width w;
+      if ((rc = json_int(o, path, "hidden", 1, 0, &w.hidden)) || (rc = json_int(o, path, "heads", 1, 0, &w.heads)) ||
+          (rc = json_int(o, path, "head_dim", 1, 0, &w.head_dim)) || (rc = json_int(o, path, "ffn", 1, 0, &w.ffn)))
+        break;
+      const pb_width now = m->width[l];
+      if (now.hidden != w.hidden || now.heads != w.heads || now.head_dim != w.head_dim || now.ffn != w.ffn)
+        rc = pb_model_set_shape(m, l, w);
+    }
+    int r = 0;
+    if (!rc) rc = json_int(sl, path, "word_rank", 0, 0, &r);
+    if (!rc && r < 0) rc = pb_set_error(PB_ERR_FORMAT, "%s: peftbench_slender.word_rank %d is negative", path, r);
+    if (!rc && r > 0 && r != m->word_rank) rc = pb_model_factor_word(m, r);
+  }
+  cJSON_Delete(root);
+  free(path);
+  return rc;
+}
+
 /* shortest decimal that reads back as the same float, as a double (so 1e-12f prints "1e-12") */
 static double float_for_json(float f) {
   char buf[48];
@@ -92,7 +129,8 @@ static double float_for_json(float f) {
   return strtod(buf, NULL);
 }
 
-static char *config_json(const pb_config *c) {
+static char *config_json(const pb_model *m) {
+  const pb_config *c = &m->cfg;
   cJSON *r = cJSON_CreateObject();
   if (!r) return NULL;
   cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
@@ -113,6 +151,20 @@ static char *config_json(const pb_config *c) {
   cJSON_AddStringToObject(r, "position_embedding_type", "absolute");
   cJSON_AddNumberToObject(r, "pad_token_id", 0);
   cJSON_AddNumberToObject(r, "num_labels", c->num_labels);
+  if (!pb_model_width_uniform(m) || m->word_rank) { /* slender shapes (pb_model_apply_hf_shape) */
+    cJSON *sl = cJSON_AddObjectToObject(r, "peftbench_slender");
+    cJSON *ls = sl ? cJSON_AddArrayToObject(sl, "layers") : NULL;
+    for (int l = 0; ls && l < c->layers; l++) {
+      cJSON *o = cJSON_CreateObject();
+      if (!o) break;
+      cJSON_AddNumberToObject(o, "hidden", m->width[l].hidden);
+      cJSON_AddNumberToObject(o, "heads", m->width[l].heads);
+      cJSON_AddNumberToObject(o, "head_dim", m->width[l].head_dim);
+      cJSON_AddNumberToObject(o, "ffn", m->width[l].ffn);
+      cJSON_AddItemToArray(ls, o);
+    }
+    if (sl) cJSON_AddNumberToObject(sl, "word_rank", m->word_rank);
+  }
   char *s = cJSON_Print(r);
   cJSON_Delete(r);
   return s;
@@ -269,7 +321,7 @@ int pb_model_save_hf(const pb_model *m, const char *dir) {
   const pb_params *p = &m->params;
   pb_st_wtensor *w = malloc(((size_t)p->n + 1) * sizeof *w);
   char *st_path = join(dir, "model.safetensors"), *cfg_path = join(dir, "config.json");
-  char *json = config_json(&m->cfg);
+  char *json = config_json(m);
   if (!w || !st_path || !cfg_path || !json) {
     rc = pb_set_error(PB_ERR_NOMEM, "%s: out of memory", dir);
     goto out;

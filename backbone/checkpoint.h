@@ -33,6 +33,14 @@
  * caller's: it is kept if positive, else set to 2. */
 int pb_config_load_hf(const char *config_json_path, pb_config *cfg);
 
+/* Slender shapes of an HF folder written by pb_model_save_hf (model_dir/config.json key
+ * "peftbench_slender": {"layers": [{"hidden", "heads", "head_dim", "ffn"} per layer],
+ * "word_rank": r}, present only when some set differs from the config or the word embeddings
+ * are factorised): applies them to a declared model (pb_model_set_shape per differing set,
+ * pb_model_factor_word when r > 0), before methods attach and before alloc. Without the key:
+ * nothing changes. Malformed: PB_ERR_FORMAT naming the file. */
+int pb_model_apply_hf_shape(pb_model *m, const char *model_dir);
+
 /* Fills every backbone tensor of an allocated model (pb_model_declare + pb_model_alloc)
  * from model_dir/model.safetensors. Missing backbone tensor: PB_ERR_NOTFOUND naming it;
  * shape mismatch: PB_ERR_SHAPE with both shapes; non-finite value: PB_ERR_NUMERIC naming the

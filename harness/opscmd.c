@@ -646,7 +646,7 @@ int pb_cmd_ops(int argc, char **argv) {
   }
   for (int i = 0; i < n; i++) {
     const char *name = all ? pb_method_at(i)->name : method;
-    if (pb_ops_report_for(&cfg, name, all ? NULL : opts, T, B, T, &reps[i])) {
+    if (pb_ops_report_for_dir(&cfg, model_dir, name, all ? NULL : opts, T, B, T, &reps[i])) {
       fprintf(stderr, "peftbench ops: %s\n", pb_last_error());
       free(reps);
       return 2;

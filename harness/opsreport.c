@@ -5,6 +5,8 @@
 
 #include "util/status.h"
 #include "harness/opsreport.h"
+
+#include "backbone/checkpoint.h"
 #include "harness/results.h"
 
 /* merge (on != 0) or unmerge the method in counting-only mode: its state, not the weights */
@@ -69,11 +71,17 @@ int pb_ops_report_compute(pb_model *m, const pb_method_inst *mi, int T, int trai
 
 int pb_ops_model_build(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *name,
                        const char *const *options) {
+  return pb_ops_model_build_dir(m, mi, cfg, NULL, name, options);
+}
+
+int pb_ops_model_build_dir(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *shape_dir,
+                           const char *name, const char *const *options) {
   memset(m, 0, sizeof *m);
   memset(mi, 0, sizeof *mi);
   int rc = pb_method_create(mi, name, options);
   if (rc) return rc;
   rc = pb_model_declare(m, cfg);
+  if (!rc && shape_dir) rc = pb_model_apply_hf_shape(m, shape_dir);
   if (!rc) rc = mi->m->attach(mi->ctx, m);
   if (rc) {
     pb_method_destroy(mi);
@@ -84,9 +92,14 @@ int pb_ops_model_build(pb_model *m, pb_method_inst *mi, const pb_config *cfg, co
 
 int pb_ops_report_for(const pb_config *cfg, const char *name, const char *const *options, int T, int train_B,
                       int train_T, pb_ops_report *out) {
+  return pb_ops_report_for_dir(cfg, NULL, name, options, T, train_B, train_T, out);
+}
+
+int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const char *name, const char *const *options,
+                          int T, int train_B, int train_T, pb_ops_report *out) {
   pb_model m;
   pb_method_inst mi;
-  int rc = pb_ops_model_build(&m, &mi, cfg, name, options);
+  int rc = pb_ops_model_build_dir(&m, &mi, cfg, shape_dir, name, options);
   if (rc) return rc;
   rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
   pb_method_destroy(&mi);

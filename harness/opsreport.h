@@ -50,9 +50,16 @@ int pb_ops_report_compute(pb_model *m, const pb_method_inst *mi, int T, int trai
 int pb_ops_model_build(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *name,
                        const char *const *options);
 
+/* The same with the slender shapes of an HF folder's config.json applied after declare
+ * (pb_model_apply_hf_shape; shape_dir NULL: none) */
+int pb_ops_model_build_dir(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *shape_dir,
+                           const char *name, const char *const *options);
+
 /* One-shot: build + compute + free. */
 int pb_ops_report_for(const pb_config *cfg, const char *name, const char *const *options, int T, int train_B,
                       int train_T, pb_ops_report *out);
+int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const char *name, const char *const *options,
+                          int T, int train_B, int train_T, pb_ops_report *out);
 
 /* JSON object:
  * {"method", "method_desc", "T", "inference": OPS, "per_token": OPS (/T),

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# End-to-end: `peftbench slenderize` (COST-EFF slenderization, backbone/slender.h).
+#   bash tests/e2e_slenderize.sh path/to/peftbench        (from the repo root; ctest does this)
+#
+# - slenderize a tiny random backbone (--shape 2,32,4,64) on an SST-2-layout folder written here:
+#   4 -> 2 heads, FFN 64 -> 32, word rank 16; the folder has config.json with peftbench_slender
+#   (2 layers, 2 heads of 8, FFN 32, word rank 16), model.safetensors and vocab.txt;
+# - `run --model` on that folder trains and evaluates, with the slender parameter count;
+# - `ops --model` on that folder counts the slender shapes (closed-form backbone MACs);
+# - bad shapes (heads 0 / 5, FFN 65, rank 32 = d) and a missing --out are usage errors (exit 2).
+set -u
+if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
+BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-slender.XXXXXX")"
+trap '[ -n "${PB_TEST_KEEP:-}" ] || rm -rf "$W"' EXIT
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+if [ -z "${LSAN_OPTIONS:-}" ]; then
+  printf 'leak:libsde.so\n' >"$W/lsan.supp"
+  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
+fi
+n_ok=0
+n_fail=0
+ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
+fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; [ -f "$W/err" ] && sed 's/^/       stderr: /' "$W/err" | head -5; }
+expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+
+words=(the a film was is and it very movie story plot)
+mkdir -p "$W/glue/SST-2"
+{
+  printf 'sentence\tlabel\n'
+  for i in $(seq 0 47); do
+    if [ $((i % 2)) = 1 ]; then p="good great"; else p="bad awful"; fi
+    printf '%s %s %s %s\t%d\n' "${words[i % 11]}" "$p" "${words[(i * 7) % 11]}" "${words[(i * 3) % 11]}" $((i % 2))
+  done
+} >"$W/glue/SST-2/train.tsv"
+head -17 "$W/glue/SST-2/train.tsv" >"$W/glue/SST-2/dev.tsv"
+COMMON=(--shape 2,32,4,64 --data-dir "$W/glue" --batch 8 --max-len 16)
+
+"$BIN" slenderize --task sst2 --out "$W/slim" --heads 2 --ffn 32 --word-rank 16 --batches 3 "${COMMON[@]}" >"$W/out" 2>"$W/err"
+expect "slenderize exits 0" "$?" 0
+for f in config.json model.safetensors vocab.txt; do [ -s "$W/slim/$f" ] && ok "slim/$f written" || fail "slim/$f missing"; done
+shape=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $c = JSON::PP->new->decode(<$h>);
+  my $s = $c->{peftbench_slender}; print join(",", scalar @{$s->{layers}}, map({ "$_->{heads}x$_->{head_dim}/$_->{ffn}" } @{$s->{layers}}), $s->{word_rank})' "$W/slim/config.json")
+expect "config.json peftbench_slender" "$shape" "2,2x8/32,2x8/32,16"
+grep -q "3 batches; heads 4 -> 2, FFN 64 -> 32, word rank 16" "$W/out" && ok "summary line" || fail "summary line: $(cat "$W/out")"
+
+# the slender folder as a backbone: parameters of the slender shapes
+# E [V,16] + P [32,16] + pos 512x32 + type 2x32 + LN 64 + 2 x (3 (16x32+16) + 32x16+32 + 64 + 32x32+32 + 32x32+32 + 64)
+# + pooler 32x32+32 + classifier 2x32+2
+V=$(wc -l <"$W/slim/vocab.txt")
+want=$((V * 16 + 32 * 16 + 512 * 32 + 2 * 32 + 64 + 2 * (3 * (16 * 32 + 16) + 32 * 16 + 32 + 64 + 32 * 32 + 32 + 32 * 32 + 32 + 64) + 32 * 32 + 32 + 2 * 32 + 2))
+"$BIN" run --task sst2 --method bitfit --model "$W/slim" --data-dir "$W/glue" --steps 2 --batch 8 --max-len 16 \
+  --threads 1 --quiet --out "$W/out.d" --json >"$W/rec" 2>"$W/err"
+expect "run on the slender folder exits 0" "$?" 0
+got=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $r = JSON::PP->new->decode(<$h>); print $r->{params}{all}' "$W/rec" 2>/dev/null)
+expect "slender parameter count" "$got" "$want"
+
+# ops --model on the slender folder counts the slender shapes: fewer backbone MACs than the source shape
+macs() { "$BIN" ops --method bitfit "$@" 2>/dev/null | awk '$1 == "backbone" { gsub(",", "", $2); print $2; exit }'; }
+m_slim=$(macs --model "$W/slim")
+m_full=$(macs --shape 2,32,4,64)
+# per token and layer at T=128: 3*32*16 + 16*32 + 2*32*32 + 2*128*16 = 8192 (slender), the word projection 16*32
+expect "ops --model slender backbone MACs" "$m_slim" "$((128 * 16 * 32 + 2 * 128 * 8192))"
+[ -n "$m_full" ] && [ "$m_slim" -lt "$m_full" ] && ok "slender counts below the source's ($m_slim < $m_full)" || fail "ops: $m_slim vs $m_full"
+
+for bad in "--heads 0 --ffn 32 --word-rank 0" "--heads 5 --ffn 32 --word-rank 0" "--heads 2 --ffn 65 --word-rank 0" \
+  "--heads 2 --ffn 32 --word-rank 32"; do
+  # shellcheck disable=SC2086
+  "$BIN" slenderize --task sst2 --out "$W/bad" $bad --batches 1 "${COMMON[@]}" >/dev/null 2>"$W/err"
+  expect "slenderize $bad refused" "$?" 2
+done
+"$BIN" slenderize --task sst2 --heads 2 --ffn 32 --word-rank 0 "${COMMON[@]}" >/dev/null 2>"$W/err"
+expect "slenderize without --out refused" "$?" 2
+
+printf '%d passed, %d failed\n' "$n_ok" "$n_fail"
+[ "$n_fail" -eq 0 ]
