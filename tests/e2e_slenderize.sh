@@ -54,6 +54,24 @@ want=$((V * 16 + 32 * 16 + 512 * 32 + 2 * 32 + 64 + 2 * (3 * (16 * 32 + 16) + 32
 expect "run on the slender folder exits 0" "$?" 0
 got=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $r = JSON::PP->new->decode(<$h>); print $r->{params}{all}' "$W/rec" 2>/dev/null)
 expect "slender parameter count" "$got" "$want"
+# the task file trained on the slender folder evaluates with eval (the slender shapes are rebuilt
+# from the folder it names) and gives back the recorded score
+tf=$(ls "$W"/out.d/*.safetensors 2>/dev/null | head -1)
+[ -n "$tf" ] && ok "task file written" || fail "no task file in $W/out.d"
+rec_acc=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; print JSON::PP->new->decode(<$h>)->{metrics}{score}' "$W/rec" 2>/dev/null)
+"$BIN" eval "$tf" --data-dir "$W/glue" --json >"$W/evj" 2>"$W/err"
+expect "eval of the slender task file exits 0" "$?" 0
+ev_acc=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; print JSON::PP->new->decode(<$h>)->{splits}{dev}{metrics}{accuracy}' \
+  "$W/evj" 2>/dev/null)
+expect "eval gives back the recorded dev accuracy" "$ev_acc" "$rec_acc"
+run_pred=$(ls "$W"/out.d/*.dev.predictions.tsv 2>/dev/null | head -1)
+ev_pred=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; print JSON::PP->new->decode(<$h>)->{splits}{dev}{predictions}' "$W/evj")
+if [ -n "$run_pred" ] && [ -f "$ev_pred" ] && cmp -s <(cut -f1-3 "$run_pred") <(cut -f1-3 "$ev_pred"); then
+  ok "eval's predictions = run's (index, gold, prediction of every dev row)"
+else
+  fail "eval's predictions differ from run's ($run_pred vs $ev_pred)"
+fi
+rm -f "$ev_pred"
 
 # ops --model on the slender folder counts the slender shapes: fewer backbone MACs than the source shape
 macs() { "$BIN" ops --method bitfit "$@" 2>/dev/null | awk '$1 == "backbone" { gsub(",", "", $2); print $2; exit }'; }
