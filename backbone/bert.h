@@ -133,8 +133,8 @@ typedef struct {
   int *exit_step;          /* [B] last step each batch row ran */
   int *run_ids, *run_types, *run_mask; /* [B*T] the running rows' inputs once rows left */
   int *run_labels;         /* [B] */
-  const float **lin_in;    /* [S*PB_LIN_COUNT] input each linear site multiplied (x, or a linear_in hook's x') */
   float *run_targets;      /* [B] */
+  const float **lin_in;    /* [S*PB_LIN_COUNT] input each linear site multiplied (x, or a linear_in hook's x') */
 } pb_acts;
 
 typedef struct pb_model {
