@@ -85,6 +85,21 @@ static inline double check_model_gradients(pb_model *m, float (*loss)(pb_model *
   return worst_abs;
 }
 
+/* The method tests' batch: B x T token ids below the vocabulary, token types 0/1, every
+ * position real (mask 1), labels below num_labels, all drawn from `seed` (the same seed gives the
+ * same batch). */
+static inline void pb_test_random_batch(const pb_config *c, uint64_t seed, int B, int T, int *ids, int *types,
+                                        int *mask, int *labels) {
+  pb_rng r;
+  pb_rng_seed(&r, seed);
+  for (int i = 0; i < B * T; i++) {
+    ids[i] = (int)pb_rng_below(&r, (uint64_t)c->vocab_size);
+    types[i] = (int)pb_rng_below(&r, 2);
+    mask[i] = 1;
+  }
+  for (int b = 0; b < B; b++) labels[b] = (int)pb_rng_below(&r, (uint64_t)c->num_labels);
+}
+
 /* a library call that must succeed: on failure print the status and message and stop */
 #define CHECK_OK(call)                                                                  \
   do {                                                                                  \

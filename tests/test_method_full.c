@@ -37,14 +37,7 @@ static void fixture_make(fixture *f, const pb_config *cfg, uint64_t seed) {
   CHECK_OK(f->inst.m->attach(f->inst.ctx, &f->m));
   CHECK_OK(pb_model_alloc(&f->m, BB, TT));
   pb_model_init_random(&f->m, seed);
-  pb_rng r;
-  pb_rng_seed(&r, seed + 2);
-  for (int i = 0; i < BB * TT; i++) {
-    f->ids[i] = (int)pb_rng_below(&r, (uint64_t)cfg->vocab_size);
-    f->types[i] = (int)pb_rng_below(&r, 2);
-    f->mask[i] = 1;
-  }
-  for (int b = 0; b < BB; b++) f->labels[b] = (int)pb_rng_below(&r, (uint64_t)cfg->num_labels);
+  pb_test_random_batch(cfg, seed + 2, BB, TT, f->ids, f->types, f->mask, f->labels);
 }
 
 static void fixture_free(fixture *f) {

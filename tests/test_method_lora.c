@@ -52,13 +52,7 @@ static void fixture_make(fixture *f, const pb_config *cfg, const char *const *op
       if (t->owner != PB_OWNER_METHOD) continue;
       for (size_t j = 0; j < t->numel; j++) t->data[j] = 0.3f * pb_rng_normal(&r);
     }
-  pb_rng_seed(&r, seed + 2); /* the batch depends on the seed only, not on `randomize` */
-  for (int i = 0; i < BB * TT; i++) {
-    f->ids[i] = (int)pb_rng_below(&r, (uint64_t)cfg->vocab_size);
-    f->types[i] = (int)pb_rng_below(&r, 2);
-    f->mask[i] = 1;
-  }
-  for (int b = 0; b < BB; b++) f->labels[b] = (int)pb_rng_below(&r, (uint64_t)cfg->num_labels);
+  pb_test_random_batch(cfg, seed + 2, BB, TT, f->ids, f->types, f->mask, f->labels); /* the batch depends on the seed only, not on `randomize` */
 }
 
 static void fixture_free(fixture *f) {

@@ -52,14 +52,8 @@ static void fixture_make(fixture *f, const pb_config *cfg, const char *const *op
   CHECK_OK(f->inst.m->attach(f->inst.ctx, &f->m));
   CHECK_OK(pb_model_alloc(&f->m, BB, TT));
   pb_model_init_random(&f->m, seed);
-  pb_rng r;
-  pb_rng_seed(&r, seed + 2);
-  for (int i = 0; i < BB * TT; i++) {
-    f->ids[i] = (int)pb_rng_below(&r, (uint64_t)cfg->vocab_size);
-    f->types[i] = (int)pb_rng_below(&r, 2);
-    f->mask[i] = !(i / TT == 1 && i % TT >= TT - 2);
-  }
-  for (int b = 0; b < BB; b++) f->labels[b] = (int)pb_rng_below(&r, (uint64_t)cfg->num_labels);
+  pb_test_random_batch(cfg, seed + 2, BB, TT, f->ids, f->types, f->mask, f->labels);
+  for (int i = 0; i < BB * TT; i++) f->mask[i] = !(i / TT == 1 && i % TT >= TT - 2); /* row 1: 2 padded */
 }
 
 static void fixture_free(fixture *f) {
