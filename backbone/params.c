@@ -171,6 +171,11 @@ void pb_params_free(pb_params *p) {
 
 void pb_params_init(pb_params *p, pb_rng *rng) { pb_params_init_owner(p, rng, -1); }
 
+void pb_params_train_owner(pb_params *p, int owner) {
+  for (int i = 0; i < p->n; i++)
+    if ((int)p->t[i].owner == owner) p->t[i].trainable = p->t[i].stored = 1;
+}
+
 void pb_params_init_owner(pb_params *p, pb_rng *rng, int owner) {
   for (int i = 0; i < p->n; i++) {
     pb_tensor *t = &p->t[i];

@@ -80,6 +80,8 @@ float *pb_reserve_floats(size_t n);
 void pb_release_floats(float *m, size_t n);
 void pb_params_init(pb_params *p, pb_rng *rng);   /* every tensor from its init kind, in table order */
 void pb_params_init_owner(pb_params *p, pb_rng *rng, int owner); /* only tensors of one owner (< 0: all) */
+/* every tensor of one owner trains and is stored (full fine-tuning of the backbone) */
+void pb_params_train_owner(pb_params *p, int owner);
 void pb_params_zero_grad(pb_params *p);
 /* sum of numel over tensors matching: owner (< 0: any), trainable_only, stored_only */
 size_t pb_params_count(const pb_params *p, int owner, int trainable_only, int stored_only);

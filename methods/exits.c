@@ -247,13 +247,7 @@ static int exits_attach(void *vctx, pb_model *m) {
     if ((i = add_tensor(m, name, 1, C, 0, PB_INIT_ZERO, 0.0f)) < 0) return i;
     c->hd[l].cls_b = i;
   }
-  if (c->train_backbone)
-    for (int i = 0; i < m->params.n; i++) {
-      pb_tensor *t = &m->params.t[i];
-      if (t->owner != PB_OWNER_BACKBONE) continue;
-      t->trainable = 1;
-      t->stored = 1;
-    }
+  if (c->train_backbone) pb_params_train_owner(&m->params, PB_OWNER_BACKBONE);
   c->m = m;
   c->copied = 0;
   if (c->n == 0) return PB_OK; /* one encoder step: nothing to exit after (the method is the backbone's training) */

@@ -25,12 +25,7 @@ static int full_attach(void *vctx, pb_model *m) {
   full_ctx *c = vctx;
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "full: attach must come before pb_model_alloc");
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (t->owner != PB_OWNER_BACKBONE) continue;
-    t->trainable = 1;
-    t->stored = 1;
-  }
+  pb_params_train_owner(&m->params, PB_OWNER_BACKBONE);
   c->m = m;
   return PB_OK;
 }
