@@ -460,14 +460,7 @@ int pb_eval_record(const pb_eval_record_in *in, pb_model *m, pb_method_inst *mi,
     cJSON_Delete(r);
     return rc;
   }
-  cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&rep.infer, 1));
-  cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&rep.infer, T128));
-  if (rep.has_merge) cJSON_AddItemToObject(jo, "method_merged_T128", pb_ops_json(&rep.infer_merged, 1));
-  else cJSON_AddNullToObject(jo, "method_merged_T128");
-  cJSON_AddItemToObject(jo, "train_step", pb_ops_json(&rep.train_step, 1));
-  cJSON *shape = cJSON_AddArrayToObject(jo, "train_step_shape");
-  cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->batch));
-  cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->max_len));
+  pb_ops_report_record_add(jo, &rep, T128, in->batch, in->max_len);
   cJSON *jme = cJSON_AddObjectToObject(jo, "measured");
   cJSON_AddNullToObject(jme, "train");
   cJSON_AddItemToObject(jme, "eval", pb_ops_json(&in->measured, 1));

@@ -107,6 +107,17 @@ int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const cha
   return rc;
 }
 
+void pb_ops_report_record_add(cJSON *jo, const pb_ops_report *r, int T, int train_B, int train_T) {
+  cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&r->infer, 1));
+  cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&r->infer, T));
+  if (r->has_merge) cJSON_AddItemToObject(jo, "method_merged_T128", pb_ops_json(&r->infer_merged, 1));
+  else cJSON_AddNullToObject(jo, "method_merged_T128");
+  cJSON_AddItemToObject(jo, "train_step", pb_ops_json(&r->train_step, 1));
+  cJSON *shape = cJSON_AddArrayToObject(jo, "train_step_shape");
+  cJSON_AddItemToArray(shape, cJSON_CreateNumber(train_B));
+  cJSON_AddItemToArray(shape, cJSON_CreateNumber(train_T));
+}
+
 cJSON *pb_ops_report_json(const pb_ops_report *r) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return NULL;

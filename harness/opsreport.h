@@ -67,6 +67,10 @@ int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const cha
  *  "params": {"backbone", "method", "head", "trainable", "stored", "all", "trainable_pct", "report"}}
  * with OPS as harness/results.h pb_ops_json. */
 cJSON *pb_ops_report_json(const pb_ops_report *r);
+/* A result record's static ops entries from a report computed at T (128, or max_pos when
+ * smaller) into jo: inference_T128, per_token_T128, method_merged_T128 (null without a merge),
+ * train_step and its [train_B, train_T] shape. */
+void pb_ops_report_record_add(cJSON *jo, const pb_ops_report *r, int T, int train_B, int train_T);
 
 /* Formats v (>= 0) with thousands separators and `decimals` digits after the point
  * ("1,234.5"); decimals 0 gives an integer. */

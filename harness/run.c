@@ -568,14 +568,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       goto done;
     }
   }
-  cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&rep.infer, 1));
-  cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&rep.infer, T128));
-  if (rep.has_merge) cJSON_AddItemToObject(jo, "method_merged_T128", pb_ops_json(&rep.infer_merged, 1));
-  else cJSON_AddNullToObject(jo, "method_merged_T128");
-  cJSON_AddItemToObject(jo, "train_step", pb_ops_json(&rep.train_step, 1));
-  cJSON *shape = cJSON_AddArrayToObject(jo, "train_step_shape");
-  cJSON_AddItemToArray(shape, cJSON_CreateNumber(B));
-  cJSON_AddItemToArray(shape, cJSON_CreateNumber(o->max_len));
+  pb_ops_report_record_add(jo, &rep, T128, B, o->max_len);
   cJSON *jme = cJSON_AddObjectToObject(jo, "measured");
   cJSON_AddItemToObject(jme, "train", pb_ops_json(&train_ops, 1));
   cJSON_AddItemToObject(jme, "eval", pb_ops_json(&eval_meas, 1));
