@@ -842,6 +842,17 @@ static int check_inputs(const pb_model *m, const int *ids, const int *types, con
   return PB_OK;
 }
 
+/* the forward's inputs as later steps, the head and backward read them (labels only with C > 1,
+ * targets only with C = 1) */
+static void bind_inputs(pb_model *m, const int *ids, const int *types, const int *mask, const int *labels,
+                        const float *targets) {
+  m->ids = ids;
+  m->types = types;
+  m->mask = mask;
+  m->labels = m->cfg.num_labels > 1 ? labels : NULL;
+  m->targets = m->cfg.num_labels == 1 ? targets : NULL;
+}
+
 int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, int B, int T, const int *labels,
                const float *targets, int training, uint64_t seed, float *loss) {
   const pb_config *c = &m->cfg;
@@ -855,11 +866,7 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
         return pb_set_error(PB_ERR_ARG, "forward: label %d of row %d outside 0..%d", labels[b], b, c->num_labels - 1);
   m->cur_B = B;
   m->cur_T = T;
-  m->ids = ids;
-  m->types = types;
-  m->mask = mask;
-  m->labels = c->num_labels > 1 ? labels : NULL;
-  m->targets = c->num_labels == 1 ? targets : NULL;
+  bind_inputs(m, ids, types, mask, labels, targets);
   m->training = training;
   m->seed = seed;
   m->exited = 0;
@@ -903,11 +910,7 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
       copy_(a->logits + (size_t)a->rows[i] * C, a->head.logits + (size_t)i * C, (size_t)C * sizeof(float));
   }
   /* inputs back to the caller's arrays (rows that left were compacted out of private copies) */
-  m->ids = ids;
-  m->types = types;
-  m->mask = mask;
-  m->labels = c->num_labels > 1 ? labels : NULL;
-  m->targets = c->num_labels == 1 ? targets : NULL;
+  bind_inputs(m, ids, types, mask, labels, targets);
   m->loss = head_loss;
   if (!rc && m->exited) { /* the loss over every row's prediction, wherever it was made */
     if (m->labels) m->loss = pb_softmax_ce_fwd(a->probs, a->logits, m->labels, B, C);
