@@ -119,6 +119,23 @@ int pb_model_declare(pb_model *m, const pb_config *cfg) {
 
 static int head_follows_width(pb_model *m);
 
+int pb_model_set_kd(pb_model *m, const pb_kd *kd) {
+  if (!kd) {
+    memset(&m->kd, 0, sizeof m->kd);
+    return PB_OK;
+  }
+  if (!(kd->alpha >= 0.0f && kd->alpha <= 1.0f))
+    return pb_set_error(PB_ERR_ARG, "distillation: alpha %g outside [0,1]", (double)kd->alpha);
+  if (!(kd->tau > 0.0f)) return pb_set_error(PB_ERR_ARG, "distillation: temperature %g must be > 0", (double)kd->tau);
+  if (!(kd->beta >= 0.0f)) return pb_set_error(PB_ERR_ARG, "distillation: beta %g must be >= 0", (double)kd->beta);
+  if (kd->alpha > 0.0f && !kd->logits) return pb_set_error(PB_ERR_ARG, "distillation: alpha > 0 needs teacher logits");
+  if (kd->beta > 0.0f && !kd->hidden) return pb_set_error(PB_ERR_ARG, "distillation: beta > 0 needs teacher hidden states");
+  if (m->cfg.num_labels > 64)
+    return pb_set_error(PB_ERR_ARG, "distillation: %d labels (at most 64)", m->cfg.num_labels);
+  m->kd = *kd;
+  return PB_OK;
+}
+
 int pb_model_set_plan(pb_model *m, int steps, const int *plan) {
   const int L = m->cfg.layers;
   if (m->act_mem || m->params.frozen_mem || m->params.train_mem || m->n_hooks)
@@ -806,9 +823,17 @@ int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const floa
   ha->seed = seed;
   ha->labels = C > 1 ? labels : NULL;
   ha->targets = C == 1 ? targets : NULL;
+  ha->kd_logits = NULL;
   float l = 0.0f;
   if (ha->labels) l = pb_softmax_ce_fwd(ha->probs, ha->logits, ha->labels, B, C);
   else if (ha->targets) l = pb_mse_fwd(ha->logits, ha->targets, B);
+  const pb_kd *kd = &m->kd;
+  if (training && (ha->labels || ha->targets) && kd->alpha > 0.0f && kd->logits) { /* prediction distillation */
+    ha->kd_logits = kd->logits;
+    const float k = C > 1 ? pb_kd_ce_fwd(ha->logits, kd->logits, B, C, kd->tau) : pb_mse_fwd(ha->logits, kd->logits, B);
+    pb_opc_add(PB_OPK_FLOP, 3); /* (1 - alpha) * l + alpha * k */
+    l = (1.0f - kd->alpha) * l + kd->alpha * k;
+  }
   if (loss) *loss = l;
   return PB_OK;
 }
@@ -891,6 +916,8 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   }
   const int after = has_after_layer(m);
   float extra = 0.0f; /* loss terms of the after_layer hooks */
+  float extra_kd = 0.0f; /* representation distillation terms */
+  m->kd_on = training && (m->labels || m->targets) && m->kd.beta > 0.0f && m->kd.hidden;
   int Brun = B;
   const float *h = a->h0;
   for (int l = 0; l < S && Brun > 0; l++) {
@@ -898,6 +925,13 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
     if (width_changes(m, l)) h = a->layer[l].in;
     if ((rc = layer_forward(m, l, h, Brun, T))) break;
     h = a->layer[l].out;
+    if (m->kd_on && m->kd.hidden[l]) { /* representation distillation of step l's output */
+      pb_opc_set_owner(PB_OPO_HEAD);
+      const float r = pb_mse_pair_fwd(h, m->kd.hidden[l], (size_t)N * pb_model_step_width(m, l).hidden);
+      pb_opc_add(PB_OPK_FLOP, 2);
+      extra_kd += m->kd.beta * r;
+      pb_opc_set_owner(PB_OPO_BACKBONE);
+    }
     if (after && l < S - 1 && (rc = after_step(m, l, (float *)h, &Brun, T, &extra))) break;
   }
   /* head: pooler on [CLS], dropout, classifier, loss over the rows that reached the end */
@@ -917,6 +951,10 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
     else if (m->targets) m->loss = pb_mse_fwd(a->logits, m->targets, B);
   }
   if (after) m->loss += extra;
+  if (m->kd_on) {
+    m->loss += extra_kd;
+    pb_opc_add(PB_OPK_FLOP, 1); /* charged under the last owner of the forward (the head) */
+  }
   pb_opc_set_owner(prev_owner);
   if (rc) return rc;
   if (loss) *loss = m->loss;
@@ -1074,6 +1112,11 @@ static int backward_encoder(pb_model *m) {
   const int after = has_after_layer(m);
   for (int l = m->steps - 1; l >= 0; l--) {
     const int dl = width_in(m, l);
+    if (m->kd_on && m->kd.hidden[l]) { /* representation distillation of step l's output */
+      int prev = pb_opc_set_owner(PB_OPO_HEAD);
+      pb_mse_pair_bwd(dh, a->layer[l].out, m->kd.hidden[l], (size_t)N * pb_model_step_width(m, l).hidden, m->kd.beta);
+      pb_opc_set_owner(prev);
+    }
     /* the loss terms the after_layer hooks added on step l's output */
     if (after && l < m->steps - 1) {
       FOR_HOOKS_REV(h) {
@@ -1139,6 +1182,20 @@ static int head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T,
   zero_(ha->dsmall, (4 * (size_t)B * d + (size_t)B * C) * sizeof(float));
   if (ha->labels) pb_softmax_ce_bwd(dlogits, ha->probs, ha->labels, B, C);
   else pb_mse_bwd(dlogits, ha->logits, ha->targets, B);
+  if (ha->kd_logits) { /* (1 - alpha) * task gradient + alpha * distillation gradient */
+    const float alpha = m->kd.alpha;
+    pb_opc_add(PB_OPK_FLOP, (uint64_t)B * C);
+    if (!pb_opc_counting())
+      for (int i = 0; i < B * C; i++) dlogits[i] *= 1.0f - alpha;
+    if (C > 1) pb_kd_ce_bwd(dlogits, ha->logits, ha->kd_logits, B, C, m->kd.tau, alpha);
+    else { /* regression: the gradient of alpha * MSE(z, t), 3B FLOP (difference, scale, add) */
+      pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)B);
+      if (!pb_opc_counting()) {
+        const float kk = 2.0f * alpha / (float)B;
+        for (int i = 0; i < B; i++) dlogits[i] += kk * (ha->logits[i] - ha->kd_logits[i]);
+      }
+    }
+  }
   if (weight != 1.0f) {
     pb_opc_add(PB_OPK_FLOP, (uint64_t)B * C);
     if (!pb_opc_counting())

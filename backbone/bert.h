@@ -100,6 +100,7 @@ typedef struct {
   uint64_t seed;           /* its dropout seed */
   const int *labels;       /* [B] or NULL (borrowed until the next forward) */
   const float *targets;    /* [B] or NULL */
+  const float *kd_logits;  /* [B,C] the teacher's logits its loss distilled from (NULL: none) */
 } pb_head_acts;
 
 /* one entry of the hook chain */
@@ -136,6 +137,26 @@ typedef struct {
   float *run_targets;      /* [B] */
   const float **lin_in;    /* [S*PB_LIN_COUNT] input each linear site multiplied (x, or a linear_in hook's x') */
 } pb_acts;
+
+/* Knowledge distillation from a teacher's outputs on the same batch (pb_model_set_kd). Active
+ * only in a training forward with labels (or targets); rows never leave such a forward.
+ *   prediction: every head's loss (the model's and every exit's, pb_head_fwd) becomes
+ *     (1 - alpha) * task loss + alpha * KD, KD = pb_kd_ce_fwd(z, logits, tau) for classes,
+ *     MSE(z, logits) for regression (C = 1);
+ *   representation: loss += beta * pb_mse_pair_fwd(step l's output, hidden[l], B*T*d) for every
+ *     step l with hidden[l] != NULL (all B*T positions, padding too, as TinyBERT's MSE).
+ * The pointers are the caller's (the teacher's buffers, filled before each student forward);
+ * hidden[l] must have step l's width. Charges: the kernels' (ops.h), prediction terms under the
+ * owner of the head (+ 3 FLOP to mix the two losses and B*C to scale the task gradient by
+ * 1 - alpha; regression: 3B for the gradient of alpha * MSE), representation terms under
+ * PB_OPO_HEAD (+ 2 FLOP each for beta and the sum, + 1 to add them to the loss). */
+typedef struct {
+  float alpha;               /* prediction weight in [0,1] (0: none) */
+  float tau;                 /* temperature (> 0) */
+  float beta;                /* representation weight (>= 0; 0: none) */
+  const float *logits;       /* [B,C] the teacher's logits of this batch */
+  const float *const *hidden; /* [S] per student step: the teacher's [B,T,d] hidden states, or NULL */
+} pb_kd;
 
 typedef struct pb_model {
   pb_config cfg;
@@ -174,6 +195,8 @@ typedef struct pb_model {
   int training;            /* dropout on */
   int infer_only;          /* allocated by pb_model_alloc_infer with shared layer buffers */
   uint64_t seed;           /* dropout seed of the current step */
+  pb_kd kd;                /* distillation (all zero: none; pb_model_set_kd) */
+  int kd_on;               /* the last forward added distillation terms (its backward adds theirs) */
 
   /* what the last pb_model_load_hf found for the task head (classifier.*) */
   int hf_head;             /* PB_HF_HEAD_* */
@@ -196,6 +219,10 @@ int pb_model_add_hooks(pb_model *m, const pb_hook_ops *ops, void *ctx);
  * weight set plan[s] in 0..L-1 (several steps may share one set; their gradients add up in it).
  * plan NULL: the identity (S must be L). */
 int pb_model_set_plan(pb_model *m, int steps, const int *plan);
+/* Distillation terms of later training forwards (see pb_kd); kd NULL turns them off.
+ * PB_ERR_ARG: alpha outside [0,1], tau <= 0, beta < 0, alpha > 0 without logits, beta > 0
+ * without hidden, more than 64 labels. */
+int pb_model_set_kd(pb_model *m, const pb_kd *kd);
 static inline int pb_model_steps(const pb_model *m) { return m->steps; }
 /* weight set of step s, and its width */
 static inline const pb_layer_idx *pb_model_step_weights(const pb_model *m, int s) { return &m->layer[m->plan[s]]; }

@@ -887,3 +887,72 @@ void pb_mse_bwd(float *dpred, const float *pred, const float *target, int B) {
   const float k = 2.0f / (float)B;
   for (int b = 0; b < B; b++) dpred[b] += k * (pred[b] - target[b]);
 }
+
+/* ---------------------------------------------------------------- distillation losses */
+
+/* softmax of x[C]/tau into out[C] (doubles: the two softmaxes of a row are compared closely) */
+static void softmax_tau(double *out, const float *x, int C, double inv_tau) {
+  double mx = (double)x[0] * inv_tau;
+  for (int c = 0; c < C; c++) {
+    out[c] = (double)x[c] * inv_tau;
+    if (out[c] > mx) mx = out[c];
+  }
+  double s = 0.0;
+  for (int c = 0; c < C; c++) {
+    out[c] = exp(out[c] - mx);
+    s += out[c];
+  }
+  for (int c = 0; c < C; c++) out[c] /= s;
+}
+
+enum { KD_MAX_C = 64 };
+
+float pb_kd_ce_fwd(const float *z, const float *t, int B, int C, float tau) {
+  if (B <= 0 || C <= 0 || C > KD_MAX_C || !(tau > 0.0f)) return NAN;
+  pb_opc_add(PB_OPK_FLOP, 11 * (uint64_t)B * C + 2 * (uint64_t)B);
+  pb_opc_add(PB_OPK_TRANS, 2 * (uint64_t)B * C + (uint64_t)B);
+  if (pb_opc_counting()) return 0.0f;
+  const double inv_tau = 1.0 / (double)tau;
+  double p[KD_MAX_C], q[KD_MAX_C], loss = 0.0;
+  for (int b = 0; b < B; b++) {
+    softmax_tau(p, z + (size_t)b * C, C, inv_tau);
+    softmax_tau(q, t + (size_t)b * C, C, inv_tau);
+    for (int c = 0; c < C; c++) loss -= q[c] * log(p[c] > 1e-300 ? p[c] : 1e-300);
+  }
+  return (float)((double)tau * (double)tau * loss / B);
+}
+
+void pb_kd_ce_bwd(float *dz, const float *z, const float *t, int B, int C, float tau, float scale) {
+  if (B <= 0 || C <= 0 || C > KD_MAX_C || !(tau > 0.0f)) return;
+  pb_opc_add(PB_OPK_FLOP, 11 * (uint64_t)B * C);
+  pb_opc_add(PB_OPK_TRANS, 2 * (uint64_t)B * C);
+  if (pb_opc_counting()) return;
+  const double inv_tau = 1.0 / (double)tau, k = (double)scale * (double)tau / B;
+  double p[KD_MAX_C], q[KD_MAX_C];
+  for (int b = 0; b < B; b++) {
+    softmax_tau(p, z + (size_t)b * C, C, inv_tau);
+    softmax_tau(q, t + (size_t)b * C, C, inv_tau);
+    float *g = dz + (size_t)b * C;
+    for (int c = 0; c < C; c++) g[c] += (float)(k * (p[c] - q[c]));
+  }
+}
+
+float pb_mse_pair_fwd(const float *a, const float *b, size_t n) {
+  if (n == 0) return NAN;
+  pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)n + 1);
+  if (pb_opc_counting()) return 0.0f;
+  double s = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    const double e = (double)a[i] - (double)b[i];
+    s += e * e;
+  }
+  return (float)(s / (double)n);
+}
+
+void pb_mse_pair_bwd(float *da, const float *a, const float *b, size_t n, float scale) {
+  if (n == 0) return;
+  pb_opc_add(PB_OPK_FLOP, 3 * (uint64_t)n);
+  if (pb_opc_counting()) return;
+  const float k = 2.0f * scale / (float)n;
+  for (size_t i = 0; i < n; i++) da[i] += k * (a[i] - b[i]);
+}

@@ -35,6 +35,9 @@
  *   softmax_ce_fwd         -                        4*B*C + B                      B*C + B (exp, log)
  *   softmax_ce_bwd         -                        2*B*C                          -
  *   mse_fwd / mse_bwd      -                        3*B / 2*B                      -
+ *   kd_ce_fwd              -                        11*B*C + 2*B                   2*B*C + B (exp, log)
+ *   kd_ce_bwd              -                        11*B*C                         2*B*C (exp)
+ *   mse_pair_fwd / _bwd    -                        3*n + 1 / 3*n                  -
  * Each kernel charges these counts BEFORE its work; in counting-only mode (pb_opc_counting(),
  * counters/opcount.h) it then returns without computing or touching any buffer. The analytic
  * count is the real forward/backward run in that mode (pb_model_count in backbone/bert.h): no
@@ -127,6 +130,20 @@ void pb_softmax_ce_bwd(float *dlogits, const float *probs, const int *labels, in
 /* pred[B] (C = 1), target[B]; returns mean squared error */
 float pb_mse_fwd(const float *pred, const float *target, int B);
 void pb_mse_bwd(float *dpred, const float *pred, const float *target, int B);
+/* Prediction distillation (Hinton et al.): student logits z[B,C], teacher logits t[B,C],
+ * temperature tau > 0; p = softmax(z/tau), q = softmax(t/tau) per row. Returns
+ * tau^2 * mean_b(-sum_c q_c log p_c) (the soft cross-entropy, not the KL: it differs by the
+ * teacher's entropy, which has no gradient). Per row: two softmaxes of x/tau (C scale, C shift,
+ * C exp, C sum, C normalise each), -sum q (u - log s) (3C + 1 FLOP, 1 log) and the tau^2 (1).
+ * C above 64 or tau <= 0: NAN (nothing charged). */
+float pb_kd_ce_fwd(const float *z, const float *t, int B, int C, float tau);
+/* dz[B,C] += scale * tau * (p - q) / B (the gradient of scale * pb_kd_ce_fwd); p and q are
+ * recomputed (2 softmaxes: 8C FLOP, 2C exp) and the update is 3C FLOP per row */
+void pb_kd_ce_bwd(float *dz, const float *z, const float *t, int B, int C, float tau, float scale);
+/* Representation distillation: mean over n of (a - b)^2 (3n FLOP: difference, square, sum; 1
+ * for the mean); backward da[n] += scale * 2 (a - b) / n (3n FLOP: the constant is one) */
+float pb_mse_pair_fwd(const float *a, const float *b, size_t n);
+void pb_mse_pair_bwd(float *da, const float *a, const float *b, size_t n, float scale);
 
 /* ---- threading ---- */
 /* Number of threads kernels may use (OpenMP and OpenBLAS together never exceed it). */

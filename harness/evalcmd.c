@@ -22,6 +22,7 @@
 #include "harness/run.h"
 #include "harness/runconfig.h"
 #include "harness/setup.h"
+#include "harness/taskmodel.h"
 #include "methods/method.h"
 
 static const char *EVAL_USAGE =
@@ -47,17 +48,6 @@ static const char *EVAL_USAGE =
     "  --results FILE    with TASKFILE: append one result record per evaluation (harness/exitstats.h;\n"
     "                    with exits: the \"exits\" block)\n";
 
-/* method options from "k=v,k=v" into a NULL-terminated list over buf */
-static int split_opts(char *buf, const char **out, int cap) {
-  int n = 0;
-  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-    if (n == cap) return -1; /* more options than a method can be given */
-    out[n++] = t;
-  }
-  out[n] = NULL;
-  return n;
-}
-
 typedef struct {
   pb_backbone_opts bb;
   const char *task_name, *data, *split, *out_dir;
@@ -69,16 +59,11 @@ typedef struct {
 } eval_opts;
 
 typedef struct {
-  pb_kv *meta;
-  int nmeta;
-  pb_method_inst mi;
-  pb_model m;
-  pb_tokenizer *tk;
+  pb_task_model tm;         /* the model (a task file's, or an HF checkpoint's in tm.m / tm.tk) */
   pb_dataset ds;
   pb_encoded enc;
   float *out;
   cJSON *rep;
-  pb_backbone_info info;    /* of the task file's model (the result record) */
 } eval_state;
 
 static void eval_free(eval_state *s) {
@@ -86,10 +71,7 @@ static void eval_free(eval_state *s) {
   pb_encoded_free(&s->enc);
   free(s->out);
   s->out = NULL;
-  pb_tok_free(s->tk);
-  if (s->m.params.t) pb_model_free(&s->m);
-  if (s->mi.m) pb_method_destroy(&s->mi);
-  pb_kv_free(s->meta, s->nmeta);
+  pb_task_model_free(&s->tm);
   cJSON_Delete(s->rep);
 }
 
@@ -107,57 +89,12 @@ static const char *base_name(const char *p) {
 
 /* Builds the model of a task file (method and backbone from its metadata) into s. */
 static int build_from_task_file(const char *path, eval_opts *o, eval_state *s, const pb_task **task, int *T) {
-  int rc = pb_task_read_meta(path, &s->meta, &s->nmeta);
+  int rc = pb_task_model_build(path, &o->bb, o->task_name, (int)o->batch, 0, &s->tm);
   if (rc) return rc;
-  const char *mname = pb_kv_get(s->meta, s->nmeta, "method"), *mcfg = pb_kv_get(s->meta, s->nmeta, "method_config");
-  const char *tname = pb_kv_get(s->meta, s->nmeta, "task"), *src = pb_kv_get(s->meta, s->nmeta, "backbone");
-  const char *fp = pb_kv_get(s->meta, s->nmeta, "backbone_fingerprint"), *seed = pb_kv_get(s->meta, s->nmeta, "seed");
-  const char *mlen = pb_kv_get(s->meta, s->nmeta, "max_len");
-  *task = tname ? pb_task_find(tname) : NULL;
-  if (!mname || !mcfg || !*task || !src || !fp || !seed || !mlen)
-    return pb_set_error(PB_ERR_FORMAT, "%s: metadata lacks method/method_config/task/backbone/seed/max_len", path);
-  if (o->task_name && pb_task_find(o->task_name) != *task)
-    return pb_set_error(PB_ERR_ARG, "--task %s: %s was trained on %s", o->task_name, path, (*task)->name);
-  static char cfgbuf[2048]; /* as long as run's describe buffer */
-  const char *mopts[PB_MAX_METHOD_OPTS + 1];
-  if (snprintf(cfgbuf, sizeof cfgbuf, "%s", mcfg) >= (int)sizeof cfgbuf)
-    return pb_set_error(PB_ERR_FORMAT, "%s: metadata method_config longer than %zu bytes", path, sizeof cfgbuf - 1);
-  if (split_opts(cfgbuf, mopts, PB_MAX_METHOD_OPTS) < 0)
-    return pb_set_error(PB_ERR_FORMAT, "%s: metadata method_config has more than %d options", path, PB_MAX_METHOD_OPTS);
-  /* a random-initialised backbone is rebuilt from its seed and shape: its fingerprint proves it */
-  const char *bconf = pb_kv_get(s->meta, s->nmeta, "backbone_config");
-  static char shape[64];
-  if (!o->bb.model_dir && strcmp(src, "random-init") == 0 && bconf) {
-    cJSON *j = cJSON_Parse(bconf);
-    const cJSON *L = cJSON_GetObjectItem(j, "layers"), *H = cJSON_GetObjectItem(j, "hidden");
-    const cJSON *A = cJSON_GetObjectItem(j, "heads"), *F = cJSON_GetObjectItem(j, "ffn");
-    if (!cJSON_IsNumber(L) || !cJSON_IsNumber(H) || !cJSON_IsNumber(A) || !cJSON_IsNumber(F)) {
-      cJSON_Delete(j);
-      return pb_set_error(PB_ERR_FORMAT, "%s: metadata backbone_config lacks layers/hidden/heads/ffn", path);
-    }
-    snprintf(shape, sizeof shape, "%d,%d,%d,%d", L->valueint, H->valueint, A->valueint, F->valueint);
-    cJSON_Delete(j);
-    o->bb.shape = shape;
-  } else if (!o->bb.model_dir && strcmp(src, pb_default_model_dir()) != 0) {
-    o->bb.model_dir = src;
-  }
-  o->bb.num_labels = (*task)->num_labels;
-  *T = atoi(mlen);
-  pb_backbone_info info;
-  if ((rc = pb_method_create(&s->mi, mname, mopts))) return rc;
-  if ((rc = pb_build_model(&o->bb, &s->mi, (int)o->batch, *T, strtoull(seed, NULL, 10), &s->m, &info))) return rc;
-  if (strcmp(info.fingerprint, fp) != 0)
-    return pb_set_error(PB_ERR_SHAPE, "%s was trained on backbone %s (fingerprint %s) but %s has fingerprint %s", path,
-                        src, fp, info.source, info.fingerprint);
-  if ((rc = pb_task_load(&s->m, path, NULL, NULL))) return rc;
-  /* the tokenizer of training: its casing, and the same vocabulary (older files: unchecked) */
-  const char *lc = pb_kv_get(s->meta, s->nmeta, "lower_case"), *vsha = pb_kv_get(s->meta, s->nmeta, "vocab_sha256");
-  if (lc && o->bb.lower_case == PB_LOWER_CASE_AUTO) o->bb.lower_case = strcmp(lc, "1") == 0 ? PB_LOWER_CASE_YES : PB_LOWER_CASE_NO;
-  if ((rc = pb_load_vocab(&o->bb, &s->m.cfg, &s->tk, &info))) return rc;
-  if (vsha && *vsha && strcmp(vsha, info.vocab_sha256) != 0)
-    return pb_set_error(PB_ERR_FORMAT, "%s was trained with a vocabulary of SHA-256 %.12s..., but %s has %.12s...", path,
-                        vsha, info.vocab_path, info.vocab_sha256);
-  s->info = info;
+  *task = s->tm.task;
+  *T = s->tm.max_len;
+  const char *mname = pb_kv_get(s->tm.meta, s->tm.nmeta, "method"), *mcfg = pb_kv_get(s->tm.meta, s->tm.nmeta, "method_config");
+  const pb_backbone_info info = s->tm.info;
   cJSON_AddStringToObject(s->rep, "kind", "task-file");
   cJSON_AddStringToObject(s->rep, "file", path);
   cJSON_AddStringToObject(s->rep, "method", mname);
@@ -167,8 +104,8 @@ static int build_from_task_file(const char *path, eval_opts *o, eval_state *s, c
   cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
   pb_tokenizer_json_add(s->rep, &info);
   if (o->merge) {
-    if (!s->mi.m->merge) return pb_set_error(PB_ERR_ARG, "--merge: method '%s' cannot be merged", mname);
-    if ((rc = s->mi.m->merge(s->mi.ctx, &s->m))) return rc;
+    if (!s->tm.mi.m->merge) return pb_set_error(PB_ERR_ARG, "--merge: method '%s' cannot be merged", mname);
+    if ((rc = s->tm.mi.m->merge(s->tm.mi.ctx, &s->tm.m))) return rc;
   }
   return PB_OK;
 }
@@ -181,18 +118,18 @@ static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *
   int rc = pb_backbone_config(&o->bb, &cfg, &info);
   if (rc) return rc;
   *T = o->max_len > 0 ? (int)o->max_len : cfg.max_pos < 128 ? cfg.max_pos : 128;
-  rc = pb_build_model(&o->bb, NULL, (int)o->batch, *T, 0, &s->m, &info);
+  rc = pb_build_model(&o->bb, NULL, (int)o->batch, *T, 0, &s->tm.m, &info);
   if (rc) return rc;
-  if (s->m.hf_head == PB_HF_HEAD_MISMATCH)
-    return pb_set_error(PB_ERR_SHAPE, "%s: it is not a head for %s (%d label%s)", s->m.hf_head_note, task->name,
+  if (s->tm.m.hf_head == PB_HF_HEAD_MISMATCH)
+    return pb_set_error(PB_ERR_SHAPE, "%s: it is not a head for %s (%d label%s)", s->tm.m.hf_head_note, task->name,
                         task->num_labels, task->num_labels > 1 ? "s" : "");
-  if (s->m.hf_head != PB_HF_HEAD_LOADED)
+  if (s->tm.m.hf_head != PB_HF_HEAD_LOADED)
     return pb_set_error(PB_ERR_NOTFOUND, "%s: no classifier head (classifier.weight, classifier.bias): eval --model "
                         "needs a BertForSequenceClassification checkpoint; train a head with `peftbench run`",
                         o->bb.model_dir);
   char label_map[300];
-  if ((rc = pb_head_label_map(&s->m, o->bb.model_dir, task, label_map, sizeof label_map))) return rc;
-  if ((rc = pb_load_vocab(&o->bb, &s->m.cfg, &s->tk, &info))) return rc;
+  if ((rc = pb_head_label_map(&s->tm.m, o->bb.model_dir, task, label_map, sizeof label_map))) return rc;
+  if ((rc = pb_load_vocab(&o->bb, &s->tm.m.cfg, &s->tm.tk, &info))) return rc;
   cJSON_AddStringToObject(s->rep, "kind", "hf-checkpoint");
   cJSON_AddStringToObject(s->rep, "model", o->bb.model_dir);
   cJSON *jb = cJSON_AddObjectToObject(s->rep, "backbone");
@@ -230,7 +167,7 @@ static int eval_pass(const char *path, eval_opts *o, eval_state *s, const pb_tas
   for (int i = 0; !rc && i < ns; i++) {
     if ((rc = pb_glue_load(task, dir, splits[i], 0, &s->ds))) break;
     pb_dataset_subsample(&s->ds, (int)o->max_eval, 0);
-    if ((rc = pb_encode_dataset(s->tk, &s->ds, T, &s->enc))) break;
+    if ((rc = pb_encode_dataset(s->tm.tk, &s->ds, T, &s->enc))) break;
     if (!(s->out = malloc(sizeof(float) * ((size_t)s->enc.n + 1) * (size_t)task->num_labels)) ||
         !(steps = malloc(sizeof(int) * ((size_t)s->enc.n + 1)))) {
       rc = pb_set_error(PB_ERR_NOMEM, "eval: out of memory");
@@ -239,7 +176,7 @@ static int eval_pass(const char *path, eval_opts *o, eval_state *s, const pb_tas
     const int labelled = s->ds.has_labels;
     pb_opcounts me = {{{0}}};
     const double w0 = pb_wall_seconds(), c0 = pb_cpu_seconds();
-    rc = pb_exits_evaluate(&s->m, &s->mi, task, &s->enc, (int)o->batch, labelled ? &sp[i].ms : NULL, s->out, &me, steps,
+    rc = pb_exits_evaluate(&s->tm.m, &s->tm.mi, task, &s->enc, (int)o->batch, labelled ? &sp[i].ms : NULL, s->out, &me, steps,
                            o->results ? &analytic : NULL);
     wall += pb_wall_seconds() - w0, cpu += pb_cpu_seconds() - c0;
     pb_opcounts_add(&measured, &me);
@@ -247,7 +184,7 @@ static int eval_pass(const char *path, eval_opts *o, eval_state *s, const pb_tas
     pb_predictions_path(ppath[i], sizeof ppath[i], stem, splits[i]);
     if ((rc = pb_predictions_write(ppath[i], task, splits[i], &s->ds, s->out, s->enc.n))) break;
     /* per-example exact counts at each example's own length */
-    if (want_stats && (rc = pb_exit_stats_add(&one, &s->m, &s->mi, thr, steps, s->enc.len, s->enc.n))) break;
+    if (want_stats && (rc = pb_exit_stats_add(&one, &s->tm.m, &s->tm.mi, thr, steps, s->enc.len, s->enc.n))) break;
     if (want_stats && labelled && (rc = pb_exit_stats_append(&all, &one))) break;
     snprintf(data_paths[i], sizeof data_paths[i], "%s", s->ds.path);
     sp[i] = (pb_eval_split){.name = splits[i], .examples = s->enc.n, .labelled = labelled, .ms = sp[i].ms,
@@ -290,20 +227,20 @@ static int eval_pass(const char *path, eval_opts *o, eval_state *s, const pb_tas
   if (!rc && has_exits) cJSON_AddItemToObject(into, "exits", pb_exit_stats_json(&all, thr));
   if (!rc && o->results) {
     char desc[2048] = ""; /* the method as evaluated: its threshold now */
-    if (s->mi.m->describe && (rc = s->mi.m->describe(s->mi.ctx, desc, sizeof desc))) {
+    if (s->tm.mi.m->describe && (rc = s->tm.mi.m->describe(s->tm.mi.ctx, desc, sizeof desc))) {
       pb_exit_stats_free(&all);
       return rc;
     }
     const pb_eval_record_in in = {
-        .task_file = path, .task = task, .method = s->mi.m->name, .method_desc = desc,
-        .seed = strtoull(pb_kv_get(s->meta, s->nmeta, "seed"), NULL, 10),
-        .train_config_id = pb_kv_get(s->meta, s->nmeta, "config_id"),
-        .backbone_config = pb_kv_get(s->meta, s->nmeta, "backbone_config"), .info = &s->info, .data_dir = dir,
+        .task_file = path, .task = task, .method = s->tm.mi.m->name, .method_desc = desc,
+        .seed = strtoull(pb_kv_get(s->tm.meta, s->tm.nmeta, "seed"), NULL, 10),
+        .train_config_id = pb_kv_get(s->tm.meta, s->tm.nmeta, "config_id"),
+        .backbone_config = pb_kv_get(s->tm.meta, s->tm.nmeta, "backbone_config"), .info = &s->tm.info, .data_dir = dir,
         .max_len = T, .max_eval = (int)o->max_eval, .batch = (int)o->batch, .merged = o->merge, .n_splits = ns,
         .splits = sp, .stats = &all, .has_exits = has_exits, .threshold = thr, .measured = measured,
         .analytic = analytic, .wall_s = wall, .cpu_s = cpu};
     cJSON *r = NULL;
-    if (!(rc = pb_eval_record(&in, &s->m, &s->mi, &r))) {
+    if (!(rc = pb_eval_record(&in, &s->tm.m, &s->tm.mi, &r))) {
       rc = pb_result_append(o->results, r);
       if (!rc) cJSON_AddStringToObject(into, "record", o->results);
       if (!rc && !o->json) printf("  record appended to %s\n", o->results);
@@ -342,16 +279,16 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
   char dir[1024];
   if ((rc = pb_glue_data_dir(o->data, dir, sizeof dir))) return rc;
   if ((rc = pb_mkdir_p(o->out_dir))) return rc;
-  const int has_exits = pb_exits_model_has(&s->m);
+  const int has_exits = pb_exits_model_has(&s->tm.m);
   if (o->n_thr && !has_exits)
     return pb_set_error(PB_ERR_ARG, "--exit-threshold: %s has no exits (method %s)", path ? path : o->bb.model_dir,
-                        path ? pb_kv_get(s->meta, s->nmeta, "method") : "none");
-  if (!o->json) printf("%s: %s / %s\n", path ? path : o->bb.model_dir, task->name, path ? pb_kv_get(s->meta, s->nmeta, "method") : "hf checkpoint");
+                        path ? pb_kv_get(s->tm.meta, s->tm.nmeta, "method") : "none");
+  if (!o->json) printf("%s: %s / %s\n", path ? path : o->bb.model_dir, task->name, path ? pb_kv_get(s->tm.meta, s->tm.nmeta, "method") : "hf checkpoint");
   cJSON *jthr = o->n_thr ? cJSON_AddArrayToObject(s->rep, "thresholds") : NULL;
   for (int p = 0; p < (o->n_thr ? o->n_thr : 1); p++) {
     double thr = 0;
-    if (o->n_thr) rc = pb_exits_set_threshold(&s->mi, thr = o->thr[p]);
-    else if (has_exits) rc = pb_exits_threshold(&s->mi, &thr);
+    if (o->n_thr) rc = pb_exits_set_threshold(&s->tm.mi, thr = o->thr[p]);
+    else if (has_exits) rc = pb_exits_threshold(&s->tm.mi, &thr);
     if (rc) return rc;
     cJSON *into = s->rep;
     if (jthr) {

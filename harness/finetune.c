@@ -75,6 +75,10 @@ static int ft_batch(void *ctx, int t, pb_batch *b) {
 
 static int ft_objective(void *ctx, int t, const pb_batch *b, float *loss) {
   pb_finetune *f = ctx;
+  if (f->teacher) {
+    int rt = pb_distill_teacher_forward(f->teacher, b);
+    if (rt) return rt;
+  }
   int rc = pb_forward(f->m, b->ids, b->types, b->mask, b->B, b->T, b->labels, b->targets, 1,
                       pb_hash64(f->seed * 1000003ULL + (uint64_t)t), loss);
   if (rc == PB_ERR_NUMERIC)

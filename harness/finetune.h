@@ -12,6 +12,7 @@
 
 #include "backbone/bert.h"
 #include "util/rng.h"
+#include "harness/distill.h"
 #include "harness/encode.h"
 
 typedef struct {
@@ -31,6 +32,7 @@ typedef struct {
   float lr;                 /* the peak lr, for the divergence messages */
   int clip;                 /* clipping is on: the norms are known */
   int curve_every;          /* loss-curve sampling (steps) */
+  pb_distill *teacher;      /* run --teacher: its forward of each batch before the student's (NULL: none) */
   /* results */
   int steps;                /* steps done */
   cJSON *curve, *gcurve;    /* the curves (gcurve NULL without clipping); the caller may take them */

@@ -54,6 +54,11 @@ static const char *RUN_USAGE =
     "                        (TASK-METHOD-CONFIGID-sSEED[-K]: never an existing name)\n"
     "  --events LIST         PAPI events (default: DESIGN.md list; software events always added)\n"
     "  --merge               evaluate with the method merged into the backbone (LoRA)\n"
+    "  --teacher TASKFILE    distil from this fine-tuned task file (same task and vocabulary): every head's\n"
+    "                        loss = (1-A) task loss + A * tau^2 soft cross-entropy of the teacher's logits\n"
+    "  --kd-alpha A (0.5)    weight of prediction distillation (0..1)\n"
+    "  --kd-temp TAU (1)     its temperature (> 0)\n"
+    "  --kd-hidden BETA (0)  + BETA * MSE of each step's hidden states against the teacher's (uniform layer map)\n"
     "  --json                print the result record on stdout\n"
     "  --quiet               no progress output\n";
 
@@ -106,7 +111,8 @@ static int cmd_run(int argc, char **argv) {
   int json = 0;
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_DATA, O_EPOCHS, O_STEPS, O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_WD,
          O_DROPOUT, O_MAXTRAIN, O_MAXEVAL, O_SEED, O_THREADS, O_RESULTS, O_OUT, O_EVENTS, O_MERGE, O_JSON, O_QUIET,
-         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER, O_SKIPDONE, O_MAXGN };
+         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER, O_SKIPDONE, O_MAXGN, O_TEACHER, O_KDALPHA, O_KDTEMP, O_KDHIDDEN };
+  int kd_set = 0;
   static const struct option opts[] = {
       {"task", required_argument, 0, 't'},      {"method", required_argument, 0, 'm'},
       {"opt", required_argument, 0, 'o'},       {"model", required_argument, 0, O_MODEL},
@@ -123,6 +129,8 @@ static int cmd_run(int argc, char **argv) {
       {"quiet", no_argument, 0, O_QUIET},       {"data-seed", required_argument, 0, O_DATASEED},
       {"test", no_argument, 0, O_TEST},         {"new-head", no_argument, 0, O_NEWHEAD},
       {"lower-case", required_argument, 0, O_LOWER}, {"skip-done", no_argument, 0, O_SKIPDONE}, {"max-grad-norm", required_argument, 0, O_MAXGN},
+      {"teacher", required_argument, 0, O_TEACHER}, {"kd-alpha", required_argument, 0, O_KDALPHA},
+      {"kd-temp", required_argument, 0, O_KDTEMP}, {"kd-hidden", required_argument, 0, O_KDHIDDEN},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -174,6 +182,10 @@ static int cmd_run(int argc, char **argv) {
       case O_SKIPDONE: o.skip_done = 1; break;
       case O_LOWER: if (!pb_cli_lower_case(optarg, &o.bb.lower_case)) return 2; break;
       case O_MAXGN: if (!pb_cli_num("--max-grad-norm", optarg, 0, 1e6, &dv)) return 2; o.max_grad_norm = dv; break;
+      case O_TEACHER: o.teacher = optarg; break;
+      case O_KDALPHA: if (!pb_cli_num("--kd-alpha", optarg, 0, 1, &dv)) return 2; o.kd_alpha = dv; kd_set = 1; break;
+      case O_KDTEMP: if (!pb_cli_num("--kd-temp", optarg, 1e-3, 1e3, &dv)) return 2; o.kd_temp = dv; kd_set = 1; break;
+      case O_KDHIDDEN: if (!pb_cli_num("--kd-hidden", optarg, 0, 1e6, &dv)) return 2; o.kd_beta = dv; kd_set = 1; break;
       case 'h': fputs(RUN_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("run", argc, argv, opts);
     }
@@ -184,6 +196,10 @@ static int cmd_run(int argc, char **argv) {
   }
   if (!o.task || !o.method) {
     fprintf(stderr, "peftbench run: --task and --method are required (see `peftbench tasks`, `peftbench methods`)\n");
+    return 2;
+  }
+  if (kd_set && !o.teacher) {
+    fprintf(stderr, "peftbench run: --kd-alpha, --kd-temp and --kd-hidden need --teacher TASKFILE\n");
     return 2;
   }
   o.method_opts[o.n_method_opts] = NULL;

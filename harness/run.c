@@ -21,6 +21,7 @@
 #include "counters/timing.h"
 #include "harness/encode.h"
 #include "harness/exitstats.h"
+#include "harness/distill.h"
 #include "harness/finetune.h"
 #include "harness/glue.h"
 #include "harness/opsreport.h"
@@ -41,6 +42,9 @@ void pb_run_defaults(pb_run_opts *o) {
   o->bb.hidden_dropout = -1;
   o->bb.attn_dropout = -1;
   o->curve_every = 0;
+  o->kd_alpha = 0.5;
+  o->kd_temp = 1.0;
+  o->kd_beta = 0.0;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -138,6 +142,7 @@ typedef struct {
   pb_method_inst mi;
   int model_built;
   pb_finetune ft;           /* the training: batches, objective, curves (harness/finetune.h) */
+  pb_distill kd;            /* --teacher (kd.student set once it is built) */
   float *out_eval[2];       /* [n, C] model outputs of each eval split */
   cJSON *jcfg;              /* the record's "config" (moved into the record) */
 } run_state;
@@ -153,6 +158,7 @@ static void run_free(run_state *s) {
   if (s->model_built) pb_model_free(&s->m);
   pb_method_destroy(&s->mi);
   pb_finetune_free(&s->ft);
+  pb_distill_free(&s->kd);
   for (int i = 0; i < 2; i++) free(s->out_eval[i]);
   cJSON_Delete(s->jcfg);
 }
@@ -312,6 +318,15 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   opt.schedule = PB_SCHED_HF;
 
   if ((rc = pb_finetune_init(&S.ft, &S.m, &S.etrain, task->is_regression, B, o->max_len, o->seed))) goto done;
+  if (o->teacher) { /* the teacher, built beside the student for the same batches */
+    const pb_distill_opts dop = {.path = o->teacher, .alpha = o->kd_alpha, .tau = o->kd_temp, .beta = o->kd_beta};
+    if ((rc = pb_distill_setup(&S.kd, &dop, task, &S.m, &info, B, o->max_len))) goto done;
+    S.ft.teacher = &S.kd;
+    if (!o->quiet)
+      fprintf(stderr, "teacher: %s (%s, %d steps); alpha %g, temperature %g, hidden %g\n", o->teacher,
+              pb_kv_get(S.kd.tm.meta, S.kd.tm.nmeta, "method"), pb_model_steps(&S.kd.tm.m), o->kd_alpha, o->kd_temp,
+              o->kd_beta);
+  }
 
   /* the configuration and its id, before any training (--skip-done) */
   /* the data by content, not by path: the same files anywhere are the same data */
@@ -324,7 +339,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       .epochs = o->steps > 0 ? 0 : o->epochs, .steps = o->steps, .batch = B, .lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3,
       .warmup_ratio = o->warmup_ratio, .weight_decay = o->weight_decay, .hidden_dropout = S.m.cfg.hidden_dropout,
       .attn_dropout = S.m.cfg.attn_dropout, .merge_eval = o->merge_eval, .new_head = o->new_head,
-      .max_grad_norm = o->max_grad_norm};
+      .max_grad_norm = o->max_grad_norm, .distill = o->teacher ? pb_distill_config_json(&S.kd) : NULL};
   char cfg_id[9];
   if (!(S.jcfg = pb_run_config_json(&rcfg))) rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
   if (rc || (rc = pb_config_id(S.jcfg, cfg_id))) goto done;
@@ -498,6 +513,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   else cJSON_AddNullToObject(jt, "grad_norm_curve");
   S.ft.gcurve = NULL;
   cJSON_AddBoolToObject(jt, "interrupted", 0);
+  if (o->teacher) cJSON_AddItemToObject(r, "distill", pb_distill_record_json(&S.kd));
   cJSON *jm = cJSON_AddObjectToObject(r, "metrics");
   cJSON *js = cJSON_AddObjectToObject(jm, "splits");
   for (int i = 0; i < task->n_eval; i++) {

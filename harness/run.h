@@ -35,6 +35,8 @@ typedef struct {
   int merge_eval;           /* evaluate with the method merged (LoRA) */
   int quiet;
   int curve_every;          /* loss-curve sampling (steps) */
+  const char *teacher;      /* --teacher TASKFILE: distil from it (harness/distill.h; NULL: none) */
+  double kd_alpha, kd_temp, kd_beta; /* --kd-alpha (0.5), --kd-temp (1), --kd-hidden (0) */
 } pb_run_opts;
 
 void pb_run_defaults(pb_run_opts *o);

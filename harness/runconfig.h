@@ -6,7 +6,8 @@
  * (fingerprint), vocab_sha256, lower_case, data_sha256 (of the train and eval files' bytes,
  * so the same data anywhere is the same), data_seed, max_train,
  * max_eval, max_len, epochs, steps, batch, lr (the effective one), warmup_ratio,
- * weight_decay, hidden_dropout, attn_dropout, merge_eval, new_head, max_grad_norm.
+ * weight_decay, hidden_dropout, attn_dropout, merge_eval, new_head, max_grad_norm, and with
+ * --teacher distill {teacher_sha256, alpha, temperature, beta}.
  * "config_id": the first 8 hex digits of the SHA-256 of the object printed unformatted in
  * that key order. Two runs with the same config_id and seed trained the same thing. */
 #ifndef PB_RUNCONFIG_H
@@ -27,6 +28,8 @@ typedef struct {
   double lr, warmup_ratio, weight_decay, hidden_dropout, attn_dropout;
   int merge_eval, new_head;
   double max_grad_norm;     /* gradient clipping (0 = off) */
+  cJSON *distill;           /* run --teacher: its "distill" object, appended last (taken); NULL: no key,
+                               so the ids of runs without a teacher are unchanged */
 } pb_run_config;
 
 /* The "config" object (caller frees). */

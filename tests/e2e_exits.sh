@@ -13,6 +13,9 @@
 # - --batch 1 gives the same predictions and exit statistics as the default batch;
 # - bad input: a negative threshold and a method without exits are usage errors (exit 2);
 # - lora+exits with a frozen backbone trains and evaluates;
+# - run --teacher: an exits student distils from a full fine-tuned teacher (record's distill block:
+#   weights, teacher, layer map, teacher forwards, teacher file SHA-256 in the config); a teacher
+#   of another width distils predictions only, and refuses --kd-hidden; bad --teacher/--kd-* input;
 # - plot renders score_vs_flops (one curve of three points, static points for the run records).
 # Needs bash, coreutils, perl (JSON::PP), gnuplot.
 set -u
@@ -138,6 +141,47 @@ expect "lora+exits: trainable = lora + exits + head" "$(jget "$R" -1 params.trai
 "$BIN" eval "$(jget "$R" -1 storage.path)" --data-dir "$W/glue" --out "$W/ev" --exit-threshold 0,0.6 --results "$E" >/dev/null 2>"$W/err"
 expect "lora+exits eval at two thresholds: exit" "$?" 0
 expect "lora+exits: record threshold" "$(jget "$E" -1 exits.threshold)/$(jget "$E" -1 method)" "0.6/lora+exits"
+
+# ---------------------------------------------------------------- distillation from a teacher task file
+TR="$W/teacher.jsonl"
+"$BIN" run --task sst2 --method full --steps 40 --lr 3e-3 "${COMMON[@]}" --out "$W/t" --results "$TR" >/dev/null 2>"$W/err"
+expect "teacher (full fine-tuning) run: exit" "$?" 0
+TT=$(jget "$TR" -1 storage.path)
+"$BIN" run --task sst2 --method exits --steps 12 --lr 3e-3 "${COMMON[@]}" --out "$W/o" --results "$R" \
+  --teacher "$TT" --kd-alpha 0.7 --kd-temp 2 --kd-hidden 0.5 >/dev/null 2>"$W/err"
+expect "exits --teacher (prediction + representation): exit" "$?" 0
+expect "distill: alpha/temperature/beta" "$(jget "$R" -1 distill.alpha)/$(jget "$R" -1 distill.temperature)/$(jget "$R" -1 distill.beta)" "0.7/2/0.5"
+expect "distill: the teacher's method and config id" "$(jget "$R" -1 distill.teacher.method)/$(jget "$R" -1 distill.teacher.config_id)" \
+  "full/$(jget "$TR" -1 config_id)"
+expect "distill: layer map of equal depths (1-based)" "$(jget "$R" -1 distill.layer_map)" "[1,2,3]"
+expect "distill: one teacher forward per training step" "$(jget "$R" -1 distill.teacher_forwards)" 12
+expect "config.distill.teacher_sha256 is the teacher file's" "$(jget "$R" -1 config.distill.teacher_sha256)" \
+  "$(sha256sum "$TT" | cut -d' ' -f1)"
+expect "a run without --teacher has no config.distill" "$(jget "$R" 1 config.distill)" null
+expect "teacher forward cost: the teacher's training-free inference at batch x max-len" \
+  "$(jget "$R" -1 distill.teacher_forward_per_step.batch)x$(jget "$R" -1 distill.teacher_forward_per_step.seq_len)" 8x24
+"$BIN" eval "$(jget "$R" -1 storage.path)" --data-dir "$W/glue" --out "$W/ev" --exit-threshold 0.6 >/dev/null 2>"$W/err"
+expect "the distilled student evaluates with --exit-threshold" "$?" 0
+"$BIN" run --task sst2 --method full --steps 30 --lr 3e-3 --shape 2,48,2,64 --data-dir "$W/glue" --batch 8 --max-len 24 \
+  --threads 1 --quiet --out "$W/t" --results "$TR" >/dev/null 2>"$W/err"
+T2=$(jget "$TR" -1 storage.path)
+"$BIN" run --task sst2 --method exits --steps 4 "${COMMON[@]}" --out "$W/o" --results "$R" --teacher "$T2" >/dev/null 2>"$W/err"
+expect "a teacher of another shape, prediction distillation only: exit" "$?" 0
+expect "  its layer map: no representation terms" "$(jget "$R" -1 distill.layer_map)" "[null,null,null]"
+"$BIN" run --task sst2 --method exits --steps 4 "${COMMON[@]}" --out "$W/o" --results "$R" --teacher "$T2" --kd-hidden 1 >/dev/null 2>"$W/err"
+expect "--kd-hidden with a teacher of another width: exit" "$?" 1
+grep -q 'equal widths' "$W/err" && ok "  one line naming the widths" || fail "width mismatch message"
+nr=$(lines "$R")
+"$BIN" run --task sst2 --method exits --steps 4 "${COMMON[@]}" --out "$W/o" --results "$R" --teacher "$W/none.safetensors" >/dev/null 2>"$W/err"
+expect "a missing teacher file: exit" "$?" 1
+grep -q 'none.safetensors' "$W/err" && ok "  the message names the file" || fail "missing teacher message"
+"$BIN" run --task sst2 --method exits --steps 4 "${COMMON[@]}" --out "$W/o" --kd-alpha 0.5 >/dev/null 2>"$W/err"
+expect "--kd-alpha without --teacher: exit" "$?" 2
+"$BIN" run --task sst2 --method exits --steps 4 "${COMMON[@]}" --out "$W/o" --teacher "$TT" --kd-alpha 1.5 >/dev/null 2>"$W/err"
+expect "--kd-alpha 1.5: exit" "$?" 2
+"$BIN" run --task sst2 --method exits --steps 4 "${COMMON[@]}" --out "$W/o" --teacher "$TT" --kd-alpha 0 >/dev/null 2>"$W/err"
+expect "--kd-alpha 0 without --kd-hidden (distils nothing): exit" "$?" 2
+expect "failed runs appended nothing" "$(lines "$R")" "$nr"
 
 # ---------------------------------------------------------------- plot
 "$BIN" plot "$R" "$E" --out "$W/figs" --format png >"$W/out" 2>"$W/err"

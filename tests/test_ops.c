@@ -784,6 +784,9 @@ static double loss_ce(void) {
   return pb_softmax_ce_fwd(probs, c_logits, c_labels, LB, LCC);
 }
 static double loss_mse(void) { return pb_mse_fwd(c_pred, c_target, LB); }
+static float *c_teacher, c_tau = 1.0f;
+static double loss_kd(void) { return pb_kd_ce_fwd(c_logits, c_teacher, LB, LCC, c_tau); }
+static double loss_pair(void) { return pb_mse_pair_fwd(c_logits, c_teacher, LB * LCC); }
 
 static void test_losses(void) {
   printf("losses B=%d C=%d\n", LB, LCC);
@@ -825,6 +828,59 @@ static void test_losses(void) {
   count_begin(); pb_softmax_ce_bwd(h, probs, c_labels, LB, LCC); count_end("softmax_ce_bwd", 0, 2 * BC, 0);
   count_begin(); pb_mse_fwd(c_pred, c_target, LB); count_end("mse_fwd", 0, 3 * B, 0);
   count_begin(); pb_mse_bwd(hm, c_pred, c_target, LB); count_end("mse_bwd", 0, 2 * B, 0);
+  /* prediction distillation: the value against a double re-computation, both gradients */
+  c_teacher = frand(LB * LCC, 2.0f);
+  for (int ti = 0; ti < 2; ti++) {
+    c_tau = ti ? 2.5f : 1.0f;
+    const float K = pb_kd_ce_fwd(c_logits, c_teacher, LB, LCC, c_tau);
+    double kref = 0;
+    for (int b = 0; b < LB; b++) {
+      double sz = 0, st = 0, mz = -1e300, mt = -1e300;
+      for (int c = 0; c < LCC; c++) {
+        mz = fmax(mz, c_logits[b * LCC + c] / c_tau);
+        mt = fmax(mt, c_teacher[b * LCC + c] / c_tau);
+      }
+      for (int c = 0; c < LCC; c++) sz += exp(c_logits[b * LCC + c] / c_tau - mz), st += exp(c_teacher[b * LCC + c] / c_tau - mt);
+      for (int c = 0; c < LCC; c++) {
+        const double q = exp(c_teacher[b * LCC + c] / c_tau - mt) / st, lp = c_logits[b * LCC + c] / c_tau - mz - log(sz);
+        kref -= q * lp;
+      }
+    }
+    kref *= (double)c_tau * c_tau / LB;
+    printf("  kd_ce (tau %g) %.6f vs double %.6f\n", (double)c_tau, K, kref);
+    CHECK(fabs(K - kref) < 1e-5, "kd_ce value at tau %g: %f vs %f", (double)c_tau, K, kref);
+    float gk[LB * LCC] = {0}, hk[LB * LCC];
+    pb_kd_ce_bwd(gk, c_logits, c_teacher, LB, LCC, c_tau, 1.0f);
+    /* at tau 2.5 the loss is 7.2 (tau^2 times the teacher's entropy included), returned in float: its
+     * rounding (~5e-7) over 2 eps gives the measured 1.0e-3; at tau 1 2.2e-4 */
+    fd_check_tol("kd_ce dz", loss_kd, c_logits, LB * LCC, gk, ti ? 3e-3 : TOL_GRAD);
+    memcpy(hk, gk, sizeof gk);
+    pb_kd_ce_bwd(hk, c_logits, c_teacher, LB, LCC, c_tau, 1.0f);
+    check_accum("kd_ce", gk, hk, LB * LCC);
+    float g3[LB * LCC] = {0};
+    pb_kd_ce_bwd(g3, c_logits, c_teacher, LB, LCC, c_tau, 0.25f);
+    double e3 = 0;
+    for (int i = 0; i < LB * LCC; i++) e3 = fmax(e3, fabs(g3[i] - 0.25f * gk[i]));
+    CHECK(e3 < 1e-7, "kd_ce_bwd scale: max difference %g", e3);
+  }
+  CHECK(isnan(pb_kd_ce_fwd(c_logits, c_teacher, LB, LCC, 0.0f)), "kd_ce at tau 0 must be NaN");
+  /* representation distillation */
+  const float kp = pb_mse_pair_fwd(c_logits, c_teacher, LB * LCC);
+  double pref = 0;
+  for (int i = 0; i < LB * LCC; i++) pref += ((double)c_logits[i] - c_teacher[i]) * ((double)c_logits[i] - c_teacher[i]);
+  pref /= LB * LCC;
+  CHECK(fabs(kp - pref) < 1e-5, "mse_pair value %f vs %f", kp, pref);
+  float gp[LB * LCC] = {0}, hp[LB * LCC];
+  pb_mse_pair_bwd(gp, c_logits, c_teacher, LB * LCC, 1.0f);
+  fd_check("mse_pair da", loss_pair, c_logits, LB * LCC, gp);
+  memcpy(hp, gp, sizeof gp);
+  pb_mse_pair_bwd(hp, c_logits, c_teacher, LB * LCC, 1.0f);
+  check_accum("mse_pair", gp, hp, LB * LCC);
+  count_begin(); pb_kd_ce_fwd(c_logits, c_teacher, LB, LCC, 2.0f); count_end("kd_ce_fwd", 0, 11 * BC + 2 * B, 2 * BC + B);
+  count_begin(); pb_kd_ce_bwd(hp, c_logits, c_teacher, LB, LCC, 2.0f, 1.0f); count_end("kd_ce_bwd", 0, 11 * BC, 2 * BC);
+  count_begin(); pb_mse_pair_fwd(c_logits, c_teacher, BC); count_end("mse_pair_fwd", 0, 3 * BC + 1, 0);
+  count_begin(); pb_mse_pair_bwd(hp, c_logits, c_teacher, BC, 1.0f); count_end("mse_pair_bwd", 0, 3 * BC, 0);
+  free(c_teacher);
   /* owner routing: counts land on the current owner */
   int prev = pb_opc_set_owner(PB_OPO_HEAD);
   count_begin();
@@ -901,6 +957,10 @@ static void test_counting_only(void) {
   COUNT_ONLY("softmax_ce_bwd", pb_softmax_ce_bwd(X, X, I, B, C), 0, 2 * BC, 0);
   COUNT_ONLY("mse_fwd", pb_mse_fwd(X, X, B), 0, 3 * B, 0);
   COUNT_ONLY("mse_bwd", pb_mse_bwd(X, X, X, B), 0, 2 * B, 0);
+  COUNT_ONLY("kd_ce_fwd", pb_kd_ce_fwd(X, X, B, C, 2.0f), 0, 11 * BC + 2 * B, 2 * BC + B);
+  COUNT_ONLY("kd_ce_bwd", pb_kd_ce_bwd(X, X, X, B, C, 2.0f, 0.5f), 0, 11 * BC, 2 * BC);
+  COUNT_ONLY("mse_pair_fwd", pb_mse_pair_fwd(X, X, n), 0, 3 * n + 1, 0);
+  COUNT_ONLY("mse_pair_bwd", pb_mse_pair_bwd(X, X, X, n, 0.5f), 0, 3 * n, 0);
 #undef COUNT_ONLY
   CHECK(!pb_opc.count_only, "counting-only mode left on");
   pb_release_floats(X, (size_t)1 << 20);
