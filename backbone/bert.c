@@ -337,7 +337,9 @@ static int kv_prefix(pb_model *m, int l, const float **k, const float **v, int *
 
 /* ---------------------------------------------------------------- memory */
 
-int pb_head_width(const pb_model *m, const pb_head_idx *hd) { return m->params.t[hd->pool_w].shape[1]; }
+int pb_head_width(const pb_model *m, const pb_head_idx *hd) {
+  return m->params.t[hd->pool_w >= 0 ? hd->pool_w : hd->cls_w].shape[1];
+}
 
 size_t pb_head_acts_floats(const pb_model *m, const pb_head_idx *hd, int B) {
   const size_t d = (size_t)pb_head_width(m, hd), C = (size_t)m->cfg.num_labels, r = 15;
@@ -814,8 +816,12 @@ int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const floa
   const int d = pb_head_width(m, hd), C = c->num_labels;
   const float p = training ? c->hidden_dropout : 0.0f;
   for (int b = 0; b < B; b++) copy_(ha->cls + (size_t)b * d, h + (size_t)b * T * d, (size_t)d * sizeof(float));
-  pb_matmul_fwd(ha->pooled, ha->cls, pb_w(m, hd->pool_w), pb_w(m, hd->pool_b), B, d, d);
-  pb_tanh_fwd(ha->pooled, ha->pooled, (size_t)B * d);
+  if (hd->pool_w >= 0) {
+    pb_matmul_fwd(ha->pooled, ha->cls, pb_w(m, hd->pool_w), pb_w(m, hd->pool_b), B, d, d);
+    pb_tanh_fwd(ha->pooled, ha->pooled, (size_t)B * d);
+  } else {
+    pb_tanh_fwd(ha->pooled, ha->cls, (size_t)B * d);
+  }
   pb_dropout_fwd(ha->pooled_drop, ha->pooled, (size_t)B * d, p, seed);
   pb_matmul_fwd(ha->logits, ha->pooled_drop, pb_w(m, hd->cls_w), pb_w(m, hd->cls_b), B, d, C);
   ha->B = B;
@@ -1205,7 +1211,10 @@ static int head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T,
                 B, d, C);
   pb_dropout_bwd(dpooled, dpooled_drop, (size_t)B * d, p, ha->seed);
   pb_tanh_bwd(dpool_pre, ha->pooled, dpooled, (size_t)B * d);
-  pb_matmul_bwd(dcls, pb_g(m, hd->pool_w), pb_g(m, hd->pool_b), dpool_pre, ha->cls, pb_w(m, hd->pool_w), B, d, d);
+  if (hd->pool_w >= 0)
+    pb_matmul_bwd(dcls, pb_g(m, hd->pool_w), pb_g(m, hd->pool_b), dpool_pre, ha->cls, pb_w(m, hd->pool_w), B, d, d);
+  else
+    dcls = dpool_pre; /* no dense: the gradient at [CLS] is tanh's */
   for (int b = 0; b < B; b++) {
     float *row = dh + (size_t)b * T * d;
     if (write) copy_(row, dcls + (size_t)b * d, (size_t)d * sizeof(float));

@@ -83,7 +83,7 @@ typedef struct {
 
 /* the tensors of a pooler + classifier head (the model's own, or a method's exit head) */
 typedef struct {
-  int pool_w, pool_b;      /* pooler dense [d,d], [d] */
+  int pool_w, pool_b;      /* pooler dense [d,d], [d]; both -1: no dense, the pooler is tanh([CLS]) alone */
   int cls_w, cls_b;        /* classifier [C,d], [C] */
 } pb_head_idx;
 

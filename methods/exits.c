@@ -4,10 +4,10 @@
  * method).
  *
  * An exit after every encoder step but the last (a 1-step model gets none and no hook): exit l
- * (l = 0..S-2) is a pooler (dense d->d +
- * tanh on the [CLS] row of step l's output) and a classifier (d->C), the same head the model has
- * (pb_head_fwd / pb_head_bwd), with its own tensors
- *     exit.L.pooler.dense.weight [d,d]   exit.L.pooler.dense.bias [d]
+ * (l = 0..S-2) is a pooler (pooler=dense, the default: dense d->d + tanh on the [CLS] row of
+ * step l's output; pooler=tanh: tanh on [CLS] alone, COST-EFF's code's pooler_dense=False) and a
+ * classifier (d->C), the same head the model has (pb_head_fwd / pb_head_bwd), with its own tensors
+ *     exit.L.pooler.dense.weight [d,d]   exit.L.pooler.dense.bias [d]   (pooler=dense only)
  *     exit.L.classifier.weight   [C,d]   exit.L.classifier.bias   [C]
  * (owner METHOD, trainable, stored). init=copy (default): at the first real training forward
  * every exit gets a copy of the model's pooler and classifier as they are then (loaded from the
@@ -35,7 +35,8 @@
  *   training, per exit over B rows: the head forward, loss and backward (pb_head_fwd/bwd charge
  *     them; + B*C FLOP for the weight when it is not 1);
  *   inference with threshold > 0, per exit over the B rows still running: the head forward
- *     (B*d*d + B*d*C MAC, B*d + B*C FLOP of biases, B*d tanh) and the entropy, per row
+ *     (B*d*d + B*d*C MAC, B*d + B*C FLOP of biases, B*d tanh; pooler=tanh: B*d*C MAC, B*C FLOP,
+ *     B*d tanh) and the entropy, per row
  *     5C FLOP and C+1 TRANS: max (C-1 compares), z-max (C), exp (C TRANS), their sum (C-1),
  *     sum of e*(z-max) (2C-1), log of the sum (1 TRANS), H = log s - t/s (2), H < threshold (1).
  *   A row that leaves at exit k therefore costs steps 0..k and exits 0..k:
@@ -51,6 +52,7 @@
 #include "methods/method.h"
 
 enum { EXITS_INIT_COPY = 0, EXITS_INIT_RANDOM = 1 };
+enum { EXITS_POOLER_DENSE = 0, EXITS_POOLER_TANH = 1 };
 
 typedef struct {
   /* options */
@@ -58,6 +60,7 @@ typedef struct {
   float weight;        /* weight of every exit's loss (1) */
   int init;            /* EXITS_INIT_COPY | EXITS_INIT_RANDOM */
   int train_backbone;  /* 1: every backbone tensor trains; 0: frozen */
+  int pooler;          /* EXITS_POOLER_DENSE (dense d->d + tanh) | EXITS_POOLER_TANH (tanh alone) */
   /* attached state */
   pb_model *m;         /* borrowed */
   int n;               /* exits: steps - 1 */
@@ -78,6 +81,7 @@ static int exits_init(void *vctx) {
   c->weight = 1.0f;
   c->init = EXITS_INIT_COPY;
   c->train_backbone = 1;
+  c->pooler = EXITS_POOLER_DENSE;
   return PB_OK;
 }
 
@@ -106,7 +110,8 @@ static void copy_head(exits_ctx *c) {
   const int src[4] = {m->head.pool_w, m->head.pool_b, m->head.cls_w, m->head.cls_b};
   for (int l = 0; l < c->n; l++) {
     const int dst[4] = {c->hd[l].pool_w, c->hd[l].pool_b, c->hd[l].cls_w, c->hd[l].cls_b};
-    for (int k = 0; k < 4; k++) memcpy(pb_w(m, dst[k]), pb_w(m, src[k]), m->params.t[src[k]].numel * sizeof(float));
+    for (int k = c->pooler == EXITS_POOLER_TANH ? 2 : 0; k < 4; k++) /* pooler=tanh: the classifier only */
+      memcpy(pb_w(m, dst[k]), pb_w(m, src[k]), m->params.t[src[k]].numel * sizeof(float));
   }
   m->params.version++; /* trainable values changed */
   c->copied = 1;
@@ -234,12 +239,15 @@ static int exits_attach(void *vctx, pb_model *m) {
   for (int l = 0; l < c->n; l++) {
     const int d = pb_model_step_width(m, l).hidden;
     int i;
-    snprintf(name, sizeof name, "exit.%d.pooler.dense.weight", l);
-    if ((i = add_tensor(m, name, 2, d, d, PB_INIT_NORMAL, s)) < 0) return i;
-    c->hd[l].pool_w = i;
-    snprintf(name, sizeof name, "exit.%d.pooler.dense.bias", l);
-    if ((i = add_tensor(m, name, 1, d, 0, PB_INIT_ZERO, 0.0f)) < 0) return i;
-    c->hd[l].pool_b = i;
+    c->hd[l].pool_w = c->hd[l].pool_b = -1; /* pooler=tanh: no dense */
+    if (c->pooler == EXITS_POOLER_DENSE) {
+      snprintf(name, sizeof name, "exit.%d.pooler.dense.weight", l);
+      if ((i = add_tensor(m, name, 2, d, d, PB_INIT_NORMAL, s)) < 0) return i;
+      c->hd[l].pool_w = i;
+      snprintf(name, sizeof name, "exit.%d.pooler.dense.bias", l);
+      if ((i = add_tensor(m, name, 1, d, 0, PB_INIT_ZERO, 0.0f)) < 0) return i;
+      c->hd[l].pool_b = i;
+    }
     snprintf(name, sizeof name, "exit.%d.classifier.weight", l);
     if ((i = add_tensor(m, name, 2, C, d, PB_INIT_NORMAL, s)) < 0) return i;
     c->hd[l].cls_w = i;
@@ -264,6 +272,7 @@ static int exits_destroy(void *vctx) {
 }
 
 static const char *const exits_init_names[] = {"copy", "random", NULL}; /* EXITS_INIT_* order */
+static const char *const exits_pooler_names[] = {"dense", "tanh", NULL}; /* EXITS_POOLER_* order */
 
 static const pb_method_option exits_options[] = {
     {.name = "threshold", .type = PB_OPT_FLOAT, .offset = offsetof(exits_ctx, threshold), .def = "0", .min = 0,
@@ -277,9 +286,13 @@ static const pb_method_option exits_options[] = {
     {.name = "train_backbone", .type = PB_OPT_INT, .offset = offsetof(exits_ctx, train_backbone), .def = "1",
      .min = 0, .max = 1, .help = "1: every backbone tensor trains (COST-EFF); 0: frozen, only exits + head "
                                  "(composes: lora+exits)"},
+    {.name = "pooler", .type = PB_OPT_ENUM, .offset = offsetof(exits_ctx, pooler), .def = "dense",
+     .values = exits_pooler_names, .help = "each exit's pooler: dense d->d + tanh on [CLS] (as the model's head), or "
+                                           "tanh on [CLS] alone (COST-EFF's pooler_dense=False)"},
 };
 
-static const pb_method_refconfig exits_refs[] = {{"exits", NULL}};
+static const char *const exits_tanh_opts[] = {"pooler=tanh", NULL};
+static const pb_method_refconfig exits_refs[] = {{"exits", NULL}, {"exits pooler=tanh", exits_tanh_opts}};
 
 const pb_method pb_method_exits = {
     .version = PB_METHOD_VERSION,

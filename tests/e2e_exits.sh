@@ -65,7 +65,7 @@ E="$W/exits.jsonl"
 "$BIN" run --task sst2 --method exits --steps 60 --lr 3e-3 "${COMMON[@]}" --out "$W/o" --results "$R" >/dev/null 2>"$W/err"
 expect "run --method exits: exit" "$?" 0
 expect "run record: method" "$(jget "$R" -1 method)" exits
-expect "run record: method_desc" "$(jget "$R" -1 method_desc)" "threshold=0,weight=1,init=copy,train_backbone=1"
+expect "run record: method_desc" "$(jget "$R" -1 method_desc)" "threshold=0,weight=1,init=copy,train_backbone=1,pooler=dense"
 expect "run record: its own eval op count is exact" "$(jget "$R" -1 ops.measured.eval_match)" true
 TF=$(jget "$R" -1 storage.path)
 [ -f "$TF" ] && ok "task file written" || fail "no task file '$TF'"

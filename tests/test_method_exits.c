@@ -16,6 +16,8 @@
  *  - counting: with every row of one length, the instrumented count of the real batch equals the
  *    sum over its rows of pb_model_count_exit at their exit steps (every owner and kind); the
  *    method's share matches the closed form (exit head + 5C FLOP, C+1 TRANS of entropy per exit);
+ *  - pooler=tanh: no pooler tensors, exit losses against tanh + classifier written out, gradients,
+ *    the one-exit count in closed form, init=copy copies the classifier;
  *  - errors: threshold < 0 (option and pb_exits_set_threshold), bad options, threshold > 0 on a
  *    regression head (at attach and at run time); a 1-step model gets no exit; lora+exits composes with a frozen
  *    backbone. */
@@ -238,9 +240,68 @@ static void init_copy(void) {
   pb_method_destroy(&mi);
 }
 
-/* ---------------------------------------------------------------- inference */
-
 static void set_thr(pb_method_inst *mi, double t) { CHECK_OK(pb_exits_set_threshold(mi, t)); }
+
+/* pooler=tanh (COST-EFF's pooler_dense=False): no pooler tensors, tanh on [CLS] then the classifier */
+static void pooler_tanh(void) {
+  pb_model m, p;
+  pb_method_inst mi;
+  build(&m, &mi, "exits", (const char *const[]){"init=random", "pooler=tanh", NULL}, C, 71);
+  size_t nm = 0;
+  for (int i = 0; i < m.params.n; i++) nm += m.params.t[i].owner == PB_OWNER_METHOD ? m.params.t[i].numel : 0;
+  CHECK(nm == (size_t)(S - 1) * (C * D + C), "pooler=tanh: %zu exit parameters, closed form %d", nm, (S - 1) * (C * D + C));
+  CHECK(exit_head(&m, 0).pool_w < 0, "pooler=tanh declared a pooler dense");
+  plain_copy(&p, &m);
+  float plain = 0, joint = 0;
+  CHECK_OK(pb_forward(&p, ids, types, mask, B, T, labels, NULL, 0, 0, &plain));
+  const float ce0 = head_by_hand(&m, 0, p.acts.layer[0].out, B, T, labels, NULL);
+  const float ce1 = head_by_hand(&m, 1, p.acts.layer[1].out, B, T, labels, NULL);
+  /* head_by_hand's pb_head_fwd without a dense, against tanh + classifier written here */
+  float want = 0;
+  {
+    const pb_head_idx e0 = exit_head(&m, 0);
+    double l = 0;
+    for (int b = 0; b < B; b++) {
+      double z[C], mx = -1e300, s = 0;
+      for (int k = 0; k < C; k++) {
+        z[k] = pb_w(&m, e0.cls_b)[k];
+        for (int j = 0; j < D; j++) z[k] += pb_w(&m, e0.cls_w)[k * D + j] * tanh(p.acts.layer[0].out[(size_t)b * T * D + j]);
+        mx = fmax(mx, z[k]);
+      }
+      for (int k = 0; k < C; k++) s += exp(z[k] - mx);
+      l += log(s) + mx - z[labels[b]];
+    }
+    want = (float)(l / B);
+  }
+  CHECK(fabsf(ce0 - want) < 1e-5f, "pooler=tanh exit 0 loss %.7g, written out %.7g", ce0, want);
+  CHECK_OK(pb_forward(&m, ids, types, mask, B, T, labels, NULL, 0, 0, &joint));
+  CHECK(fabsf(joint - (plain + ce0 + ce1)) < 1e-5f, "pooler=tanh: joint %.9g != %.9g", joint, plain + ce0 + ce1);
+  gradcheck(&m, "exits pooler=tanh", 1.5e-4, 2e-3);
+  pb_opcounts k0 = {{{0}}};
+  set_thr(&mi, 0.5);
+  CHECK_OK(pb_model_count_exit(&m, 1, T, 0, &k0));
+  const uint64_t mac = (uint64_t)D * C, flop = (uint64_t)C + 5 * C, trans = (uint64_t)D + C + 1;
+  CHECK(pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_MAC) == mac && pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_FLOP) == flop &&
+            pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_TRANS) == trans,
+        "pooler=tanh, one exit: method MAC/FLOP/TRANS %llu/%llu/%llu, closed form %llu/%llu/%llu",
+        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_MAC),
+        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_FLOP),
+        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_TRANS), (unsigned long long)mac,
+        (unsigned long long)flop, (unsigned long long)trans);
+  pb_model_free(&p);
+  pb_model_free(&m);
+  pb_method_destroy(&mi);
+  /* init=copy copies the classifier only */
+  build(&m, &mi, "exits", (const char *const[]){"pooler=tanh", NULL}, C, 72);
+  CHECK_OK(pb_forward(&m, ids, types, mask, B, T, labels, NULL, 1, 7, NULL));
+  const pb_head_idx e1 = exit_head(&m, 1);
+  CHECK(!memcmp(pb_w(&m, m.head.cls_w), pb_w(&m, e1.cls_w), (size_t)C * D * sizeof(float)),
+        "pooler=tanh, init=copy: exit 1's classifier is not the model's");
+  pb_model_free(&m);
+  pb_method_destroy(&mi);
+}
+
+/* ---------------------------------------------------------------- inference */
 
 static void decisions(void) {
   pb_model m, p;
@@ -572,6 +633,7 @@ int main(void) {
   decisions();
   batching();
   counting();
+  pooler_tanh();
   errors();
   composition();
   printf("%d checks, %d failures\n", checks, failures);

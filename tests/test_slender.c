@@ -24,6 +24,7 @@
 #include "backbone/checkpoint.h"
 #include "backbone/slender.h"
 #include "counters/opcount.h"
+#include "methods/method.h"
 #include "tests/check.h"
 #include "util/rng.h"
 #include "util/status.h"
@@ -459,6 +460,64 @@ static void bert_base_ratios(void) {
   pb_model_free(&base);
 }
 
+/* COST-EFF's 8x configuration (the paper's headline, "1/8 parameters and 1/19 FLOPs"): 2 heads,
+ * FFN 3072/12*2/2 = 256 (its run.sh's second FFN scaling), word rank 768/12*2 = 128, exits with
+ * pooler=tanh (its pooler_dense=False), against bert-base. Parameters and static FLOPs from the
+ * counting-only runs, checked against closed forms; the 1/19 is dynamic: the mean exit layer that
+ * reaches it is printed (the slender model's per-layer cost times the layers an example runs). */
+static void costeff_8x(void) {
+  pb_config c;
+  pb_config_bert_base(&c, 2);
+  pb_model base, slim;
+  CHECK_OK(pb_model_declare(&base, &c));
+  const int N = 2, Fk = 3072 / 12 * N / 2, R = 768 / 12 * N; /* 256, 128 */
+  CHECK_OK(pb_slender_declare(&base, N, Fk, R, &slim));
+  pb_method_inst mi;
+  CHECK_OK(pb_method_create(&mi, "exits", (const char *const[]){"pooler=tanh", "threshold=0.5", NULL}));
+  CHECK_OK(mi.m->attach(mi.ctx, &slim));
+  const uint64_t d = 768, Lc = 12, Vv = 30522, Pp = 512, t = 128, Cc = 2, a = 64 * (uint64_t)N, f = Fk, r = R;
+  const uint64_t set_b = 4 * (d * d + d) + 2 * d + (3072 * d + 3072) + (d * 3072 + d) + 2 * d;
+  const uint64_t set_s = 3 * (a * d + a) + (d * a + d) + 2 * d + (f * d + f) + (d * f + d) + 2 * d;
+  const uint64_t emb = Pp * d + 2 * d + 2 * d, pooler = d * d + d, cls = Cc * d + Cc, exits = (Lc - 1) * cls;
+  const uint64_t pb_ = Vv * d + emb + Lc * set_b + pooler + cls;
+  const uint64_t ps_ = Vv * r + d * r + emb + Lc * set_s + pooler + cls + exits;
+  CHECK(n_params(&base) == pb_ && n_params(&slim) == ps_, "8x parameters %zu / %zu, closed forms %llu / %llu",
+        n_params(&base), n_params(&slim), (unsigned long long)pb_, (unsigned long long)ps_);
+  const double rp = (double)pb_ / ps_, rp_np = (double)pb_ / (ps_ - pooler);
+  printf("COST-EFF 8x (heads %d, FFN %d, word rank %d, 11 tanh exits) vs bert-base:\n", N, Fk, R);
+  printf("  parameters %llu -> %llu: 1/%.2f (without the final head's pooler dense, which COST-EFF's "
+         "pooler_dense=False drops: 1/%.2f; the paper: 1/8)\n",
+         (unsigned long long)pb_, (unsigned long long)ps_, rp, rp_np);
+  CHECK(rp > 7.4 && rp < 7.7 && rp_np > 7.8 && rp_np < 8.0, "8x parameter ratios 1/%.3f, 1/%.3f", rp, rp_np);
+  /* FLOPs at B 1, T 128: static (every layer), then leaving after layer k */
+  pb_opcounts ob = {{{0}}}, os = {{{0}}};
+  CHECK_OK(pb_model_count(&base, 1, (int)t, PB_COUNT_INFER, &ob));
+  CHECK_OK(pb_model_count_exit(&slim, 1, (int)t, (int)Lc - 1, &os));
+  const double fb = (double)pb_opcounts_flops(&ob, -1), fs = (double)pb_opcounts_flops(&os, -1);
+  const uint64_t ms = t * r * d + Lc * t * (4 * d * a + 2 * d * f + 2 * t * a) + pooler - d + cls - Cc + exits - (Lc - 1) * Cc;
+  CHECK(pb_opcounts_kind(&os, -1, PB_OPK_MAC) == ms, "8x MACs to the end %llu, closed form %llu",
+        (unsigned long long)pb_opcounts_kind(&os, -1, PB_OPK_MAC), (unsigned long long)ms);
+  printf("  FLOPs at T=128, every layer (+ every exit evaluated): %.4g -> %.4g: 1/%.2f\n", fb, fs, fb / fs);
+  CHECK(fb / fs > 8.3 && fb / fs < 9.0, "8x static FLOPs ratio 1/%.3f", fb / fs);
+  double prev = fb / fs, k19 = -1;
+  for (int k = (int)Lc - 2; k >= 0; k--) {
+    pb_opcounts ok = {{{0}}};
+    CHECK_OK(pb_model_count_exit(&slim, 1, (int)t, k, &ok));
+    const double rk = fb / (double)pb_opcounts_flops(&ok, -1);
+    CHECK(rk > prev, "leaving after layer %d is not cheaper than after %d", k + 1, k + 2);
+    if (rk >= 19.0 && k19 < 0) { /* the deepest whole layer at 1/19: interpolate to the mean exit layer */
+      k19 = (k + 1) + (rk - 19.0) / (rk - prev);
+      printf("  1/19 of bert-base's FLOPs = leaving after %.2f of 12 layers on average (after %d: 1/%.2f, after %d: "
+             "1/%.2f)\n", k19, k + 1, rk, k + 2, prev);
+    }
+    prev = rk;
+  }
+  CHECK(k19 > 4.0 && k19 < 7.0, "1/19 needs a mean exit layer of %.2f", k19);
+  pb_model_free(&slim);
+  pb_method_destroy(&mi);
+  pb_model_free(&base);
+}
+
 int main(void) {
   make_batch();
   prune_selected();
@@ -466,6 +525,7 @@ int main(void) {
   svd();
   bad_arguments();
   bert_base_ratios();
+  costeff_8x();
   printf("%d checks, %d failures\n", checks, failures);
   return check_exit_status();
 }
