@@ -110,7 +110,9 @@ int pb_model_apply_hf_shape(pb_model *m, const char *model_dir) {
         rc = pb_model_set_shape(m, l, w);
     }
     int r = 0;
-    if (!rc) rc = json_int(sl, path, "word_rank", 0, 0, &r);
+    const cJSON *wr = cJSON_GetObjectItemCaseSensitive(sl, "word_rank");
+    if (!rc && !(cJSON_IsNumber(wr) && wr->valuedouble == 0)) /* 0 (written by older versions): not factorised */
+      rc = json_int(sl, path, "word_rank", 0, 0, &r);
     if (!rc && r < 0) rc = pb_set_error(PB_ERR_FORMAT, "%s: peftbench_slender.word_rank %d is negative", path, r);
     if (!rc && r > 0 && r != m->word_rank) rc = pb_model_factor_word(m, r);
   }
@@ -163,7 +165,7 @@ static char *config_json(const pb_model *m) {
       cJSON_AddNumberToObject(o, "ffn", m->width[l].ffn);
       cJSON_AddItemToArray(ls, o);
     }
-    if (sl) cJSON_AddNumberToObject(sl, "word_rank", m->word_rank);
+    if (sl && m->word_rank) cJSON_AddNumberToObject(sl, "word_rank", m->word_rank); /* absent: not factorised */
   }
   char *s = cJSON_Print(r);
   cJSON_Delete(r);

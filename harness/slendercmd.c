@@ -11,6 +11,7 @@
 #include "harness/encode.h"
 #include "harness/glue.h"
 #include "harness/setup.h"
+#include "harness/taskmodel.h"
 #include "methods/method.h"
 #include "util/fileio.h"
 #include "util/rng.h"
@@ -23,13 +24,17 @@ static const char *USAGE =
     "  neurons of highest importance kept per layer, the word embeddings factorised by SVD at rank R\n"
     "  (0: not factorised); writes an HF-style folder (config.json, model.safetensors, vocab.txt)\n"
     "  --batches K (8)  --batch B (32)  --max-len N (128)  --seed N (0: batch order)\n"
-    "  --model DIR  --shape L,H,A,F  --vocab FILE  --lower-case auto|yes|no  --data-dir DIR  as `run`\n";
+    "  --model DIR  --shape L,H,A,F  --vocab FILE  --lower-case auto|yes|no  --data-dir DIR  as `run`\n"
+    "  --from TASKFILE   slenderize a fine-tuned model instead (COST-EFF prunes the fine-tuned one): a task file\n"
+    "                    of `run --method full` on TASK; its backbone and head are loaded, the importance is\n"
+    "                    that of its fine-tuned head, and the written folder holds its fine-tuned values\n";
 
 enum { O_TASK = 256, O_OUT, O_HEADS, O_FFN, O_RANK, O_BATCHES, O_BATCH, O_MAXLEN, O_SEED, O_MODEL, O_SHAPE, O_VOCAB,
-       O_LOWER, O_DATA };
+       O_LOWER, O_DATA, O_FROM };
 
 typedef struct {
   pb_slender_imp imp;
+  int whole;       /* --from: every backbone tensor stored (and trainable), as `full`'s task file holds them */
 } imp_ctx;
 
 static int imp_init(void *ctx) { return PB_OK; }
@@ -37,7 +42,10 @@ static int imp_describe(const void *ctx, char *buf, size_t n) {
   snprintf(buf, n, "importance");
   return PB_OK;
 }
-static int imp_attach(void *ctx, pb_model *m) { return pb_slender_imp_attach(m, &((imp_ctx *)ctx)->imp); }
+static int imp_attach(void *ctx, pb_model *m) {
+  if (((imp_ctx *)ctx)->whole) pb_params_train_owner(&m->params, PB_OWNER_BACKBONE);
+  return pb_slender_imp_attach(m, &((imp_ctx *)ctx)->imp);
+}
 /* the importance hook as a method the model builder attaches (not in the registry) */
 static const pb_method imp_method = {.version = PB_METHOD_VERSION, .name = "slender-importance",
                                      .summary = "Taylor importance (slenderize)", .ctx_size = sizeof(imp_ctx),
@@ -62,11 +70,12 @@ int pb_cmd_slenderize(int argc, char **argv) {
       {"seed", required_argument, 0, O_SEED},       {"model", required_argument, 0, O_MODEL},
       {"shape", required_argument, 0, O_SHAPE},     {"vocab", required_argument, 0, O_VOCAB},
       {"lower-case", required_argument, 0, O_LOWER}, {"data-dir", required_argument, 0, O_DATA},
-      {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+      {"from", required_argument, 0, O_FROM},       {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   pb_backbone_opts bb;
   memset(&bb, 0, sizeof bb);
   bb.hidden_dropout = bb.attn_dropout = -1;
-  const char *task_name = NULL, *out = NULL, *data = NULL;
+  const char *task_name = NULL, *out = NULL, *data = NULL, *from = NULL;
   long heads = -1, ffn = -1, rank = -1, K = 8, batch = 32, max_len = 128, seed = 0;
   int c;
   opterr = 0;
@@ -87,6 +96,7 @@ int pb_cmd_slenderize(int argc, char **argv) {
       case O_VOCAB: bb.vocab = optarg; break;
       case O_LOWER: if (!pb_cli_lower_case(optarg, &bb.lower_case)) return 2; break;
       case O_DATA: data = optarg; break;
+      case O_FROM: from = optarg; break;
       case 'h': fputs(USAGE, stdout); return 0;
       default: return pb_cli_bad_option("slenderize", argc, argv, opts);
     }
@@ -119,14 +129,46 @@ int pb_cmd_slenderize(int argc, char **argv) {
   int *idx = NULL, *ids = NULL, *types = NULL, *mask = NULL, *labels = NULL;
   float *targets = NULL, *himp = NULL, *fimp = NULL;
   int rc, built = 0;
+  pb_kv *meta = NULL;
+  int nmeta = 0;
+  char shape[64];
+  if (from) { /* the fine-tuned model: its backbone as recorded, then its values */
+    if ((rc = pb_task_read_meta(from, &meta, &nmeta))) goto done;
+    const char *fm = pb_kv_get(meta, nmeta, "method"), *ft = pb_kv_get(meta, nmeta, "task");
+    if (!fm || strcmp(fm, "full") != 0 || !ft || strcmp(ft, task->name) != 0) {
+      rc = pb_set_error(PB_ERR_ARG, "--from %s: method %s on %s; it must be `full` on %s (a task file holding the "
+                        "whole fine-tuned backbone)", from, fm ? fm : "?", ft ? ft : "?", task->name);
+      goto done;
+    }
+    if (bb.shape && !bb.model_dir) bb.shape = NULL; /* the file says which backbone */
+    if ((rc = pb_task_meta_backbone(from, meta, nmeta, &bb, shape))) goto done;
+    const char *lc = pb_kv_get(meta, nmeta, "lower_case");
+    if (lc && bb.lower_case == PB_LOWER_CASE_AUTO) bb.lower_case = strcmp(lc, "1") == 0 ? PB_LOWER_CASE_YES : PB_LOWER_CASE_NO;
+    ictx.whole = 1;
+  }
   if ((rc = pb_glue_data_dir(data, data_dir, sizeof data_dir))) goto done;
   if ((rc = pb_glue_load(task, data_dir, "train", 1, &ds))) goto done;
   if ((rc = pb_build_model(&bb, &mi, (int)batch, (int)max_len, (unsigned long long)seed, &m, &info))) goto done;
   built = 1;
+  if (from) {
+    const char *fp = pb_kv_get(meta, nmeta, "backbone_fingerprint");
+    if (!fp || strcmp(fp, info.fingerprint) != 0) {
+      rc = pb_set_error(PB_ERR_SHAPE, "--from %s was trained on backbone fingerprint %s but %s has %s", from,
+                        fp ? fp : "?", info.source, info.fingerprint);
+      goto done;
+    }
+    if ((rc = pb_task_load(&m, from, NULL, NULL))) goto done;
+  }
   /* the shapes asked for, checked before any batch runs */
   if ((rc = pb_slender_declare(&m, (int)heads, (int)ffn, (int)rank, &dst))) goto done;
   pb_model_free(&dst);
   if ((rc = pb_load_vocab(&bb, &m.cfg, &tk, &info))) goto done;
+  const char *vsha = from ? pb_kv_get(meta, nmeta, "vocab_sha256") : NULL;
+  if (vsha && *vsha && strcmp(vsha, info.vocab_sha256) != 0) {
+    rc = pb_set_error(PB_ERR_FORMAT, "--from %s was trained with a vocabulary of SHA-256 %.12s..., but %s has %.12s...",
+                      from, vsha, info.vocab_path, info.vocab_sha256);
+    goto done;
+  }
   if ((rc = pb_encode_dataset(tk, &ds, (int)max_len, &enc))) goto done;
   if (enc.n < 1) {
     rc = pb_set_error(PB_ERR_ARG, "%s: no training examples", ds.path);
@@ -186,5 +228,6 @@ done:
   pb_tok_free(tk);
   pb_encoded_free(&enc);
   pb_dataset_free(&ds);
+  pb_kv_free(meta, nmeta);
   return rc == PB_ERR_ARG ? 2 : rc ? 1 : 0;
 }

@@ -21,6 +21,27 @@ static int split_opts(char *buf, const char **out, int cap) {
   return n;
 }
 
+int pb_task_meta_backbone(const char *path, const pb_kv *meta, int n_meta, pb_backbone_opts *bb, char shape[64]) {
+  const char *src = pb_kv_get(meta, n_meta, "backbone"), *bconf = pb_kv_get(meta, n_meta, "backbone_config");
+  if (!src) return pb_set_error(PB_ERR_FORMAT, "%s: metadata lacks backbone", path);
+  /* a random-initialised backbone is rebuilt from its seed and shape: its fingerprint proves it */
+  if (!bb->model_dir && strcmp(src, "random-init") == 0 && bconf) {
+    cJSON *j = cJSON_Parse(bconf);
+    const cJSON *L = cJSON_GetObjectItem(j, "layers"), *H = cJSON_GetObjectItem(j, "hidden");
+    const cJSON *A = cJSON_GetObjectItem(j, "heads"), *F = cJSON_GetObjectItem(j, "ffn");
+    if (!cJSON_IsNumber(L) || !cJSON_IsNumber(H) || !cJSON_IsNumber(A) || !cJSON_IsNumber(F)) {
+      cJSON_Delete(j);
+      return pb_set_error(PB_ERR_FORMAT, "%s: metadata backbone_config lacks layers/hidden/heads/ffn", path);
+    }
+    snprintf(shape, 64, "%d,%d,%d,%d", L->valueint, H->valueint, A->valueint, F->valueint);
+    cJSON_Delete(j);
+    bb->shape = shape;
+  } else if (!bb->model_dir && strcmp(src, pb_default_model_dir()) != 0) {
+    bb->model_dir = src;
+  }
+  return PB_OK;
+}
+
 int pb_task_model_build(const char *path, pb_backbone_opts *bb, const char *want_task, int B, int T,
                         pb_task_model *tm) {
   int rc = pb_task_read_meta(path, &tm->meta, &tm->nmeta);
@@ -39,22 +60,7 @@ int pb_task_model_build(const char *path, pb_backbone_opts *bb, const char *want
     return pb_set_error(PB_ERR_FORMAT, "%s: metadata method_config longer than %zu bytes", path, sizeof tm->cfgbuf - 1);
   if (split_opts(tm->cfgbuf, mopts, PB_MAX_METHOD_OPTS) < 0)
     return pb_set_error(PB_ERR_FORMAT, "%s: metadata method_config has more than %d options", path, PB_MAX_METHOD_OPTS);
-  /* a random-initialised backbone is rebuilt from its seed and shape: its fingerprint proves it */
-  const char *bconf = pb_kv_get(tm->meta, tm->nmeta, "backbone_config");
-  if (!bb->model_dir && strcmp(src, "random-init") == 0 && bconf) {
-    cJSON *j = cJSON_Parse(bconf);
-    const cJSON *L = cJSON_GetObjectItem(j, "layers"), *H = cJSON_GetObjectItem(j, "hidden");
-    const cJSON *A = cJSON_GetObjectItem(j, "heads"), *F = cJSON_GetObjectItem(j, "ffn");
-    if (!cJSON_IsNumber(L) || !cJSON_IsNumber(H) || !cJSON_IsNumber(A) || !cJSON_IsNumber(F)) {
-      cJSON_Delete(j);
-      return pb_set_error(PB_ERR_FORMAT, "%s: metadata backbone_config lacks layers/hidden/heads/ffn", path);
-    }
-    snprintf(tm->shape, sizeof tm->shape, "%d,%d,%d,%d", L->valueint, H->valueint, A->valueint, F->valueint);
-    cJSON_Delete(j);
-    bb->shape = tm->shape;
-  } else if (!bb->model_dir && strcmp(src, pb_default_model_dir()) != 0) {
-    bb->model_dir = src;
-  }
+  if ((rc = pb_task_meta_backbone(path, tm->meta, tm->nmeta, bb, tm->shape))) return rc;
   bb->num_labels = tm->task->num_labels;
   tm->max_len = atoi(mlen);
   if (T <= 0) T = tm->max_len;

@@ -34,6 +34,11 @@ typedef struct {
  * also after an error. */
 int pb_task_model_build(const char *path, pb_backbone_opts *bb, const char *want_task, int B, int T,
                         pb_task_model *tm);
+/* The backbone a task file was trained on, from its metadata, into bb unless bb->model_dir is
+ * given: the recorded folder, or (a random-initialised backbone) its shape written into
+ * shape[64] and bb->shape pointing there; nothing for the embedded default. PB_ERR_FORMAT naming
+ * path when the metadata lacks what it needs. */
+int pb_task_meta_backbone(const char *path, const pb_kv *meta, int n_meta, pb_backbone_opts *bb, char shape[64]);
 void pb_task_model_free(pb_task_model *tm);
 
 #endif

@@ -7,6 +7,8 @@
 #   (2 layers, 2 heads of 8, FFN 32, word rank 16), model.safetensors and vocab.txt;
 # - `run --model` on that folder trains and evaluates, with the slender parameter count;
 # - `ops --model` on that folder counts the slender shapes (closed-form backbone MACs);
+# - --from TASKFILE (full fine-tuning): the written folder holds the fine-tuned classifier, pooler and
+#   kept tensors; exits train on it; --from another method is a usage error, a missing file exit 1;
 # - bad shapes (heads 0 / 5, FFN 65, rank 32 = d) and a missing --out are usage errors (exit 2).
 set -u
 if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
@@ -80,6 +82,37 @@ m_full=$(macs --shape 2,32,4,64)
 # per token and layer at T=128: 3*32*16 + 16*32 + 2*32*32 + 2*128*16 = 8192 (slender), the word projection 16*32
 expect "ops --model slender backbone MACs" "$m_slim" "$((128 * 16 * 32 + 2 * 128 * 8192))"
 [ -n "$m_full" ] && [ "$m_slim" -lt "$m_full" ] && ok "slender counts below the source's ($m_slim < $m_full)" || fail "ops: $m_slim vs $m_full"
+
+# --from: slenderize a fine-tuned model (COST-EFF prunes the fine-tuned one); its values are kept
+# md5 of one tensor's bytes in a safetensors file
+tensor_md5() {
+  perl -MJSON::PP -MDigest::MD5=md5_hex -e 'open(my $h, "<:raw", $ARGV[0]) or die; read($h, my $n, 8);
+    my $len = unpack("Q<", $n); read($h, my $j, $len); my $t = JSON::PP->new->decode($j)->{$ARGV[1]} or exit 1;
+    my ($a, $b) = @{$t->{data_offsets}}; seek($h, 8 + $len + $a, 0); read($h, my $d, $b - $a); print md5_hex($d)' "$1" "$2"
+}
+"$BIN" run --task sst2 --method full --steps 20 --lr 3e-3 "${COMMON[@]}" --threads 1 --quiet --out "$W/ft" --json >"$W/ftrec" 2>"$W/err"
+expect "full fine-tuning for --from: exit" "$?" 0
+FT=$(perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; print JSON::PP->new->decode(<$h>)->{storage}{path}' "$W/ftrec")
+"$BIN" slenderize --task sst2 --from "$FT" --out "$W/slimft" --heads 2 --ffn 32 --word-rank 0 --batches 3 \
+  --data-dir "$W/glue" --batch 8 --max-len 16 >"$W/out" 2>"$W/err"
+expect "slenderize --from TASKFILE: exit" "$?" 0
+for t in classifier.weight bert.pooler.dense.weight bert.encoder.layer.1.output.LayerNorm.weight; do
+  a=$(tensor_md5 "$FT" "$t"); b=$(tensor_md5 "$W/slimft/model.safetensors" "$t")
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "--from: $t is the fine-tuned one" || fail "--from: $t differs ($a vs $b)"
+done
+a=$(tensor_md5 "$W/slim/model.safetensors" bert.pooler.dense.weight); b=$(tensor_md5 "$W/slimft/model.safetensors" bert.pooler.dense.weight)
+[ "$a" != "$b" ] && ok "--from: not the base model's values" || fail "--from wrote the base model's pooler"
+"$BIN" run --task sst2 --method exits --model "$W/slimft" --data-dir "$W/glue" --steps 2 --batch 8 --max-len 16 \
+  --threads 1 --quiet --out "$W/out.d" >/dev/null 2>"$W/err"
+expect "exits on the slenderized fine-tuned model: exit" "$?" 0
+"$BIN" slenderize --task sst2 --from "$(ls "$W"/out.d/*.safetensors | head -1)" --out "$W/bad" --heads 2 --ffn 32 \
+  --word-rank 0 --batches 1 --data-dir "$W/glue" --batch 8 --max-len 16 >/dev/null 2>"$W/err"
+expect "--from a task file that is not full fine-tuning: exit" "$?" 2
+grep -q "must be .full." "$W/err" && ok "  one line saying why" || fail "--from method message"
+"$BIN" slenderize --task sst2 --from "$W/nofile.safetensors" --out "$W/bad" --heads 2 --ffn 32 --word-rank 0 \
+  --data-dir "$W/glue" >/dev/null 2>"$W/err"
+expect "--from a missing file: exit" "$?" 1
+[ ! -e "$W/bad" ] && ok "refused runs wrote no folder" || fail "a refused run wrote $W/bad"
 
 for bad in "--heads 0 --ffn 32 --word-rank 0" "--heads 5 --ffn 32 --word-rank 0" "--heads 2 --ffn 65 --word-rank 0" \
   "--heads 2 --ffn 32 --word-rank 32"; do
