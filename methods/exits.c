@@ -209,6 +209,16 @@ static int add_tensor(pb_model *m, const char *name, int ndim, int rows, int col
   return i;
 }
 
+/* exit l's linear map `what` [rows, cols]: exit.L.what.weight (normal(0, init_range)) and .bias (zero) */
+static int add_linear(pb_model *m, int l, const char *what, int rows, int cols, int *w, int *b) {
+  char name[PB_NAME_MAX];
+  snprintf(name, sizeof name, "exit.%d.%s.weight", l, what);
+  if ((*w = add_tensor(m, name, 2, rows, cols, PB_INIT_NORMAL, m->cfg.init_range)) < 0) return *w;
+  snprintf(name, sizeof name, "exit.%d.%s.bias", l, what);
+  if ((*b = add_tensor(m, name, 1, rows, 0, PB_INIT_ZERO, 0.0f)) < 0) return *b;
+  return PB_OK;
+}
+
 static int exits_attach(void *vctx, pb_model *m) {
   exits_ctx *c = vctx;
   if (c->m) return pb_set_error(PB_ERR_ARG, "exits: already attached to a model");
@@ -234,26 +244,13 @@ static int exits_attach(void *vctx, pb_model *m) {
     c->hd = NULL, c->ha = NULL;
     return pb_set_error(PB_ERR_NOMEM, "exits: out of memory");
   }
-  const float s = m->cfg.init_range;
-  char name[PB_NAME_MAX];
   for (int l = 0; l < c->n; l++) {
     const int d = pb_model_step_width(m, l).hidden;
-    int i;
     c->hd[l].pool_w = c->hd[l].pool_b = -1; /* pooler=tanh: no dense */
-    if (c->pooler == EXITS_POOLER_DENSE) {
-      snprintf(name, sizeof name, "exit.%d.pooler.dense.weight", l);
-      if ((i = add_tensor(m, name, 2, d, d, PB_INIT_NORMAL, s)) < 0) return i;
-      c->hd[l].pool_w = i;
-      snprintf(name, sizeof name, "exit.%d.pooler.dense.bias", l);
-      if ((i = add_tensor(m, name, 1, d, 0, PB_INIT_ZERO, 0.0f)) < 0) return i;
-      c->hd[l].pool_b = i;
-    }
-    snprintf(name, sizeof name, "exit.%d.classifier.weight", l);
-    if ((i = add_tensor(m, name, 2, C, d, PB_INIT_NORMAL, s)) < 0) return i;
-    c->hd[l].cls_w = i;
-    snprintf(name, sizeof name, "exit.%d.classifier.bias", l);
-    if ((i = add_tensor(m, name, 1, C, 0, PB_INIT_ZERO, 0.0f)) < 0) return i;
-    c->hd[l].cls_b = i;
+    int rc;
+    if (c->pooler == EXITS_POOLER_DENSE && (rc = add_linear(m, l, "pooler.dense", d, d, &c->hd[l].pool_w, &c->hd[l].pool_b)))
+      return rc;
+    if ((rc = add_linear(m, l, "classifier", C, d, &c->hd[l].cls_w, &c->hd[l].cls_b))) return rc;
   }
   if (c->train_backbone) pb_params_train_owner(&m->params, PB_OWNER_BACKBONE);
   c->m = m;

@@ -242,6 +242,15 @@ static void init_copy(void) {
 
 static void set_thr(pb_method_inst *mi, double t) { CHECK_OK(pb_exits_set_threshold(mi, t)); }
 
+/* the method owner's MAC / FLOP / TRANS of a count against a closed form */
+static void check_method_share(const pb_opcounts *k, uint64_t mac, uint64_t flop, uint64_t trans, const char *what) {
+  const uint64_t gm = pb_opcounts_kind(k, PB_OPO_METHOD, PB_OPK_MAC), gf = pb_opcounts_kind(k, PB_OPO_METHOD, PB_OPK_FLOP),
+                 gt = pb_opcounts_kind(k, PB_OPO_METHOD, PB_OPK_TRANS);
+  CHECK(gm == mac && gf == flop && gt == trans, "%s: method MAC/FLOP/TRANS %llu/%llu/%llu, closed form %llu/%llu/%llu",
+        what, (unsigned long long)gm, (unsigned long long)gf, (unsigned long long)gt, (unsigned long long)mac,
+        (unsigned long long)flop, (unsigned long long)trans);
+}
+
 /* pooler=tanh (COST-EFF's pooler_dense=False): no pooler tensors, tanh on [CLS] then the classifier */
 static void pooler_tanh(void) {
   pb_model m, p;
@@ -281,13 +290,7 @@ static void pooler_tanh(void) {
   set_thr(&mi, 0.5);
   CHECK_OK(pb_model_count_exit(&m, 1, T, 0, &k0));
   const uint64_t mac = (uint64_t)D * C, flop = (uint64_t)C + 5 * C, trans = (uint64_t)D + C + 1;
-  CHECK(pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_MAC) == mac && pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_FLOP) == flop &&
-            pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_TRANS) == trans,
-        "pooler=tanh, one exit: method MAC/FLOP/TRANS %llu/%llu/%llu, closed form %llu/%llu/%llu",
-        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_MAC),
-        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_FLOP),
-        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_TRANS), (unsigned long long)mac,
-        (unsigned long long)flop, (unsigned long long)trans);
+  check_method_share(&k0, mac, flop, trans, "pooler=tanh, one exit");
   pb_model_free(&p);
   pb_model_free(&m);
   pb_method_destroy(&mi);
@@ -503,14 +506,7 @@ static void counting(void) {
   CHECK_OK(pb_model_count_exit(&m, 1, T, 0, &k0));
   CHECK_OK(pb_model_count_exit(&m, 1, T, S - 1, &kend));
   const uint64_t mac = (uint64_t)D * D + (uint64_t)D * C, flop = (uint64_t)D + C + 5 * C, trans = (uint64_t)D + C + 1;
-  CHECK(pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_MAC) == mac &&
-            pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_FLOP) == flop &&
-            pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_TRANS) == trans,
-        "one exit: method MAC/FLOP/TRANS %llu/%llu/%llu, closed form %llu/%llu/%llu",
-        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_MAC),
-        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_FLOP),
-        (unsigned long long)pb_opcounts_kind(&k0, PB_OPO_METHOD, PB_OPK_TRANS), (unsigned long long)mac,
-        (unsigned long long)flop, (unsigned long long)trans);
+  check_method_share(&k0, mac, flop, trans, "one exit");
   CHECK(pb_opcounts_kind(&kend, PB_OPO_METHOD, PB_OPK_MAC) == (S - 1) * mac &&
             pb_opcounts_kind(&k0, PB_OPO_HEAD, PB_OPK_MAC) == 0 && pb_opcounts_kind(&kend, PB_OPO_HEAD, PB_OPK_MAC) > 0,
         "to the end: every exit and the final head; leaving at exit 0: no final head");
