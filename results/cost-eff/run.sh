@@ -22,9 +22,11 @@ THR2=0,0.05,0.1,0.2,0.3,0.4,0.5,0.55,0.6,0.65,0.68,0.69,0.693
 
 # the task file of the last record of FILE with this task and method_desc prefix
 task_file() {
-  perl -MJSON::PP -ne 'my $o = decode_json($_); $p = $o->{storage}{path}
-    if $o->{task} eq $ARGV[0] && index($o->{method_desc}, $ARGV[1]) == 0 && ($ARGV[2] eq "" || ($o->{distill} ? 1 : 0) == $ARGV[2]);
-    END { print $p // "" }' "$2" "$3" "${4:-}" <"$1" 2>/dev/null || true
+  T_TASK=$2 T_DESC=$3 T_KD=${4:-} perl -MJSON::PP -e 'my $p = "";
+    while (<STDIN>) { my $o = decode_json($_);
+      $p = $o->{storage}{path} if $o->{task} eq $ENV{T_TASK} && index($o->{method_desc}, $ENV{T_DESC}) == 0
+        && ($ENV{T_KD} eq "" || ($o->{distill} ? 1 : 0) == $ENV{T_KD}); }
+    print $p' <"$1"
 }
 # evaluate TASKFILE at thresholds into RECORDS unless records of it are there
 sweep() {
