@@ -122,7 +122,12 @@ static int cmd_plan(const pb_sweep *sw, const char *dir, const sweep_opts *o) {
 static int cmd_status(const pb_sweep *sw, const char *dir, const sweep_opts *o) {
   char *q = calloc((size_t)sw->n, 1);
   if (!q) return pb_set_error(PB_ERR_NOMEM, "sweep: out of memory");
-  const int slurm = pb_sweep_slurm_queue(dir, sw->n, q);
+  char (*acct)[16] = calloc((size_t)sw->n, sizeof *acct);
+  if (!acct) {
+    free(q);
+    return pb_set_error(PB_ERR_NOMEM, "sweep: out of memory");
+  }
+  const int slurm = pb_sweep_slurm_queue(dir, sw->n, q), has_acct = pb_sweep_slurm_acct(dir, sw->n, acct);
   int count[5] = {0}; /* missing, done, failed, running, queued */
   for (int i = 0; i < sw->n; i++) {
     char why[1024], d[2048];
@@ -131,6 +136,11 @@ static int cmd_status(const pb_sweep *sw, const char *dir, const sweep_opts *o) 
     int k = (int)s;
     if (s != PB_SWEEP_DONE && q[i] == 'R') k = PB_SWEEP_RUNNING, name = "running";
     else if (s != PB_SWEEP_DONE && s != PB_SWEEP_RUNNING && q[i] == 'Q') k = 4, name = "queued";
+    else if (s == PB_SWEEP_MISSING && *acct[i] && strcmp(acct[i], "COMPLETED") && strcmp(acct[i], "PENDING") &&
+             strcmp(acct[i], "RUNNING")) { /* Slurm ended it before it could record anything (time, memory) */
+      k = PB_SWEEP_FAILED, name = "failed";
+      snprintf(why, sizeof why, "Slurm: %s", acct[i]);
+    }
     count[k]++;
     if (o->list || k == PB_SWEEP_FAILED) {
       pb_sweep_run_desc(&sw->runs[i], d, sizeof d);
@@ -140,8 +150,9 @@ static int cmd_status(const pb_sweep *sw, const char *dir, const sweep_opts *o) 
   }
   printf("sweep %s (%s): %d runs: %d done, %d running, %d queued, %d failed, %d missing%s\n", sw->name, dir, sw->n,
          count[PB_SWEEP_DONE], count[PB_SWEEP_RUNNING], count[4], count[PB_SWEEP_FAILED], count[PB_SWEEP_MISSING],
-         slurm > 0 ? " (Slurm queue included)" : "");
+         slurm > 0 ? has_acct ? " (Slurm queue and accounting included)" : " (Slurm queue included)" : "");
   free(q);
+  free(acct);
   return PB_OK;
 }
 

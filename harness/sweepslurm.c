@@ -164,17 +164,43 @@ int pb_sweep_slurm_submit(const char *dir, const char *script, char *jobid, size
   return pb_append_line(jobs, out);
 }
 
+/* the submitted job ids, comma-separated ("" when none) */
+static void job_list(const char *dir, char *list, size_t n) {
+  list[0] = 0;
+  char jobs[1200], *txt = NULL;
+  size_t len = 0, o = 0;
+  snprintf(jobs, sizeof jobs, "%s/slurm/jobs.txt", dir);
+  if (pb_read_file(jobs, &txt, &len) != PB_OK) return;
+  for (char *t = strtok(txt, "\n"); t; t = strtok(NULL, "\n"))
+    if (*t && o + strlen(t) + 2 < n) o += (size_t)snprintf(list + o, n - o, "%s%s", o ? "," : "", t);
+  free(txt);
+}
+
+int pb_sweep_slurm_acct(const char *dir, int n_runs, char (*acct)[16]) {
+  memset(acct, 0, (size_t)n_runs * sizeof *acct);
+  char list[4096];
+  job_list(dir, list, sizeof list);
+  if (!*list) return 0;
+  static char out[1 << 20];
+  const char *argv[] = {"sacct", "-n", "-P", "-X", "-j", list, "-o", "JobID,State", NULL};
+  if (pb_run_capture(argv, out, sizeof out) != 0) return 0; /* no sacct, or no accounting storage */
+  for (char *t = strtok(out, "\n"); t; t = strtok(NULL, "\n")) { /* "JOB_TASK|STATE" (later jobs win) */
+    char *us = strchr(t, '_'), *bar = strchr(t, '|');
+    if (!us || !bar || us > bar) continue;
+    char *end = NULL;
+    const long i = strtol(us + 1, &end, 10);
+    if (end != bar || i < 0 || i >= n_runs) continue;
+    char *sp = strchr(bar + 1, ' '); /* "CANCELLED by 0" */
+    if (sp) *sp = 0;
+    snprintf(acct[i], sizeof acct[i], "%s", bar + 1);
+  }
+  return 1;
+}
+
 int pb_sweep_slurm_queue(const char *dir, int n_runs, char *state) {
   memset(state, 0, (size_t)n_runs);
-  char jobs[1200], *txt = NULL;
-  size_t len = 0;
-  snprintf(jobs, sizeof jobs, "%s/slurm/jobs.txt", dir);
-  if (pb_read_file(jobs, &txt, &len) != PB_OK) return 0;
-  char list[4096] = "";
-  size_t o = 0;
-  for (char *t = strtok(txt, "\n"); t; t = strtok(NULL, "\n"))
-    if (*t && o + strlen(t) + 2 < sizeof list) o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", o ? "," : "", t);
-  free(txt);
+  char list[4096];
+  job_list(dir, list, sizeof list);
   if (!*list) return 0;
   static char out[1 << 20];
   const char *argv[] = {"squeue", "-h", "-r", "-j", list, "-o", "%K|%T", NULL};

@@ -22,6 +22,12 @@ int pb_sweep_slurm_submit(const char *dir, const char *script, char *jobid, size
  * 0..n_runs-1. Returns 1 when squeue answered, 0 when there are no jobs or no squeue (state all
  * 0), negative on error. */
 int pb_sweep_slurm_queue(const char *dir, int n_runs, char *state);
+/* What Slurm's accounting says of the plan's array tasks that ended (`sacct -n -P -X` over the
+ * job ids of DIR/slurm/jobs.txt): into acct[i] (16 bytes each, "" when unknown) the last state
+ * of array task i, e.g. "COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED".
+ * Returns 1 when sacct answered, 0 when there is no accounting (no sacct, no jobs, or Slurm
+ * without an accounting storage). */
+int pb_sweep_slurm_acct(const char *dir, int n_runs, char (*acct)[16]);
 /* Runs argv (argv[0] looked up in PATH), its stdout into out[n] (NUL-terminated, truncated);
  * returns its exit status, or PB_ERR_NOTFOUND when it cannot be executed. */
 int pb_run_capture(const char *const *argv, char *out, size_t n);
