@@ -735,6 +735,104 @@ static void build_counters(const pb_agg *a, tbl *t) {
 
 /* ---------------------------------------------------------------- render + CLI */
 
+
+/* ---------------------------------------------------------------- early exit */
+
+/* One row per task, exits model (its task file's training config) and threshold of the records
+ * with an "exits" block (eval --exit-threshold): score, mean exit layer, FLOPs per example (mean,
+ * median, max), the static FLOPs and the speedup, means over the seeds of that row. */
+typedef struct {
+  int task;                 /* pb_task_at index */
+  const char *method, *tf;  /* method, task_file_config */
+  int tf_order;             /* first appearance of (method, tf) */
+  double thr;
+  pb_acc score, layer, mean, median, max, stat, speed;
+} exrow;
+
+static int exrow_cmp(const void *pa, const void *pb) {
+  const exrow *x = pa, *y = pb;
+  if (x->task != y->task) return x->task - y->task;
+  if (x->tf_order != y->tf_order) return x->tf_order - y->tf_order;
+  return (x->thr > y->thr) - (x->thr < y->thr);
+}
+
+static double jnum(const cJSON *o, const char *a, const char *b) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, a);
+  if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
+  return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static void build_exits(const pb_agg *a, tbl *t, int digits) {
+  t->title = strdup("Early exit: score and FLOPs per example against the entropy threshold (means over seeds)");
+  const char *heads[] = {"Task", "Method", "Task file config", "Threshold", "Score", "Mean exit layer",
+                         "FLOPs/example", "Median", "Max", "Static FLOPs", "Speedup"};
+  for (int c = 0; c < 11; c++) tbl_col(t, heads[c], c >= 3);
+  int cap = 0, n = 0, n_tf = 0;
+  exrow *rows = NULL;
+  const char *tfs[256][2];
+  for (int i = 0; i < a->n_rows && !t->oom; i++)
+    for (int ti = 0; ti < PB_AGG_NTASKS; ti++)
+      for (int k = 0; k < a->rows[i].n_recs[ti]; k++) {
+        const cJSON *rec = a->rows[i].recs[ti][k], *ex = cJSON_GetObjectItemCaseSensitive(rec, "exits");
+        if (!cJSON_IsObject(ex)) continue;
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(rec, "config");
+        const char *m = pb_json_str(rec, "method"), *tf = pb_json_str(cfg, "task_file_config");
+        m = m ? m : "?", tf = tf ? tf : "?";
+        const double thr = jnum(ex, "threshold", NULL);
+        int j = 0;
+        while (j < n && !(rows[j].task == ti && rows[j].thr == thr && !strcmp(rows[j].method, m) && !strcmp(rows[j].tf, tf))) j++;
+        if (j == n) {
+          if (n == cap) {
+            cap = cap ? 2 * cap : 32;
+            exrow *nr = realloc(rows, (size_t)cap * sizeof *nr);
+            if (!nr) {
+              t->oom = 1;
+              break;
+            }
+            rows = nr;
+          }
+          memset(&rows[n], 0, sizeof rows[n]);
+          rows[n].task = ti, rows[n].method = m, rows[n].tf = tf, rows[n].thr = thr;
+          int o = 0;
+          while (o < n_tf && !(strcmp(tfs[o][0], m) == 0 && strcmp(tfs[o][1], tf) == 0)) o++;
+          if (o == n_tf && n_tf < 256) tfs[n_tf][0] = m, tfs[n_tf][1] = tf, n_tf++;
+          rows[n++].tf_order = o;
+        }
+        exrow *r = &rows[j];
+        pb_acc_add(&r->score, 100.0 * jnum(rec, "metrics", "score"));
+        pb_acc_add(&r->layer, jnum(ex, "mean_layer", NULL));
+        pb_acc_add(&r->mean, jnum(ex, "flops_per_example", "mean"));
+        pb_acc_add(&r->median, jnum(ex, "flops_per_example", "median"));
+        pb_acc_add(&r->max, jnum(ex, "flops_per_example", "max"));
+        pb_acc_add(&r->stat, jnum(ex, "flops_static", NULL));
+        pb_acc_add(&r->speed, jnum(ex, "speedup", NULL));
+      }
+  if (n) qsort(rows, (size_t)n, sizeof *rows, exrow_cmp);
+  for (int j = 0; j < n && !t->oom; j++) {
+    exrow *r = &rows[j];
+    tbl_row(t);
+    char b[64];
+    tbl_set_text(t, 0, pb_task_at(r->task)->name);
+    tbl_set_text(t, 1, r->method);
+    tbl_set_text(t, 2, r->tf);
+    snprintf(b, sizeof b, "%g", r->thr);
+    tbl_set_text(t, 3, b);
+    pb_stat sc = pb_acc_stat(&r->score);
+    tbl_set_raw(t, 4, cell_stat(t->fmt, sc, digits));
+    pb_acc *acc[] = {&r->layer, &r->mean, &r->median, &r->max, &r->stat, &r->speed};
+    for (int q = 0; q < 6; q++) {
+      const pb_stat st = pb_acc_stat(acc[q]);
+      if (q == 0) snprintf(b, sizeof b, "%.2f", st.mean);
+      else if (q == 5) snprintf(b, sizeof b, "%.2fx", st.mean);
+      else fmt_si(b, sizeof b, st.mean);
+      tbl_set_text(t, 5 + q, b);
+    }
+  }
+  if (!n) tbl_note(t, "no records with an exits block (peftbench eval TASKFILE --exit-threshold LIST --results FILE)");
+  else tbl_note(t, "FLOPs per example at each example's own length (exact counts); static: the same examples with no early exit.");
+  free(rows);
+}
+
 int pb_table_render(const pb_agg *a, const char *format, int which, int digits, char **out) {
   *out = NULL;
   int fmt;
@@ -742,19 +840,20 @@ int pb_table_render(const pb_agg *a, const char *format, int which, int digits, 
   else if (!strcmp(format, "csv")) fmt = F_CSV;
   else if (!strcmp(format, "latex") || !strcmp(format, "tex")) fmt = F_TEX;
   else return pb_set_error(PB_ERR_ARG, "unknown format '%s' (md, csv, latex)", format);
-  if (which < 1 || which > 3) return pb_set_error(PB_ERR_ARG, "table: bad table selection");
+  if (which < 1 || which > 4) return pb_set_error(PB_ERR_ARG, "table: bad table selection");
   if (fmt == F_CSV && which == 3)
     return pb_set_error(PB_ERR_ARG, "csv holds one table: use --table main or --table counters");
   if (digits < 0 || digits > 6) return pb_set_error(PB_ERR_ARG, "--digits must be 0..6");
   if (!a || a->n_rows == 0) return pb_set_error(PB_ERR_FORMAT, "table: no result records");
   pb_strbuf b = {0};
   int oom = 0;
-  for (int k = 1; k <= 2; k++) {
+  for (int k = 1; k <= 4; k *= 2) {
     if (!(which & k)) continue;
     tbl t = {0};
     t.fmt = fmt;
     if (k == 1) build_main(a, &t, digits);
-    else build_counters(a, &t);
+    else if (k == 2) build_counters(a, &t);
+    else build_exits(a, &t, digits);
     if (!t.title) t.oom = 1;
     if (!t.oom) {
       if (b.n) pb_sb_add(&b, "\n");
@@ -780,8 +879,9 @@ static void table_usage(FILE *f, const char *cmd) {
           "hardware counters, timings and peak memory per task and method.\n"
           "  -f, --format md|csv|latex   output format (default md)\n"
           "  -o, --out PATH              write to PATH atomically (default: stdout)\n"
-          "  -t, --table main|counters|both\n"
-          "                              which table (default both; csv: main, one table)\n"
+          "  -t, --table main|counters|both|exits\n"
+          "                              which table (default both; csv: main, one table); exits: one\n"
+          "                              row per early-exit threshold (eval --exit-threshold records)\n"
           "      --digits N              decimals of the scores (default 1)\n"
           "  -h, --help                  this help\n",
           cmd);
@@ -838,8 +938,9 @@ int pb_cmd_table(int argc, char **argv) {
     if (!strcmp(which_s, "main")) which = 1;
     else if (!strcmp(which_s, "counters")) which = 2;
     else if (!strcmp(which_s, "both")) which = 3;
+    else if (!strcmp(which_s, "exits")) which = 4;
     else {
-      fprintf(stderr, "peftbench %s: unknown table '%s' (main, counters, both)\n", cmd, which_s);
+      fprintf(stderr, "peftbench %s: unknown table '%s' (main, counters, both, exits)\n", cmd, which_s);
       return 2;
     }
     if (which == 3 && !strcmp(format, "csv")) {

@@ -16,6 +16,7 @@
 # - run --teacher: an exits student distils from a full fine-tuned teacher (record's distill block:
 #   weights, teacher, layer map, teacher forwards, teacher file SHA-256 in the config); a teacher
 #   of another width distils predictions only, and refuses --kd-hidden; bad --teacher/--kd-* input;
+# - table --table exits: one row per model and threshold, numbers from the records;
 # - plot renders score_vs_flops (one curve of three points, static points for the run records).
 # Needs bash, coreutils, perl (JSON::PP), gnuplot.
 set -u
@@ -141,6 +142,15 @@ expect "lora+exits: trainable = lora + exits + head" "$(jget "$R" -1 params.trai
 "$BIN" eval "$(jget "$R" -1 storage.path)" --data-dir "$W/glue" --out "$W/ev" --exit-threshold 0,0.6 --results "$E" >/dev/null 2>"$W/err"
 expect "lora+exits eval at two thresholds: exit" "$?" 0
 expect "lora+exits: record threshold" "$(jget "$E" -1 exits.threshold)/$(jget "$E" -1 method)" "0.6/lora+exits"
+
+# ---------------------------------------------------------------- table --table exits
+"$BIN" table "$E" --table exits --format md >"$W/tbl" 2>"$W/err"
+expect "table --table exits: exit" "$?" 0
+expect "  one row per model and threshold (3 exits + 2 lora+exits)" "$(grep -c '^| sst2 |' "$W/tbl")" 5
+row=$(grep '^| sst2 | exits |' "$W/tbl" | sed -n 3p | awk -F'|' '{ gsub(/ /, "", $5); gsub(/ /, "", $6); gsub(/ /, "", $12); print $5 "/" $6 "/" $12 }')
+want=$(perl -MJSON::PP -e 'my @l = grep { /\S/ } <STDIN>; my $o = decode_json($l[2]);
+  printf "%g/%.1f/%.2fx", $o->{exits}{threshold}, 100 * $o->{metrics}{score}, $o->{exits}{speedup}' <"$E")
+expect "  the 0.6 row: threshold / score / speedup from its record" "$row" "$want"
 
 # ---------------------------------------------------------------- distillation from a teacher task file
 TR="$W/teacher.jsonl"
