@@ -6,7 +6,8 @@
 # and slurmd on private ports, configuration and state under a temporary folder), submits a
 # 4-run sweep (tiny random backbone, an SST-2-layout folder written here) as one array job,
 # waits for it, then: 4 shards, `sweep status` counts 4 done, `sweep collect` merges 4 records
-# (exit 0), every array task's log exists, and a second `sweep slurm` has nothing to submit.
+# (exit 0), every array task's log exists, the merged file renders as a table (one row per
+# method), and a second `sweep slurm` has nothing to submit.
 # The daemons are shut down at the end (also on failure). Skipped (exit 77, reason printed)
 # only when the daemons are not installed, not root, or cannot start.
 set -u
@@ -128,6 +129,9 @@ expect "collect: exit" "$?" 0
 expect "collect: 4 records" "$(grep -c . "$D/results.jsonl")" 4
 th=$(perl -MJSON::PP -ne 'my $o = decode_json($_); print $o->{host}{threads}, " "' "$D/results.jsonl" 2>/dev/null)
 expect "each run used its --cpus-per-task threads" "$th" "1 1 1 1 "
+"$BIN" table "$D/results.jsonl" --table main --format csv >"$W/table.csv" 2>"$W/err"
+expect "table of the collected records: exit" "$?" 0
+expect "  one row per configuration (bitfit, lora)" "$(grep -c '^"\?\(bitfit\|lora\)' "$W/table.csv")" 2
 "$BIN" sweep slurm s.json >"$W/again" 2>&1
 grep -q 'every run is done; nothing to submit' "$W/again" && ok "nothing left to submit" || fail "again: $(cat "$W/again")"
 
