@@ -1,6 +1,8 @@
 /* The files of `pretrain`: checkpoint tensors and the final folder (pretrain_ckpt.h). */
 #include "harness/pretrain_ckpt.h"
 
+#include "backbone/share.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,9 +76,13 @@ static int patch_config(const char *dir, int nsp) {
   cJSON *r = cJSON_Parse(txt);
   free(txt);
   if (!r) return pb_set_error(PB_ERR_FORMAT, "%s: cannot parse the config just written", path);
+  const cJSON *mt = cJSON_GetObjectItemCaseSensitive(r, "model_type");
+  const int albert = cJSON_IsString(mt) && strcmp(mt->valuestring, "albert") == 0; /* a shared backbone */
   cJSON_DeleteItemFromObject(r, "architectures");
   cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
-  if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString(nsp ? "BertForPreTraining" : "BertForMaskedLM"));
+  if (arch)
+    cJSON_AddItemToArray(arch, cJSON_CreateString(albert ? (nsp ? "AlbertForPreTraining" : "AlbertForMaskedLM")
+                                                         : (nsp ? "BertForPreTraining" : "BertForMaskedLM")));
   cJSON_DeleteItemFromObject(r, "num_labels");
   char *s = cJSON_Print(r);
   cJSON_Delete(r);
@@ -113,21 +119,19 @@ int pb_pretrain_export(pb_model *m, const char *dir, int fp16, const char *vocab
   const int nsp = nspv && atoi(nspv) != 0;
   if ((rc = patch_config(dir, nsp))) return rc;
   const pb_params *p = &m->params;
-  pb_st_wtensor *w = calloc((size_t)p->n + 1, sizeof *w);
-  if (!w) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  int nw = 0;
+  pb_hf_tensors hl; /* HF names (ALBERT's when the backbone is shared), no classifier */
+  if ((rc = pb_hf_tensors_build(&hl, m, 0))) return rc;
   size_t n_params = 0;
   for (int i = 0; i < p->n; i++) {
     const pb_tensor *t = &p->t[i];
     if (t->owner == PB_OWNER_METHOD || strncmp(t->name, "classifier.", 11) == 0) continue;
-    w[nw++] = (pb_st_wtensor){t->name, t->ndim, t->shape, t->data};
     n_params += t->numel;
   }
   char path[PB_PRETRAIN_PATH_MAX + 64];
   join(path, sizeof path, dir, "model.safetensors");
   pb_kv st_meta[1] = {{"format", "pt"}};
-  rc = pb_st_write(path, st_meta, 1, w, nw, fp16 ? PB_ST_F16 : PB_ST_F32);
-  free(w);
+  rc = pb_st_write(path, st_meta, 1, hl.w, hl.n, fp16 ? PB_ST_F16 : PB_ST_F32);
+  pb_hf_tensors_free(&hl);
   if (rc) return rc;
   /* vocab.txt */
   char *voc = NULL;
