@@ -479,11 +479,13 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: peftbench ops --method NAME|all [-o key=value ...] [--model DIR | --shape base|default|L,H,A,F "
           "[--vocab-size V]]\n"
-          "                     [--seq T (128)] [--batch B (32)] [--labels C (2)] [--json]\n"
+          "                     [--seq T (128)] [--batch B (32)] [--labels C (2)] [--groups G] [--ode-steps S'] [--json]\n"
           "       peftbench ops --check FILE [--update]\n"
           "Analytic op counts and parameters, without data or training. --shape L,H,A,F = layers, hidden, heads,\n"
           "ffn. --check recomputes the reference configurations and compares them with FILE (exit 0 same, 1\n"
-          "differs, 2 bad file); --update rewrites FILE.\n");
+          "differs, 2 bad file); --update rewrites FILE. --groups G: the L layers share G weight sets (G divides L;\n"
+          "1 = fully shared, ALBERT); --ode-steps S': inference and training step at S' of the steps (1..L,\n"
+          "residual updates scaled by L/S').\n");
 }
 
 static int parse_pos_int(const char *flag, const char *v, int *out) {
@@ -535,7 +537,7 @@ static int parse_shape(const char *v, pb_config *cfg) {
 int pb_cmd_ops(int argc, char **argv) {
   const char *method = NULL, *model_dir = NULL, *shape = NULL, *check = NULL;
   const char *opts[MAX_OPTS + 1];
-  int nopts = 0, json = 0, update = 0, T = 128, B = 32, C = 2, V = 0;
+  int nopts = 0, json = 0, update = 0, T = 128, B = 32, C = 2, V = 0, groups = 0, ode = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
@@ -551,7 +553,7 @@ int pb_cmd_ops(int argc, char **argv) {
     int takes = !strcmp(flag, "--method") || !strcmp(flag, "-o") || !strcmp(flag, "--option") ||
                 !strcmp(flag, "--model") || !strcmp(flag, "--shape") || !strcmp(flag, "--vocab-size") ||
                 !strcmp(flag, "--seq") || !strcmp(flag, "--batch") || !strcmp(flag, "--labels") ||
-                !strcmp(flag, "--check");
+                !strcmp(flag, "--check") || !strcmp(flag, "--groups") || !strcmp(flag, "--ode-steps");
     if (takes && !val) {
       if (i + 1 >= argc) {
         fprintf(stderr, "peftbench ops: %s needs a value (see peftbench ops --help)\n", flag);
@@ -577,6 +579,8 @@ int pb_cmd_ops(int argc, char **argv) {
     else if (!strcmp(flag, "--batch")) rc = parse_pos_int(flag, val, &B);
     else if (!strcmp(flag, "--labels")) rc = parse_pos_int(flag, val, &C);
     else if (!strcmp(flag, "--check")) check = val;
+    else if (!strcmp(flag, "--groups")) rc = parse_pos_int(flag, val, &groups);
+    else if (!strcmp(flag, "--ode-steps")) rc = parse_pos_int(flag, val, &ode);
     else if (!strcmp(flag, "--json") && !val) json = 1;
     else if (!strcmp(flag, "--update") && !val) update = 1;
     else {
@@ -588,7 +592,7 @@ int pb_cmd_ops(int argc, char **argv) {
   opts[nopts] = NULL;
 
   if (check) {
-    if (method || model_dir || shape || nopts || json) {
+    if (method || model_dir || shape || nopts || json || groups || ode) {
       fprintf(stderr, "peftbench ops: --check takes only a file (and --update); it uses the reference configurations\n");
       return 2;
     }
@@ -638,6 +642,15 @@ int pb_cmd_ops(int argc, char **argv) {
     return 2;
   }
 
+  if (groups && model_dir) {
+    fprintf(stderr, "peftbench ops: --groups applies to --shape or the default shape (a --model folder brings its own "
+            "sharing: ALBERT's num_hidden_groups)\n");
+    return 2;
+  }
+  if (groups && cfg.layers % groups) {
+    fprintf(stderr, "peftbench ops: --groups %d: G=%d weight sets do not divide the %d layers\n", groups, groups, cfg.layers);
+    return 2;
+  }
   int n = all ? pb_method_count() : 1;
   pb_ops_report *reps = calloc((size_t)n, sizeof *reps);
   if (!reps) {
@@ -646,7 +659,8 @@ int pb_cmd_ops(int argc, char **argv) {
   }
   for (int i = 0; i < n; i++) {
     const char *name = all ? pb_method_at(i)->name : method;
-    if (pb_ops_report_for_dir(&cfg, model_dir, name, all ? NULL : opts, T, B, T, &reps[i])) {
+    if (groups || ode ? pb_ops_report_for_share(&cfg, model_dir, groups, ode, name, all ? NULL : opts, T, B, T, &reps[i])
+                      : pb_ops_report_for_dir(&cfg, model_dir, name, all ? NULL : opts, T, B, T, &reps[i])) {
       fprintf(stderr, "peftbench ops: %s\n", pb_last_error());
       free(reps);
       return 2;
@@ -665,9 +679,12 @@ int pb_cmd_ops(int argc, char **argv) {
     free(s);
     cJSON_Delete(doc);
   } else {
-    printf("model %s: V=%d d=%d L=%d A=%d F=%d P=%d C=%d, dropout %g/%g (training only)\n\n", shape_name,
+    printf("model %s: V=%d d=%d L=%d A=%d F=%d P=%d C=%d, dropout %g/%g (training only)\n", shape_name,
            cfg.vocab_size, cfg.hidden, cfg.layers, cfg.heads, cfg.ffn, cfg.max_pos, cfg.num_labels,
            (double)cfg.hidden_dropout, (double)cfg.attn_dropout);
+    if (groups) printf("shared: %d steps over %d weight sets (%d consecutive steps each)\n", cfg.layers, groups, cfg.layers / groups);
+    if (ode) printf("ODE steps: %d (step size %g)\n", ode, ode ? (double)cfg.layers / ode : 1.0);
+    printf("\n");
     for (int i = 0; i < n; i++) {
       print_report(&reps[i]);
       printf("\n");

@@ -376,6 +376,7 @@ static cJSON *curve_key(const pb_agg_row *r) {
   cJSON *c = cJSON_Duplicate(r->config, 1);
   if (!c) return NULL;
   cJSON_DeleteItemFromObjectCaseSensitive(c, "exit_threshold");
+  cJSON_DeleteItemFromObjectCaseSensitive(c, "ode_steps"); /* an ODE-step sweep (eval --ode-steps) */
   cJSON_DeleteItemFromObjectCaseSensitive(c, "method_desc");
   return c;
 }
@@ -389,7 +390,7 @@ static void curve_title(const pb_agg_row *r, char *out, size_t n) {
     size_t len = strcspn(d, ",");
     const char *item = d;
     while (len && *item == ' ') item++, len--;
-    if (len && strncmp(item, "exit_threshold=", 15) != 0 && w < sizeof rest)
+    if (len && strncmp(item, "exit_threshold=", 15) != 0 && strncmp(item, "ode_steps=", 10) != 0 && w < sizeof rest)
       w += (size_t)snprintf(rest + w, sizeof rest - w, "%s%.*s", w ? ", " : "", (int)len, item);
     d = item + len;
     if (*d == ',') d++;
@@ -401,6 +402,7 @@ static void curve_title(const pb_agg_row *r, char *out, size_t n) {
 typedef struct {
   const pb_agg_row *r;
   int curve;            /* index of its curve, -1: a static point */
+  int ode;              /* an ODE-step point: thr holds S' */
   double x, thr, speedup, avg, sd;
   int nmin;
 } xpt;
@@ -431,10 +433,13 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
     xpt q = {.r = r, .curve = -1, .avg = avg, .thr = NAN, .speedup = NAN};
     q.sd = pb_agg_avg_score_sd(r, &q.nmin);
     pb_stat t = row_num(r, "exits", "threshold", NULL, NULL), f = row_num(r, "exits", "flops_per_example", "mean", NULL);
-    if (t.n && f.n) {
+    /* an ODE-step point: S' and the exact per-example FLOPs of the evaluation */
+    pb_stat os = row_num(r, "ode", "steps_run", NULL, NULL), of = row_num(r, "ops", "inference_per_example", "flops", "total");
+    if (!(t.n && f.n) && os.n && of.n && of.mean > 0) q.ode = 1;
+    if ((t.n && f.n) || q.ode) {
       any_exits = 1;
-      q.thr = t.mean;
-      q.x = f.mean;
+      q.thr = q.ode ? os.mean : t.mean;
+      q.x = q.ode ? of.mean : f.mean;
       pb_stat sp = row_num(r, "exits", "speedup", NULL, NULL);
       q.speedup = sp.n ? sp.mean : NAN;
       cJSON *key = curve_key(r);
@@ -485,7 +490,8 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
     pb_strbuf b = {0};
     pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs mean FLOPs per example (inference at the examples'\n"
                   "# own lengths, all owners): one curve per configuration with exits (ordered by threshold, x =\n"
-                  "# exits.flops_per_example.mean), then a block of static points (ops.inference_per_example)\n");
+                  "# exits.flops_per_example.mean) or swept over ODE steps (label S'=k, the threshold column holds\n"
+                  "# S', x = ops.inference_per_example), then a block of static points (ops.inference_per_example)\n");
     char vb[512];
     avg_refs(a, &b, lo, hi, base, fullv, nsingle, n, vb, sizeof vb, NULL);
     pb_sb_add(&b, "# label mean_flops_per_example avg_score sd threshold speedup n_seeds_min\n");
@@ -499,7 +505,7 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
       pb_sb_add(&b, " \"x\" \"score\" \"sd\" \"threshold\" \"speedup\" \"n\"\n");
       for (; i < n && (c < nc ? p[i].curve == c : 1); i++) {
         char lab[600];
-        if (c < nc) snprintf(lab, sizeof lab, "t=%g", p[i].thr);
+        if (c < nc) snprintf(lab, sizeof lab, p[i].ode ? "S'=%g" : "t=%g", p[i].thr);
         else snprintf(lab, sizeof lab, "%s", p[i].r->label);
         tb_label(&b, lab);
         tb_num(&b, 1, p[i].x);
