@@ -172,6 +172,18 @@ int pb_pretrain_export(pb_model *m, const char *dir, int fp16, const char *vocab
   cJSON_AddStringToObject(r, "masking", wv && atoi(wv) ? "whole-word (all WordPiece pieces of a picked word), 80/10/10"
                                                       : "per token, 80/10/10");
   cJSON_AddStringToObject(r, "final_mlm_loss_is", "mean training MLM loss of the last (up to) 100 steps");
+  const char *rsv = pb_kv_get(kv, n, "opt.random-steps");
+  if (pb_model_is_shared(m) || (rsv && atoi(rsv) != 0)) { /* how the shared backbone was made */
+    const char *ini = pb_kv_get(kv, n, "opt.init-from"), *how = pb_kv_get(kv, n, "opt.share-init");
+    const char *rs = pb_kv_get(kv, n, "opt.random-steps");
+    cJSON *sh = cJSON_AddObjectToObject(r, "sharing");
+    cJSON_AddNumberToObject(sh, "steps", m->steps);
+    cJSON_AddNumberToObject(sh, "weight_sets", m->cfg.layers);
+    cJSON_AddStringToObject(sh, "init", ini && *ini ? (pb_model_is_shared(m) ? (how && !strcmp(how, "first") ? "first layer of each group of --init-from" : "mean of each group's layers of --init-from") : "--init-from") : "random");
+    cJSON_AddStringToObject(sh, "init_from", ini ? ini : "");
+    cJSON_AddBoolToObject(sh, "random_steps", rs && atoi(rs) != 0);
+    cJSON_AddStringToObject(sh, "random_steps_is", "each training step runs S' ~ U{1..S} ODE steps with step size S/S' (pb_model_set_ode_steps); validation at S");
+  }
   cJSON *op = cJSON_AddObjectToObject(r, "options");
   for (int i = 0; i < n; i++)
     if (strncmp(kv[i].key, "opt.", 4) == 0) json_num_or_null(op, kv[i].key + 4, kv[i].value);
