@@ -57,6 +57,19 @@ expect "ALBERT tensor names: 2 groups x 16, no BERT layer names, the mapping" "$
 "$BIN" pretrain --out "$W/rs" "${PT[@]}" --groups 1 --random-steps 2>"$W/err"
 expect "pretrain --groups 1 --random-steps exits 0" "$?" 0
 expect "random steps recorded" "$(json "$W/rs/pretrain.json" '$j->{sharing}{random_steps} ? 1 : 0')" 1
+# a stopped and resumed --random-steps run draws the same S' per step: the same model
+RS0=(--layers 4 --hidden 32 --heads 4 --ffn 64 --max-len 16 --batch 4 --steps 4 --data-dir "$W/glue" --quiet --groups 1)
+RS=("${RS0[@]}" --random-steps)
+"$BIN" pretrain --out "$W/rs4" "${RS[@]}" 2>"$W/err"
+"$BIN" pretrain --out "$W/rs4b" "${RS[@]}" --stop-after 2 >/dev/null 2>"$W/err"
+expect "random-steps run stopped after 2 steps" "$?" 3
+"$BIN" pretrain --out "$W/rs4b" --resume --quiet 2>"$W/err"
+expect "random-steps run resumed" "$?" 0
+cmp -s "$W/rs4/model.safetensors" "$W/rs4b/model.safetensors" && ok "resumed --random-steps run == uninterrupted" ||
+  fail "resumed --random-steps run differs from the uninterrupted one"
+"$BIN" pretrain --out "$W/rs4n" "${RS0[@]}" 2>"$W/err" # the same without --random-steps
+cmp -s "$W/rs4/model.safetensors" "$W/rs4n/model.safetensors" && fail "--random-steps changed nothing" ||
+  ok "--random-steps trains another model"
 "$BIN" pretrain --out "$W/bad" "${PT[@]}" --groups 3 >/dev/null 2>"$W/err"
 expect "pretrain --groups 3 of 4 layers is a usage error" "$?" 2
 grep -q "G=3 weight sets do not divide the 4 layers" "$W/err" && ok "pretrain --groups 3 message" || fail "pretrain --groups 3 message"
