@@ -195,6 +195,24 @@ static void plain_bit_for_bit(void) {
     free(ref);
     pb_model_free(&m);
   }
+  /* inference-only allocation (two alternating buffer sets): the same logits at S' = 3 */
+  {
+    pb_model a, b;
+    CHECK_OK(pb_model_declare_shared(&a, &c, 1));
+    CHECK_OK(pb_model_declare_shared(&b, &c, 1));
+    CHECK_OK(pb_model_alloc(&a, B, T));
+    CHECK_OK(pb_model_alloc_infer(&b, B, T));
+    pb_model_init_random(&a, 9);
+    pb_model_init_random(&b, 9);
+    CHECK_OK(pb_model_set_ode_steps(&a, 3));
+    CHECK_OK(pb_model_set_ode_steps(&b, 3));
+    CHECK_OK(pb_forward(&a, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL));
+    CHECK_OK(pb_forward(&b, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL));
+    CHECK(b.infer_only && memcmp(a.acts.logits, b.acts.logits, sizeof(float) * B * 3) == 0,
+          "S'=3: inference-only buffers give other logits");
+    pb_model_free(&a);
+    pb_model_free(&b);
+  }
   /* an early-exit hook: ODE steps refused, the plain forward still works */
   pb_model m;
   CHECK_OK(pb_model_declare_shared(&m, &c, 1));
