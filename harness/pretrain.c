@@ -49,6 +49,7 @@ static const pb_optdef OPTS[] = {
     {"groups", PB_OPT_INT, FIELD(groups), 1, "G", "the layers share G weight sets (G divides --layers; 1: ALBERT-style; 0: unshared)"},
     {"share-init", PB_OPT_STR, FIELD(share_init), 1, "HOW", "shared model from an unshared --init-from: mean (of each group's layers) or first"},
     {"random-steps", PB_OPT_FLAG, FIELD(random_steps), 1, NULL, "step-robust training: every step runs S' ~ U{1..S} ODE steps (step size S/S')"},
+    {"val-steps", PB_OPT_STR, FIELD(val_steps), 0, "LIST", "at the end, the validation MLM loss also at each S' of the list (ODE steps, e.g. 1,2,4)"},
     {"hidden", PB_OPT_INT, FIELD(hidden), 1, "N", "hidden size (256)"},
     {"heads", PB_OPT_INT, FIELD(heads), 1, "N", "attention heads (4)"},
     {"ffn", PB_OPT_INT, FIELD(ffn), 1, "N", "intermediate size (1024)"},
@@ -166,6 +167,7 @@ typedef struct {
   float val_nsp_loss, val_nsp_acc;
   float val_loss;            /* last validation MLM loss (NAN: none) */
   int val_step;
+  char val_at[512];          /* --val-steps: "S':loss,..." of the last validation */
   FILE *logf;                /* log.tsv */
   char first_command[4096];
   char started[32];
@@ -183,9 +185,32 @@ static int mlm_forward(run_state *s, const pb_batch *b, int training, uint64_t d
   return rc;
 }
 
-static float eval_val(run_state *s) {
+/* the validation MLM loss at Sp ODE steps (eval_val: all S) */
+static float eval_val_at(run_state *s, int Sp);
+static float eval_val(run_state *s) { return eval_val_at(s, pb_model_steps(&s->m)); }
+
+/* --val-steps: the validation loss at each S' of the list into s->val_at (then back at S) */
+static int eval_val_steps(run_state *s) {
+  s->val_at[0] = 0;
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", s->o.val_steps);
+  size_t w = 0;
+  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+    const int Sp = atoi(t);
+    if (Sp < 1 || Sp > pb_model_steps(&s->m))
+      return pb_set_error(PB_ERR_ARG, "pretrain: --val-steps %s: each S' must be in 1..%d", s->o.val_steps,
+                          pb_model_steps(&s->m));
+    const float l = eval_val_at(s, Sp);
+    w += (size_t)snprintf(s->val_at + w, w < sizeof s->val_at ? sizeof s->val_at - w : 0, "%s%d:%.6f", w ? "," : "", Sp,
+                          (double)l);
+    if (!s->o.quiet) fprintf(stderr, "pretrain: validation MLM loss at %d of %d steps: %.4f\n", Sp, pb_model_steps(&s->m), (double)l);
+  }
+  return pb_model_set_ode_steps(&s->m, pb_model_steps(&s->m));
+}
+
+static float eval_val_at(run_state *s, int Sp) {
   s->val_nsp_loss = s->val_nsp_acc = NAN;
-  if (pb_model_set_ode_steps(&s->m, pb_model_steps(&s->m))) return NAN; /* validation at all S steps */
+  if (pb_model_set_ode_steps(&s->m, Sp)) return NAN; /* validation at Sp of the S steps */
   const pb_mlm_data *d = &s->d;
   if (d->n_val == 0) return NAN;
   double sum = 0, cnt = 0, nsum = 0, ncor = 0, nrows = 0;
@@ -244,6 +269,7 @@ static int run_meta(const run_state *s, const char *stop_reason, double seconds,
   kv_set(kv, &n, "loss_window_n", "%d", s->ts.win_n);
   kv_set(kv, &n, "val_mlm_loss", "%.6f", (double)s->val_loss);
   kv_set(kv, &n, "val_step", "%d", s->val_step);
+  if (s->val_at[0]) kv_set(kv, &n, "val_mlm_loss_at_steps", "%s", s->val_at);
   if (s->o.nsp) {
     kv_set(kv, &n, "final_nsp_loss", "%.6f", pb_train_ring_mean(&s->ts, s->nwindow));
     kv_set(kv, &n, "val_nsp_loss", "%.6f", (double)s->val_nsp_loss);
@@ -705,6 +731,7 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   if ((rc = pb_train(&to, &s->ts, &tres))) goto out;
   const int interrupted = tres.stop == PB_TRAIN_INTERRUPTED;
   const char *stop = interrupted ? "interrupted" : tres.stop == PB_TRAIN_TIME_LIMIT ? "time-limit" : "completed";
+  if (!interrupted && s->o.val_steps[0] && (rc = eval_val_steps(s))) goto out;
   if (!interrupted) {
     s->val_loss = eval_val(s);
     s->val_step = s->ts.step;
@@ -809,6 +836,17 @@ int pb_cmd_pretrain(int argc, char **argv) {
       }
       pb_kv_free(kv, n);
     }
+  }
+  /* --val-steps: step counts 1..layers (a usage error otherwise) */
+  for (const char *q = o.val_steps; *q;) {
+    char *end = NULL;
+    const long v = strtol(q, &end, 10);
+    if (end == q || (*end && *end != ',') || v < 1 || v > o.layers) {
+      fprintf(stderr, "peftbench pretrain: --val-steps '%s': each entry must be a step count in 1..%d (comma list)\n",
+              o.val_steps, o.layers);
+      return 2;
+    }
+    q = *end ? end + 1 : end;
   }
   /* sharing options are usage errors (exit 2) before any work */
   if ((o.groups < 0 || (o.groups > 0 && o.layers % o.groups)) ||

@@ -64,6 +64,8 @@ typedef struct {
                                            folder: each set = the mean (or first) of its group's layers */
   int random_steps;                     /* --random-steps: every step runs S' ~ U{1..S} ODE steps (step size
                                            S/S'), the step-robust pretraining of a shared backbone */
+  char val_steps[64];                   /* --val-steps LIST: at the end also the validation MLM loss at each
+                                           S' of the comma list (ODE steps; pretrain.json val_mlm_loss_at_steps) */
   int max_pos;                          /* max_position_embeddings (512) */
   int max_len;                          /* packed sequence length T (128) */
   char extra_text[PB_PRETRAIN_PATH_MAX];/* --extra-text LIST: more text after GLUE (harness/corpus.h; "" none) */

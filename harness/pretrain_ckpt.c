@@ -172,6 +172,20 @@ int pb_pretrain_export(pb_model *m, const char *dir, int fp16, const char *vocab
   cJSON_AddStringToObject(r, "masking", wv && atoi(wv) ? "whole-word (all WordPiece pieces of a picked word), 80/10/10"
                                                       : "per token, 80/10/10");
   cJSON_AddStringToObject(r, "final_mlm_loss_is", "mean training MLM loss of the last (up to) 100 steps");
+  const char *vat = pb_kv_get(kv, n, "val_mlm_loss_at_steps"); /* --val-steps: "S':loss,..." */
+  if (vat) {
+    cJSON *va = cJSON_AddObjectToObject(r, "val_mlm_loss_at_steps");
+    for (const char *q = vat; q && *q;) {
+      char key[16];
+      int Sp = atoi(q);
+      const char *colon = strchr(q, ':');
+      if (!colon) break;
+      snprintf(key, sizeof key, "%d", Sp);
+      cJSON_AddNumberToObject(va, key, strtod(colon + 1, NULL));
+      q = strchr(colon, ',');
+      if (q) q++;
+    }
+  }
   const char *rsv = pb_kv_get(kv, n, "opt.random-steps");
   if (pb_model_is_shared(m) || (rsv && atoi(rsv) != 0)) { /* how the shared backbone was made */
     const char *ini = pb_kv_get(kv, n, "opt.init-from"), *how = pb_kv_get(kv, n, "opt.share-init");

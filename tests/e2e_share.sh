@@ -54,9 +54,13 @@ names=$(perl -MJSON::PP -e 'open(my $h, "<", $ARGV[0]) or die; read($h, my $n, 8
   my @k = grep { $_ ne "__metadata__" } keys %{JSON::PP->new->decode($hd)}; print scalar(grep { /^albert\.encoder\.albert_layer_groups\.\d\.albert_layers\.0\./ } @k), ",",
   scalar(grep { /^bert\.encoder/ } @k), ",", scalar(grep { /embedding_hidden_mapping_in/ } @k)' "$W/shared/model.safetensors")
 expect "ALBERT tensor names: 2 groups x 16, no BERT layer names, the mapping" "$names" "32,0,2"
-"$BIN" pretrain --out "$W/rs" "${PT[@]}" --groups 1 --random-steps 2>"$W/err"
+"$BIN" pretrain --out "$W/rs" "${PT[@]}" --groups 1 --random-steps --val-steps 1,2,4 2>"$W/err"
 expect "pretrain --groups 1 --random-steps exits 0" "$?" 0
 expect "random steps recorded" "$(json "$W/rs/pretrain.json" '$j->{sharing}{random_steps} ? 1 : 0')" 1
+expect "--val-steps: the loss at S'=4 is the validation loss" \
+  "$(json "$W/rs/pretrain.json" 'join ",", scalar(keys %{$j->{val_mlm_loss_at_steps}}), $j->{val_mlm_loss_at_steps}{4} == $j->{val_mlm_loss} ? 1 : 0, $j->{val_mlm_loss_at_steps}{1} != $j->{val_mlm_loss} ? 1 : 0')" "3,1,1"
+"$BIN" pretrain --out "$W/rs" --resume --val-steps 5 --quiet >/dev/null 2>"$W/err"
+expect "--val-steps 5 of 4 is a usage error" "$?" 2
 # a stopped and resumed --random-steps run draws the same S' per step: the same model
 RS0=(--layers 4 --hidden 32 --heads 4 --ffn 64 --max-len 16 --batch 4 --steps 4 --data-dir "$W/glue" --quiet --groups 1)
 RS=("${RS0[@]}" --random-steps)
