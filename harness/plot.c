@@ -395,8 +395,21 @@ static void curve_title(const pb_agg_row *r, char *out, size_t n) {
     d = item + len;
     if (*d == ',') d++;
   }
-  if (rest[0]) snprintf(out, n, "%s (%s)", r->method, rest);
-  else snprintf(out, n, "%s", r->method);
+  /* an ODE-step sweep names its backbone folder (the sweeps of one method differ in it) */
+  char bb[300] = "";
+  for (int t = 0; t < PB_AGG_NTASKS && !bb[0]; t++)
+    for (int j = 0; j < r->n_recs[t] && !bb[0]; j++) {
+      const cJSON *rec = r->recs[t][j], *jb = cJSON_GetObjectItemCaseSensitive(rec, "backbone");
+      const char *src = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(rec, "ode")) ? pb_json_str(jb, "source") : NULL;
+      if (!src) continue;
+      size_t k = strlen(src);
+      while (k > 1 && src[k - 1] == '/') k--;
+      size_t i = k;
+      while (i > 0 && src[i - 1] != '/') i--;
+      snprintf(bb, sizeof bb, " on %.*s", (int)(k - i), src + i);
+    }
+  if (rest[0]) snprintf(out, n, "%s%s (%s)", r->method, bb, rest);
+  else snprintf(out, n, "%s%s", r->method, bb);
 }
 
 typedef struct {
