@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown tables of the issue-17 measurements from results/shared/{runs,ode}.jsonl:
+"""Markdown tables of the issue-17 measurements from results/shared/runs.jsonl and ode-TASK.jsonl:
 score (dev accuracy x100) and exact inference FLOPs per example at every S' for each backbone and
 method, then parameters and storage per backbone and method.
     python3 results/shared/summary.py [results/shared]"""
@@ -20,7 +20,8 @@ def bb_name(src):
     return "default (unshared)" if s.endswith("models/default") else os.path.basename(s)
 
 
-runs, ode = load("runs.jsonl"), load("ode.jsonl")
+runs = load("runs.jsonl")
+ode = [r for f in sorted(os.listdir(d)) if f.startswith("ode-") and f.endswith(".jsonl") for r in load(f)]
 tasks = sorted({r["task"] for r in ode})
 rows = {}
 for r in ode:
