@@ -115,10 +115,16 @@ static void join_opts(char *buf, size_t n, const char *const *opts) {
   for (int i = 0; opts && opts[i] && o < n; i++) o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? " " : "", opts[i]);
 }
 
-static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg) {
+/* groups > 0: cfg's layers over that many shared weight sets; ode > 0: counted at S' = ode steps
+ * (a configuration that refuses them, PB_ERR_UNSUPPORTED, e.g. early exit with S' < S, gets no
+ * entry) */
+static int add_entry_share(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg, int groups, int ode) {
   pb_ops_report r;
-  int rc = pb_ops_report_for(cfg, ref->method, ref->options, PB_OPS_BASELINE_T, PB_OPS_BASELINE_TRAIN_B,
-                             PB_OPS_BASELINE_TRAIN_T, &r);
+  int rc = groups || ode ? pb_ops_report_for_share(cfg, NULL, groups, ode, ref->method, ref->options, PB_OPS_BASELINE_T,
+                                                   PB_OPS_BASELINE_TRAIN_B, PB_OPS_BASELINE_TRAIN_T, &r)
+                         : pb_ops_report_for(cfg, ref->method, ref->options, PB_OPS_BASELINE_T, PB_OPS_BASELINE_TRAIN_B,
+                                             PB_OPS_BASELINE_TRAIN_T, &r);
+  if (rc == PB_ERR_UNSUPPORTED && (groups || ode)) return PB_OK;
   if (rc) return rc;
   cJSON *e = cJSON_AddObjectToObject(methods, ref->label);
   if (!e) return pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
@@ -137,6 +143,10 @@ static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_confi
       (rc = add_exact(p, "stored", r.p_stored)) || (rc = add_exact(p, "all", r.p_all)))
     return rc;
   return PB_OK;
+}
+
+static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg) {
+  return add_entry_share(methods, ref, cfg, 0, 0);
 }
 
 cJSON *pb_ops_baseline_build(void) {
@@ -169,6 +179,27 @@ cJSON *pb_ops_baseline_build(void) {
     cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
     if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
     for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_entry(methods, pb_ops_ref_at(i), &cfg);
+  }
+  /* parameter-shared backbones and ODE-step inference (share.h): the same reference
+   * configurations over shared weight sets, at all steps and at fewer ODE steps */
+  static const struct { const char *name; int base, groups, ode; } SH[] = {
+      {"default G=1", 0, 1, 0}, {"default G=2", 0, 2, 0}, {"default G=1 S'=2", 0, 1, 2},
+      {"default S'=2 unshared", 0, 0, 2}, {"bert-base G=1", 1, 1, 0}, {"bert-base G=1 S'=6", 1, 1, 6}};
+  cJSON *shared = rc ? NULL : cJSON_AddObjectToObject(doc, "sharing");
+  if (!rc && !shared) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+  for (size_t k = 0; k < sizeof SH / sizeof *SH && !rc; k++) {
+    pb_config cfg;
+    if (SH[k].base) pb_config_bert_base(&cfg, PB_OPS_BASELINE_LABELS);
+    else pb_config_default(&cfg, PB_OPS_BASELINE_LABELS);
+    cJSON *sh = cJSON_AddObjectToObject(shared, SH[k].name);
+    if (!sh) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    if (!rc) rc = add_config(sh, &cfg);
+    if (!rc) cJSON_AddNumberToObject(sh, "weight_sets", SH[k].groups ? SH[k].groups : cfg.layers);
+    if (!rc) cJSON_AddNumberToObject(sh, "ode_steps", SH[k].ode ? SH[k].ode : cfg.layers);
+    cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
+    if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    for (int i = 0; i < pb_ops_ref_count() && !rc; i++)
+      rc = add_entry_share(methods, pb_ops_ref_at(i), &cfg, SH[k].groups, SH[k].ode);
   }
   if (!rc) rc = sort_json(doc);
   if (rc) {
