@@ -713,8 +713,14 @@ int pb_cmd_ops(int argc, char **argv) {
     printf("model %s: V=%d d=%d L=%d A=%d F=%d P=%d C=%d, dropout %g/%g (training only)\n", shape_name,
            cfg.vocab_size, cfg.hidden, cfg.layers, cfg.heads, cfg.ffn, cfg.max_pos, cfg.num_labels,
            (double)cfg.hidden_dropout, (double)cfg.attn_dropout);
-    if (groups) printf("shared: %d steps over %d weight sets (%d consecutive steps each)\n", cfg.layers, groups, cfg.layers / groups);
-    if (ode) printf("ODE steps: %d (step size %g)\n", ode, ode ? (double)cfg.layers / ode : 1.0);
+    int steps = cfg.layers, sets = groups ? groups : cfg.layers; /* a --model folder's own sharing (ALBERT) */
+    if (model_dir) {
+      pb_model tmp;
+      if (pb_model_declare(&tmp, &cfg) == PB_OK && pb_model_apply_hf_shape(&tmp, model_dir) == PB_OK) steps = tmp.steps;
+      pb_model_free(&tmp);
+    }
+    if (sets != steps) printf("shared: %d steps over %d weight sets (%d consecutive steps each)\n", steps, sets, steps / sets);
+    if (ode) printf("ODE steps: %d of %d (step size %g)\n", ode, steps, (double)steps / ode);
     printf("\n");
     for (int i = 0; i < n; i++) {
       print_report(&reps[i]);
