@@ -23,6 +23,13 @@ $PB pretrain --out "$W/shared" --resume --val-steps 1,2,3,4 --fp16 --quiet
 $PB pretrain --out "$W/shared-rs" --resume --val-steps 1,2,3,4 --fp16 --quiet
 [ -f "$W/default-val/model.safetensors" ] ||
   $PB pretrain --out "$W/default-val" --init-from models/default $PT --steps 1 --warmup 0 --val-steps 1,2,3,4
+# the choice of initialisation: a shared set as the mean or as the first of the default's layers,
+# before any training (one step at learning rate 0)
+for how in mean first; do
+  [ -f "$W/init-$how/model.safetensors" ] ||
+    $PB pretrain --out "$W/init-$how" --init-from models/default $PT --groups 1 --share-init $how --steps 1 --warmup 0 --val-steps 1,2,3,4
+  cp "$W/init-$how/pretrain.json" "results/shared/pretrain-init-$how.json"
+done
 cp "$W/shared/pretrain.json" results/shared/pretrain-shared.json
 cp "$W/shared-rs/pretrain.json" results/shared/pretrain-shared-rs.json
 cp "$W/default-val/pretrain.json" results/shared/pretrain-default-val.json
