@@ -118,6 +118,42 @@ int pb_model_declare(pb_model *m, const pb_config *cfg) {
 }
 
 static int head_follows_width(pb_model *m);
+static int width_changes(const pb_model *m, int l);
+static int has_after_layer(const pb_model *m);
+
+/* S' < S needs every step at one width and no early exit */
+static int ode_check(const pb_model *m) {
+  if (!m->ode_steps) return PB_OK;
+  if (has_after_layer(m))
+    return pb_set_error(PB_ERR_UNSUPPORTED, "ODE steps: %d of %d steps with an after_layer hook (early exit) attached",
+                        m->ode_steps, m->steps);
+  for (int l = 0; l < m->steps; l++)
+    if (width_changes(m, l))
+      return pb_set_error(PB_ERR_UNSUPPORTED, "ODE steps: %d of %d steps on a model whose width changes before step %d",
+                          m->ode_steps, m->steps, l);
+  return PB_OK;
+}
+
+int pb_model_set_ode_steps(pb_model *m, int steps) {
+  if (steps < 1 || steps > m->steps)
+    return pb_set_error(PB_ERR_ARG, "ODE steps: S'=%d outside 1..%d (the model's %d encoder steps)", steps, m->steps,
+                        m->steps);
+  const int prev = m->ode_steps;
+  const float prev_h = m->ode_h;
+  m->ode_steps = steps == m->steps ? 0 : steps;
+  m->ode_h = (float)((double)m->steps / steps);
+  int rc = ode_check(m);
+  if (rc) {
+    m->ode_steps = prev;
+    m->ode_h = prev_h;
+  }
+  return rc;
+}
+
+const float *pb_model_last_hidden(const pb_model *m) {
+  const int S = pb_model_run_steps(m);
+  return S > 0 ? m->acts.layer[S - 1].out : m->acts.h0;
+}
 
 int pb_model_set_kd(pb_model *m, const pb_kd *kd) {
   if (!kd) {
@@ -155,6 +191,7 @@ int pb_model_set_plan(pb_model *m, int steps, const int *plan) {
   free(m->plan);
   m->plan = p;
   m->steps = steps;
+  m->ode_steps = 0;
   return head_follows_width(m);
 }
 
@@ -674,7 +711,8 @@ static int sublayer_residual(pb_model *m, int l, int site, float *ln_in, const f
     HOOK(h->ops->sublayer_fwd(h->ctx, l, site, x, tmp, N, d));
     y = tmp;
   }
-  pb_add(ln_in, resid, y, (size_t)N * d);
+  if (m->ode_steps) pb_add_scaled(ln_in, resid, y, m->ode_h, (size_t)N * d); /* an ODE step of size h */
+  else pb_add(ln_in, resid, y, (size_t)N * d);
   return PB_OK;
 }
 
@@ -699,13 +737,14 @@ static void build_prefixed(float *kx, const float *kp, const float *k, int B, in
   }
 }
 
-static int layer_forward(pb_model *m, int l, const float *hprev, int B, int T) {
+/* model step l into the activations of executed step `slot` (l itself unless ODE steps skip some) */
+static int layer_forward(pb_model *m, int l, int slot, const float *hprev, int B, int T) {
   const pb_config *c = &m->cfg;
   const pb_width wd = pb_model_step_width(m, l);
   const int N = B * T, d = wd.hidden, F = wd.ffn, A = wd.heads, at = pb_width_attn(wd);
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
   const pb_layer_idx *w = pb_model_step_weights(m, l);
-  pb_layer_acts *a = &m->acts.layer[l];
+  pb_layer_acts *a = &m->acts.layer[slot];
   float *tmp = m->acts.dbuf[0]; /* backward scratch is free during forward */
   int rc, P = 0;
   const float *kp = NULL, *vp = NULL;
@@ -916,21 +955,28 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   FOR_HOOKS(h) if (V2(h, embed_fwd)) HOOK(h->ops->embed_fwd(h->ctx, ids, a->h0, B, T, d));
   /* encoder: step l runs weight set plan[l]; after each step (but the last) the after_layer
    * hooks may finish rows, which then leave the batch */
+  if ((rc = ode_check(m))) {
+    pb_opc_set_owner(prev_owner);
+    return rc;
+  }
+  const int Srun = pb_model_run_steps(m); /* S' < S: ODE steps (pb_model_set_ode_steps) */
   for (int b = 0; b < B; b++) {
     a->rows[b] = b;
-    a->exit_step[b] = S - 1;
+    a->exit_step[b] = pb_model_run_step(m, Srun - 1);
   }
   const int after = has_after_layer(m);
   float extra = 0.0f; /* loss terms of the after_layer hooks */
   float extra_kd = 0.0f; /* representation distillation terms */
-  m->kd_on = training && (m->labels || m->targets) && m->kd.beta > 0.0f && m->kd.hidden;
+  /* (not under ODE steps: the teacher's steps map to the student's full depth) */
+  m->kd_on = training && (m->labels || m->targets) && m->kd.beta > 0.0f && m->kd.hidden && Srun == S;
   int Brun = B;
   const float *h = a->h0;
-  for (int l = 0; l < S && Brun > 0; l++) {
+  for (int j = 0; j < Srun && Brun > 0; j++) {
+    const int l = pb_model_run_step(m, j); /* = j without ODE steps */
     if (width_changes(m, l) && (rc = width_fwd(m, l, h, Brun * T))) break;
     if (width_changes(m, l)) h = a->layer[l].in;
-    if ((rc = layer_forward(m, l, h, Brun, T))) break;
-    h = a->layer[l].out;
+    if ((rc = layer_forward(m, l, j, h, Brun, T))) break;
+    h = a->layer[j].out;
     if (m->kd_on && m->kd.hidden[l]) { /* representation distillation of step l's output */
       pb_opc_set_owner(PB_OPO_HEAD);
       const float r = pb_mse_pair_fwd(h, m->kd.hidden[l], (size_t)N * pb_model_step_width(m, l).hidden);
@@ -995,10 +1041,12 @@ static int linear_bwd(pb_model *m, int l, int site, float *dx, float *dy, const 
 }
 
 /* from d(ln_in): dresid += d(ln_in); d(x) = sublayer^T d(ln_in), then through dropout into dpre (=) */
+/* (ODE steps: ln_in = resid + h*sublayer(x), so d(sublayer) = h*d(ln_in), scaled in place in dln_in) */
 static int sublayer_residual_bwd(pb_model *m, int l, int site, float *dresid, float *dpre, float *tmp,
-                                 const float *dln_in, const float *x, int N, int d, float p, uint64_t seed) {
+                                 float *dln_in, const float *x, int N, int d, float p, uint64_t seed) {
   const size_t n = (size_t)N * d;
   pb_add(dresid, dresid, dln_in, n);
+  if (m->ode_steps) pb_scale(dln_in, dln_in, m->ode_h, n);
   const float *dx = dln_in;
   const pb_hook_inst *h = sublayer_hook(m);
   if (h) {
@@ -1013,12 +1061,11 @@ static int sublayer_residual_bwd(pb_model *m, int l, int site, float *dresid, fl
 
 /* attention core backward with a key/value prefix of P rows: the token part of dkx/dvx goes to
  * dk/dv, the prefix part (summed over the batch) to the hook that gave it */
-static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk, float *dv, const float *dctx,
-                                int B, int T, float pa) {
+static int attention_prefix_bwd(pb_model *m, int l, pb_layer_acts *a, int P, float *dq, float *dk, float *dv,
+                                const float *dctx, int B, int T, float pa) {
   const pb_width wd = pb_model_step_width(m, l);
   const int d = pb_width_attn(wd); /* the rows' width: the attention's a */
   const size_t pre = (size_t)P * d, row = (size_t)T * d, nx = (size_t)B * (pre + row);
-  pb_layer_acts *a = &m->acts.layer[l];
   float *dkx = m->acts.dkv, *dvx = dkx + nx, *dkp = dvx + nx, *dvp = dkp + pre;
   zero_(dkx, 2 * nx * sizeof(float));
   const pb_opcounts before = pb_opc.counts;
@@ -1047,14 +1094,15 @@ static int attention_prefix_bwd(pb_model *m, int l, int P, float *dq, float *dk,
 }
 
 /* dh: gradient wrt step l's output (consumed); dprev: gradient wrt its input (written) */
-static int layer_backward(pb_model *m, int l, const float *hprev, const float *dh, float *dprev, int B, int T) {
+static int layer_backward(pb_model *m, int l, int slot, const float *hprev, const float *dh, float *dprev, int B,
+                          int T) {
   const pb_config *c = &m->cfg;
   const pb_width wd = pb_model_step_width(m, l);
   const int N = B * T, d = wd.hidden, F = wd.ffn, at = pb_width_attn(wd);
   const size_t nd = (size_t)N * d, nf = (size_t)N * F, na = (size_t)N * at;
   const float ph = m->training ? c->hidden_dropout : 0.0f, pa = m->training ? c->attn_dropout : 0.0f;
   const pb_layer_idx *w = pb_model_step_weights(m, l);
-  pb_layer_acts *a = &m->acts.layer[l];
+  pb_layer_acts *a = &m->acts.layer[slot];
   float **buf = m->acts.dbuf; /* 0,1 hold dh/dprev of the caller */
   float *dln2_in = buf[2], *dln1 = buf[3], *dffn_o = buf[4], *tmp = buf[5], *dln1_in = buf[6];
   float *dattn_o = buf[7], *dctx = buf[8], *dqkv = buf[9];
@@ -1097,7 +1145,7 @@ static int layer_backward(pb_model *m, int l, const float *hprev, const float *d
   zero_(dk, na * sizeof(float));
   zero_(dv, na * sizeof(float));
   if (P) {
-    if ((rc = attention_prefix_bwd(m, l, P, dq, dk, dv, dctx, B, T, pa))) return rc;
+    if ((rc = attention_prefix_bwd(m, l, a, P, dq, dk, dv, dctx, B, T, pa))) return rc;
   } else {
     pb_attention_bwd(dq, dk, dv, m->acts.dscratch, dctx, a->q, a->k, a->v, a->probs, B, T, at, wd.heads, pa,
                      site_seed(m, l, SITE_ATTN_PROBS));
@@ -1116,23 +1164,24 @@ static int backward_encoder(pb_model *m) {
   pb_acts *a = &m->acts;
   float *dh = a->dbuf[0], *dprev = a->dbuf[1];
   const int after = has_after_layer(m);
-  for (int l = m->steps - 1; l >= 0; l--) {
+  for (int j = pb_model_run_steps(m) - 1; j >= 0; j--) {
+    const int l = pb_model_run_step(m, j); /* = j without ODE steps */
     const int dl = width_in(m, l);
     if (m->kd_on && m->kd.hidden[l]) { /* representation distillation of step l's output */
       int prev = pb_opc_set_owner(PB_OPO_HEAD);
-      pb_mse_pair_bwd(dh, a->layer[l].out, m->kd.hidden[l], (size_t)N * pb_model_step_width(m, l).hidden, m->kd.beta);
+      pb_mse_pair_bwd(dh, a->layer[j].out, m->kd.hidden[l], (size_t)N * pb_model_step_width(m, l).hidden, m->kd.beta);
       pb_opc_set_owner(prev);
     }
     /* the loss terms the after_layer hooks added on step l's output */
     if (after && l < m->steps - 1) {
       FOR_HOOKS_REV(h) {
         if (V2(h, after_layer) && h->ops->after_layer_bwd)
-          HOOK(h->ops->after_layer_bwd(h->ctx, l, a->layer[l].out, dh, B, T, dl));
+          HOOK(h->ops->after_layer_bwd(h->ctx, l, a->layer[j].out, dh, B, T, dl));
       }
     }
-    const float *x = l > 0 ? a->layer[l - 1].out : a->h0; /* the previous step's output */
+    const float *x = j > 0 ? a->layer[j - 1].out : a->h0; /* the previous executed step's output */
     const int wc = width_changes(m, l);
-    int rc = layer_backward(m, l, wc ? a->layer[l].in : x, dh, dprev, B, T);
+    int rc = layer_backward(m, l, j, wc ? a->layer[l].in : x, dh, dprev, B, T);
     if (rc) return rc;
     if (wc) { /* through the width hook: dprev [N, d(l)] -> [N, d(l-1)] (dbuf[2] is free here) */
       const int din = width_in(m, l - 1);
@@ -1345,6 +1394,13 @@ void pb_model_fingerprint(const pb_model *m, char out[17]) {
   const pb_config *c = &m->cfg;
   int dims[7] = {c->vocab_size, c->hidden, c->layers, c->heads, c->ffn, c->max_pos, c->type_vocab};
   h = fnv(h, dims, sizeof dims);
+  /* a layer plan other than the identity (shared weight sets) is part of the backbone */
+  int identity = m->steps == c->layers;
+  for (int s = 0; identity && s < m->steps; s++) identity = m->plan[s] == s;
+  if (!identity) {
+    h = fnv(h, &m->steps, sizeof m->steps);
+    h = fnv(h, m->plan, (size_t)m->steps * sizeof *m->plan);
+  }
   /* name, shape and a strided sample of every backbone tensor (all of it for small ones) */
   for (int i = 0; i < m->params.n; i++) {
     const pb_tensor *t = &m->params.t[i];

@@ -172,6 +172,8 @@ typedef struct pb_model {
 
   int steps;               /* S: encoder steps (L unless a plan says otherwise) */
   int *plan;               /* [S] weight set of step s (identity by default) */
+  int ode_steps;           /* S': steps a forward runs (0: all S, the plain forward; pb_model_set_ode_steps) */
+  float ode_h;             /* their step size S/S' (used only when ode_steps > 0) */
   int prefix;              /* P: key/value prefix rows a hook gives (0: none) */
 
   pb_hook_inst hooks[PB_MAX_HOOKS]; /* the chain, in the order methods attached */
@@ -224,6 +226,22 @@ int pb_model_set_plan(pb_model *m, int steps, const int *plan);
  * without hidden, more than 64 labels. */
 int pb_model_set_kd(pb_model *m, const pb_kd *kd);
 static inline int pb_model_steps(const pb_model *m) { return m->steps; }
+/* ODE-step inference (README "Parameter sharing and ODE steps"): the next forwards run S' of the S
+ * steps. Executed step j = 0..S'-1 is model step sigma(j) = floor(j*S/S') (its weight set
+ * plan[sigma(j)], its hooks called with l = sigma(j)) with step size h = S/S' on both residual
+ * updates: u = LN1(x + h*Attn(x)), y = LN2(u + h*FFN(u)), the sublayer output taken after dropout
+ * and any sublayer hook (pb_add_scaled: N*d FLOPs more per update; backward scales its gradient, N*d
+ * more). S' = S is the plain forward, bit for bit. Any time (also after alloc) between forwards;
+ * backward follows the last forward's steps. 1 <= S' <= S, else PB_ERR_ARG; S' < S with an
+ * after_layer hook (early exit) or a width change: PB_ERR_UNSUPPORTED. */
+int pb_model_set_ode_steps(pb_model *m, int steps);
+/* steps a forward runs (S' or S) and the model step executed step j runs */
+static inline int pb_model_run_steps(const pb_model *m) { return m->ode_steps ? m->ode_steps : m->steps; }
+static inline int pb_model_run_step(const pb_model *m, int j) {
+  return m->ode_steps ? (int)((long long)j * m->steps / m->ode_steps) : j;
+}
+/* [cur_B*cur_T, d] output of the last executed step of the last forward (the embeddings with 0 steps) */
+const float *pb_model_last_hidden(const pb_model *m);
 /* weight set of step s, and its width */
 static inline const pb_layer_idx *pb_model_step_weights(const pb_model *m, int s) { return &m->layer[m->plan[s]]; }
 static inline pb_width pb_model_step_width(const pb_model *m, int s) { return m->width[m->plan[s]]; }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backbone/share.h"
 #include "util/fileio.h"
 #include "util/status.h"
 
@@ -53,6 +54,40 @@ static int json_str_is(const cJSON *root, const char *path, const char *key, con
   return PB_OK;
 }
 
+/* model_type: absent or "bert" -> 0, "albert" (a shared backbone, share.h) -> 1 */
+static int hf_model_type(const cJSON *root, const char *path, int *albert) {
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+  *albert = 0;
+  if (!j) return PB_OK;
+  if (!cJSON_IsString(j)) return pb_set_error(PB_ERR_FORMAT, "%s: field \"model_type\" must be a string", path);
+  if (strcmp(j->valuestring, "albert") == 0) *albert = 1;
+  else if (strcmp(j->valuestring, "bert") != 0)
+    return pb_set_error(PB_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not supported (only \"bert\" or \"albert\")",
+                        path, j->valuestring);
+  return PB_OK;
+}
+
+/* ALBERT's fields: G = num_hidden_groups weight sets (cfg->layers) over the S =
+ * num_hidden_layers steps pb_model_apply_hf_shape plans */
+static int albert_fields(const cJSON *root, const char *path, pb_config *c) {
+  int S = c->layers, G, inner, E, rc;
+  if (!cJSON_GetObjectItemCaseSensitive(root, "hidden_act"))
+    return pb_set_error(PB_ERR_UNSUPPORTED, "%s: ALBERT config without hidden_act (its default gelu_new is not "
+                        "supported; only \"gelu\")", path);
+  if ((rc = json_int(root, path, "num_hidden_groups", 0, 1, &G)) || (rc = json_int(root, path, "inner_group_num", 0, 1, &inner)) ||
+      (rc = json_int(root, path, "embedding_size", 0, 128, &E)))
+    return rc;
+  if (inner != 1)
+    return pb_set_error(PB_ERR_UNSUPPORTED, "%s: inner_group_num %d is not supported (only 1)", path, inner);
+  if (E != c->hidden)
+    return pb_set_error(PB_ERR_UNSUPPORTED, "%s: embedding_size %d differs from hidden_size %d (factorised ALBERT "
+                        "embeddings are not supported)", path, E, c->hidden);
+  if (S % G)
+    return pb_set_error(PB_ERR_FORMAT, "%s: num_hidden_groups %d does not divide num_hidden_layers %d", path, G, S);
+  c->layers = G;
+  return PB_OK;
+}
+
 int pb_config_load_hf(const char *path, pb_config *cfg) {
   cJSON *root;
   int rc = pb_read_json_object(path, &root);
@@ -71,8 +106,12 @@ int pb_config_load_hf(const char *path, pb_config *cfg) {
       (rc = json_real(root, path, "attention_probs_dropout_prob", 0.1f, 0.0, 1.0, &c.attn_dropout)) ||
       (rc = json_real(root, path, "initializer_range", 0.02f, 0.0, 1e6, &c.init_range)) ||
       (rc = json_str_is(root, path, "hidden_act", "gelu")) ||
-      (rc = json_str_is(root, path, "position_embedding_type", "absolute")) ||
-      (rc = json_str_is(root, path, "model_type", "bert"))) {
+      (rc = json_str_is(root, path, "position_embedding_type", "absolute"))) {
+    cJSON_Delete(root);
+    return rc;
+  }
+  int albert = 0;
+  if ((rc = hf_model_type(root, path, &albert)) || (albert && (rc = albert_fields(root, path, &c)))) {
     cJSON_Delete(root);
     return rc;
   }
@@ -93,7 +132,10 @@ int pb_model_apply_hf_shape(pb_model *m, const char *model_dir) {
     free(path);
     return rc;
   }
-  const cJSON *sl = cJSON_GetObjectItemCaseSensitive(root, "peftbench_slender");
+  int albert = 0, S = 0;
+  if (!(rc = hf_model_type(root, path, &albert)) && albert && !(rc = json_int(root, path, "num_hidden_layers", 1, 0, &S)))
+    rc = pb_model_apply_albert(m, S); /* a shared backbone: its plan and ALBERT's names */
+  const cJSON *sl = rc ? NULL : cJSON_GetObjectItemCaseSensitive(root, "peftbench_slender");
   if (sl) {
     const cJSON *ls = cJSON_GetObjectItemCaseSensitive(sl, "layers");
     if (!cJSON_IsObject(sl) || !cJSON_IsArray(ls) || cJSON_GetArraySize(ls) != m->cfg.layers)
@@ -153,6 +195,15 @@ static char *config_json(const pb_model *m) {
   cJSON_AddStringToObject(r, "position_embedding_type", "absolute");
   cJSON_AddNumberToObject(r, "pad_token_id", 0);
   cJSON_AddNumberToObject(r, "num_labels", c->num_labels);
+  if (pb_model_is_shared(m)) { /* ALBERT's layout (share.h): S steps over G sets */
+    cJSON_ReplaceItemInObject(r, "model_type", cJSON_CreateString("albert"));
+    cJSON_DeleteItemFromArray(arch, 0);
+    cJSON_AddItemToArray(arch, cJSON_CreateString("AlbertForSequenceClassification"));
+    cJSON_ReplaceItemInObject(r, "num_hidden_layers", cJSON_CreateNumber(m->steps));
+    cJSON_AddNumberToObject(r, "num_hidden_groups", c->layers);
+    cJSON_AddNumberToObject(r, "inner_group_num", 1);
+    cJSON_AddNumberToObject(r, "embedding_size", c->hidden);
+  }
   if (!pb_model_width_uniform(m) || m->word_rank) { /* slender shapes (pb_model_apply_hf_shape) */
     cJSON *sl = cJSON_AddObjectToObject(r, "peftbench_slender");
     cJSON *ls = sl ? cJSON_AddArrayToObject(sl, "layers") : NULL;
@@ -276,6 +327,7 @@ int pb_model_load_hf_ex(pb_model *m, const char *model_dir, int load_head) {
     rc = pb_set_error(PB_ERR_NOMEM, "%s: out of memory", path);
     goto out;
   }
+  if ((rc = pb_albert_check_mapping(&f, m->cfg.hidden))) goto out; /* ALBERT: only the identity mapping */
   /* pass 1: names and shapes, before touching any value */
   m->hf_head = PB_HF_HEAD_ABSENT;
   m->hf_head_note[0] = 0;
@@ -321,32 +373,24 @@ int pb_model_save_hf(const pb_model *m, const char *dir) {
   if (mkdir(dir, 0755) != 0 && errno != EEXIST)
     return pb_set_error(PB_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
   const pb_params *p = &m->params;
-  pb_st_wtensor *w = malloc(((size_t)p->n + 1) * sizeof *w);
+  pb_hf_tensors hl; /* every backbone + head tensor under its HF name (ALBERT's when shared) */
+  if ((rc = pb_hf_tensors_build(&hl, m, 1))) return rc;
   char *st_path = join(dir, "model.safetensors"), *cfg_path = join(dir, "config.json");
   char *json = config_json(m);
-  if (!w || !st_path || !cfg_path || !json) {
+  if (!st_path || !cfg_path || !json) {
     rc = pb_set_error(PB_ERR_NOMEM, "%s: out of memory", dir);
     goto out;
   }
-  int n = 0;
-  for (int i = 0; i < p->n; i++) {
-    const pb_tensor *t = &p->t[i];
-    if (t->owner == PB_OWNER_METHOD) continue;
-    if ((rc = check_finite(t, st_path))) goto out;
-    w[n].name = t->name;
-    w[n].ndim = t->ndim;
-    w[n].shape = t->shape;
-    w[n].data = t->data;
-    n++;
-  }
+  for (int i = 0; i < p->n; i++)
+    if (p->t[i].owner != PB_OWNER_METHOD && (rc = check_finite(&p->t[i], st_path))) goto out;
   pb_kv meta[1] = {{"format", "pt"}};
-  if ((rc = pb_st_write(st_path, meta, 1, w, n, PB_ST_F32))) goto out;
+  if ((rc = pb_st_write(st_path, meta, 1, hl.w, hl.n, PB_ST_F32))) goto out;
   size_t jl = strlen(json);
   json[jl] = '\n'; /* replace the NUL for a trailing newline; length passed explicitly */
   rc = pb_write_file_atomic(cfg_path, json, jl + 1);
 out:
   free(json);
-  free(w);
+  pb_hf_tensors_free(&hl);
   free(st_path);
   free(cfg_path);
   return rc;

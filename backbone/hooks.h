@@ -5,7 +5,9 @@
  * reverse order). Work a hook does is charged to the METHOD op owner.
  *
  * Indices: `l` is the encoder STEP (0..pb_model_steps(m)-1), which is the layer index unless a
- * layer plan shares weight sets between steps (pb_model_set_plan). Shapes: N = B*T token rows;
+ * layer plan shares weight sets between steps (pb_model_set_plan); with ODE steps
+ * (pb_model_set_ode_steps) a forward runs S' of the S steps and calls the hooks with the model step
+ * each executed step stands for, pb_model_run_step(m, j) (increasing, never twice). Shapes: N = B*T token rows;
  * d = hidden size. Every member returns an int status (PB_OK or a negative code after
  * pb_set_error).
  *

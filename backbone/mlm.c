@@ -86,7 +86,7 @@ int pb_mlm_alloc(pb_mlm *h, const pb_model *m, int max_masked) {
 }
 
 static const float *last_hidden(const pb_model *m) {
-  return m->steps > 0 ? m->acts.layer[m->steps - 1].out : m->acts.h0;
+  return pb_model_last_hidden(m);
 }
 
 int pb_mlm_forward(pb_mlm *h, pb_model *m, const int *labels, float *loss) {

@@ -476,6 +476,18 @@ void pb_add(float *out, const float *a, const float *b, size_t n) {
   PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = a[i] + b[i]);
 }
 
+void pb_add_scaled(float *out, const float *a, const float *x, float s, size_t n) {
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)n);
+  if (pb_opc_counting()) return;
+  PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = a[i] + s * x[i]);
+}
+
+void pb_scale(float *out, const float *x, float s, size_t n) {
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
+  PB_PAR_RANGE(n, n, lo, hi, for (size_t i = lo; i < hi; i++) out[i] = s * x[i]);
+}
+
 /* ------------------------------------------------------------------ dropout */
 
 /* pb_hash64 (splitmix64 finaliser, util/rng.c), inlined for the per-element loops */

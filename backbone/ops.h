@@ -23,6 +23,7 @@
  *   tanh_bwd               -                        3*N                            -
  *   relu_fwd / relu_bwd    -                        N / N                          -
  *   add                    -                        N                              -
+ *   add_scaled / scale     -                        2*N / N                        -
  *   dropout_fwd / _bwd     -                        N if p > 0 (else 0)            -
  *   embed_fwd              -                        2*N*d                          -
  *   embed_bwd              -                        N*d per non-NULL table grad    -
@@ -75,6 +76,12 @@ void pb_relu_fwd(float *out, const float *inp, size_t n);
 void pb_relu_bwd(float *dinp, const float *inp, const float *dout, size_t n);
 /* out[n] = a + b (out may alias a or b) */
 void pb_add(float *out, const float *a, const float *b, size_t n);
+/* out[n] = a + s*x (out may alias a or x): the residual update of an ODE step of size s */
+void pb_add_scaled(float *out, const float *a, const float *x, float s, size_t n);
+void pb_add_scaled_naive(float *out, const float *a, const float *x, float s, size_t n);
+/* out[n] = s*x (out may alias x) */
+void pb_scale(float *out, const float *x, float s, size_t n);
+void pb_scale_naive(float *out, const float *x, float s, size_t n);
 
 /* ---- dropout (counter-based; out may alias inp) ---- */
 /* keep element i iff pb_dropout_keep(seed, i, p); kept values are scaled by 1/(1-p). */

@@ -160,3 +160,15 @@ void pb_attention_bwd_naive(float *dq, float *dk, float *dv, float *scratch, con
                             float p, uint64_t seed) {
   pb_attention_prefix_bwd_naive(dq, dk, dv, scratch, dctx, q, k, v, probs, B, T, 0, d, A, p, seed);
 }
+
+void pb_add_scaled_naive(float *out, const float *a, const float *x, float s, size_t n) {
+  pb_opc_add(PB_OPK_FLOP, 2 * (uint64_t)n);
+  if (pb_opc_counting()) return;
+  for (size_t i = 0; i < n; i++) out[i] = (float)((double)a[i] + (double)s * x[i]);
+}
+
+void pb_scale_naive(float *out, const float *x, float s, size_t n) {
+  pb_opc_add(PB_OPK_FLOP, (uint64_t)n);
+  if (pb_opc_counting()) return;
+  for (size_t i = 0; i < n; i++) out[i] = (float)((double)s * x[i]);
+}

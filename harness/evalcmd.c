@@ -45,6 +45,11 @@ static const char *EVAL_USAGE =
     "                    comma list (>= 0; 0 = no early exit), each with its own prediction files\n"
     "                    (eval-<name>-exit<T>.<split>.predictions.tsv) and result record; --json then\n"
     "                    holds \"thresholds\": [{threshold, splits, exits}]\n"
+    "  --ode-steps LIST  ODE-step inference: evaluate once per step count S' of the comma list (1..S, the\n"
+    "                    backbone's encoder steps; S' < S runs steps floor(j*S/S') with residual updates\n"
+    "                    scaled by S/S', pb_model_set_ode_steps), each with its own prediction files\n"
+    "                    (eval-<name>-ode<S'>.<split>.predictions.tsv) and result record (\"ode\" block);\n"
+    "                    --json then holds \"ode\": [{steps, splits}]\n"
     "  --results FILE    with TASKFILE: append one result record per evaluation (harness/exitstats.h;\n"
     "                    with exits: the \"exits\" block)\n";
 
@@ -56,6 +61,8 @@ typedef struct {
   const char *results;      /* --results FILE.jsonl (NULL: none) */
   int n_thr;                /* --exit-threshold: thresholds (0: evaluate as the task file says) */
   double thr[64];
+  int n_ode;                /* --ode-steps: step counts S' (0: all steps, once) */
+  int ode[64];
 } eval_opts;
 
 typedef struct {
@@ -146,9 +153,10 @@ static int build_from_hf(eval_opts *o, eval_state *s, const pb_task *task, int *
 /* One evaluation of every split (at exit threshold thr when the model has exits): prediction
  * files, the report's "splits" (and "exits") in `into`, and with --results one record. */
 static int eval_pass(const char *path, eval_opts *o, eval_state *s, const pb_task *task, int T, const char **splits,
-                     int ns, const char *dir, int has_exits, double thr, cJSON *into) {
+                     int ns, const char *dir, int has_exits, double thr, int ode, cJSON *into) {
   char base[300], stem[1200], ppath[8][1400], tag[48] = "";
   if (o->n_thr) snprintf(tag, sizeof tag, "-exit%g", thr);
+  if (o->n_ode) snprintf(tag, sizeof tag, "-ode%d", ode);
   snprintf(base, sizeof base, "eval-%s%s%s%s", base_name(path ? path : o->bb.model_dir), path ? "" : "-", path ? "" : task->name,
            tag);
   int rc = pb_unique_stem(o->out_dir, base, splits, ns, stem, sizeof stem);
@@ -237,7 +245,8 @@ static int eval_pass(const char *path, eval_opts *o, eval_state *s, const pb_tas
         .train_config_id = pb_kv_get(s->tm.meta, s->tm.nmeta, "config_id"),
         .backbone_config = pb_kv_get(s->tm.meta, s->tm.nmeta, "backbone_config"), .info = &s->tm.info, .data_dir = dir,
         .max_len = T, .max_eval = (int)o->max_eval, .batch = (int)o->batch, .merged = o->merge, .n_splits = ns,
-        .splits = sp, .stats = &all, .has_exits = has_exits, .threshold = thr, .measured = measured,
+        .splits = sp, .stats = &all, .has_exits = has_exits, .threshold = thr, .ode_steps = o->n_ode ? ode : 0,
+        .measured = measured,
         .analytic = analytic, .wall_s = wall, .cpu_s = cpu};
     cJSON *r = NULL;
     if (!(rc = pb_eval_record(&in, &s->tm.m, &s->tm.mi, &r))) {
@@ -283,21 +292,32 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
   if (o->n_thr && !has_exits)
     return pb_set_error(PB_ERR_ARG, "--exit-threshold: %s has no exits (method %s)", path ? path : o->bb.model_dir,
                         path ? pb_kv_get(s->tm.meta, s->tm.nmeta, "method") : "none");
+  if (o->n_thr && o->n_ode) return pb_set_error(PB_ERR_ARG, "--ode-steps and --exit-threshold exclude each other");
+  for (int p = 0; p < o->n_ode; p++)
+    if (o->ode[p] > pb_model_steps(&s->tm.m))
+      return pb_set_error(PB_ERR_ARG, "--ode-steps %d: the backbone has %d encoder steps (S' must be 1..%d)", o->ode[p],
+                          pb_model_steps(&s->tm.m), pb_model_steps(&s->tm.m));
   if (!o->json) printf("%s: %s / %s\n", path ? path : o->bb.model_dir, task->name, path ? pb_kv_get(s->tm.meta, s->tm.nmeta, "method") : "hf checkpoint");
-  cJSON *jthr = o->n_thr ? cJSON_AddArrayToObject(s->rep, "thresholds") : NULL;
-  for (int p = 0; p < (o->n_thr ? o->n_thr : 1); p++) {
+  cJSON *jthr = o->n_thr ? cJSON_AddArrayToObject(s->rep, "thresholds") : o->n_ode ? cJSON_AddArrayToObject(s->rep, "ode") : NULL;
+  const int passes = o->n_thr ? o->n_thr : o->n_ode ? o->n_ode : 1;
+  for (int p = 0; p < passes; p++) {
     double thr = 0;
+    int ode = 0;
     if (o->n_thr) rc = pb_exits_set_threshold(&s->tm.mi, thr = o->thr[p]);
     else if (has_exits) rc = pb_exits_threshold(&s->tm.mi, &thr);
+    if (!rc && o->n_ode) rc = pb_model_set_ode_steps(&s->tm.m, ode = o->ode[p]);
     if (rc) return rc;
     cJSON *into = s->rep;
     if (jthr) {
       into = cJSON_CreateObject();
       cJSON_AddItemToArray(jthr, into);
-      cJSON_AddNumberToObject(into, "threshold", thr);
-      if (!o->json) printf("threshold %g:\n", thr);
+      if (o->n_thr) cJSON_AddNumberToObject(into, "threshold", thr);
+      else cJSON_AddNumberToObject(into, "steps", ode);
+      if (!o->json && o->n_thr) printf("threshold %g:\n", thr);
+      if (!o->json && o->n_ode)
+        printf("ODE steps %d of %d (step size %g):\n", ode, pb_model_steps(&s->tm.m), (double)pb_model_steps(&s->tm.m) / ode);
     }
-    if ((rc = eval_pass(path, o, s, task, T, splits, ns, dir, has_exits, thr, into))) return rc;
+    if ((rc = eval_pass(path, o, s, task, T, splits, ns, dir, has_exits, thr, ode, into))) return rc;
   }
   pb_commit_json_add(s->rep);
   if (o->json) {
@@ -307,6 +327,28 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
     free(txt);
   }
   return PB_OK;
+}
+
+/* --ode-steps 1,2,4: integers >= 1, at most 64; one line on stderr when not (> S is refused once
+ * the model is built) */
+static int parse_ode_steps(const char *list, eval_opts *o) {
+  o->n_ode = 0;
+  const char *p = list;
+  for (;;) {
+    char *end = NULL;
+    const long v = strtol(p, &end, 10);
+    if (end == p || (*end && *end != ',') || v < 1 || v > 1000000) {
+      fprintf(stderr, "peftbench eval: --ode-steps '%s': each entry must be a step count S' >= 1 (comma list)\n", list);
+      return 0;
+    }
+    if (o->n_ode == (int)(sizeof o->ode / sizeof o->ode[0])) {
+      fprintf(stderr, "peftbench eval: --ode-steps: more than %d step counts\n", (int)(sizeof o->ode / sizeof o->ode[0]));
+      return 0;
+    }
+    o->ode[o->n_ode++] = (int)v;
+    if (!*end) return 1;
+    p = end + 1;
+  }
 }
 
 /* --exit-threshold 0,0.3,0.6: finite numbers >= 0, at most 64; one line on stderr when not */
@@ -333,7 +375,7 @@ static int parse_thresholds(const char *list, eval_opts *o) {
 
 int pb_cmd_eval(int argc, char **argv) {
   enum { O_MODEL = 256, O_TASK, O_VOCAB, O_LOWER, O_DATA, O_SPLIT, O_TEST, O_BATCH, O_MAXEVAL, O_MAXLEN, O_MERGE,
-         O_OUT, O_JSON, O_EXIT_THR, O_RESULTS };
+         O_OUT, O_JSON, O_EXIT_THR, O_RESULTS, O_ODE };
   static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                        {"task", required_argument, 0, O_TASK},
                                        {"vocab", required_argument, 0, O_VOCAB},
@@ -349,6 +391,7 @@ int pb_cmd_eval(int argc, char **argv) {
                                        {"json", no_argument, 0, O_JSON},
                                        {"exit-threshold", required_argument, 0, O_EXIT_THR},
                                        {"results", required_argument, 0, O_RESULTS},
+                                       {"ode-steps", required_argument, 0, O_ODE},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   eval_opts o;
@@ -377,6 +420,7 @@ int pb_cmd_eval(int argc, char **argv) {
       case O_JSON: o.json = 1; break;
       case O_RESULTS: o.results = optarg; break;
       case O_EXIT_THR: if (!parse_thresholds(optarg, &o)) return 2; break;
+      case O_ODE: if (!parse_ode_steps(optarg, &o)) return 2; break;
       case 'h': fputs(EVAL_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("eval", argc, argv, opts);
     }

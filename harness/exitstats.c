@@ -376,6 +376,7 @@ int pb_eval_record(const pb_eval_record_in *in, pb_model *m, pb_method_inst *mi,
   cJSON_AddBoolToObject(cfg, "merge_eval", in->merged);
   cJSON_AddStringToObject(cfg, "task_file_config", in->train_config_id ? in->train_config_id : "unknown");
   if (in->has_exits) cJSON_AddNumberToObject(cfg, "exit_threshold", in->threshold);
+  if (in->ode_steps > 0) cJSON_AddNumberToObject(cfg, "ode_steps", in->ode_steps);
   char cfg_id[9];
   if ((rc = pb_config_id(cfg, cfg_id))) {
     cJSON_Delete(cfg);
@@ -468,6 +469,13 @@ int pb_eval_record(const pb_eval_record_in *in, pb_model *m, pb_method_inst *mi,
   cJSON_AddBoolToObject(jme, "eval_match", memcmp(&in->measured, &in->analytic, sizeof in->analytic) == 0);
   if (in->has_exits) cJSON_AddItemToObject(r, "exits", pb_exit_stats_json(in->stats, in->threshold));
   else cJSON_AddNullToObject(r, "exits");
+  if (in->ode_steps > 0) { /* ODE-step inference: S' of the S steps, step size S/S' */
+    cJSON *jode = cJSON_AddObjectToObject(r, "ode");
+    cJSON_AddNumberToObject(jode, "steps_run", in->ode_steps);
+    cJSON_AddNumberToObject(jode, "steps", pb_model_steps(m));
+    cJSON_AddNumberToObject(jode, "step_size", (double)pb_model_steps(m) / in->ode_steps);
+    cJSON_AddNumberToObject(jode, "groups", m->cfg.layers);
+  }
   cJSON_AddNullToObject(r, "counters");
   cJSON *jt = cJSON_AddObjectToObject(r, "timings");
   cJSON *jev = cJSON_AddObjectToObject(jt, "eval");

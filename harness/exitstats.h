@@ -104,6 +104,7 @@ typedef struct {
   const pb_exit_stats *stats; /* the labelled splits' examples (ops.inference_per_example) */
   int has_exits;
   double threshold;          /* with has_exits */
+  int ode_steps;             /* S' of ODE-step inference (eval --ode-steps; 0: all steps) */
   pb_opcounts measured, analytic; /* the instrumented eval and its counting-only twin */
   double wall_s, cpu_s;      /* the evaluation's time */
 } pb_eval_record_in;
@@ -111,7 +112,8 @@ typedef struct {
 /* The result record (schema peftbench-result/1, harness/results.h) of one evaluation: "source"
  * "eval"; "config" = {method, method_desc, backbone, vocab_sha256, lower_case, max_len,
  * max_eval, splits, eval_data_sha256, merge_eval, task_file_config, exit_threshold (only with
- * exits)}; "train", "head" and "counters" null; "ops" as `run`'s, inference_per_example being
+ * exits), ode_steps (only with ode_steps > 0)}; "ode" = {steps_run S', steps S, step_size S/S',
+ * groups G} only with ode_steps > 0; "train", "head" and "counters" null; "ops" as `run`'s, inference_per_example being
  * the mean of the per-example exact counts; "exits" with exits, else null. PB_OK and *out, or
  * an error naming what failed. m/mi: the model as evaluated (for the T = 128 report). */
 int pb_eval_record(const pb_eval_record_in *in, pb_model *m, pb_method_inst *mi, cJSON **out);

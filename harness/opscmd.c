@@ -115,10 +115,16 @@ static void join_opts(char *buf, size_t n, const char *const *opts) {
   for (int i = 0; opts && opts[i] && o < n; i++) o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? " " : "", opts[i]);
 }
 
-static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg) {
+/* groups > 0: cfg's layers over that many shared weight sets; ode > 0: counted at S' = ode steps
+ * (a configuration that refuses them, PB_ERR_UNSUPPORTED, e.g. early exit with S' < S, gets no
+ * entry) */
+static int add_entry_share(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg, int groups, int ode) {
   pb_ops_report r;
-  int rc = pb_ops_report_for(cfg, ref->method, ref->options, PB_OPS_BASELINE_T, PB_OPS_BASELINE_TRAIN_B,
-                             PB_OPS_BASELINE_TRAIN_T, &r);
+  int rc = groups || ode ? pb_ops_report_for_share(cfg, NULL, groups, ode, ref->method, ref->options, PB_OPS_BASELINE_T,
+                                                   PB_OPS_BASELINE_TRAIN_B, PB_OPS_BASELINE_TRAIN_T, &r)
+                         : pb_ops_report_for(cfg, ref->method, ref->options, PB_OPS_BASELINE_T, PB_OPS_BASELINE_TRAIN_B,
+                                             PB_OPS_BASELINE_TRAIN_T, &r);
+  if (rc == PB_ERR_UNSUPPORTED && (groups || ode)) return PB_OK;
   if (rc) return rc;
   cJSON *e = cJSON_AddObjectToObject(methods, ref->label);
   if (!e) return pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
@@ -137,6 +143,10 @@ static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_confi
       (rc = add_exact(p, "stored", r.p_stored)) || (rc = add_exact(p, "all", r.p_all)))
     return rc;
   return PB_OK;
+}
+
+static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg) {
+  return add_entry_share(methods, ref, cfg, 0, 0);
 }
 
 cJSON *pb_ops_baseline_build(void) {
@@ -169,6 +179,27 @@ cJSON *pb_ops_baseline_build(void) {
     cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
     if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
     for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_entry(methods, pb_ops_ref_at(i), &cfg);
+  }
+  /* parameter-shared backbones and ODE-step inference (share.h): the same reference
+   * configurations over shared weight sets, at all steps and at fewer ODE steps */
+  static const struct { const char *name; int base, groups, ode; } SH[] = {
+      {"default G=1", 0, 1, 0}, {"default G=2", 0, 2, 0}, {"default G=1 S'=2", 0, 1, 2},
+      {"default S'=2 unshared", 0, 0, 2}, {"bert-base G=1", 1, 1, 0}, {"bert-base G=1 S'=6", 1, 1, 6}};
+  cJSON *shared = rc ? NULL : cJSON_AddObjectToObject(doc, "sharing");
+  if (!rc && !shared) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+  for (size_t k = 0; k < sizeof SH / sizeof *SH && !rc; k++) {
+    pb_config cfg;
+    if (SH[k].base) pb_config_bert_base(&cfg, PB_OPS_BASELINE_LABELS);
+    else pb_config_default(&cfg, PB_OPS_BASELINE_LABELS);
+    cJSON *sh = cJSON_AddObjectToObject(shared, SH[k].name);
+    if (!sh) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    if (!rc) rc = add_config(sh, &cfg);
+    if (!rc) cJSON_AddNumberToObject(sh, "weight_sets", SH[k].groups ? SH[k].groups : cfg.layers);
+    if (!rc) cJSON_AddNumberToObject(sh, "ode_steps", SH[k].ode ? SH[k].ode : cfg.layers);
+    cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
+    if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    for (int i = 0; i < pb_ops_ref_count() && !rc; i++)
+      rc = add_entry_share(methods, pb_ops_ref_at(i), &cfg, SH[k].groups, SH[k].ode);
   }
   if (!rc) rc = sort_json(doc);
   if (rc) {
@@ -479,11 +510,13 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: peftbench ops --method NAME|all [-o key=value ...] [--model DIR | --shape base|default|L,H,A,F "
           "[--vocab-size V]]\n"
-          "                     [--seq T (128)] [--batch B (32)] [--labels C (2)] [--json]\n"
+          "                     [--seq T (128)] [--batch B (32)] [--labels C (2)] [--groups G] [--ode-steps S'] [--json]\n"
           "       peftbench ops --check FILE [--update]\n"
           "Analytic op counts and parameters, without data or training. --shape L,H,A,F = layers, hidden, heads,\n"
           "ffn. --check recomputes the reference configurations and compares them with FILE (exit 0 same, 1\n"
-          "differs, 2 bad file); --update rewrites FILE.\n");
+          "differs, 2 bad file); --update rewrites FILE. --groups G: the L layers share G weight sets (G divides L;\n"
+          "1 = fully shared, ALBERT); --ode-steps S': inference and training step at S' of the steps (1..L,\n"
+          "residual updates scaled by L/S').\n");
 }
 
 static int parse_pos_int(const char *flag, const char *v, int *out) {
@@ -535,7 +568,7 @@ static int parse_shape(const char *v, pb_config *cfg) {
 int pb_cmd_ops(int argc, char **argv) {
   const char *method = NULL, *model_dir = NULL, *shape = NULL, *check = NULL;
   const char *opts[MAX_OPTS + 1];
-  int nopts = 0, json = 0, update = 0, T = 128, B = 32, C = 2, V = 0;
+  int nopts = 0, json = 0, update = 0, T = 128, B = 32, C = 2, V = 0, groups = 0, ode = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
@@ -551,7 +584,7 @@ int pb_cmd_ops(int argc, char **argv) {
     int takes = !strcmp(flag, "--method") || !strcmp(flag, "-o") || !strcmp(flag, "--option") ||
                 !strcmp(flag, "--model") || !strcmp(flag, "--shape") || !strcmp(flag, "--vocab-size") ||
                 !strcmp(flag, "--seq") || !strcmp(flag, "--batch") || !strcmp(flag, "--labels") ||
-                !strcmp(flag, "--check");
+                !strcmp(flag, "--check") || !strcmp(flag, "--groups") || !strcmp(flag, "--ode-steps");
     if (takes && !val) {
       if (i + 1 >= argc) {
         fprintf(stderr, "peftbench ops: %s needs a value (see peftbench ops --help)\n", flag);
@@ -577,6 +610,8 @@ int pb_cmd_ops(int argc, char **argv) {
     else if (!strcmp(flag, "--batch")) rc = parse_pos_int(flag, val, &B);
     else if (!strcmp(flag, "--labels")) rc = parse_pos_int(flag, val, &C);
     else if (!strcmp(flag, "--check")) check = val;
+    else if (!strcmp(flag, "--groups")) rc = parse_pos_int(flag, val, &groups);
+    else if (!strcmp(flag, "--ode-steps")) rc = parse_pos_int(flag, val, &ode);
     else if (!strcmp(flag, "--json") && !val) json = 1;
     else if (!strcmp(flag, "--update") && !val) update = 1;
     else {
@@ -588,7 +623,7 @@ int pb_cmd_ops(int argc, char **argv) {
   opts[nopts] = NULL;
 
   if (check) {
-    if (method || model_dir || shape || nopts || json) {
+    if (method || model_dir || shape || nopts || json || groups || ode) {
       fprintf(stderr, "peftbench ops: --check takes only a file (and --update); it uses the reference configurations\n");
       return 2;
     }
@@ -638,6 +673,15 @@ int pb_cmd_ops(int argc, char **argv) {
     return 2;
   }
 
+  if (groups && model_dir) {
+    fprintf(stderr, "peftbench ops: --groups applies to --shape or the default shape (a --model folder brings its own "
+            "sharing: ALBERT's num_hidden_groups)\n");
+    return 2;
+  }
+  if (groups && cfg.layers % groups) {
+    fprintf(stderr, "peftbench ops: --groups %d: G=%d weight sets do not divide the %d layers\n", groups, groups, cfg.layers);
+    return 2;
+  }
   int n = all ? pb_method_count() : 1;
   pb_ops_report *reps = calloc((size_t)n, sizeof *reps);
   if (!reps) {
@@ -646,7 +690,8 @@ int pb_cmd_ops(int argc, char **argv) {
   }
   for (int i = 0; i < n; i++) {
     const char *name = all ? pb_method_at(i)->name : method;
-    if (pb_ops_report_for_dir(&cfg, model_dir, name, all ? NULL : opts, T, B, T, &reps[i])) {
+    if (groups || ode ? pb_ops_report_for_share(&cfg, model_dir, groups, ode, name, all ? NULL : opts, T, B, T, &reps[i])
+                      : pb_ops_report_for_dir(&cfg, model_dir, name, all ? NULL : opts, T, B, T, &reps[i])) {
       fprintf(stderr, "peftbench ops: %s\n", pb_last_error());
       free(reps);
       return 2;
@@ -665,9 +710,18 @@ int pb_cmd_ops(int argc, char **argv) {
     free(s);
     cJSON_Delete(doc);
   } else {
-    printf("model %s: V=%d d=%d L=%d A=%d F=%d P=%d C=%d, dropout %g/%g (training only)\n\n", shape_name,
+    printf("model %s: V=%d d=%d L=%d A=%d F=%d P=%d C=%d, dropout %g/%g (training only)\n", shape_name,
            cfg.vocab_size, cfg.hidden, cfg.layers, cfg.heads, cfg.ffn, cfg.max_pos, cfg.num_labels,
            (double)cfg.hidden_dropout, (double)cfg.attn_dropout);
+    int steps = cfg.layers, sets = groups ? groups : cfg.layers; /* a --model folder's own sharing (ALBERT) */
+    if (model_dir) {
+      pb_model tmp;
+      if (pb_model_declare(&tmp, &cfg) == PB_OK && pb_model_apply_hf_shape(&tmp, model_dir) == PB_OK) steps = tmp.steps;
+      pb_model_free(&tmp);
+    }
+    if (sets != steps) printf("shared: %d steps over %d weight sets (%d consecutive steps each)\n", steps, sets, steps / sets);
+    if (ode) printf("ODE steps: %d of %d (step size %g)\n", ode, steps, (double)steps / ode);
+    printf("\n");
     for (int i = 0; i < n; i++) {
       print_report(&reps[i]);
       printf("\n");

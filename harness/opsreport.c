@@ -6,6 +6,8 @@
 #include "util/status.h"
 #include "harness/opsreport.h"
 
+#include "backbone/share.h"
+
 #include "backbone/checkpoint.h"
 #include "harness/results.h"
 
@@ -44,8 +46,14 @@ int pb_ops_report_compute(pb_model *m, const pb_method_inst *mi, int T, int trai
   out->has_merge = mi && mi->m && mi->m->merge && mi->m->unmerge;
   if (out->has_merge) {
     rc = pb_model_ops_add(m, mi, 1, T, PB_COUNT_INFER, 1, &out->infer_merged);
+    if (rc == PB_ERR_UNSUPPORTED) { /* this model cannot merge it (per-step deltas over a shared set) */
+      out->has_merge = 0;
+      memset(&out->infer_merged, 0, sizeof out->infer_merged);
+      rc = PB_OK;
+    }
     if (rc) return rc;
-  } else {
+  }
+  if (!out->has_merge) {
     out->infer_merged = out->infer;
   }
   /* gradient clipping (run's default --max-grad-norm 1) + AdamW */
@@ -102,6 +110,27 @@ int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const cha
   int rc = pb_ops_model_build_dir(&m, &mi, cfg, shape_dir, name, options);
   if (rc) return rc;
   rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
+  pb_method_destroy(&mi);
+  pb_model_free(&m);
+  return rc;
+}
+
+int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const char *name,
+                            const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
+  pb_model m;
+  pb_method_inst mi;
+  memset(&mi, 0, sizeof mi);
+  int rc = pb_method_create(&mi, name, options);
+  if (rc) return rc;
+  rc = groups > 0 ? pb_model_declare_shared(&m, cfg, groups) : pb_model_declare(&m, cfg);
+  if (rc) {
+    pb_method_destroy(&mi);
+    return rc;
+  }
+  if (shape_dir) rc = pb_model_apply_hf_shape(&m, shape_dir);
+  if (!rc) rc = mi.m->attach(mi.ctx, &m);
+  if (!rc && ode_steps > 0) rc = pb_model_set_ode_steps(&m, ode_steps);
+  if (!rc) rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
   pb_method_destroy(&mi);
   pb_model_free(&m);
   return rc;

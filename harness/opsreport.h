@@ -61,6 +61,12 @@ int pb_ops_report_for(const pb_config *cfg, const char *name, const char *const 
 int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const char *name, const char *const *options,
                           int T, int train_B, int train_T, pb_ops_report *out);
 
+/* The same for a shared backbone and ODE-step inference: cfg->layers steps over `groups` weight
+ * sets (pb_model_declare_shared; 0: unshared, or the folder's own sharing), counted at
+ * `ode_steps` S' (pb_model_set_ode_steps after the method attached; 0: all steps). */
+int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const char *name,
+                            const char *const *options, int T, int train_B, int train_T, pb_ops_report *out);
+
 /* JSON object:
  * {"method", "method_desc", "T", "inference": OPS, "per_token": OPS (/T),
  *  "method_merged": OPS | null, "train_step": OPS, "train_step_shape": [B, T],

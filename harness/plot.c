@@ -376,6 +376,7 @@ static cJSON *curve_key(const pb_agg_row *r) {
   cJSON *c = cJSON_Duplicate(r->config, 1);
   if (!c) return NULL;
   cJSON_DeleteItemFromObjectCaseSensitive(c, "exit_threshold");
+  cJSON_DeleteItemFromObjectCaseSensitive(c, "ode_steps"); /* an ODE-step sweep (eval --ode-steps) */
   cJSON_DeleteItemFromObjectCaseSensitive(c, "method_desc");
   return c;
 }
@@ -389,18 +390,32 @@ static void curve_title(const pb_agg_row *r, char *out, size_t n) {
     size_t len = strcspn(d, ",");
     const char *item = d;
     while (len && *item == ' ') item++, len--;
-    if (len && strncmp(item, "exit_threshold=", 15) != 0 && w < sizeof rest)
+    if (len && strncmp(item, "exit_threshold=", 15) != 0 && strncmp(item, "ode_steps=", 10) != 0 && w < sizeof rest)
       w += (size_t)snprintf(rest + w, sizeof rest - w, "%s%.*s", w ? ", " : "", (int)len, item);
     d = item + len;
     if (*d == ',') d++;
   }
-  if (rest[0]) snprintf(out, n, "%s (%s)", r->method, rest);
-  else snprintf(out, n, "%s", r->method);
+  /* an ODE-step sweep names its backbone folder (the sweeps of one method differ in it) */
+  char bb[300] = "";
+  for (int t = 0; t < PB_AGG_NTASKS && !bb[0]; t++)
+    for (int j = 0; j < r->n_recs[t] && !bb[0]; j++) {
+      const cJSON *rec = r->recs[t][j], *jb = cJSON_GetObjectItemCaseSensitive(rec, "backbone");
+      const char *src = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(rec, "ode")) ? pb_json_str(jb, "source") : NULL;
+      if (!src) continue;
+      size_t k = strlen(src);
+      while (k > 1 && src[k - 1] == '/') k--;
+      size_t i = k;
+      while (i > 0 && src[i - 1] != '/') i--;
+      snprintf(bb, sizeof bb, " on %.*s", (int)(k - i), src + i);
+    }
+  if (rest[0]) snprintf(out, n, "%s%s (%s)", r->method, bb, rest);
+  else snprintf(out, n, "%s%s", r->method, bb);
 }
 
 typedef struct {
   const pb_agg_row *r;
   int curve;            /* index of its curve, -1: a static point */
+  int ode;              /* an ODE-step point: thr holds S' */
   double x, thr, speedup, avg, sd;
   int nmin;
 } xpt;
@@ -431,10 +446,13 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
     xpt q = {.r = r, .curve = -1, .avg = avg, .thr = NAN, .speedup = NAN};
     q.sd = pb_agg_avg_score_sd(r, &q.nmin);
     pb_stat t = row_num(r, "exits", "threshold", NULL, NULL), f = row_num(r, "exits", "flops_per_example", "mean", NULL);
-    if (t.n && f.n) {
+    /* an ODE-step point: S' and the exact per-example FLOPs of the evaluation */
+    pb_stat os = row_num(r, "ode", "steps_run", NULL, NULL), of = row_num(r, "ops", "inference_per_example", "flops", "total");
+    if (!(t.n && f.n) && os.n && of.n && of.mean > 0) q.ode = 1;
+    if ((t.n && f.n) || q.ode) {
       any_exits = 1;
-      q.thr = t.mean;
-      q.x = f.mean;
+      q.thr = q.ode ? os.mean : t.mean;
+      q.x = q.ode ? of.mean : f.mean;
       pb_stat sp = row_num(r, "exits", "speedup", NULL, NULL);
       q.speedup = sp.n ? sp.mean : NAN;
       cJSON *key = curve_key(r);
@@ -485,7 +503,8 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
     pb_strbuf b = {0};
     pb_sb_add(&b, "# peftbench plot: average GLUE score (x100) vs mean FLOPs per example (inference at the examples'\n"
                   "# own lengths, all owners): one curve per configuration with exits (ordered by threshold, x =\n"
-                  "# exits.flops_per_example.mean), then a block of static points (ops.inference_per_example)\n");
+                  "# exits.flops_per_example.mean) or swept over ODE steps (label S'=k, the threshold column holds\n"
+                  "# S', x = ops.inference_per_example), then a block of static points (ops.inference_per_example)\n");
     char vb[512];
     avg_refs(a, &b, lo, hi, base, fullv, nsingle, n, vb, sizeof vb, NULL);
     pb_sb_add(&b, "# label mean_flops_per_example avg_score sd threshold speedup n_seeds_min\n");
@@ -499,7 +518,7 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
       pb_sb_add(&b, " \"x\" \"score\" \"sd\" \"threshold\" \"speedup\" \"n\"\n");
       for (; i < n && (c < nc ? p[i].curve == c : 1); i++) {
         char lab[600];
-        if (c < nc) snprintf(lab, sizeof lab, "t=%g", p[i].thr);
+        if (c < nc) snprintf(lab, sizeof lab, p[i].ode ? "S'=%g" : "t=%g", p[i].thr);
         else snprintf(lab, sizeof lab, "%s", p[i].r->label);
         tb_label(&b, lab);
         tb_num(&b, 1, p[i].x);

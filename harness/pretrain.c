@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "backbone/bert.h"
+#include "backbone/checkpoint.h"
+#include "backbone/share.h"
 #include "util/fileio.h"
 #include "backbone/mlm.h"
 #include "backbone/ops.h"
@@ -44,6 +46,10 @@ static const pb_optdef OPTS[] = {
     {"vocab", PB_OPT_STR, FIELD(vocab), 0, "FILE", "WordPiece vocab (default ../shared/data/vocab/bert-base-uncased-vocab.txt)"},
     {"init-from", PB_OPT_STR, FIELD(init_from), 1, "DIR", "start from the weights of this HF BERT folder (same shape) instead of random"},
     {"layers", PB_OPT_INT, FIELD(layers), 1, "N", "encoder layers (4)"},
+    {"groups", PB_OPT_INT, FIELD(groups), 1, "G", "the layers share G weight sets (G divides --layers; 1: ALBERT-style; 0: unshared)"},
+    {"share-init", PB_OPT_STR, FIELD(share_init), 1, "HOW", "shared model from an unshared --init-from: mean (of each group's layers) or first"},
+    {"random-steps", PB_OPT_FLAG, FIELD(random_steps), 1, NULL, "step-robust training: every step runs S' ~ U{1..S} ODE steps (step size S/S')"},
+    {"val-steps", PB_OPT_STR, FIELD(val_steps), 0, "LIST", "at the end, the validation MLM loss also at each S' of the list (ODE steps, e.g. 1,2,4)"},
     {"hidden", PB_OPT_INT, FIELD(hidden), 1, "N", "hidden size (256)"},
     {"heads", PB_OPT_INT, FIELD(heads), 1, "N", "attention heads (4)"},
     {"ffn", PB_OPT_INT, FIELD(ffn), 1, "N", "intermediate size (1024)"},
@@ -75,6 +81,7 @@ static const pb_optdef OPTS[] = {
 void pb_pretrain_defaults(pb_pretrain_opts *o) {
   memset(o, 0, sizeof *o);
   o->layers = 4;
+  snprintf(o->share_init, sizeof o->share_init, "mean");
   o->hidden = 256;
   o->heads = 4;
   o->ffn = 1024;
@@ -97,6 +104,11 @@ static int validate_opts(const pb_pretrain_opts *o) {
   if (o->layers < 1 || o->hidden < 1 || o->heads < 1 || o->ffn < 1 || o->hidden % o->heads)
     return pb_set_error(PB_ERR_ARG, "pretrain: bad model shape (layers %d, hidden %d, heads %d, ffn %d)", o->layers,
                         o->hidden, o->heads, o->ffn);
+  if (o->groups < 0 || (o->groups > 0 && o->layers % o->groups))
+    return pb_set_error(PB_ERR_ARG, "pretrain: --groups %d: G=%d weight sets do not divide the %d layers", o->groups,
+                        o->groups, o->layers);
+  if (strcmp(o->share_init, "mean") != 0 && strcmp(o->share_init, "first") != 0)
+    return pb_set_error(PB_ERR_ARG, "pretrain: --share-init '%s': expected mean or first", o->share_init);
   if (o->max_len < 8 || o->max_len > o->max_pos)
     return pb_set_error(PB_ERR_ARG, "pretrain: --max-len %d must be in 8..--max-pos (%d)", o->max_len, o->max_pos);
   if (o->batch < 1 || o->steps < 1) return pb_set_error(PB_ERR_ARG, "pretrain: --batch and --steps must be >= 1");
@@ -155,6 +167,7 @@ typedef struct {
   float val_nsp_loss, val_nsp_acc;
   float val_loss;            /* last validation MLM loss (NAN: none) */
   int val_step;
+  char val_at[512];          /* --val-steps: "S':loss,..." of the last validation */
   FILE *logf;                /* log.tsv */
   char first_command[4096];
   char started[32];
@@ -172,8 +185,32 @@ static int mlm_forward(run_state *s, const pb_batch *b, int training, uint64_t d
   return rc;
 }
 
-static float eval_val(run_state *s) {
+/* the validation MLM loss at Sp ODE steps (eval_val: all S) */
+static float eval_val_at(run_state *s, int Sp);
+static float eval_val(run_state *s) { return eval_val_at(s, pb_model_steps(&s->m)); }
+
+/* --val-steps: the validation loss at each S' of the list into s->val_at (then back at S) */
+static int eval_val_steps(run_state *s) {
+  s->val_at[0] = 0;
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", s->o.val_steps);
+  size_t w = 0;
+  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+    const int Sp = atoi(t);
+    if (Sp < 1 || Sp > pb_model_steps(&s->m))
+      return pb_set_error(PB_ERR_ARG, "pretrain: --val-steps %s: each S' must be in 1..%d", s->o.val_steps,
+                          pb_model_steps(&s->m));
+    const float l = eval_val_at(s, Sp);
+    w += (size_t)snprintf(s->val_at + w, w < sizeof s->val_at ? sizeof s->val_at - w : 0, "%s%d:%.6f", w ? "," : "", Sp,
+                          (double)l);
+    if (!s->o.quiet) fprintf(stderr, "pretrain: validation MLM loss at %d of %d steps: %.4f\n", Sp, pb_model_steps(&s->m), (double)l);
+  }
+  return pb_model_set_ode_steps(&s->m, pb_model_steps(&s->m));
+}
+
+static float eval_val_at(run_state *s, int Sp) {
   s->val_nsp_loss = s->val_nsp_acc = NAN;
+  if (pb_model_set_ode_steps(&s->m, Sp)) return NAN; /* validation at Sp of the S steps */
   const pb_mlm_data *d = &s->d;
   if (d->n_val == 0) return NAN;
   double sum = 0, cnt = 0, nsum = 0, ncor = 0, nrows = 0;
@@ -232,6 +269,7 @@ static int run_meta(const run_state *s, const char *stop_reason, double seconds,
   kv_set(kv, &n, "loss_window_n", "%d", s->ts.win_n);
   kv_set(kv, &n, "val_mlm_loss", "%.6f", (double)s->val_loss);
   kv_set(kv, &n, "val_step", "%d", s->val_step);
+  if (s->val_at[0]) kv_set(kv, &n, "val_mlm_loss_at_steps", "%s", s->val_at);
   if (s->o.nsp) {
     kv_set(kv, &n, "final_nsp_loss", "%.6f", pb_train_ring_mean(&s->ts, s->nwindow));
     kv_set(kv, &n, "val_nsp_loss", "%.6f", (double)s->val_nsp_loss);
@@ -302,7 +340,10 @@ static int opts_from_meta(pb_pretrain_opts *o, const pb_kv *kv, int n, const cha
     const char *v = pb_kv_get(kv, n, key);
     /* options added later: a checkpoint without them ran with their defaults */
     if (!v && (OPTS[i].off == OFF(extra_text) || OPTS[i].off == OFF(init_from))) v = "";
-    if (!v && (OPTS[i].off == OFF(nsp) || OPTS[i].off == OFF(wwm))) v = "0";
+    if (!v && (OPTS[i].off == OFF(nsp) || OPTS[i].off == OFF(wwm) || OPTS[i].off == OFF(groups) ||
+               OPTS[i].off == OFF(random_steps)))
+      v = "0";
+    if (!v && OPTS[i].off == OFF(share_init)) v = "mean";
     if (!v && OPTS[i].off == OFF(dropout)) v = "0.100000001";
     if (!v) v = meta_get(kv, n, key, path);
     if (!v) return PB_ERR_FORMAT;
@@ -331,7 +372,8 @@ static int build_model(run_state *s, int V) {
   c.ffn = s->o.ffn;
   c.max_pos = s->o.max_pos;
   c.hidden_dropout = c.attn_dropout = s->o.dropout;
-  int rc = pb_model_declare(&s->m, &c);
+  /* --groups: the layers as steps over G shared weight sets (share.h) */
+  int rc = s->o.groups > 0 ? pb_model_declare_shared(&s->m, &c, s->o.groups) : pb_model_declare(&s->m, &c);
   if (!rc) rc = pb_mlm_declare(&s->h, &s->m);
   if (!rc && s->o.nsp) rc = pb_nsp_declare(&s->nh, &s->m);
   if (rc) return rc;
@@ -348,6 +390,30 @@ static int build_model(run_state *s, int V) {
   return PB_OK;
 }
 
+/* A shared model from an unshared folder DIR of the same depth (share.h pb_share_init_from): each
+ * weight set = the mean (--share-init mean) or the first of its group's layers; a folder that is
+ * itself shared (ALBERT) was loaded by name and is kept as it is. */
+static int share_from_unshared(run_state *s, const char *dir) {
+  char path[PB_PRETRAIN_PATH_MAX + 64];
+  join(path, sizeof path, dir, "config.json");
+  pb_config c;
+  memset(&c, 0, sizeof c);
+  int rc = pb_config_load_hf(path, &c);
+  if (rc) return rc;
+  pb_model src;
+  if ((rc = pb_model_declare(&src, &c))) return rc;
+  if ((rc = pb_model_apply_hf_shape(&src, dir))) goto out;
+  if (pb_model_is_shared(&src)) goto out; /* already shared: the tensors loaded by their ALBERT names */
+  if ((rc = pb_params_alloc(&src.params)) || (rc = pb_model_load_hf_ex(&src, dir, 0))) goto out;
+  rc = pb_share_init_from(&s->m, &src, strcmp(s->o.share_init, "first") == 0 ? PB_SHARE_INIT_FIRST : PB_SHARE_INIT_MEAN);
+  if (!rc && !s->o.quiet)
+    fprintf(stderr, "pretrain: %d steps over %d shared weight sets, each the %s of its group's layers of %s\n",
+            s->m.steps, s->m.cfg.layers, s->o.share_init, dir);
+out:
+  pb_model_free(&src);
+  return rc;
+}
+
 /* --init-from: every non-method tensor of the table that DIR/model.safetensors holds with the
  * same element count; the word embeddings must be among them */
 static int init_from_folder(run_state *s, const char *dir, int *n_loaded) {
@@ -362,6 +428,8 @@ static int init_from_folder(run_state *s, const char *dir, int *n_loaded) {
     pb_tensor *t = &p->t[i];
     if (t->owner == PB_OWNER_METHOD || strncmp(t->name, "classifier.", 11) == 0) continue;
     int k = pb_st_find(&f, t->name);
+    char al[PB_NAME_MAX];
+    if (k < 0 && pb_albert_name(t->name, al, sizeof al)) k = pb_st_find(&f, al); /* a shared (ALBERT) folder */
     if (k < 0) continue;
     if (f.t[k].numel != t->numel) {
       rc = pb_set_error(PB_ERR_SHAPE, "pretrain: --init-from %s: %s has %zu values, the model %zu (another shape?)", dir,
@@ -380,6 +448,7 @@ static int init_from_folder(run_state *s, const char *dir, int *n_loaded) {
   pb_st_close(&f);
   if (!rc && !word_ok)
     rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: --init-from %s: no bert.embeddings.word_embeddings.weight", path);
+  if (!rc && pb_model_is_shared(&s->m)) rc = share_from_unshared(s, dir);
   if (!rc) p->version++;
   *n_loaded = n;
   return rc;
@@ -481,6 +550,12 @@ static int pt_batch(void *ctx, int t, pb_batch *b) {
 static int pt_objective(void *ctx, int t, const pb_batch *b, float *loss) {
   run_state *s = ctx;
   s->nsp_loss = NAN;
+  if (s->o.random_steps) { /* step-robust training: S' ~ U{1..S}, seeded by (seed, t) */
+    const int S = pb_model_steps(&s->m);
+    const int Sp = 1 + (int)(pb_hash64(s->o.seed ^ pb_hash64(0x6F64655354ULL + (uint64_t)t)) % (uint64_t)S);
+    int rc = pb_model_set_ode_steps(&s->m, Sp);
+    if (rc) return rc;
+  }
   int rc = mlm_forward(s, b, 1, pb_hash64(s->o.seed ^ pb_hash64(0x64726F70ULL + (uint64_t)t)), loss, &s->nsp_loss);
   if (!rc) rc = pb_mlm_backward_head(&s->h, &s->m);
   if (!rc && s->o.nsp) rc = pb_nsp_backward(&s->nh, &s->m, s->h.dout);
@@ -636,6 +711,9 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
       fprintf(stderr, "pretrain: L=%d d=%d A=%d F=%d V=%d, batch %d x %d, %d steps (warmup %d), lr %g, threads %d | %s\n",
               o.layers, o.hidden, o.heads, o.ffn, s->m.cfg.vocab_size, o.batch, o.max_len, o.steps, o.warmup,
               (double)o.lr, o.threads, rep);
+    if (!o.quiet && (o.groups || o.random_steps))
+      fprintf(stderr, "pretrain: %d encoder steps over %d weight sets%s\n", s->m.steps, s->m.cfg.layers,
+              o.random_steps ? "; every step runs S' ~ U{1..S} ODE steps (step size S/S')" : "");
   }
   if (!(s->logf = open_log(s))) {
     rc = pb_set_error(PB_ERR_IO, "pretrain: cannot write %s/log.tsv: %s", o.out_dir, strerror(errno));
@@ -653,6 +731,7 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   if ((rc = pb_train(&to, &s->ts, &tres))) goto out;
   const int interrupted = tres.stop == PB_TRAIN_INTERRUPTED;
   const char *stop = interrupted ? "interrupted" : tres.stop == PB_TRAIN_TIME_LIMIT ? "time-limit" : "completed";
+  if (!interrupted && s->o.val_steps[0] && (rc = eval_val_steps(s))) goto out;
   if (!interrupted) {
     s->val_loss = eval_val(s);
     s->val_step = s->ts.step;
@@ -757,6 +836,24 @@ int pb_cmd_pretrain(int argc, char **argv) {
       }
       pb_kv_free(kv, n);
     }
+  }
+  /* --val-steps: step counts 1..layers (a usage error otherwise) */
+  for (const char *q = o.val_steps; *q;) {
+    char *end = NULL;
+    const long v = strtol(q, &end, 10);
+    if (end == q || (*end && *end != ',') || v < 1 || v > o.layers) {
+      fprintf(stderr, "peftbench pretrain: --val-steps '%s': each entry must be a step count in 1..%d (comma list)\n",
+              o.val_steps, o.layers);
+      return 2;
+    }
+    q = *end ? end + 1 : end;
+  }
+  /* sharing options are usage errors (exit 2) before any work */
+  if ((o.groups < 0 || (o.groups > 0 && o.layers % o.groups)) ||
+      (strcmp(o.share_init, "mean") != 0 && strcmp(o.share_init, "first") != 0)) {
+    validate_opts(&o);
+    fprintf(stderr, "peftbench %s (see --help)\n", pb_last_error());
+    return 2;
   }
   pb_train_signals saved;
   pb_train_signals_install(&saved, 0); /* a second signal changes nothing: the checkpoint gets written */

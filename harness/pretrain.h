@@ -59,6 +59,13 @@ typedef struct {
                                            tensor of the table found there is loaded (F16 is fine), the
                                            rest (e.g. a new head) keeps its random init; fresh AdamW */
   int layers, hidden, heads, ffn;       /* model shape (4, 256, 4, 1024) */
+  int groups;                           /* --groups G: the layers share G weight sets (0: unshared; share.h) */
+  char share_init[16];                  /* --share-init mean|first: a shared model from an unshared --init-from
+                                           folder: each set = the mean (or first) of its group's layers */
+  int random_steps;                     /* --random-steps: every step runs S' ~ U{1..S} ODE steps (step size
+                                           S/S'), the step-robust pretraining of a shared backbone */
+  char val_steps[64];                   /* --val-steps LIST: at the end also the validation MLM loss at each
+                                           S' of the comma list (ODE steps; pretrain.json val_mlm_loss_at_steps) */
   int max_pos;                          /* max_position_embeddings (512) */
   int max_len;                          /* packed sequence length T (128) */
   char extra_text[PB_PRETRAIN_PATH_MAX];/* --extra-text LIST: more text after GLUE (harness/corpus.h; "" none) */

@@ -1,6 +1,8 @@
 /* The files of `pretrain`: checkpoint tensors and the final folder (pretrain_ckpt.h). */
 #include "harness/pretrain_ckpt.h"
 
+#include "backbone/share.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,9 +76,13 @@ static int patch_config(const char *dir, int nsp) {
   cJSON *r = cJSON_Parse(txt);
   free(txt);
   if (!r) return pb_set_error(PB_ERR_FORMAT, "%s: cannot parse the config just written", path);
+  const cJSON *mt = cJSON_GetObjectItemCaseSensitive(r, "model_type");
+  const int albert = cJSON_IsString(mt) && strcmp(mt->valuestring, "albert") == 0; /* a shared backbone */
   cJSON_DeleteItemFromObject(r, "architectures");
   cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
-  if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString(nsp ? "BertForPreTraining" : "BertForMaskedLM"));
+  if (arch)
+    cJSON_AddItemToArray(arch, cJSON_CreateString(albert ? (nsp ? "AlbertForPreTraining" : "AlbertForMaskedLM")
+                                                         : (nsp ? "BertForPreTraining" : "BertForMaskedLM")));
   cJSON_DeleteItemFromObject(r, "num_labels");
   char *s = cJSON_Print(r);
   cJSON_Delete(r);
@@ -113,21 +119,19 @@ int pb_pretrain_export(pb_model *m, const char *dir, int fp16, const char *vocab
   const int nsp = nspv && atoi(nspv) != 0;
   if ((rc = patch_config(dir, nsp))) return rc;
   const pb_params *p = &m->params;
-  pb_st_wtensor *w = calloc((size_t)p->n + 1, sizeof *w);
-  if (!w) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
-  int nw = 0;
+  pb_hf_tensors hl; /* HF names (ALBERT's when the backbone is shared), no classifier */
+  if ((rc = pb_hf_tensors_build(&hl, m, 0))) return rc;
   size_t n_params = 0;
   for (int i = 0; i < p->n; i++) {
     const pb_tensor *t = &p->t[i];
     if (t->owner == PB_OWNER_METHOD || strncmp(t->name, "classifier.", 11) == 0) continue;
-    w[nw++] = (pb_st_wtensor){t->name, t->ndim, t->shape, t->data};
     n_params += t->numel;
   }
   char path[PB_PRETRAIN_PATH_MAX + 64];
   join(path, sizeof path, dir, "model.safetensors");
   pb_kv st_meta[1] = {{"format", "pt"}};
-  rc = pb_st_write(path, st_meta, 1, w, nw, fp16 ? PB_ST_F16 : PB_ST_F32);
-  free(w);
+  rc = pb_st_write(path, st_meta, 1, hl.w, hl.n, fp16 ? PB_ST_F16 : PB_ST_F32);
+  pb_hf_tensors_free(&hl);
   if (rc) return rc;
   /* vocab.txt */
   char *voc = NULL;
@@ -168,6 +172,32 @@ int pb_pretrain_export(pb_model *m, const char *dir, int fp16, const char *vocab
   cJSON_AddStringToObject(r, "masking", wv && atoi(wv) ? "whole-word (all WordPiece pieces of a picked word), 80/10/10"
                                                       : "per token, 80/10/10");
   cJSON_AddStringToObject(r, "final_mlm_loss_is", "mean training MLM loss of the last (up to) 100 steps");
+  const char *vat = pb_kv_get(kv, n, "val_mlm_loss_at_steps"); /* --val-steps: "S':loss,..." */
+  if (vat) {
+    cJSON *va = cJSON_AddObjectToObject(r, "val_mlm_loss_at_steps");
+    for (const char *q = vat; q && *q;) {
+      char key[16];
+      int Sp = atoi(q);
+      const char *colon = strchr(q, ':');
+      if (!colon) break;
+      snprintf(key, sizeof key, "%d", Sp);
+      cJSON_AddNumberToObject(va, key, strtod(colon + 1, NULL));
+      q = strchr(colon, ',');
+      if (q) q++;
+    }
+  }
+  const char *rsv = pb_kv_get(kv, n, "opt.random-steps");
+  if (pb_model_is_shared(m) || (rsv && atoi(rsv) != 0)) { /* how the shared backbone was made */
+    const char *ini = pb_kv_get(kv, n, "opt.init-from"), *how = pb_kv_get(kv, n, "opt.share-init");
+    const char *rs = pb_kv_get(kv, n, "opt.random-steps");
+    cJSON *sh = cJSON_AddObjectToObject(r, "sharing");
+    cJSON_AddNumberToObject(sh, "steps", m->steps);
+    cJSON_AddNumberToObject(sh, "weight_sets", m->cfg.layers);
+    cJSON_AddStringToObject(sh, "init", ini && *ini ? (pb_model_is_shared(m) ? (how && !strcmp(how, "first") ? "first layer of each group of --init-from" : "mean of each group's layers of --init-from") : "--init-from") : "random");
+    cJSON_AddStringToObject(sh, "init_from", ini ? ini : "");
+    cJSON_AddBoolToObject(sh, "random_steps", rs && atoi(rs) != 0);
+    cJSON_AddStringToObject(sh, "random_steps_is", "each training step runs S' ~ U{1..S} ODE steps with step size S/S' (pb_model_set_ode_steps); validation at S");
+  }
   cJSON *op = cJSON_AddObjectToObject(r, "options");
   for (int i = 0; i < n; i++)
     if (strncmp(kv[i].key, "opt.", 4) == 0) json_num_or_null(op, kv[i].key + 4, kv[i].value);

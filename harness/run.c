@@ -286,6 +286,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   char report[256];
   pb_params_report(&S.m.params, report, sizeof report);
   if (!o->quiet) {
+    if (S.m.steps != S.m.cfg.layers)
+      fprintf(stderr, "backbone: shared, %d encoder steps over %d weight sets\n", S.m.steps, S.m.cfg.layers);
     fprintf(stderr, "backbone: %s (L=%d d=%d A=%d F=%d V=%d)%s\n", info.source, S.m.cfg.layers, S.m.cfg.hidden,
             S.m.cfg.heads, S.m.cfg.ffn, S.m.cfg.vocab_size,
             info.pretrained ? "" : " -- random initialisation, NOT pre-trained: scores measure the method on random "
@@ -428,6 +430,8 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   snprintf(cfgjson, sizeof cfgjson,
            "{\"vocab_size\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"ffn\":%d,\"max_pos\":%d}",
            S.m.cfg.vocab_size, S.m.cfg.hidden, S.m.cfg.layers, S.m.cfg.heads, S.m.cfg.ffn, S.m.cfg.max_pos);
+  if (S.m.steps != S.m.cfg.layers) /* a shared backbone: layers = weight sets, steps = encoder steps */
+    snprintf(cfgjson + strlen(cfgjson) - 1, sizeof cfgjson - strlen(cfgjson) + 1, ",\"steps\":%d}", S.m.steps);
   snprintf(seedbuf, sizeof seedbuf, "%llu", o->seed);
   snprintf(labbuf, sizeof labbuf, "%d", task->num_labels);
   snprintf(lenbuf, sizeof lenbuf, "%d", o->max_len);

@@ -1,6 +1,6 @@
-# peftbench plot (e, only with early-exit records): average GLUE score vs mean FLOPs per example
+# peftbench plot (e, only with early-exit or ODE-step records): average GLUE score vs mean FLOPs per example
 # at the examples' own lengths. One curve per configuration with exits (`peftbench eval
-# --exit-threshold`), its points ordered by threshold and labelled t=THRESHOLD; methods without
+# --exit-threshold` or `--ode-steps`), its points ordered by threshold (t=THRESHOLD) or steps (S'=K); methods without
 # exits as grey points. Error bars ± sample std over seeds where n > 1; dashed lines at the
 # majority-class baseline and at full fine-tuning.
 #   gnuplot -e "datafile='D'; outfile='O'; fmt='png|svg'; ymin=..; ymax=..; base=..; fullv=..; nsingle=..; npts=..; ncurves=..; nstatic=.." score_vs_flops.gp
@@ -23,7 +23,7 @@ if (fmt eq 'svg') {
   set terminal pngcairo size 900,600 noenhanced font 'Sans,11' background '#ffffff'
 }
 set output outfile
-set title 'GLUE score vs mean inference FLOPs per example (early exit: one curve per threshold sweep)'."\n".(nsingle > 0 ? sprintf('error bars: ± sample std over seeds; %d of %d points from one seed (no bar)', nsingle, npts) : 'error bars: ± sample std over seeds') font ',11'
+set title 'GLUE score vs mean inference FLOPs per example (one curve per sweep: early-exit threshold t or ODE steps S'')'."\n".(nsingle > 0 ? sprintf('error bars: ± sample std over seeds; %d of %d points from one seed (no bar)', nsingle, npts) : 'error bars: ± sample std over seeds') font ',11'
 set xlabel 'mean FLOPs per example at the examples'' own lengths (2 x MACs + elementwise + transcendental)'
 set ylabel 'average GLUE score x100 (tasks run)'
 set format x '%.1s%c'
