@@ -608,6 +608,7 @@ void pb_model_free(pb_model *m) {
   free(m->act_mem);
   free(m->zero_types);
   free(m->row_ids);
+  free(m->latent);
   memset(m, 0, sizeof *m);
 }
 

@@ -174,6 +174,7 @@ typedef struct pb_model {
   int *plan;               /* [S] weight set of step s (identity by default) */
   int prefix;              /* P: key/value prefix rows a hook gives (0: none) */
 
+  void *latent;            /* latent compression's width map (backbone/latent.h; NULL: none), freed with the model */
   pb_hook_inst hooks[PB_MAX_HOOKS]; /* the chain, in the order methods attached */
   int n_hooks;
 

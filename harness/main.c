@@ -23,6 +23,7 @@
 #include "harness/results.h"
 #include "harness/run.h"
 #include "harness/slendercmd.h"
+#include "harness/latentcmd.h"
 #include "methods/method.h"
 
 /* ---------------------------------------------------------------- run */
@@ -267,6 +268,8 @@ static const char *USAGE =
     "  run       train one method on one GLUE task, evaluate, append a result\n"
     "  eval      evaluate a saved task file\n"
     "  slenderize  COST-EFF slenderization: prune heads / FFN by Taylor importance, factorise the word embeddings\n"
+    "  autoencoder  train an autoencoder (or a PCA) on the hidden states of layer K (latent compression)\n"
+    "  compress  a compressed backbone: layers 1..K, an autoencoder's encoder half, the layers above at width d'\n"
     "  ops       exact operation counts of a method, without data (--check baseline)\n"
     "  table     comparison tables (md, csv, latex) from result files\n"
     "  plot      gnuplot figures from result files\n"
@@ -282,7 +285,8 @@ static const struct {
   cmd_fn fn;
 } COMMANDS[] = {
     {"run", cmd_run}, {"eval", pb_cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot},
-    {"pretrain", pb_cmd_pretrain}, {"submit", pb_cmd_submit}, {"compare", pb_cmd_compare}, {"slenderize", pb_cmd_slenderize}, {NULL, NULL},
+    {"pretrain", pb_cmd_pretrain}, {"submit", pb_cmd_submit}, {"compare", pb_cmd_compare}, {"slenderize", pb_cmd_slenderize},
+    {"autoencoder", pb_cmd_autoencoder}, {"compress", pb_cmd_compress}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {
@@ -294,7 +298,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "tasks") == 0) return cmd_tasks();
   for (int i = 0; COMMANDS[i].name; i++)
     if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, compare, pretrain, submit, slenderize, methods, tasks)\n",
+  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, compare, pretrain, submit, slenderize, autoencoder, compress, methods, tasks)\n",
           argv[1]);
   return 2;
 }
