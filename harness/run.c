@@ -12,6 +12,7 @@
 
 #include "backbone/blas.h"
 #include "backbone/checkpoint.h"
+#include "backbone/latent.h"
 #include "util/fileio.h"
 #include "util/digest.h"
 #include "backbone/ops.h"
@@ -483,6 +484,10 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddBoolToObject(jb, "pretrained", info.pretrained);
   cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
   cJSON_AddItemToObject(jb, "config", cJSON_Parse(cfgjson));
+  if (pb_model_latent(&S.m)) { /* a compressed backbone (backbone/latent.h): its cut, widths, variant */
+    cJSON *jl = cJSON_AddObjectToObject(jb, "latent");
+    if (jl) pb_latent_to_json(pb_model_latent(&S.m), jl);
+  }
   pb_tokenizer_json_add(r, &info);
   cJSON *jd = cJSON_AddObjectToObject(r, "data");
   cJSON_AddStringToObject(jd, "data_dir", data_dir);
