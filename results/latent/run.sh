@@ -3,7 +3,7 @@
 # compression"): PCA / autoencoders on the hidden states of layer k, compressed backbones at
 # (k, d'), full fine-tuning of each against the uncompressed model, and `eval` of each task file
 # under /usr/bin/time for the peak inference memory. From the repo root, after the build:
-#   bash results/latent/run.sh            (about 12 minutes on 1 busy core)
+#   bash results/latent/run.sh            (about 15 minutes on a shared 2-core machine)
 # Records: results/latent/sst2-default.jsonl; reconstruction reports: results/latent/autoencoders.txt;
 # peak RSS of each eval: results/latent/eval-rss.tsv. The compressed folders and task files go to
 # $MODELS (default /tmp/pb-latent; not committed: 40 MB each).
@@ -14,7 +14,7 @@ M=${MODELS:-/tmp/pb-latent}
 R=$OUT/sst2-default.jsonl
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 mkdir -p "$M"
-RUN=(run --task sst2 --method full --lr 1e-4 --max-train 4000 --epochs 1 --max-len 64 --threads 1 --seed 0
+RUN=(run --task sst2 --method full --lr 1e-4 --max-train 2000 --epochs 1 --max-len 64 --threads 1 --seed 0
      --skip-done --quiet --results "$R" --out "$M/out")
 : >"$OUT/autoencoders.txt"
 ae() { "$BIN" autoencoder --quiet "$@" --sequences 400 --max-len 64 | tee -a "$OUT/autoencoders.txt"; }
