@@ -86,9 +86,20 @@ tf=$(json "$W/rec" storage.path)
 expect "eval of the compressed task file exits 0" "$?" 0
 expect "eval gives back the recorded score" "$(json "$W/evj" splits.dev.metrics.accuracy)" "$(json "$W/rec" metrics.score)"
 rm -f "$(json "$W/evj" splits.dev.predictions)"
-"$BIN" run --method full --model "$W/c-ae" "${RUN[@]}" >"$W/rec" 2>"$W/err"
+"$BIN" run --method full --model "$W/c-ae" "${RUN[@]}" --results "$W/r.jsonl" >"$W/rec" 2>"$W/err"
 expect "full on the ae folder exits 0" "$?" 0
 expect "full on ae: the frozen map is not trained" "$(json "$W/rec" params.trainable)" "$((all_ae - map_ae))"
+expect "record backbone.latent (variant, cut, d')" "$(json "$W/rec" backbone.latent.variant)/$(json "$W/rec" backbone.latent.cut)/$(json "$W/rec" backbone.latent.d_prime)" "ae/1/16"
+expect "record memory.model_bytes: 4 per parameter, 12 per trainable one" \
+  "$(json "$W/rec" memory.model_bytes.parameters)/$(json "$W/rec" memory.model_bytes.gradients_adamw)" "$((4 * all_ae))/$((12 * (all_ae - map_ae)))"
+"$BIN" run --method full --shape 3,32,4,64 "${RUN[@]}" --results "$W/r.jsonl" >/dev/null 2>"$W/err"
+expect "full on the uncompressed backbone exits 0" "$?" 0
+"$BIN" plot "$W/r.jsonl" --out "$W/figs" >/dev/null 2>"$W/err"
+expect "plot of compressed and uncompressed records exits 0" "$?" 0
+grep -q "^\"ae k=1 d'=16 (c-ae)\" 16 " "$W/figs/memory_vs_width.dat" && grep -q "^\"uncompressed full.*\" 32 " "$W/figs/memory_vs_width.dat" &&
+  ok "memory_vs_width.dat: the compressed run at d' = 16, the uncompressed at d = 32" || fail "memory_vs_width.dat: $(cat "$W/figs/memory_vs_width.dat")"
+grep -q "^\"ae k=1 d'=16 (c-ae)\" [0-9]" "$W/figs/score_vs_flops.dat" && ok "score_vs_flops.dat has the compressed run" ||
+  fail "score_vs_flops.dat: $(cat "$W/figs/score_vs_flops.dat")"
 "$BIN" run --method adapter --model "$W/c-ll" "${RUN[@]}" >"$W/rec" 2>"$W/err"
 expect "adapter on the ll folder exits 0" "$?" 0
 # adapter pfeiffer r=8 after the FFN: d 8 + 8 + 8 d + d per layer; the ll map (32 x 16 + 16) trains with it
