@@ -530,6 +530,12 @@ int pb_cmd_compress(int argc, char **argv) {
   printf(" (%s, %s, %zu parameters), layers %d..%d at d' = %d (%d heads, FFN %d), init %s\n",
          s.form ? "nonlinear" : "linear", s.trainable ? "trained with the task" : "frozen", pb_latent_map_params(&s),
          s.cut + 1, cfg->layers, dp, s.heads, s.ffn, init);
+  if (is_file) { /* what the map's file measured when it was made */
+    const char *rel = pb_kv_get(meta, nmeta, "rel_err_heldout"), *kept = pb_kv_get(meta, nmeta, "variance_kept");
+    printf("  %s: held-out reconstruction error %s of the variance", aefile, rel ? rel : "?");
+    if (ae.pca && kept) printf(", variance kept %s", kept);
+    printf("\n");
+  }
   printf("  parameters %zu -> %zu (%.4f); inference FLOPs per example at T = 128: %.4g -> %.4g (%.4f)\n  written %s\n",
          ps, pd, (double)pd / (double)ps, fs, fd, fd / fs, out);
 done:

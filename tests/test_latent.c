@@ -467,6 +467,40 @@ static void folder_round_trip(void) {
   pb_model_free(&q);
 }
 
+/* inference of a compressed model shares layer buffers (pb_model_alloc_infer: its only hook maps
+ * the width): the same logits, bit for bit, from fewer activation floats, at k = 1 and k = 2 */
+static void infer_shared(void) {
+  for (int k = 1; k <= 2; k++) {
+    pb_config c;
+    pb_test_tiny_config(&c, 0);
+    c.layers = 4;
+    const int w[] = {16, 12, 8};
+    pb_latent_spec s = spec(k, 2, w, 1, 2, 10, 0);
+    pb_model m, q;
+    CHECK_OK(pb_model_declare(&m, &c));
+    CHECK_OK(pb_model_set_latent(&m, &s));
+    CHECK_OK(pb_model_alloc(&m, B, T));
+    pb_model_init_random(&m, 21);
+    CHECK_OK(pb_model_declare(&q, &c));
+    CHECK_OK(pb_model_set_latent(&q, &s));
+    CHECK_OK(pb_model_alloc_infer(&q, B, T));
+    pb_model_init_random(&q, 21);
+    CHECK_OK(pb_forward(&m, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL));
+    CHECK_OK(pb_forward(&q, ids, types, mask, B, T, NULL, NULL, 0, 0, NULL));
+    CHECK(q.infer_only && memcmp(m.acts.logits, q.acts.logits, sizeof(float) * B * c.num_labels) == 0,
+          "k %d: shared inference logits differ from the training layout's", k);
+    CHECK(q.act_floats < m.act_floats, "k %d: shared inference uses %zu floats, not fewer than %zu", k, q.act_floats,
+          m.act_floats);
+    printf("k %d: inference activations %zu floats shared vs %zu (training layout), logits identical\n", k,
+           q.act_floats, m.act_floats);
+    float loss;
+    CHECK_OK(pb_forward(&q, ids, types, mask, B, T, labels, NULL, 0, 0, &loss));
+    CHECK(pb_backward(&q) != PB_OK, "backward of a shared inference model accepted");
+    pb_model_free(&m);
+    pb_model_free(&q);
+  }
+}
+
 int main(void) {
   pb_config c;
   pb_test_tiny_config(&c, 0);
@@ -481,6 +515,7 @@ int main(void) {
   exact_counts();
   pca_small();
   folder_round_trip();
+  infer_shared();
   printf("%d checks, %d failures\n", checks, failures);
   return check_exit_status();
 }
