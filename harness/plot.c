@@ -82,10 +82,18 @@ void pb_plot_score_range(const double *v, int n, int bars, double *lo, double *h
 
 /* the first row of the method that declares itself the full fine-tuning reference
  * (pb_method.reference), or -1 */
+static int row_has_latent(const pb_agg_row *r);
+
+/* the full fine-tuning reference row: the first of the reference method on an uncompressed
+ * backbone (no backbone.latent), else the first of the reference method */
 static int full_row(const pb_agg *a) {
+  int first = -1;
   for (int i = 0; i < a->n_rows; i++)
-    if (pb_method_is_reference(a->rows[i].method)) return i;
-  return -1;
+    if (pb_method_is_reference(a->rows[i].method)) {
+      if (!row_has_latent(&a->rows[i])) return i;
+      if (first < 0) first = i;
+    }
+  return first;
 }
 
 /* Majority baseline of the average GLUE score: the mean over the tasks present of each
@@ -416,6 +424,11 @@ static int latent_label(const pb_agg_row *r, char *out, size_t n) {
   const char *base = src ? strrchr(src, '/') : NULL;
   snprintf(out, n, "%s k=%g d'=%g (%s)", v ? v : "?", k, dp, base ? base + 1 : src ? src : "?");
   return 1;
+}
+
+static int row_has_latent(const pb_agg_row *r) {
+  char lab[8];
+  return latent_label(r, lab, sizeof lab);
 }
 
 typedef struct {

@@ -2,7 +2,7 @@
 # Latent-space compression on SST-2 over the embedded default backbone (README "Latent-space
 # compression"): PCA / autoencoders on the hidden states of layer k, compressed backbones at
 # (k, d'), full fine-tuning of each against the uncompressed model, and `eval` of each task file
-# under /usr/bin/time for the peak inference memory. From the repo root, after the build:
+# under /usr/bin/time for the peak inference memory (results/latent/eval-rss.sh). From the repo root, after the build:
 #   bash results/latent/run.sh            (about 15 minutes on a shared 2-core machine)
 # Records: results/latent/sst2-default.jsonl; reconstruction reports: results/latent/autoencoders.txt;
 # peak RSS of each eval: results/latent/eval-rss.tsv. The compressed folders and task files go to
@@ -18,17 +18,9 @@ RUN=(run --task sst2 --method full --lr 1e-4 --max-train 2000 --epochs 1 --max-l
      --skip-done --quiet --results "$R" --out "$M/out")
 : >"$OUT/autoencoders.txt"
 ae() { "$BIN" autoencoder --quiet "$@" --sequences 400 --max-len 64 | tee -a "$OUT/autoencoders.txt"; }
-evalrss() { # TAG: peak RSS of an eval of the newest task file
-  local tf
-  tf=$(ls -t "$M"/out/*.safetensors | head -1)
-  /usr/bin/time -f "%M" -o "$M/rss" "$BIN" eval "$tf" >/dev/null 2>"$M/eval.err"
-  printf '%s\t%s\t%s\n' "$1" "$(basename "$tf")" "$(cat "$M/rss")" >>"$OUT/eval-rss.tsv"
-}
-printf 'tag\ttask_file\tpeak_rss_kb\n' >"$OUT/eval-rss.tsv"
 
 # the uncompressed model
 "$BIN" "${RUN[@]}"
-evalrss uncompressed
 
 # PCA of layer k at d' (k = 2: d' 64, 128, 192; d' 128: k 1, 3), compressed with the original upper
 # layers projected through it (--init project keeps FFN 1024)
@@ -37,7 +29,6 @@ for kd in 2:64 2:128 2:192 1:128 3:128; do
   ae --layer "$k" --widths "$d" --form pca --out "$M/pca-k$k-d$d.safetensors"
   "$BIN" compress --variant pca --ae "$M/pca-k$k-d$d.safetensors" --init project --ffn 1024 --out "$M/pca-proj-k$k-d$d"
   "$BIN" "${RUN[@]}" --model "$M/pca-proj-k$k-d$d"
-  evalrss "pca-proj k=$k d'=$d"
 done
 
 # the four variants at k = 2, d' = 128 with fresh upper layers (FFN 512 = 1024 * 128/256)
@@ -48,8 +39,8 @@ ae --layer 2 --widths 192,128 --steps 3000 --out "$M/ae-k2-d128.safetensors"
 "$BIN" compress --variant ll --layer 2 --widths 128 --out "$M/ll-k2-d128"
 for v in ae pca aes ll; do
   "$BIN" "${RUN[@]}" --model "$M/$v-k2-d128"
-  evalrss "$v k=2 d'=128 fresh"
 done
+bash "$OUT/eval-rss.sh" "$R"
 "$BIN" table "$R" --format md --out "$OUT/sst2-default.md"
 "$BIN" plot "$R" --out "$OUT/figures" --format png
 python3 "$OUT/summary.py" "$R" "$OUT/eval-rss.tsv" >"$OUT/summary.md"

@@ -16,8 +16,9 @@ for i, line in enumerate(open(sys.argv[2])):
         rss[f[1]] = int(f[2])
 
 print("| model | variant | k | d' | init | SST-2 dev acc | parameters | FLOPs/example (dev) | FLOPs/example (T=128) "
-      "| FLOPs/training step | peak RSS train (MB) | peak RSS eval (MB) | wall s/step | CPU s/step |")
-print("|:---|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| FLOPs/training step | model bytes train (MiB) | of which activations | peak RSS train (MiB) | peak RSS eval (MiB) "
+      "| wall s/step | CPU s/step |")
+print("|:---|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 base = None
 for r in recs:
     lt = r["backbone"].get("latent")
@@ -29,6 +30,8 @@ for r in recs:
         "f128": ops["inference_T128"]["flops"]["total"],
         "ftrain": ops["train_step"]["flops"]["total"],
         "rss": r["memory"]["peak_rss_kb"] / 1024,
+        "mb": r["memory"]["model_bytes"]["total"] / 2**20,
+        "act": r["memory"]["model_bytes"]["activations"] / 2**20,
         "erss": rss.get(r["storage"]["path"].split("/")[-1], 0) / 1024,
         "sps": r["timings"]["train"]["wall_s"] / r["train"]["steps"],
         "cps": r["timings"]["train"]["cpu_s"] / r["train"]["steps"],
@@ -42,6 +45,6 @@ for r in recs:
         name, var, k, dp = src, lt["variant"], str(lt["cut"]), str(lt["widths"][-1])
         init = "project" if "proj" in src else "fresh"
     rel = lambda key: "" if base is None or row is base else " (%.2f)" % (row[key] / base[key])
-    print("| %s | %s | %s | %s | %s | %.4f | %s%s | %.3g%s | %.3g%s | %.3g%s | %.0f | %.0f | %.3f | %.3f%s |" % (
+    print("| %s | %s | %s | %s | %s | %.4f | %s%s | %.3g%s | %.3g%s | %.3g%s | %.1f%s | %.1f%s | %.0f | %.0f | %.3f | %.3f%s |" % (
         name, var, k, dp, init, row["acc"], f"{row['params']:,}", rel("params"), row["fdev"], rel("fdev"),
-        row["f128"], rel("f128"), row["ftrain"], rel("ftrain"), row["rss"], row["erss"], row["sps"], row["cps"], rel("cps")))
+        row["f128"], rel("f128"), row["ftrain"], rel("ftrain"), row["mb"], rel("mb"), row["act"], rel("act"), row["rss"], row["erss"], row["sps"], row["cps"], rel("cps")))
