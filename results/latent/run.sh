@@ -44,3 +44,10 @@ bash "$OUT/eval-rss.sh" "$R"
 "$BIN" table "$R" --format md --out "$OUT/sst2-default.md"
 "$BIN" plot "$R" --out "$OUT/figures" --format png
 python3 "$OUT/summary.py" "$R" "$OUT/eval-rss.tsv" >"$OUT/summary.md"
+
+# LoRA on the compressed model (the projected upper layers frozen) against LoRA on the uncompressed one
+LORA=(run --task sst2 --method lora --lr 5e-4 --max-train 2000 --epochs 1 --max-len 64 --threads 1 --seed 0
+      --skip-done --quiet --results "$OUT/sst2-lora.jsonl" --out "$M/out")
+"$BIN" "${LORA[@]}"
+"$BIN" "${LORA[@]}" --model "$M/pca-proj-k2-d128"
+python3 "$OUT/summary.py" "$OUT/sst2-lora.jsonl" "$OUT/eval-rss.tsv" >"$OUT/summary-lora.md"
