@@ -32,7 +32,7 @@ for r in recs:
         "rss": r["memory"]["peak_rss_kb"] / 1024,
         "mb": r["memory"]["model_bytes"]["total"] / 2**20,
         "act": r["memory"]["model_bytes"]["activations"] / 2**20,
-        "erss": rss.get(r["storage"]["path"].split("/")[-1], 0) / 1024,
+        "erss": rss.get(r["storage"]["path"].split("/")[-1], -1) / 1024,
         "sps": r["timings"]["train"]["wall_s"] / r["train"]["steps"],
         "cps": r["timings"]["train"]["cpu_s"] / r["train"]["steps"],
     }
@@ -45,6 +45,6 @@ for r in recs:
         name, var, k, dp = src, lt["variant"], str(lt["cut"]), str(lt["widths"][-1])
         init = "project" if "proj" in src else "fresh"
     rel = lambda key: "" if base is None or row is base else " (%.2f)" % (row[key] / base[key])
-    print("| %s | %s | %s | %s | %s | %.4f | %s%s | %.3g%s | %.3g%s | %.3g%s | %.1f%s | %.1f%s | %.0f | %.0f | %.3f | %.3f%s |" % (
+    print("| %s | %s | %s | %s | %s | %.4f | %s%s | %.3g%s | %.3g%s | %.3g%s | %.1f%s | %.1f%s | %.0f | %s | %.3f | %.3f%s |" % (
         name, var, k, dp, init, row["acc"], f"{row['params']:,}", rel("params"), row["fdev"], rel("fdev"),
-        row["f128"], rel("f128"), row["ftrain"], rel("ftrain"), row["mb"], rel("mb"), row["act"], rel("act"), row["rss"], row["erss"], row["sps"], row["cps"], rel("cps")))
+        row["f128"], rel("f128"), row["ftrain"], rel("ftrain"), row["mb"], rel("mb"), row["act"], rel("act"), row["rss"], "%.0f" % row["erss"] if row["erss"] >= 0 else "–", row["sps"], row["cps"], rel("cps")))
