@@ -359,7 +359,7 @@ int pb_cmd_compress(int argc, char **argv) {
       case O_SHAPE: bb.shape = optarg; break;
       case O_VOCAB: bb.vocab = optarg; break;
       case O_LOWER: if (!pb_cli_lower_case(optarg, &bb.lower_case)) return 2; break;
-      case O_DATA: break;
+      case O_DATA: return usage_error("compress", "--data-dir: compress reads no data (`peftbench autoencoder` does)");
       case 'h': fputs(CMP_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("compress", argc, argv, opts);
     }

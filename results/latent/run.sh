@@ -51,3 +51,14 @@ LORA=(run --task sst2 --method lora --lr 5e-4 --max-train 2000 --epochs 1 --max-
 "$BIN" "${LORA[@]}"
 "$BIN" "${LORA[@]}" --model "$M/pca-proj-k2-d128"
 python3 "$OUT/summary.py" "$OUT/sst2-lora.jsonl" "$OUT/eval-rss.tsv" >"$OUT/summary-lora.md"
+
+# RTE: the uncompressed model, PCA-projected k=2 d' 64 / 128 and k=1 d' 128, AE and LL (fresh) at k=2 d'=128
+RTE=(run --task rte --method full --lr 1e-4 --max-train 2000 --epochs 1 --max-len 64 --threads 1 --seed 0
+     --skip-done --quiet --results "$OUT/rte-default.jsonl" --out "$M/out")
+"$BIN" "${RTE[@]}"
+for f in pca-proj-k2-d64 pca-proj-k2-d128 pca-proj-k1-d128 ae-k2-d128 ll-k2-d128; do "$BIN" "${RTE[@]}" --model "$M/$f"; done
+bash "$OUT/eval-rss.sh" "$OUT/rte-default.jsonl" && mv "$OUT/eval-rss.tsv" "$OUT/eval-rss-rte.tsv"
+bash "$OUT/eval-rss.sh" "$R"
+python3 "$OUT/summary.py" "$OUT/rte-default.jsonl" "$OUT/eval-rss-rte.tsv" >"$OUT/summary-rte.md"
+"$BIN" table "$R" "$OUT/rte-default.jsonl" --format md --out "$OUT/glue-default.md"
+"$BIN" plot "$R" "$OUT/rte-default.jsonl" --out "$OUT/figures-both" --format png

@@ -15,7 +15,7 @@ for i, line in enumerate(open(sys.argv[2])):
     if i and len(f) == 3:
         rss[f[1]] = int(f[2])
 
-print("| model | variant | k | d' | init | SST-2 dev acc | parameters | FLOPs/example (dev) | FLOPs/example (T=128) "
+print("| model | variant | k | d' | init | dev score | parameters | FLOPs/example (dev) | FLOPs/example (T=128) "
       "| FLOPs/training step | model bytes train (MiB) | of which activations | peak RSS train (MiB) | peak RSS eval (MiB) "
       "| wall s/step | CPU s/step |")
 print("|:---|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
