@@ -9,7 +9,9 @@
 #   config.json carries peftbench_latent; `run` trains LoRA / full / Adapter / LayerConnect on the
 #   folders with closed-form parameter counts (the frozen map is not trained even by full
 #   fine-tuning; the joint one is stored in the task file), `eval` gives back the score, `ops
-#   --model` counts the compressed shapes;
+#   --model` counts the compressed shapes; `run --teacher` distils the uncompressed model's
+#   predictions into the compressed one (--kd-hidden across the width change: exit 1); `plot`
+#   draws memory_vs_width and score_vs_flops from compressed and uncompressed records;
 # - bad input: d' >= d, d' not divisible by the heads, k out of range (exit 2 with one line),
 #   --init project on a nonlinear map, pca with two widths (exit 2), a missing --ae file and an
 #   autoencoder of another backbone (exit 1, no folder written).
@@ -94,6 +96,16 @@ expect "record memory.model_bytes: 4 per parameter, 12 per trainable one" \
   "$(json "$W/rec" memory.model_bytes.parameters)/$(json "$W/rec" memory.model_bytes.gradients_adamw)" "$((4 * all_ae))/$((12 * (all_ae - map_ae)))"
 "$BIN" run --method full --shape 3,32,4,64 "${RUN[@]}" --results "$W/r.jsonl" >/dev/null 2>"$W/err"
 expect "full on the uncompressed backbone exits 0" "$?" 0
+# distillation from the uncompressed teacher into the compressed student (predictions only: the
+# widths differ above the cut, so representation distillation is refused with one line)
+teacher=$(perl -MJSON::PP -ne '$r = JSON::PP->new->decode($_); $p = $r->{storage}{path} unless $r->{backbone}{latent}; END { print $p }' "$W/r.jsonl")
+"$BIN" run --method full --model "$W/c-ae" --teacher "$teacher" --kd-alpha 0.5 "${RUN[@]}" >"$W/rec" 2>"$W/err"
+expect "distillation into the compressed model exits 0" "$?" 0
+expect "  the record names the teacher" "$(json "$W/rec" distill.teacher.file)" "$teacher"
+"$BIN" run --method full --model "$W/c-ae" --teacher "$teacher" --kd-alpha 0.5 --kd-hidden 1 "${RUN[@]}" >/dev/null 2>"$W/err"
+rc=$?
+[ "$rc" = 1 ] && grep -q "needs equal widths" "$W/err" && ok "--kd-hidden across the width change refused (exit 1)" ||
+  fail "--kd-hidden on the compressed student: exit $rc, $(head -1 "$W/err")"
 "$BIN" plot "$W/r.jsonl" --out "$W/figs" >/dev/null 2>"$W/err"
 expect "plot of compressed and uncompressed records exits 0" "$?" 0
 grep -q "^\"ae k=1 d'=16 (c-ae)\" 16 " "$W/figs/memory_vs_width.dat" && grep -q "^\"uncompressed full.*\" 32 " "$W/figs/memory_vs_width.dat" &&
