@@ -341,6 +341,18 @@ static int has_layer_hook(const pb_model *m) {
   return 0;
 }
 
+/* every hook of the chain only maps widths (width_fwd/width_bwd, with reserve and set_mode): such a
+ * chain reads no layer's saved activations in a forward, so inference may share layer buffers */
+static int hooks_width_only(const pb_model *m) {
+  for (int i = 0; i < m->n_hooks; i++) {
+    const pb_hook_ops *o = m->hooks[i].ops;
+    if (o->linear_fwd || o->sublayer_fwd || o->layer_fwd ||
+        (o->version >= 2 && (o->linear_in_fwd || o->linear_out_fwd || o->embed_fwd || o->kv_prefix || o->after_layer)))
+      return 0;
+  }
+  return 1;
+}
+
 static int has_after_layer(const pb_model *m) {
   for (int i = 0; i < m->n_hooks; i++)
     if (m->hooks[i].ops->version >= 2 && m->hooks[i].ops->after_layer) return 1;
@@ -454,12 +466,16 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
       if (base) a->layer[l] = a->layer[l % 2];
       continue;
     }
-    /* (sharing needs a model without hooks, so without width changes: every step has the same
-     * hidden size; the two shared sets are sized for the largest heads, a and F of any step) */
+    /* (sharing needs a model without hooks other than width maps; the two shared sets are sized
+     * for the largest hidden size, heads, a and F of any step, with an input buffer when any
+     * step's width changes) */
     const pb_width w = pb_model_step_width(m, l);
     size_t d = (size_t)w.hidden, F = (size_t)w.ffn, A = (size_t)w.heads, at = (size_t)pb_width_attn(w);
-    for (int k = 0; share && k < m->steps; k++) {
+    int wc = width_changes(m, l); /* this step's input comes from a width hook */
+    for (int k = 0; share && k < m->steps; k++) { /* (width segments: the widest step, any width change) */
       const pb_width o = pb_model_step_width(m, k);
+      if ((size_t)o.hidden > d) d = (size_t)o.hidden;
+      wc |= width_changes(m, k);
       if ((size_t)o.ffn > F) F = (size_t)o.ffn;
       if ((size_t)o.heads > A) A = (size_t)o.heads;
       if ((size_t)pb_width_attn(o) > at) at = (size_t)pb_width_attn(o);
@@ -491,7 +507,7 @@ static size_t layout_acts(pb_model *m, float *base, int B, int T, int share, int
     } else if (base) {
       x->kx = x->vx = NULL;
     }
-    if (width_changes(m, l)) TAKE(x->in, N * d);
+    if (wc) TAKE(x->in, N * d);
     else if (base) x->in = NULL;
   }
   const size_t nhead = pb_head_acts_floats(m, &m->head, B);
@@ -572,7 +588,7 @@ static int acts_alloc(pb_model *m, int B, int T, int infer, int reserved) {
     m->acts.layer = calloc((size_t)m->steps, sizeof *m->acts.layer);
     if (!m->acts.layer) return pb_set_error(PB_ERR_NOMEM, "model: out of memory");
   }
-  const int share = infer && !m->n_hooks;
+  const int share = infer && hooks_width_only(m);
   size_t n = layout_acts(m, NULL, B, T, share, P) + hook_floats;
   if (reserved) {
     if (!(m->act_mem = pb_reserve_floats(n)))
@@ -645,6 +661,7 @@ void pb_model_free(pb_model *m) {
   free(m->act_mem);
   free(m->zero_types);
   free(m->row_ids);
+  free(m->latent);
   memset(m, 0, sizeof *m);
 }
 

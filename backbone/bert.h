@@ -176,6 +176,7 @@ typedef struct pb_model {
   float ode_h;             /* their step size S/S' (used only when ode_steps > 0) */
   int prefix;              /* P: key/value prefix rows a hook gives (0: none) */
 
+  void *latent;            /* latent compression's width map (backbone/latent.h; NULL: none), freed with the model */
   pb_hook_inst hooks[PB_MAX_HOOKS]; /* the chain, in the order methods attached */
   int n_hooks;
 
@@ -291,9 +292,10 @@ int pb_head_fwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, const floa
 int pb_head_bwd(pb_model *m, const pb_head_idx *hd, pb_head_acts *ha, int T, float weight, float *dh);
 /* allocates parameter families (if not yet) and activations for batches up to B x T */
 int pb_model_alloc(pb_model *m, int B, int T);
-/* the same for forward passes only: without hooks (no method attached), layers share two sets
- * of activation buffers and no backward scratch exists (bert-base at batch 8: 0.75 GB less),
- * and pb_backward fails; with hooks, exactly pb_model_alloc */
+/* the same for forward passes only: without hooks (no method attached) or with width maps only
+ * (a compressed model, backbone/latent.h), layers share two sets of activation buffers and no
+ * backward scratch exists (bert-base at batch 8: 0.75 GB less), and pb_backward fails; with
+ * other hooks, exactly pb_model_alloc */
 int pb_model_alloc_infer(pb_model *m, int B, int T);
 void pb_model_free(pb_model *m);
 /* BERT init: normal(0, init_range) weights, zero biases, LayerNorm 1/0; method tensors per their init */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "backbone/share.h"
+#include "backbone/latent.h"
 #include "util/fileio.h"
 #include "util/status.h"
 
@@ -158,6 +159,12 @@ int pb_model_apply_hf_shape(pb_model *m, const char *model_dir) {
     if (!rc && r < 0) rc = pb_set_error(PB_ERR_FORMAT, "%s: peftbench_slender.word_rank %d is negative", path, r);
     if (!rc && r > 0 && r != m->word_rank) rc = pb_model_factor_word(m, r);
   }
+  const cJSON *lt = cJSON_GetObjectItemCaseSensitive(root, "peftbench_latent");
+  if (!rc && lt) { /* a compressed model (backbone/latent.h): the width map before step k */
+    pb_latent_spec ls;
+    if (!(rc = pb_latent_from_json(lt, path, &ls)) && (rc = pb_model_set_latent(m, &ls)))
+      rc = pb_set_error(rc == PB_ERR_ARG ? PB_ERR_FORMAT : rc, "%s: peftbench_latent: %s", path, pb_last_error());
+  }
   cJSON_Delete(root);
   free(path);
   return rc;
@@ -217,6 +224,10 @@ static char *config_json(const pb_model *m) {
       cJSON_AddItemToArray(ls, o);
     }
     if (sl && m->word_rank) cJSON_AddNumberToObject(sl, "word_rank", m->word_rank); /* absent: not factorised */
+  }
+  if (pb_model_latent(m)) { /* the compressed model's width map (pb_model_apply_hf_shape) */
+    cJSON *lt = cJSON_AddObjectToObject(r, "peftbench_latent");
+    if (lt) pb_latent_to_json(pb_model_latent(m), lt);
   }
   char *s = cJSON_Print(r);
   cJSON_Delete(r);

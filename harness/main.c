@@ -24,6 +24,7 @@
 #include "harness/run.h"
 #include "harness/slendercmd.h"
 #include "harness/sweepcmd.h"
+#include "harness/latentcmd.h"
 #include "methods/method.h"
 
 /* ---------------------------------------------------------------- run */
@@ -269,6 +270,8 @@ static const char *USAGE =
     "  eval      evaluate a saved task file\n"
     "  slenderize  COST-EFF slenderization: prune heads / FFN by Taylor importance, factorise the word embeddings\n"
     "  sweep     many runs from one sweep file: plan, run locally (-j N), on Slurm, collect, status\n"
+    "  autoencoder  train an autoencoder (or a PCA) on the hidden states of layer K (latent compression)\n"
+    "  compress  a compressed backbone: layers 1..K, an autoencoder's encoder half, the layers above at width d'\n"
     "  ops       exact operation counts of a method, without data (--check baseline)\n"
     "  table     comparison tables (md, csv, latex) from result files\n"
     "  plot      gnuplot figures from result files\n"
@@ -284,7 +287,8 @@ static const struct {
   cmd_fn fn;
 } COMMANDS[] = {
     {"run", cmd_run}, {"eval", pb_cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot},
-    {"pretrain", pb_cmd_pretrain}, {"submit", pb_cmd_submit}, {"compare", pb_cmd_compare}, {"slenderize", pb_cmd_slenderize}, {"sweep", pb_cmd_sweep}, {NULL, NULL},
+    {"pretrain", pb_cmd_pretrain}, {"submit", pb_cmd_submit}, {"compare", pb_cmd_compare}, {"slenderize", pb_cmd_slenderize},
+    {"sweep", pb_cmd_sweep}, {"autoencoder", pb_cmd_autoencoder}, {"compress", pb_cmd_compress}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {
@@ -296,7 +300,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "tasks") == 0) return cmd_tasks();
   for (int i = 0; COMMANDS[i].name; i++)
     if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, compare, pretrain, submit, slenderize, sweep, methods, tasks)\n",
+  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, compare, pretrain, submit, slenderize, sweep, autoencoder, compress, methods, tasks)\n",
           argv[1]);
   return 2;
 }

@@ -7,6 +7,7 @@
 #include "harness/opsreport.h"
 
 #include "backbone/share.h"
+#include "backbone/latent.h"
 
 #include "backbone/checkpoint.h"
 #include "harness/results.h"
@@ -91,6 +92,7 @@ int pb_ops_model_build_dir(pb_model *m, pb_method_inst *mi, const pb_config *cfg
   rc = pb_model_declare(m, cfg);
   if (!rc && shape_dir) rc = pb_model_apply_hf_shape(m, shape_dir);
   if (!rc) rc = mi->m->attach(mi->ctx, m);
+  if (!rc) pb_latent_apply_trainable(m); /* a compressed model's map trains or not by its variant */
   if (rc) {
     pb_method_destroy(mi);
     pb_model_free(m);

@@ -82,10 +82,18 @@ void pb_plot_score_range(const double *v, int n, int bars, double *lo, double *h
 
 /* the first row of the method that declares itself the full fine-tuning reference
  * (pb_method.reference), or -1 */
+static int row_has_latent(const pb_agg_row *r);
+
+/* the full fine-tuning reference row: the first of the reference method on an uncompressed
+ * backbone (no backbone.latent), else the first of the reference method */
 static int full_row(const pb_agg *a) {
+  int first = -1;
   for (int i = 0; i < a->n_rows; i++)
-    if (pb_method_is_reference(a->rows[i].method)) return i;
-  return -1;
+    if (pb_method_is_reference(a->rows[i].method)) {
+      if (!row_has_latent(&a->rows[i])) return i;
+      if (first < 0) first = i;
+    }
+  return first;
 }
 
 /* Majority baseline of the average GLUE score: the mean over the tasks present of each
@@ -412,6 +420,31 @@ static void curve_title(const pb_agg_row *r, char *out, size_t n) {
   else snprintf(out, n, "%s%s", r->method, bb);
 }
 
+/* the first record of a row (NULL: none) */
+static const cJSON *row_first(const pb_agg_row *r) {
+  for (int t = 0; t < PB_AGG_NTASKS; t++)
+    if (r->n_recs[t] > 0) return r->recs[t][0];
+  return NULL;
+}
+
+/* a compressed backbone's label ("pca k=2 d'=128 (DIR)") from its records' backbone.latent; 0
+ * when the row's backbone is not compressed */
+static int latent_label(const pb_agg_row *r, char *out, size_t n) {
+  const cJSON *rec = row_first(r), *bb = rec ? cJSON_GetObjectItemCaseSensitive(rec, "backbone") : NULL;
+  const cJSON *lt = bb ? cJSON_GetObjectItemCaseSensitive(bb, "latent") : NULL;
+  double k, dp;
+  if (!lt || !pb_json_num(lt, &k, "cut", NULL) || !pb_json_num(lt, &dp, "d_prime", NULL)) return 0;
+  const char *v = pb_json_str(lt, "variant"), *src = pb_json_str(bb, "source");
+  const char *base = src ? strrchr(src, '/') : NULL;
+  snprintf(out, n, "%s k=%g d'=%g (%s)", v ? v : "?", k, dp, base ? base + 1 : src ? src : "?");
+  return 1;
+}
+
+static int row_has_latent(const pb_agg_row *r) {
+  char lab[8];
+  return latent_label(r, lab, sizeof lab);
+}
+
 typedef struct {
   const pb_agg_row *r;
   int curve;            /* index of its curve, -1: a static point */
@@ -437,12 +470,14 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
     free(p), free(heads), free(keys);
     return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
   }
-  int n = 0, nc = 0, any_exits = 0, rc = PB_OK;
+  int n = 0, nc = 0, any_exits = 0, any_latent = 0, rc = PB_OK;
   for (int i = 0; i < a->n_rows && !rc; i++) {
     const pb_agg_row *r = &a->rows[i];
     int k = 0;
     double avg = pb_agg_avg_score(r, &k);
     if (k == 0) continue;
+    char ll[8];
+    any_latent |= latent_label(r, ll, sizeof ll);
     xpt q = {.r = r, .curve = -1, .avg = avg, .thr = NAN, .speedup = NAN};
     q.sd = pb_agg_avg_score_sd(r, &q.nmin);
     pb_stat t = row_num(r, "exits", "threshold", NULL, NULL), f = row_num(r, "exits", "flops_per_example", "mean", NULL);
@@ -476,7 +511,7 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
     }
     p[n++] = q;
   }
-  if (!rc && any_exits) {
+  if (!rc && (any_exits || any_latent)) { /* compressed backbones (backbone.latent) are static points too */
     qsort(p, (size_t)n, sizeof *p, cmp_xpt);
     /* the score axis: every point with its error bar and the reference lines */
     double *vals = malloc((size_t)(3 * n + 2) * sizeof *vals);
@@ -519,7 +554,7 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
       for (; i < n && (c < nc ? p[i].curve == c : 1); i++) {
         char lab[600];
         if (c < nc) snprintf(lab, sizeof lab, p[i].ode ? "S'=%g" : "t=%g", p[i].thr);
-        else snprintf(lab, sizeof lab, "%s", p[i].r->label);
+        else if (!latent_label(p[i].r, lab, sizeof lab)) snprintf(lab, sizeof lab, "%s", p[i].r->label);
         tb_label(&b, lab);
         tb_num(&b, 1, p[i].x);
         tb_num(&b, 1, p[i].avg);
@@ -541,6 +576,53 @@ int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *va
   free(keys);
   free(heads);
   free(p);
+  return rc;
+}
+
+int pb_plot_write_latent(const pb_agg *a, const char *dir, int *npoints, char *vars, size_t nvars) {
+  *npoints = 0;
+  if (nvars) vars[0] = 0;
+  int any = 0;
+  char lab[1200];
+  for (int i = 0; i < a->n_rows && !any; i++) any = latent_label(&a->rows[i], lab, sizeof lab);
+  if (!any) return PB_OK;
+  pb_strbuf b = {0};
+  pb_sb_add(&b, "# peftbench plot: memory vs the width of the layers above the cut (compressed backbones,\n"
+                "# backbone.latent; uncompressed rows at their hidden size). Columns:\n"
+                "# label width peak_rss_train_mb model_bytes_train_mb cut avg_score\n");
+  int n = 0;
+  double wmin = INFINITY, wmax = 0;
+  for (int i = 0; i < a->n_rows; i++) {
+    const pb_agg_row *r = &a->rows[i];
+    pb_stat w = row_num(r, "backbone", "latent", "d_prime", NULL), cut = row_num(r, "backbone", "latent", "cut", NULL);
+    if (!w.n) {
+      w = row_num(r, "backbone", "config", "hidden", NULL);
+      if (!w.n) continue;
+      snprintf(lab, sizeof lab, "uncompressed %s", r->label);
+    } else {
+      latent_label(r, lab, sizeof lab);
+    }
+    pb_stat rss = row_num(r, "memory", "peak_rss_kb", NULL, NULL), mb = row_num(r, "memory", "model_bytes", "total", NULL);
+    if (!rss.n && !mb.n) continue;
+    int k = 0;
+    const double avg = pb_agg_avg_score(r, &k);
+    tb_label(&b, lab);
+    tb_num(&b, 1, w.mean);
+    tb_num(&b, rss.n, rss.mean / 1024.0);
+    tb_num(&b, mb.n, mb.mean / 1048576.0);
+    tb_num(&b, cut.n, cut.mean);
+    tb_num(&b, k > 0, avg);
+    pb_sb_add(&b, "\n");
+    wmin = fmin(wmin, w.mean), wmax = fmax(wmax, w.mean);
+    n++;
+  }
+  if (n == 0) {
+    free(b.s);
+    return PB_OK;
+  }
+  snprintf(vars, nvars, "npts=%d; wmin=%g; wmax=%g", n, wmin, wmax);
+  int rc = write_buf(dir, PB_PLOT_LATENT_NAME, &b);
+  if (!rc) *npoints = n;
   return rc;
 }
 
@@ -792,6 +874,31 @@ int pb_cmd_plot(int argc, char **argv) {
       snprintf(fig, sizeof fig, "%s/%s.%s", out, PB_PLOT_EXITS_NAME, ext);
       snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, PB_PLOT_EXITS_NAME, ext, (long)getpid());
       rc = pb_gnuplot_run(script, data, tmp, ext, xvars);
+      if (!rc && rename(tmp, fig) != 0)
+        rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
+      if (rc) unlink(tmp);
+      else n_files++;
+    }
+  }
+  /* the latent-compression memory figure, only when some record has a compressed backbone */
+  int nl = 0;
+  char lvars[256] = "";
+  if (!rc) rc = pb_plot_write_latent(&a, out, &nl, lvars, sizeof lvars);
+  if (!rc && nl > 0) {
+    n_data++;
+    char script[4096];
+    snprintf(script, sizeof script, "%s/%s.gp", plots_dir, PB_PLOT_LATENT_NAME);
+    if (access(script, R_OK) != 0)
+      rc = pb_set_error(PB_ERR_NOTFOUND, "gnuplot script %s not found (set --plots-dir to the plots/ folder of the source)",
+                        script);
+    for (int f = 0; !rc && f < 2; f++) {
+      if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
+      const char *ext = f == 0 ? "png" : "svg";
+      char data[4096], fig[4096], tmp[4096];
+      snprintf(data, sizeof data, "%s/%s.dat", out, PB_PLOT_LATENT_NAME);
+      snprintf(fig, sizeof fig, "%s/%s.%s", out, PB_PLOT_LATENT_NAME, ext);
+      snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, PB_PLOT_LATENT_NAME, ext, (long)getpid());
+      rc = pb_gnuplot_run(script, data, tmp, ext, lvars);
       if (!rc && rename(tmp, fig) != 0)
         rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
       if (rc) unlink(tmp);

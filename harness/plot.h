@@ -96,6 +96,17 @@ int pb_plot_write_data(const pb_agg *a, const char *dir, pb_plot_info *info);
  * record has exits) and vars the script's gnuplot assignments. */
 int pb_plot_write_exits(const pb_agg *a, const char *dir, int *npoints, char *vars, size_t nvars);
 
+/* Latent compression (backbone.latent in the records, `peftbench compress`): score_vs_flops above
+ * is also drawn when some record has a compressed backbone (its rows are static points labelled
+ * "VARIANT k=K d'=D (FOLDER)"), and
+ *   memory_vs_width  (memory_vs_width.dat, memory_vs_width.gp): peak RSS of the training run
+ *                    (memory.peak_rss_kb) and the model's exact training bytes
+ *                    (memory.model_bytes.total), in MiB, vs the width of the layers above the cut
+ *                    (backbone.latent.d_prime; rows without one at backbone.config.hidden).
+ *                    Columns: "label" width rss_mb model_mb cut avg_score. */
+#define PB_PLOT_LATENT_NAME "memory_vs_width"
+int pb_plot_write_latent(const pb_agg *a, const char *dir, int *npoints, char *vars, size_t nvars);
+
 /* 1 when an executable `gnuplot` is on $PATH. */
 int pb_gnuplot_available(void);
 

@@ -12,6 +12,7 @@
 
 #include "backbone/blas.h"
 #include "backbone/checkpoint.h"
+#include "backbone/latent.h"
 #include "util/fileio.h"
 #include "util/digest.h"
 #include "backbone/ops.h"
@@ -487,6 +488,11 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddBoolToObject(jb, "pretrained", info.pretrained);
   cJSON_AddStringToObject(jb, "fingerprint", info.fingerprint);
   cJSON_AddItemToObject(jb, "config", cJSON_Parse(cfgjson));
+  if (pb_model_latent(&S.m)) { /* a compressed backbone (backbone/latent.h): its cut, widths, variant */
+    cJSON *jl = cJSON_AddObjectToObject(jb, "latent");
+    if (jl) pb_latent_to_json(pb_model_latent(&S.m), jl);
+    if (jl) cJSON_AddNumberToObject(jl, "d_prime", pb_model_latent(&S.m)->widths[pb_model_latent(&S.m)->n]);
+  }
   pb_tokenizer_json_add(r, &info);
   cJSON *jd = cJSON_AddObjectToObject(r, "data");
   cJSON_AddStringToObject(jd, "data_dir", data_dir);
@@ -601,7 +607,17 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
   cJSON_AddItemToObject(r, "timings", jtim);
   pb_memory mem;
   pb_memory_read(&mem);
-  cJSON_AddItemToObject(r, "memory", pb_memory_to_json(&mem));
+  cJSON *jmem = pb_memory_to_json(&mem);
+  { /* exact bytes of what the model allocated for training at --batch x --max-len */
+    const double par = 4.0 * (double)(S.m.params.n_frozen + S.m.params.n_train), opt = 12.0 * (double)S.m.params.n_train;
+    const double act = 4.0 * (double)S.m.act_floats;
+    cJSON *jmb = jmem ? cJSON_AddObjectToObject(jmem, "model_bytes") : NULL;
+    cJSON_AddNumberToObject(jmb, "parameters", par);
+    cJSON_AddNumberToObject(jmb, "gradients_adamw", opt);
+    cJSON_AddNumberToObject(jmb, "activations", act);
+    cJSON_AddNumberToObject(jmb, "total", par + opt + act);
+  }
+  cJSON_AddItemToObject(r, "memory", jmem);
   cJSON_AddItemToObject(r, "host", pb_host_json(pb_get_threads()));
   pb_commit_json_add(r);
   if (!match) {

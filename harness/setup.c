@@ -1,5 +1,7 @@
 #include "harness/setup.h"
 
+#include "backbone/latent.h"
+
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
@@ -68,7 +70,8 @@ int pb_build_model(const pb_backbone_opts *o, const pb_method_inst *mi, int B, i
     return pb_set_error(PB_ERR_ARG, "--max-len %d exceeds the backbone's %d positions", T, cfg.max_pos);
   if ((rc = pb_model_declare(m, &cfg))) return rc;
   /* from here on a failure frees the model: on error the caller has nothing to free */
-  if ((info->pretrained && (rc = pb_model_apply_hf_shape(m, info->source))) || (mi && (rc = mi->m->attach(mi->ctx, m))) || (rc = o->infer_only ? pb_model_alloc_infer(m, B, T) : pb_model_alloc(m, B, T))) {
+  if ((info->pretrained && (rc = pb_model_apply_hf_shape(m, info->source))) || (mi && (rc = mi->m->attach(mi->ctx, m))) ||
+      (pb_latent_apply_trainable(m), 0) || (rc = o->infer_only ? pb_model_alloc_infer(m, B, T) : pb_model_alloc(m, B, T))) {
     pb_model_free(m);
     return rc;
   }

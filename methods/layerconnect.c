@@ -32,6 +32,9 @@
  * the connector exactly zero at init. Trainable = K*P in every form. No weight decay on the
  * anchors (they are gains and biases, like LayerNorm parameters).
  * Scopes: tokens applies the connector to every position; cls only to t = 0 of each sequence.
+ * Width segments (a compressed model, backbone/latent.h): blocks keep the embeddings' width d; a
+ * step of width d_l < d uses the first d_l entries of each block (g, b, u, v; our reading), so
+ * the parameter count is unchanged and counts use d_l.
  *
  * Materialisation: connectors conn [L,P] = W_interp @ anchors. In training (set_mode with
  * training = 1) on every forward, charged as L*K*P MACs; at inference only when
@@ -177,7 +180,7 @@ static int lc_set_mode(void *vctx, int training, uint64_t seed) {
 static int lc_check(const lc_ctx *c, int l, int B, int T, int d) {
   if (!c->conn || !c->have_conn) return pb_set_error(PB_ERR_ARG, "layerconnect: layer hook before set_mode/alloc");
   if (l < 0 || l >= c->L) return pb_set_error(PB_ERR_ARG, "layerconnect: bad layer %d", l);
-  if (d != c->d || B < 1 || T < 1 || (long)B * T > (long)c->capB * c->capT)
+  if (d > c->d || d < 1 || B < 1 || T < 1 || (long)B * T > (long)c->capB * c->capT)
     return pb_set_error(PB_ERR_SHAPE, "layerconnect: hook got %d x %d x %d, capacity %d x %d x %d", B, T, d, c->capB,
                         c->capT, c->d);
   return PB_OK;
@@ -192,7 +195,7 @@ static int lc_layer_fwd(void *vctx, int l, const float *hprev, float *h, int B, 
   int rc = lc_check(c, l, B, T, d);
   if (rc) return rc;
   const float *p = c->conn + (size_t)l * c->P;
-  const int R = lc_rows(c, B, T);
+  const int R = lc_rows(c, B, T), D = c->d; /* D: the connector's block width; d <= D: the step's */
   /* diag/scalar: mul, add, add = 3d per row; rank1: dot 2d + rank-1 update 2d + bias d = 5d */
   pb_opc_add(PB_OPK_FLOP, (uint64_t)R * d * (c->form == LC_RANK1 ? 5 : 3));
   if (pb_opc_counting()) return PB_OK;
@@ -201,13 +204,13 @@ static int lc_layer_fwd(void *vctx, int l, const float *hprev, float *h, int B, 
     const float *x = hprev + off;
     float *y = h + off;
     if (c->form == LC_DIAG) {
-      const float *g = p, *b = p + d;
+      const float *g = p, *b = p + D;
       for (int j = 0; j < d; j++) y[j] += g[j] * x[j] + b[j];
     } else if (c->form == LC_SCALAR) {
       const float s = p[0], *b = p + 1;
       for (int j = 0; j < d; j++) y[j] += s * x[j] + b[j];
     } else {
-      const float *u = p, *b = p + d, *v = p + 2 * d;
+      const float *u = p, *b = p + D, *v = p + 2 * D;
       float dot = 0.0f;
       for (int j = 0; j < d; j++) dot += v[j] * x[j];
       c->dots[(size_t)l * c->capB * c->capT + i] = dot;
@@ -221,7 +224,7 @@ static int lc_layer_bwd(void *vctx, int l, const float *hprev, const float *dh, 
   lc_ctx *c = vctx;
   int rc = lc_check(c, l, B, T, d);
   if (rc) return rc;
-  const int P = c->P, K = c->K, R = lc_rows(c, B, T);
+  const int P = c->P, K = c->K, R = lc_rows(c, B, T), D = c->d;
   const float *p = c->conn + (size_t)l * P;
   float *dp = c->dconn;
   /* diag/scalar: dhprev 2d + dgain 2d + dbias d = 5d per row; rank1: u.dh 2d + dhprev 2d +
@@ -236,7 +239,7 @@ static int lc_layer_bwd(void *vctx, int l, const float *hprev, const float *dh, 
     float *gx = dhprev + off;
     if (c->form == LC_DIAG) {
       const float *g = p;
-      float *dg = dp, *db = dp + d;
+      float *dg = dp, *db = dp + D;
       for (int j = 0; j < d; j++) {
         gx[j] += g[j] * gy[j];
         dg[j] += gy[j] * x[j];
@@ -252,8 +255,8 @@ static int lc_layer_bwd(void *vctx, int l, const float *hprev, const float *dh, 
       }
       dp[0] += ds;
     } else {
-      const float *u = p, *v = p + 2 * d;
-      float *du = dp, *db = dp + d, *dv = dp + 2 * d;
+      const float *u = p, *v = p + 2 * D;
+      float *du = dp, *db = dp + D, *dv = dp + 2 * D;
       const float dot = c->dots[(size_t)l * c->capB * c->capT + i];
       float cu = 0.0f; /* u . dh */
       for (int j = 0; j < d; j++) cu += u[j] * gy[j];
@@ -296,8 +299,10 @@ static int lc_attach(void *vctx, pb_model *m) {
   lc_ctx *c = vctx;
   if (m->params.frozen_mem || m->params.train_mem)
     return pb_set_error(PB_ERR_ARG, "layerconnect: attach must come before pb_model_alloc");
-  if (!pb_model_width_uniform(m))
-    return pb_set_error(PB_ERR_UNSUPPORTED, "layerconnect: the model's hidden size changes between steps (width segments)");
+  for (int l = 0; l < pb_model_steps(m); l++) /* width segments: a narrower step uses a prefix of each block */
+    if (pb_model_step_width(m, l).hidden > m->cfg.hidden)
+      return pb_set_error(PB_ERR_UNSUPPORTED, "layerconnect: step %d is wider (%d) than the embeddings (%d)", l,
+                          pb_model_step_width(m, l).hidden, m->cfg.hidden);
   const int L = pb_model_steps(m), d = m->cfg.hidden, K = c->K; /* per encoder step */
   c->m = m;
   c->L = L;
