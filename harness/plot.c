@@ -15,6 +15,7 @@
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/glue.h"
+#include "harness/iragg.h"
 #include "util/strbuf.h"
 #include "methods/method.h"
 
@@ -729,11 +730,11 @@ int pb_cmd_plot(int argc, char **argv) {
   memset(&info, 0, sizeof info);
   int *npoints = info.npoints;
   int rc = pb_mkdir_p(out);
-  if (!rc) rc = pb_plot_write_data(&a, out, &info);
+  if (!rc && a.n_rows > 0) rc = pb_plot_write_data(&a, out, &info);
   int n_files = 0;
   static const char *const lacks[PB_PLOT_COUNT] = {"scores or params", "scores or ops", "storage.file_bytes",
                                                    "metrics.score"};
-  for (int i = 0; !rc && i < PB_PLOT_COUNT; i++) {
+  for (int i = 0; !rc && a.n_rows > 0 && i < PB_PLOT_COUNT; i++) { /* the GLUE figures, when GLUE records exist */
     if (npoints[i] == 0) {
       fprintf(stderr, "%s: warning: nothing to draw in %s (the records lack %s); figure skipped\n", who,
               g_names[i], lacks[i]);
@@ -755,7 +756,7 @@ int pb_cmd_plot(int argc, char **argv) {
     }
   }
   /* the early-exit figure, only when some record has exits (harness/plot.h) */
-  int n_data = PB_PLOT_COUNT, nx = 0;
+  int n_data = a.n_rows > 0 ? PB_PLOT_COUNT : 0, nx = 0;
   char xvars[700] = "";
   if (!rc) rc = pb_plot_write_exits(&a, out, &nx, xvars, sizeof xvars);
   if (!rc && nx > 0) {
@@ -773,6 +774,31 @@ int pb_cmd_plot(int argc, char **argv) {
       snprintf(fig, sizeof fig, "%s/%s.%s", out, PB_PLOT_EXITS_NAME, ext);
       snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, PB_PLOT_EXITS_NAME, ext, (long)getpid());
       rc = pb_gnuplot_run(script, data, tmp, ext, xvars);
+      if (!rc && rename(tmp, fig) != 0)
+        rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
+      if (rc) unlink(tmp);
+      else n_files++;
+    }
+  }
+  /* the retrieval figure, only when some record is a retrieval run (harness/iragg.h) */
+  int nr = 0;
+  char rvars[128] = "";
+  if (!rc) rc = pb_plot_write_retrieval(&a, out, &nr, rvars, sizeof rvars);
+  if (!rc && nr > 0) {
+    n_data++;
+    char script[4096];
+    snprintf(script, sizeof script, "%s/%s.gp", plots_dir, PB_PLOT_RETRIEVAL_NAME);
+    if (access(script, R_OK) != 0)
+      rc = pb_set_error(PB_ERR_NOTFOUND, "gnuplot script %s not found (set --plots-dir to the plots/ folder of the source)",
+                        script);
+    for (int f = 0; !rc && f < 2; f++) {
+      if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
+      const char *ext = f == 0 ? "png" : "svg";
+      char data[4096], fig[4096], tmp[4096];
+      snprintf(data, sizeof data, "%s/%s.dat", out, PB_PLOT_RETRIEVAL_NAME);
+      snprintf(fig, sizeof fig, "%s/%s.%s", out, PB_PLOT_RETRIEVAL_NAME, ext);
+      snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, PB_PLOT_RETRIEVAL_NAME, ext, (long)getpid());
+      rc = pb_gnuplot_run(script, data, tmp, ext, rvars[0] ? rvars : NULL);
       if (!rc && rename(tmp, fig) != 0)
         rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
       if (rc) unlink(tmp);
