@@ -11,6 +11,7 @@
 #include "check.h"
 #include "harness/bm25.h"
 #include "harness/cranfield.h"
+#include "harness/ircompare.h"
 #include "harness/irmetrics.h"
 #include "util/status.h"
 
@@ -196,7 +197,31 @@ static void test_bm25(void) {
   pb_bm25_free(&x);
 }
 
+/* paired tests over queries: the t-test against scipy 1.10's ttest_rel on the same numbers
+ * (stats.ttest_rel(b, a): t 1.8981415059132414, p 0.1161399727928412), the randomisation test
+ * against its exact value over all 2^6 sign flips (counted here), within Monte Carlo error */
+static void test_paired(void) {
+  const double a[6] = {0.1, 0.5, 0.3, 0.9, 0.0, 0.4}, b[6] = {0.2, 0.45, 0.6, 0.95, 0.3, 0.4};
+  pb_ir_paired_result r;
+  CHECK_OK(pb_ir_paired(a, b, 6, 20000, 1, 0.05, &r));
+  CHECK(fabs(r.t - 1.8981415059132414) < 1e-12 && r.df == 5, "t %.17g df %g", r.t, r.df);
+  CHECK(fabs(r.p_t - 0.1161399727928412) < 1e-12, "p %.17g", r.p_t);
+  CHECK(fabs(r.diff - (0.1 - 0.05 + 0.3 + 0.05 + 0.3 + 0.0) / 6) < 1e-15, "diff %.17g", r.diff);
+  int hits = 0;
+  for (int mask = 0; mask < 64; mask++) {
+    double m = 0;
+    for (int i = 0; i < 6; i++) m += ((mask >> i) & 1 ? 1 : -1) * (b[i] - a[i]);
+    hits += fabs(m / 6) >= fabs(r.diff) - 1e-12;
+  }
+  const double exact = hits / 64.0, se = sqrt(exact * (1 - exact) / 20000);
+  CHECK(fabs(r.p_rand - exact) < 4 * se + 1e-4, "randomisation p %.4f, exact %.4f", r.p_rand, exact);
+  CHECK(r.ci_low <= r.diff && r.diff <= r.ci_high && r.ci_low < r.ci_high, "CI [%g, %g]", r.ci_low, r.ci_high);
+  printf("paired: t %.6f p %.6f (scipy), randomisation p %.4f (exact %.4f)\n", r.t, r.p_t, r.p_rand, exact);
+  CHECK(pb_ir_paired(a, b, 1, 10, 1, 0.05, &r) == PB_ERR_ARG, "n = 1 refused");
+}
+
 int main(void) {
+  test_paired();
   test_collection();
   test_small_and_malformed();
   test_metrics();
