@@ -19,6 +19,7 @@
 #include "harness/irmetrics.h"
 #include "harness/results.h"
 #include "harness/runconfig.h"
+#include "harness/taskmodel.h"
 #include "harness/trainer.h"
 #include "methods/method.h"
 #include "util/digest.h"
@@ -248,18 +249,72 @@ static int stem_for(const char *out_dir, const char *method, const char *cfg_id,
   return pb_unique_stem(out_dir, base, splits, 2, stem, n);
 }
 
+/* reads a COIL task file's metadata into o (method, options, COIL settings, backbone) */
+static int from_meta(const char *path, pb_retrieve_opts *o, pb_kv **meta, int *nmeta, char shape[64],
+                     char mcfg[2048], const char *opts[65]) {
+  int rc = pb_task_read_meta(path, meta, nmeta);
+  if (rc) return rc;
+  const char *task = pb_kv_get(*meta, *nmeta, "task"), *kind = pb_kv_get(*meta, *nmeta, "retrieval");
+  const char *method = pb_kv_get(*meta, *nmeta, "method"), *mc = pb_kv_get(*meta, *nmeta, "method_config");
+  const char *cc = pb_kv_get(*meta, *nmeta, "coil_config");
+  if (!task || strcmp(task, "cranfield") != 0 || !kind || strcmp(kind, "coil") != 0 || !method || !mc || !cc)
+    return pb_set_error(PB_ERR_FORMAT, "%s: not a COIL task file of `peftbench retrieve` (metadata task, retrieval, "
+                                       "method, method_config, coil_config)", path);
+  if (o->method && strcmp(o->method, method) != 0)
+    return pb_set_error(PB_ERR_ARG, "%s holds method %s, not %s (leave --method out with --from)", path, method,
+                        o->method);
+  o->method = method;
+  snprintf(mcfg, 2048, "%s", mc);
+  int n = 0;
+  for (char *t = strtok(mcfg, ","); t && n < 64; t = strtok(NULL, ",")) opts[n++] = t;
+  opts[n] = NULL;
+  o->method_opts = opts;
+  cJSON *j = cJSON_Parse(cc);
+  const char *keys[5] = {"tok_dim", "cls_dim", "score_sep", "query_len", "doc_len"};
+  int *dst[5] = {&o->tok_dim, &o->cls_dim, &o->score_sep, &o->query_len, &o->doc_len};
+  for (int k = 0; k < 5; k++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+    if (!cJSON_IsNumber(v)) {
+      cJSON_Delete(j);
+      return pb_set_error(PB_ERR_FORMAT, "%s: metadata coil_config lacks %s", path, keys[k]);
+    }
+    *dst[k] = v->valueint;
+  }
+  cJSON_Delete(j);
+  return pb_task_meta_backbone(path, *meta, *nmeta, &o->bb, shape);
+}
+
 int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   *record = NULL;
   rstate S;
   memset(&S, 0, sizeof S);
-  const int bm25_only = o->method && strcmp(o->method, "bm25") == 0;
   int rc;
+  /* --from TASKFILE: the method, its options, the COIL settings and the backbone from the file */
+  pb_retrieve_opts loc = *o;
+  pb_kv *meta = NULL;
+  int nmeta = 0;
+  char shape[64], mcfg[2048];
+  const char *fopts[65];
+  if (o->from) {
+    if ((rc = from_meta(o->from, &loc, &meta, &nmeta, shape, mcfg, fopts))) {
+      pb_kv_free(meta, nmeta);
+      return rc;
+    }
+    o = &loc;
+  }
   if (!o->method) return pb_set_error(PB_ERR_ARG, "retrieve: --method is required (bm25 or a method: see `peftbench methods`)");
+  const int bm25_only = strcmp(o->method, "bm25") == 0;
   if (o->query_len < 3 || o->doc_len < 3 || o->tok_dim < 1 || o->cls_dim < 0 || o->group < 2 ||
-      o->queries_per_step < 1 || o->eval_batch < 1 || o->hard_depth < 0 || (o->epochs <= 0 && o->steps <= 0))
+      o->queries_per_step < 1 || o->eval_batch < 1 || o->hard_depth < 0 || (o->epochs <= 0 && o->steps <= 0) ||
+      (o->from && strcmp(o->method, "bm25") == 0)) {
+    pb_kv_free(meta, nmeta);
     return pb_set_error(PB_ERR_ARG, "retrieve: need --query-len/--doc-len >= 3, --token-dim >= 1, --group >= 2, "
-                                    "--queries >= 1, --eval-batch >= 1, --hard-negatives >= 0 and --epochs or --steps > 0");
-  if (!bm25_only && (rc = pb_method_create(&S.mi, o->method, o->method_opts))) return rc;
+                                    "--queries >= 1, --eval-batch >= 1, --hard-negatives >= 0 and --epochs or --steps > 0 (and no --from with bm25)");
+  }
+  if (!bm25_only && (rc = pb_method_create(&S.mi, o->method, o->method_opts))) {
+    pb_kv_free(meta, nmeta);
+    return rc;
+  }
   if (o->threads > 0) pb_set_threads(o->threads);
   const double t_start = pb_wall_seconds();
   char dir[1200];
@@ -361,7 +416,24 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     bb.num_labels = 2;
     if ((rc = pb_build_model(&bb, &wrap, Bmax, Tmax, o->seed, &S.m, &info))) goto done;
     S.model_built = 1;
+    if (o->from) {
+      const char *fp = pb_kv_get(meta, nmeta, "backbone_fingerprint"), *lc = pb_kv_get(meta, nmeta, "lower_case");
+      if (!fp || strcmp(fp, info.fingerprint) != 0) {
+        rc = pb_set_error(PB_ERR_SHAPE, "%s was trained on backbone fingerprint %s but %s has %s", o->from,
+                          fp ? fp : "(none)", info.source, info.fingerprint);
+        goto done;
+      }
+      if ((rc = pb_task_load(&S.m, o->from, NULL, NULL))) goto done;
+      if (lc && bb.lower_case == PB_LOWER_CASE_AUTO) bb.lower_case = strcmp(lc, "1") == 0 ? PB_LOWER_CASE_YES : PB_LOWER_CASE_NO;
+    }
     if ((rc = pb_load_vocab(&bb, &S.m.cfg, &S.tk, &info))) goto done;
+    if (o->from) {
+      const char *vs = pb_kv_get(meta, nmeta, "vocab_sha256");
+      if (vs && strcmp(vs, info.vocab_sha256) != 0) {
+        rc = pb_set_error(PB_ERR_FORMAT, "%s was trained with another vocabulary than %s", o->from, info.vocab_path);
+        goto done;
+      }
+    }
     co.cls_id = pb_tok_id(S.tk, "[CLS]");
     co.sep_id = pb_tok_id(S.tk, "[SEP]");
     co.pad_id = pb_tok_id(S.tk, "[PAD]");
@@ -385,7 +457,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     S.tr.seed = o->seed;
     if ((rc = build_training(&S, o->hard_depth))) goto done;
     steps_per_epoch = (S.tr.n_train + Q - 1) / Q;
-    total = o->steps > 0 ? o->steps : o->epochs * steps_per_epoch;
+    total = o->from ? 0 : o->steps > 0 ? o->steps : o->epochs * steps_per_epoch;
     const double lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3;
     opt.lr = (float)lr;
     opt.weight_decay = (float)o->weight_decay;
@@ -409,6 +481,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     cJSON_AddNumberToObject(jc, "warmup_ratio", o->warmup_ratio);
     cJSON_AddNumberToObject(jc, "weight_decay", o->weight_decay);
     cJSON_AddNumberToObject(jc, "max_grad_norm", o->max_grad_norm);
+    if (o->from) cJSON_AddStringToObject(jc, "from", o->from);
     cJSON_AddNumberToObject(jc, "hidden_dropout", S.m.cfg.hidden_dropout);
     cJSON_AddNumberToObject(jc, "attn_dropout", S.m.cfg.attn_dropout);
     if ((rc = pb_config_id(jc, cfg_id))) goto done;
@@ -418,7 +491,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     pb_timing_start(&tm, "train");
     pb_papi_start("train");
     pb_opcounts t0 = pb_opc_snapshot();
-    rc = pb_coil_train_run(&S.tr, &opt, total, o->max_grad_norm, total >= 100 ? total / 50 : 1, o->quiet);
+    if (total > 0) rc = pb_coil_train_run(&S.tr, &opt, total, o->max_grad_norm, total >= 100 ? total / 50 : 1, o->quiet);
     pb_opcounts t1 = pb_opc_snapshot();
     pb_opcounts_sub(&train_ops, &t1, &t0);
     pb_papi_stop("train");
@@ -520,7 +593,11 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   /* ---- the task file (COIL) ---- */
   char path[1300] = "";
   long long file_bytes = -1;
-  if (!bm25_only) {
+  if (!bm25_only && o->from) { /* evaluated as it is: the record points to it */
+    snprintf(path, sizeof path, "%s", o->from);
+    struct stat st;
+    file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+  } else if (!bm25_only) {
     snprintf(path, sizeof path, "%s.safetensors", stem);
     char cfgjson[512], seedbuf[32], coilbuf[256];
     snprintf(cfgjson, sizeof cfgjson,
@@ -657,7 +734,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
       goto done;
     }
     cJSON_AddItemToObject(jo, "doc_encode_at_doc_len", pb_ops_json(&one, 1));
-    cJSON_AddItemToObject(jo, "train_per_step", pb_ops_json(&train_ops, total));
+    if (total > 0) cJSON_AddItemToObject(jo, "train_per_step", pb_ops_json(&train_ops, total));
     cJSON *jme = cJSON_AddObjectToObject(jo, "measured");
     cJSON_AddItemToObject(jme, "train", pb_ops_json(&train_ops, 1));
     cJSON_AddItemToObject(jme, "index", pb_ops_json(&index_ops, 1));
@@ -695,6 +772,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   }
   *record = r;
 done:
+  pb_kv_free(meta, nmeta);
   pb_opc_enable(0);
   pb_papi_finish();
   rstate_free(&S);

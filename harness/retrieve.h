@@ -31,6 +31,8 @@ typedef struct {
   int in_batch;                    /* 1: in-batch negatives */
   int eval_batch;                  /* documents / queries per encoding batch (32) */
   unsigned long long seed;
+  const char *from;                /* a COIL task file: evaluate it (no training); method, options,
+                                      COIL settings and backbone come from its metadata */
   const char *results, *out_dir, *events;
   int threads, quiet;
 } pb_retrieve_opts;

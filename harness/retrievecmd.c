@@ -30,6 +30,8 @@ static const char *USAGE =
     "  --epochs N (3)  --steps N (overrides)  --lr X (method default)  --warmup RATIO (0.1)\n"
     "  --weight-decay X (0.01)  --max-grad-norm X (1.0)  --dropout P (config)  --seed N (0)\n"
     "  --eval-batch N (32)   texts per encoding batch when indexing and querying\n"
+    "  --from TASKFILE       evaluate a COIL task file of an earlier run (no training): its method, options,\n"
+    "                        projections, lengths and backbone come from the file\n"
     "  --threads N  --events LIST  --results FILE.jsonl  --out DIR (out)  --json  --quiet\n";
 
 static void summary(const cJSON *r) {
@@ -66,7 +68,7 @@ static void summary(const cJSON *r) {
 int pb_cmd_retrieve(int argc, char **argv) {
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_LOWER, O_DATA, O_K1, O_B, O_QLEN, O_DLEN, O_TOKDIM, O_CLSDIM, O_SEP,
          O_GROUP, O_QUERIES, O_HARD, O_NOINB, O_EPOCHS, O_STEPS, O_LR, O_WARMUP, O_WD, O_MAXGN, O_DROPOUT, O_SEED,
-         O_EVALB, O_THREADS, O_EVENTS, O_RESULTS, O_OUT, O_JSON, O_QUIET };
+         O_EVALB, O_THREADS, O_EVENTS, O_RESULTS, O_OUT, O_JSON, O_QUIET, O_FROM };
   static const struct option opts[] = {
       {"method", required_argument, 0, 'm'},       {"opt", required_argument, 0, 'o'},
       {"model", required_argument, 0, O_MODEL},    {"shape", required_argument, 0, O_SHAPE},
@@ -84,7 +86,8 @@ int pb_cmd_retrieve(int argc, char **argv) {
       {"eval-batch", required_argument, 0, O_EVALB}, {"threads", required_argument, 0, O_THREADS},
       {"events", required_argument, 0, O_EVENTS},  {"results", required_argument, 0, O_RESULTS},
       {"out", required_argument, 0, O_OUT},        {"json", no_argument, 0, O_JSON},
-      {"quiet", no_argument, 0, O_QUIET},          {"help", no_argument, 0, 'h'},
+      {"quiet", no_argument, 0, O_QUIET},          {"from", required_argument, 0, O_FROM},
+      {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   pb_retrieve_opts o;
   pb_retrieve_defaults(&o);
@@ -137,6 +140,7 @@ int pb_cmd_retrieve(int argc, char **argv) {
       case O_OUT: o.out_dir = optarg; break;
       case O_JSON: json = 1; break;
       case O_QUIET: o.quiet = 1; break;
+      case O_FROM: o.from = optarg; break;
       case 'h': fputs(USAGE, stdout); return 0;
       default: return pb_cli_bad_option("retrieve", argc, argv, opts);
     }
@@ -145,7 +149,7 @@ int pb_cmd_retrieve(int argc, char **argv) {
     fprintf(stderr, "peftbench retrieve: unexpected argument '%s' (see --help)\n", argv[optind]);
     return 2;
   }
-  if (!o.method) {
+  if (!o.method && !o.from) {
     fprintf(stderr, "peftbench retrieve: --method is required (bm25, or a method of `peftbench methods`)\n");
     return 2;
   }

@@ -106,6 +106,21 @@ ip=$(jget "$R" 3 storage/index_postings)
 ne=$(jget "$R" 3 train/steps)
 [ "$ne" = 2 ] && ok "trained 2 steps through the trainer" || fail "steps" "$ne"
 
+# ---- the task file evaluated again (--from): the same rankings, query by query
+if "$BIN" retrieve --from "$TF" --data-dir "$DATA" --out "$O" --results "$R" --threads 1 --quiet >/dev/null 2>"$W/err"; then
+  F4=$(jget "$R" 4 predictions/test)
+  if cmp -s "$F4" "$(jget "$R" 3 predictions/test)" && cmp -s "$(jget "$R" 4 runs/test)" "$(jget "$R" 3 runs/test)" &&
+    [ "$(jget "$R" 4 train/steps)" = 0 ] && [ "$(jget "$R" 4 storage/path)" = "$TF" ]; then
+    ok "--from TASKFILE reproduces the run and the metrics exactly"
+  else
+    fail "--from" "$F4 differs"
+  fi
+else
+  fail "--from" "$(cat "$W/err")"
+fi
+expect "--from: not a task file" 1 "safetensors" "$BIN" retrieve --from "$R" --data-dir "$DATA" --out "$O"
+expect "--from: another method" 2 "holds method lora, not full" "$BIN" retrieve --from "$TF" --method full --data-dir "$DATA" --out "$O"
+
 # ---- significance over queries
 CO_TEST=$(jget "$R" 3 predictions/test)
 if "$BIN" ircompare --a "$BM_TEST" --b "$CO_TEST" --samples 2000 --json >"$W/cmp.json" 2>"$W/err"; then
