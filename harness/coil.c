@@ -122,6 +122,7 @@ float pb_coil_score_pair(const pb_coil *co, const int *qids, const int *qmask, c
                          int *argmax) {
   const int k = co->k;
   uint64_t matches = 0, scored = 0;
+  const int prev = pb_opc_set_owner(PB_OPO_HEAD);
   pb_opc_add(PB_OPK_MAC, (uint64_t)co->c);
   for (int i = 0; i < Tq; i++) {
     if (argmax) argmax[i] = -1;
@@ -132,6 +133,7 @@ float pb_coil_score_pair(const pb_coil *co, const int *qids, const int *qmask, c
   }
   pb_opc_add(PB_OPK_MAC, matches * (uint64_t)k);
   pb_opc_add(PB_OPK_FLOP, matches + scored);
+  pb_opc_set_owner(prev);
   if (pb_opc_counting()) return 0.0f;
   float s = dot(qcls, dcls, co->c);
   for (int i = 0; i < Tq; i++) {
@@ -158,7 +160,9 @@ void pb_coil_score_pair_bwd(const pb_coil *co, float g, const int *argmax, int T
   const int k = co->k, c = co->c;
   uint64_t pos = 0;
   for (int i = 0; i < Tq; i++) pos += argmax[i] >= 0;
+  const int prev = pb_opc_set_owner(PB_OPO_HEAD);
   pb_opc_add(PB_OPK_MAC, 2 * (uint64_t)c + 2 * pos * (uint64_t)k);
+  pb_opc_set_owner(prev);
   if (pb_opc_counting()) return;
   for (int j = 0; j < c; j++) {
     dqcls[j] += g * dcls[j];
@@ -260,8 +264,10 @@ int pb_coil_search(const pb_coil_index *x, const pb_coil *co, const int *qids, c
   const int k = x->k;
   uint64_t macs, flops;
   pb_coil_search_closed_form(x, co, qids, qmask, Tq, &macs, &flops);
+  const int prev = pb_opc_set_owner(PB_OPO_HEAD);
   pb_opc_add(PB_OPK_MAC, macs);
   pb_opc_add(PB_OPK_FLOP, flops);
+  pb_opc_set_owner(prev);
   if (pb_opc_counting()) return PB_OK;
   for (int e = 0; e < x->n_docs; e++) {
     scores[e] = dot(qcls, x->cls + (size_t)e * x->c, x->c);

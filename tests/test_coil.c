@@ -201,6 +201,7 @@ static void counts(void) {
     CHECK_OK(pb_coil_search(&x, &r.co, qi, qm, qtok[a], qcls[a], TQ, scores, maxbuf, touched));
     pb_opcounts s1 = pb_opc_snapshot(), ds;
     pb_opcounts_sub(&ds, &s1, &s0);
+    CHECK(ds.c[PB_OPO_HEAD][PB_OPK_MAC] == owner_sum(&ds, PB_OPK_MAC), "search charged to the head owner");
     CHECK(owner_sum(&ds, PB_OPK_MAC) == (uint64_t)Q * G * C + K * M_all && owner_sum(&ds, PB_OPK_FLOP) == M_all + D_all,
           "search query %d: %llu MAC %llu FLOP, closed form %llu, %llu", a, (unsigned long long)owner_sum(&ds, PB_OPK_MAC),
           (unsigned long long)owner_sum(&ds, PB_OPK_FLOP), (unsigned long long)(Q * G * C + K * M_all),
