@@ -35,6 +35,14 @@ int pb_cranfield_split_of(int q, int n) {
   return q < ntrain ? PB_IR_TRAIN : q < ntrain + ndev ? PB_IR_DEV : PB_IR_TEST;
 }
 
+int pb_cranfield_split_fold(int q, int n, int fold) {
+  if (fold <= 0) return pb_cranfield_split_of(q, n);
+  if (q % PB_CRANFIELD_FOLDS == fold - 1) return PB_IR_TEST;
+  /* rank of q among the non-test positions before it */
+  const int before = q - (q + PB_CRANFIELD_FOLDS - fold) / PB_CRANFIELD_FOLDS;
+  return before % 9 == 0 ? PB_IR_DEV : PB_IR_TRAIN;
+}
+
 static const char *SPLITS[3] = {"train", "dev", "test"};
 int pb_cranfield_split_parse(const char *name) {
   for (int i = 0; name && i < 3; i++)

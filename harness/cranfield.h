@@ -16,7 +16,8 @@
  * PB_ERR_NOTFOUND naming it.
  *
  * Split (fixed, by query position p = 1..n, documented in the README): train p = 1..150, dev
- * p = 151..175, test p = 176..225 (for another n: the first 2/3, the next 1/9, the rest). */
+ * p = 151..175, test p = 176..225 (for another n: the first 2/3, the next 1/9, the rest); or
+ * one of 5 cross-validation folds by position (pb_cranfield_split_fold). */
 #ifndef PB_CRANFIELD_H
 #define PB_CRANFIELD_H
 
@@ -57,6 +58,11 @@ int pb_cranfield_parse_qrels(const char *path, const char *data, pb_cranfield *c
 int pb_cranfield_grade(int code);
 /* split of query position q (0-based) among n queries: PB_IR_TRAIN / _DEV / _TEST */
 int pb_cranfield_split_of(int q, int n);
+/* Cross-validation instead (fold k in 1..5; 0 = the fixed split above): test = the positions
+ * with q % 5 == k - 1 (45 of 225), dev = every 9th of the remaining positions in order (20),
+ * train = the rest (160). The five test folds partition the queries. */
+#define PB_CRANFIELD_FOLDS 5
+int pb_cranfield_split_fold(int q, int n, int fold);
 /* "train" / "dev" / "test" -> PB_IR_*, -1 otherwise */
 int pb_cranfield_split_parse(const char *name);
 const char *pb_cranfield_split_name(int split);

@@ -143,6 +143,7 @@ typedef struct {
   float *btok, *bcls, *bcin; /* encoding batch buffers */
   int *bids, *bmask;
   cJSON *jcfg;
+  int fold;                  /* 0: the fixed split; 1..5: a cross-validation fold */
 } rstate;
 
 static void rstate_free(rstate *S) {
@@ -169,7 +170,7 @@ static void rstate_free(rstate *S) {
 static int build_training(rstate *S, int depth) {
   const pb_cranfield *c = &S->c;
   int n = 0;
-  for (int q = 0; q < c->n_queries; q++) n += pb_cranfield_split_of(q, c->n_queries) == PB_IR_TRAIN;
+  for (int q = 0; q < c->n_queries; q++) n += pb_cranfield_split_fold(q, c->n_queries, S->fold) == PB_IR_TRAIN;
   S->train_q = malloc(sizeof(int) * (size_t)n);
   S->pos_off = calloc((size_t)n + 1, sizeof(int));
   S->neg_off = calloc((size_t)n + 1, sizeof(int));
@@ -180,7 +181,7 @@ static int build_training(rstate *S, int depth) {
     return pb_set_error(PB_ERR_NOMEM, "retrieve: out of memory");
   int j = 0, np = 0, nn = 0;
   for (int q = 0; q < c->n_queries; q++) {
-    if (pb_cranfield_split_of(q, c->n_queries) != PB_IR_TRAIN) continue;
+    if (pb_cranfield_split_fold(q, c->n_queries, S->fold) != PB_IR_TRAIN) continue;
     S->train_q[j] = q;
     for (int k = c->qrel_off[q]; k < c->qrel_off[q + 1]; k++)
       if (c->qrel_grade[k] >= 1) {
@@ -305,7 +306,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   if (!o->method) return pb_set_error(PB_ERR_ARG, "retrieve: --method is required (bm25 or a method: see `peftbench methods`)");
   const int bm25_only = strcmp(o->method, "bm25") == 0;
   if (o->query_len < 3 || o->doc_len < 3 || o->tok_dim < 1 || o->cls_dim < 0 || o->group < 2 ||
-      o->queries_per_step < 1 || o->eval_batch < 1 || o->hard_depth < 0 || (o->epochs <= 0 && o->steps <= 0) ||
+      o->queries_per_step < 1 || o->fold < 0 || o->fold > PB_CRANFIELD_FOLDS || o->eval_batch < 1 || o->hard_depth < 0 || (o->epochs <= 0 && o->steps <= 0) ||
       (o->from && strcmp(o->method, "bm25") == 0)) {
     pb_kv_free(meta, nmeta);
     return pb_set_error(PB_ERR_ARG, "retrieve: need --query-len/--doc-len >= 3, --token-dim >= 1, --group >= 2, "
@@ -321,6 +322,10 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   if ((rc = pb_cranfield_dir(o->data_dir, dir, sizeof dir))) goto done;
   if ((rc = pb_cranfield_load(dir, &S.c))) goto done;
   const pb_cranfield *c = &S.c;
+  S.fold = o->fold;
+  char split_name[64];
+  if (o->fold > 0) snprintf(split_name, sizeof split_name, "fold-%d-of-%d", o->fold, PB_CRANFIELD_FOLDS);
+  else snprintf(split_name, sizeof split_name, "fixed-150-25-50");
   if ((rc = pb_bm25_build(&S.bm, (const char *const *)c->doc_text, c->n_docs, (float)o->k1, (float)o->b))) goto done;
   S.scores = malloc(sizeof(float) * (size_t)c->n_docs);
   S.maxbuf = malloc(sizeof(float) * (size_t)c->n_docs);
@@ -340,7 +345,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
       goto done;
     }
     for (int q = 0; q < c->n_queries; q++)
-      if (pb_cranfield_split_of(q, c->n_queries) == e->split) e->q[e->n++] = q;
+      if (pb_cranfield_split_fold(q, c->n_queries, S.fold) == e->split) e->q[e->n++] = q;
   }
 
   /* the configuration (everything but the seed) and its id */
@@ -361,7 +366,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   }
   if ((rc = pb_sha256_hex(all_sha, strlen(all_sha), dsha))) goto done;
   cJSON_AddStringToObject(jc, "data_sha256", dsha);
-  cJSON_AddStringToObject(jc, "split", "fixed-150-25-50");
+  cJSON_AddStringToObject(jc, "split", split_name);
   cJSON_AddNumberToObject(jc, "bm25_k1", o->k1);
   cJSON_AddNumberToObject(jc, "bm25_b", o->b);
 
@@ -638,7 +643,11 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   cJSON_AddNumberToObject(jd, "empty_documents", c->n_empty);
   cJSON_AddNumberToObject(jd, "queries", c->n_queries);
   cJSON_AddNumberToObject(jd, "judgements", c->n_qrels);
-  cJSON_AddStringToObject(jd, "split", "query positions 1-150 train, 151-175 dev, 176-225 test");
+  if (o->fold > 0)
+    cJSON_AddStringToObject(jd, "split", "5-fold by position: test = positions p with (p - 1) % 5 == fold - 1, dev = "
+                                         "every 9th remaining position, train = the rest");
+  else cJSON_AddStringToObject(jd, "split", "query positions 1-150 train, 151-175 dev, 176-225 test");
+  cJSON_AddStringToObject(jd, "split_id", split_name);
   cJSON_AddStringToObject(jd, "grades", "code 1..4 -> grade 4..1, code -1 -> 0; relevant: grade >= 1");
   if (!bm25_only) {
     cJSON_AddNumberToObject(jd, "truncated_documents", S.dt.n_truncated);

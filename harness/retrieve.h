@@ -19,6 +19,7 @@ typedef struct {
   const char *const *method_opts;  /* "k=v", NULL-terminated, or NULL */
   pb_backbone_opts bb;
   const char *data_dir;            /* NULL: pb_cranfield_dir's default */
+  int fold;                        /* 0: the fixed 150/25/50 split; 1..5: a cross-validation fold */
   double k1, b;                    /* BM25 (1.2, 0.75) */
   int query_len, doc_len;          /* 32, 128 */
   int tok_dim, cls_dim;            /* 32, 0 = the backbone's hidden size */

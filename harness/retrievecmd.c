@@ -18,6 +18,8 @@ static const char *USAGE =
     "  document indexed, full retrieval for the dev and test queries; one result record per run.\n"
     "  -o, --opt KEY=VALUE   method option (repeatable; see `peftbench methods`)\n"
     "  --data-dir DIR        the collection (default: $PEFTBENCH_DATA/cranfield, else ../shared/data/cranfield)\n"
+    "  --fold K (0)          0: the fixed split; 1..5: cross-validation fold K (test: positions p with\n"
+    "                        (p-1) %% 5 == K-1, 45 queries; dev: every 9th of the rest, 20; train: 160)\n"
     "  --k1 X (1.2)  --b X (0.75)   BM25 parameters (also for the hard negatives)\n"
     "  --model DIR  --shape L,H,A,F  --vocab FILE  --lower-case auto|yes|no   the backbone, as `run`\n"
     "  --query-len N (32)  --doc-len N (128)   WordPiece lengths with [CLS] and [SEP] (longer texts are cut)\n"
@@ -68,7 +70,7 @@ static void summary(const cJSON *r) {
 int pb_cmd_retrieve(int argc, char **argv) {
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_LOWER, O_DATA, O_K1, O_B, O_QLEN, O_DLEN, O_TOKDIM, O_CLSDIM, O_SEP,
          O_GROUP, O_QUERIES, O_HARD, O_NOINB, O_EPOCHS, O_STEPS, O_LR, O_WARMUP, O_WD, O_MAXGN, O_DROPOUT, O_SEED,
-         O_EVALB, O_THREADS, O_EVENTS, O_RESULTS, O_OUT, O_JSON, O_QUIET, O_FROM };
+         O_EVALB, O_THREADS, O_EVENTS, O_RESULTS, O_OUT, O_JSON, O_QUIET, O_FROM, O_FOLD };
   static const struct option opts[] = {
       {"method", required_argument, 0, 'm'},       {"opt", required_argument, 0, 'o'},
       {"model", required_argument, 0, O_MODEL},    {"shape", required_argument, 0, O_SHAPE},
@@ -87,6 +89,7 @@ int pb_cmd_retrieve(int argc, char **argv) {
       {"events", required_argument, 0, O_EVENTS},  {"results", required_argument, 0, O_RESULTS},
       {"out", required_argument, 0, O_OUT},        {"json", no_argument, 0, O_JSON},
       {"quiet", no_argument, 0, O_QUIET},          {"from", required_argument, 0, O_FROM},
+      {"fold", required_argument, 0, O_FOLD},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   pb_retrieve_opts o;
@@ -141,6 +144,7 @@ int pb_cmd_retrieve(int argc, char **argv) {
       case O_JSON: json = 1; break;
       case O_QUIET: o.quiet = 1; break;
       case O_FROM: o.from = optarg; break;
+      case O_FOLD: if (!pb_cli_int("--fold", optarg, 0, 5, &iv)) return 2; o.fold = (int)iv; break;
       case 'h': fputs(USAGE, stdout); return 0;
       default: return pb_cli_bad_option("retrieve", argc, argv, opts);
     }

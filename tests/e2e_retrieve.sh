@@ -86,6 +86,12 @@ r=$(printf '%.6f' "$(jget "$R" 1 metrics/splits/test/ndcg@10)")
 B2=$(jget "$R" 2 predictions/test)
 [ "$B2" != "$BM_TEST" ] && [ -f "$BM_TEST" ] && ok "a second run gets its own files" || fail "no overwrite" "$B2"
 
+# cross-validation fold: 45 test and 20 dev queries, its own configuration
+expect "--fold out of range" 2 "--fold" "$BIN" retrieve --method bm25 --fold 6
+"$BIN" retrieve --method bm25 --fold 2 --data-dir "$DATA" --out "$W/folds" --results "$W/folds.jsonl" >/dev/null 2>&1
+[ "$(jget "$W/folds.jsonl" 1 metrics/splits/test/queries)" = 45 ] && [ "$(jget "$W/folds.jsonl" 1 metrics/splits/dev/queries)" = 20 ] &&
+  [ "$(jget "$W/folds.jsonl" 1 config/split)" = fold-2-of-5 ] && ok "--fold 2: 45 test, 20 dev queries" || fail "--fold" "$(jget "$W/folds.jsonl" 1 config/split)"
+
 # ---- COIL with LoRA over a tiny random backbone
 if "$BIN" retrieve --method lora -o r=2 --shape 1,32,2,64 --steps 2 --query-len 12 --doc-len 24 --group 4 \
     --queries 2 --data-dir "$DATA" --out "$O" --results "$R" --threads 1 --quiet >"$W/coil.txt" 2>"$W/err"; then

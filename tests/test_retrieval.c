@@ -53,6 +53,23 @@ static void test_collection(void) {
   CHECK(pb_cranfield_split_of(149, 225) == PB_IR_TRAIN && pb_cranfield_split_of(150, 225) == PB_IR_DEV &&
             pb_cranfield_split_of(175, 225) == PB_IR_TEST,
         "split boundaries");
+  /* cross-validation: five disjoint test folds of 45 covering all queries, 20 dev, 160 train */
+  int covered[225] = {0};
+  for (int k = 1; k <= PB_CRANFIELD_FOLDS; k++) {
+    int m[3] = {0};
+    for (int q = 0; q < 225; q++) {
+      const int sp = pb_cranfield_split_fold(q, 225, k);
+      m[sp]++;
+      if (sp == PB_IR_TEST) covered[q]++;
+    }
+    CHECK(m[0] == 160 && m[1] == 20 && m[2] == 45, "fold %d: %d/%d/%d", k, m[0], m[1], m[2]);
+  }
+  int all_once = 1;
+  for (int q = 0; q < 225; q++) all_once &= covered[q] == 1;
+  CHECK(all_once, "the test folds partition the queries");
+  CHECK(pb_cranfield_split_fold(0, 225, 1) == PB_IR_TEST && pb_cranfield_split_fold(1, 225, 1) == PB_IR_DEV &&
+            pb_cranfield_split_fold(2, 225, 1) == PB_IR_TRAIN && pb_cranfield_split_fold(3, 225, 0) == PB_IR_TRAIN,
+        "fold 1 starts test, dev, train; fold 0 is the fixed split");
   pb_cranfield_free(&c);
 }
 
