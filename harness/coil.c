@@ -15,6 +15,7 @@ int pb_coil_declare(pb_coil *co, pb_model *m, int tok_dim, int cls_dim, int scor
     return pb_set_error(PB_ERR_ARG, "coil: token dim %d and cls dim %d must be >= 1", tok_dim, cls_dim);
   if (!pb_model_width_uniform(m) || pb_head_width(m, &m->head) != d)
     return pb_set_error(PB_ERR_UNSUPPORTED, "coil: the backbone must keep one width (no width segments)");
+  co->ln_w = co->ln_b = -1;
   co->d = d;
   co->k = tok_dim;
   co->c = cls_dim;
@@ -44,11 +45,54 @@ int pb_coil_declare(pb_coil *co, pb_model *m, int tok_dim, int cls_dim, int scor
   return PB_OK;
 }
 
+int pb_coil_set_act(pb_coil *co, pb_model *m, int act) {
+  if (act < PB_COIL_ACT_NONE || act > PB_COIL_ACT_LN) return pb_set_error(PB_ERR_ARG, "coil: unknown token activation %d", act);
+  co->act = act;
+  if (act != PB_COIL_ACT_LN || co->ln_w >= 0) return PB_OK;
+  const int sh[1] = {co->k};
+  if ((co->ln_w = pb_params_add(&m->params, "coil.tok_norm.weight", PB_OWNER_HEAD, 1, sh, PB_INIT_ONE, 0)) < 0)
+    return co->ln_w;
+  if ((co->ln_b = pb_params_add(&m->params, "coil.tok_norm.bias", PB_OWNER_HEAD, 1, sh, PB_INIT_ZERO, 0)) < 0)
+    return co->ln_b;
+  m->params.t[co->ln_w].trainable = m->params.t[co->ln_b].trainable = 1;
+  m->params.t[co->ln_w].stored = m->params.t[co->ln_b].stored = 1;
+  return PB_OK;
+}
+
+int pb_coil_reserve(pb_coil *co, size_t rows) {
+  if (co->act == PB_COIL_ACT_NONE || rows <= co->rows) return PB_OK;
+  pb_coil_free(co);
+  co->pre = malloc(sizeof(float) * rows * (size_t)co->k);
+  co->dpre = malloc(sizeof(float) * rows * (size_t)co->k);
+  co->mean = malloc(sizeof(float) * rows);
+  co->rstd = malloc(sizeof(float) * rows);
+  if (!co->pre || !co->dpre || !co->mean || !co->rstd) {
+    pb_coil_free(co);
+    return pb_set_error(PB_ERR_NOMEM, "coil: out of memory");
+  }
+  co->rows = rows;
+  return PB_OK;
+}
+
+void pb_coil_free(pb_coil *co) {
+  free(co->pre);
+  free(co->dpre);
+  free(co->mean);
+  free(co->rstd);
+  co->pre = co->dpre = co->mean = co->rstd = NULL;
+  co->rows = 0;
+}
+
 /* the projections of h [B*T, d] (and its [CLS] rows, gathered into cls_in) */
 static void project(const pb_coil *co, pb_model *m, const float *h, int B, int T, float *tok, float *cls,
                     float *cls_in) {
   const int d = co->d;
-  pb_matmul_fwd(tok, h, pb_w(m, co->tok_w), pb_w(m, co->tok_b), B * T, d, co->k);
+  const size_t n = (size_t)B * T * co->k;
+  float *pre = co->act == PB_COIL_ACT_NONE ? tok : co->pre;
+  pb_matmul_fwd(pre, h, pb_w(m, co->tok_w), pb_w(m, co->tok_b), B * T, d, co->k);
+  if (co->act == PB_COIL_ACT_RELU) pb_relu_fwd(tok, pre, n);
+  if (co->act == PB_COIL_ACT_LN)
+    pb_layernorm_fwd(tok, co->mean, co->rstd, pre, pb_w(m, co->ln_w), pb_w(m, co->ln_b), B * T, co->k, 1e-5f);
   if (!pb_opc_counting())
     for (int b = 0; b < B; b++) memcpy(cls_in + (size_t)b * d, h + (size_t)b * T * d, sizeof(float) * (size_t)d);
   pb_matmul_fwd(cls, cls_in, pb_w(m, co->cls_w), pb_w(m, co->cls_b), B, d, co->c);
@@ -59,6 +103,8 @@ int pb_coil_encode(const pb_coil *co, pb_model *m, const int *ids, const int *ma
   int rc = pb_forward(m, ids, NULL, mask, B, T, NULL, NULL, training, seed, NULL);
   if (rc) return rc;
   if (m->exited) return pb_set_error(PB_ERR_UNSUPPORTED, "coil: rows left the encoder early (early-exit methods do not apply)");
+  if (co->act != PB_COIL_ACT_NONE && (size_t)B * T > co->rows)
+    return pb_set_error(PB_ERR_ARG, "coil: %d x %d positions exceed the reserved %zu (pb_coil_reserve)", B, T, co->rows);
   int prev = pb_opc_set_owner(PB_OPO_HEAD);
   project(co, m, m->acts.layer[m->steps - 1].out, B, T, tok, cls, cls_in);
   pb_opc_set_owner(prev);
@@ -74,7 +120,17 @@ int pb_coil_encode_bwd(const pb_coil *co, pb_model *m, int B, int T, const float
     memset(dh, 0, sizeof(float) * (size_t)N * d);
     memset(dcin, 0, sizeof(float) * (size_t)B * d);
   }
-  pb_matmul_bwd(dh, pb_g(m, co->tok_w), pb_g(m, co->tok_b), dtok, h, pb_w(m, co->tok_w), N, d, co->k);
+  const float *dpre = dtok;
+  if (co->act != PB_COIL_ACT_NONE) { /* back through the activation into dpre */
+    const size_t n = (size_t)N * co->k;
+    if (!pb_opc_counting()) memset(co->dpre, 0, sizeof(float) * n);
+    if (co->act == PB_COIL_ACT_RELU) pb_relu_bwd(co->dpre, co->pre, dtok, n);
+    else
+      pb_layernorm_bwd(co->dpre, pb_g(m, co->ln_w), pb_g(m, co->ln_b), dtok, co->pre, pb_w(m, co->ln_w), co->mean,
+                       co->rstd, N, co->k);
+    dpre = co->dpre;
+  }
+  pb_matmul_bwd(dh, pb_g(m, co->tok_w), pb_g(m, co->tok_b), dpre, h, pb_w(m, co->tok_w), N, d, co->k);
   pb_matmul_bwd(dcin, pb_g(m, co->cls_w), pb_g(m, co->cls_b), dcls, cls_in, pb_w(m, co->cls_w), B, d, co->c);
   if (!pb_opc_counting())
     for (int b = 0; b < B; b++)

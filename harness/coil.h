@@ -22,6 +22,7 @@
  * Operation counts (charged to the op counter's head owner; counting-only runs skip the
  * arithmetic), with k the token dim, c the cls dim:
  *   projections of B x T positions   MAC B*T*d*k + B*d*c     FLOP B*T*k + B*c (biases)
+ *       (+ act: relu B*T*k FLOP; LayerNorm 8*B*T*k FLOP + B*T rsqrt)
  *   pair score s(q, p)               MAC c + k*M             FLOP M + |Q|
  *       M = number of pairs (i in Q, j) with b_j = a_i
  *   search of one query over n docs  MAC n*c + k*P           FLOP P + D
@@ -38,8 +39,16 @@
 #include "backbone/bert.h"
 #include "counters/opcount.h"
 
+/* what follows the token projection (luyug/COIL offers a norm and a ReLU on token vectors) */
+enum { PB_COIL_ACT_NONE = 0, PB_COIL_ACT_RELU = 1, PB_COIL_ACT_LN = 2 };
+
 typedef struct {
   int d, k, c;              /* hidden, token dim, cls dim */
+  int act;                  /* PB_COIL_ACT_*: v = act(W_tok h + b_tok) */
+  int ln_w, ln_b;           /* coil.tok_norm.weight / .bias [k] (act LN; else -1) */
+  float *pre, *dpre;        /* [rows, k] the projection before act, and its gradient (pb_coil_reserve) */
+  float *mean, *rstd;       /* [rows] LayerNorm statistics */
+  size_t rows;              /* capacity of those buffers */
   int tok_w, tok_b;         /* coil.tok_proj.weight [k,d], .bias [k] */
   int cls_w, cls_b;         /* coil.cls_proj.weight [c,d], .bias [c] */
   int score_sep;            /* 1: the query's [SEP] is scored too */
@@ -51,6 +60,14 @@ typedef struct {
  * task file holds the method's tensors plus the projections), and m->no_head is set. */
 int pb_coil_declare(pb_coil *co, pb_model *m, int tok_dim, int cls_dim, int score_sep, int cls_id, int sep_id,
                     int pad_id);
+
+/* The token activation (after pb_coil_declare, before pb_model_alloc): relu, or a LayerNorm
+ * over the k dims (eps 1e-5, torch's nn.LayerNorm; coil.tok_norm.{weight,bias} [k], trainable,
+ * stored). Charges: relu k FLOP per position (backward k), LayerNorm as ops.h's layernorm rows. */
+int pb_coil_set_act(pb_coil *co, pb_model *m, int act);
+/* buffers for encodings of up to `rows` positions (B*T); needed when act != none */
+int pb_coil_reserve(pb_coil *co, size_t rows);
+void pb_coil_free(pb_coil *co);
 
 /* Encodes B x T inputs (ids, mask [B*T]) with the model: tok [B*T, k], cls [B, c]. training:
  * dropout with seed. cls_in [B, d] receives the [CLS] rows of h (kept for backward; may be the

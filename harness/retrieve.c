@@ -53,7 +53,7 @@ void pb_retrieve_defaults(pb_retrieve_opts *o) {
 typedef struct {
   const pb_method_inst *inner;
   pb_coil *co;
-  int tok_dim, cls_dim, score_sep;
+  int tok_dim, cls_dim, score_sep, act;
 } coil_wrap;
 
 static int wrap_init(void *ctx) { return PB_OK; }
@@ -62,7 +62,8 @@ static int wrap_attach(void *ctx, pb_model *m) {
   int rc = w->inner->m->attach(w->inner->ctx, m);
   if (rc) return rc;
   /* special ids are set once the vocabulary is loaded */
-  return pb_coil_declare(w->co, m, w->tok_dim, w->cls_dim > 0 ? w->cls_dim : m->cfg.hidden, w->score_sep, -1, -1, -1);
+  rc = pb_coil_declare(w->co, m, w->tok_dim, w->cls_dim > 0 ? w->cls_dim : m->cfg.hidden, w->score_sep, -1, -1, -1);
+  return rc ? rc : pb_coil_set_act(w->co, m, w->act);
 }
 static const pb_method WRAP = {.version = PB_METHOD_VERSION, .name = "coil", .summary = "COIL projections",
                                .ctx_size = sizeof(coil_wrap), .init = wrap_init, .attach = wrap_attach};
@@ -143,6 +144,7 @@ typedef struct {
   float *btok, *bcls, *bcin; /* encoding batch buffers */
   int *bids, *bmask;
   cJSON *jcfg;
+  pb_coil co;                /* the COIL projections (and activation buffers) */
   int fold;                  /* 0: the fixed split; 1..5: a cross-validation fold */
 } rstate;
 
@@ -156,6 +158,7 @@ static void rstate_free(rstate *S) {
   pb_ir_texts_free(&S->dt);
   pb_coil_train_free(&S->tr);
   pb_coil_index_free(&S->ix);
+  pb_coil_free(&S->co);
   for (int i = 0; i < 2; i++) {
     free(S->ev[i].q);
     free(S->ev[i].s);
@@ -281,6 +284,8 @@ static int from_meta(const char *path, pb_retrieve_opts *o, pb_kv **meta, int *n
     }
     *dst[k] = v->valueint;
   }
+  const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "token_act"); /* absent: none */
+  o->token_act = cJSON_IsNumber(act) ? act->valueint : 0;
   cJSON_Delete(j);
   return pb_task_meta_backbone(path, *meta, *nmeta, &o->bb, shape);
 }
@@ -372,8 +377,6 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
 
   pb_backbone_info info;
   memset(&info, 0, sizeof info);
-  pb_coil co;
-  memset(&co, 0, sizeof co);
   pb_papi_init(o->events);
   pb_sde_register();
   pb_timing tm;
@@ -415,7 +418,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     const int Tmax = o->doc_len > o->query_len ? o->doc_len : o->query_len;
     const int Bmax = Q * G > o->eval_batch ? Q * G : o->eval_batch;
     pb_method_inst wrap = {&WRAP, NULL};
-    coil_wrap wc = {.inner = &S.mi, .co = &co, .tok_dim = o->tok_dim, .cls_dim = o->cls_dim, .score_sep = o->score_sep};
+    coil_wrap wc = {.inner = &S.mi, .co = &S.co, .tok_dim = o->tok_dim, .cls_dim = o->cls_dim, .score_sep = o->score_sep, .act = o->token_act};
     wrap.ctx = &wc;
     pb_backbone_opts bb = o->bb;
     bb.num_labels = 2;
@@ -439,10 +442,10 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
         goto done;
       }
     }
-    co.cls_id = pb_tok_id(S.tk, "[CLS]");
-    co.sep_id = pb_tok_id(S.tk, "[SEP]");
-    co.pad_id = pb_tok_id(S.tk, "[PAD]");
-    if (co.cls_id < 0 || co.sep_id < 0 || co.pad_id < 0) {
+    S.co.cls_id = pb_tok_id(S.tk, "[CLS]");
+    S.co.sep_id = pb_tok_id(S.tk, "[SEP]");
+    S.co.pad_id = pb_tok_id(S.tk, "[PAD]");
+    if (S.co.cls_id < 0 || S.co.sep_id < 0 || S.co.pad_id < 0) {
       rc = pb_set_error(PB_ERR_FORMAT, "%s: the vocabulary lacks [CLS], [SEP] or [PAD]", info.vocab_path);
       goto done;
     }
@@ -451,12 +454,18 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     if (!o->quiet)
       fprintf(stderr, "backbone: %s (L=%d d=%d)%s\nmethod: %s %s + COIL tok_dim %d cls_dim %d\n%s\n", info.source,
               S.m.cfg.layers, S.m.cfg.hidden, info.pretrained ? "" : " -- random initialisation, NOT pre-trained",
-              S.mi.m->name, desc, co.k, co.c, report);
+              S.mi.m->name, desc, S.co.k, S.co.c, report);
     /* ---- texts ---- */
     if ((rc = pb_ir_texts_encode(S.tk, c->query_text, c->n_queries, o->query_len, &S.qt))) goto done;
     if ((rc = pb_ir_texts_encode(S.tk, c->doc_text, c->n_docs, o->doc_len, &S.dt))) goto done;
     /* ---- training data and schedule ---- */
-    if ((rc = pb_coil_train_alloc(&S.tr, &S.m, &co, Q, G, o->in_batch, o->query_len, o->doc_len))) goto done;
+    if ((rc = pb_coil_train_alloc(&S.tr, &S.m, &S.co, Q, G, o->in_batch, o->query_len, o->doc_len))) goto done;
+    {
+      size_t rows = (size_t)Q * G * o->doc_len;
+      if ((size_t)Q * o->query_len > rows) rows = (size_t)Q * o->query_len;
+      if ((size_t)o->eval_batch * Tmax > rows) rows = (size_t)o->eval_batch * Tmax;
+      if ((rc = pb_coil_reserve(&S.co, rows))) goto done;
+    }
     S.tr.queries = &S.qt;
     S.tr.docs = &S.dt;
     S.tr.seed = o->seed;
@@ -473,9 +482,10 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     cJSON_AddStringToObject(jc, "vocab_sha256", info.vocab_sha256);
     cJSON_AddNumberToObject(jc, "query_len", o->query_len);
     cJSON_AddNumberToObject(jc, "doc_len", o->doc_len);
-    cJSON_AddNumberToObject(jc, "tok_dim", co.k);
-    cJSON_AddNumberToObject(jc, "cls_dim", co.c);
+    cJSON_AddNumberToObject(jc, "tok_dim", S.co.k);
+    cJSON_AddNumberToObject(jc, "cls_dim", S.co.c);
     cJSON_AddBoolToObject(jc, "score_sep", o->score_sep);
+    if (o->token_act) cJSON_AddStringToObject(jc, "token_act", o->token_act == PB_COIL_ACT_RELU ? "relu" : "layernorm");
     cJSON_AddNumberToObject(jc, "group", G);
     cJSON_AddNumberToObject(jc, "queries_per_step", Q);
     cJSON_AddBoolToObject(jc, "in_batch", o->in_batch);
@@ -508,10 +518,10 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
       goto done;
     }
     /* ---- index: encode every document ---- */
-    const int EB = o->eval_batch, k = co.k, cd = co.c;
+    const int EB = o->eval_batch, k = S.co.k, cd = S.co.c;
     S.btok = malloc(sizeof(float) * (size_t)EB * Tmax * k);
     S.bcls = malloc(sizeof(float) * (size_t)EB * cd);
-    S.bcin = malloc(sizeof(float) * (size_t)EB * co.d);
+    S.bcin = malloc(sizeof(float) * (size_t)EB * S.co.d);
     S.bids = malloc(sizeof(int) * (size_t)EB * Tmax);
     S.bmask = malloc(sizeof(int) * (size_t)EB * Tmax);
     if (!S.btok || !S.bcls || !S.bcin || !S.bids || !S.bmask) {
@@ -523,7 +533,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     pb_papi_start("index");
     if ((rc = pb_coil_index_init(&S.ix, c->n_docs, k, cd, S.m.cfg.vocab_size))) goto done;
     for (int i = 0; i < c->n_docs; i++)
-      pb_coil_index_count(&S.ix, &co, S.dt.ids + (size_t)i * S.dt.T, S.dt.mask + (size_t)i * S.dt.T, S.dt.len[i]);
+      pb_coil_index_count(&S.ix, &S.co, S.dt.ids + (size_t)i * S.dt.T, S.dt.mask + (size_t)i * S.dt.T, S.dt.len[i]);
     if ((rc = pb_coil_index_alloc(&S.ix))) goto done;
     pb_opcounts i0 = pb_opc_snapshot();
     int idx[1024];
@@ -531,9 +541,9 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
       const int B = c->n_docs - s < EB ? c->n_docs - s : EB;
       for (int b = 0; b < B; b++) idx[b] = s + b;
       const int T = pb_ir_texts_batch(&S.dt, idx, B, S.bids, S.bmask);
-      if ((rc = pb_coil_encode(&co, &S.m, S.bids, S.bmask, B, T, 0, 0, S.btok, S.bcls, S.bcin))) break;
+      if ((rc = pb_coil_encode(&S.co, &S.m, S.bids, S.bmask, B, T, 0, 0, S.btok, S.bcls, S.bcin))) break;
       for (int b = 0; b < B; b++)
-        pb_coil_index_add(&S.ix, &co, s + b, S.bids + (size_t)b * T, S.bmask + (size_t)b * T,
+        pb_coil_index_add(&S.ix, &S.co, s + b, S.bids + (size_t)b * T, S.bmask + (size_t)b * T,
                           S.btok + (size_t)b * T * k, T, S.bcls + (size_t)b * cd);
     }
     pb_opcounts i1 = pb_opc_snapshot();
@@ -553,20 +563,20 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
         const int B = e->n - s < EB ? e->n - s : EB;
         const int T = pb_ir_texts_batch(&S.qt, e->q + s, B, S.bids, S.bmask);
         pb_opcounts a0 = pb_opc_snapshot();
-        if ((rc = pb_coil_encode(&co, &S.m, S.bids, S.bmask, B, T, 0, 0, S.btok, S.bcls, S.bcin))) break;
+        if ((rc = pb_coil_encode(&S.co, &S.m, S.bids, S.bmask, B, T, 0, 0, S.btok, S.bcls, S.bcin))) break;
         pb_opcounts a1 = pb_opc_snapshot(), da;
         pb_opcounts_sub(&da, &a1, &a0);
         pb_opcounts_add(&qenc_ops, &da);
         for (int b = 0; b < B && !rc; b++) {
           const int *qi = S.bids + (size_t)b * T, *qm = S.bmask + (size_t)b * T;
           pb_opcounts s0 = pb_opc_snapshot();
-          rc = pb_coil_search(&S.ix, &co, qi, qm, S.btok + (size_t)b * T * k, S.bcls + (size_t)b * cd, T, S.scores,
+          rc = pb_coil_search(&S.ix, &S.co, qi, qm, S.btok + (size_t)b * T * k, S.bcls + (size_t)b * cd, T, S.scores,
                               S.maxbuf, S.touched);
           pb_opcounts s1 = pb_opc_snapshot(), ds;
           pb_opcounts_sub(&ds, &s1, &s0);
           pb_opcounts_add(&search_ops, &ds);
           uint64_t mac, flop;
-          pb_coil_search_closed_form(&S.ix, &co, qi, qm, T, &mac, &flop);
+          pb_coil_search_closed_form(&S.ix, &S.co, qi, qm, T, &mac, &flop);
           search_cf_mac += mac;
           search_cf_flop += flop;
           if (!rc) score_query(c, e->q[s + b], S.scores, S.order, &e->s[s + b], &run, tag);
@@ -589,7 +599,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
         int T = 1;
         for (int b = 0; b < B; b++)
           if (S.qt.len[S.ev[i].q[s + b]] > T) T = S.qt.len[S.ev[i].q[s + b]];
-        rc = pb_coil_count_encode(&co, &S.m, B, T, &qenc_an);
+        rc = pb_coil_count_encode(&S.co, &S.m, B, T, &qenc_an);
       }
     if (rc) goto done;
   }
@@ -609,8 +619,9 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
              "{\"vocab_size\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,\"ffn\":%d,\"max_pos\":%d}",
              S.m.cfg.vocab_size, S.m.cfg.hidden, S.m.cfg.layers, S.m.cfg.heads, S.m.cfg.ffn, S.m.cfg.max_pos);
     snprintf(seedbuf, sizeof seedbuf, "%llu", o->seed);
-    snprintf(coilbuf, sizeof coilbuf, "{\"tok_dim\":%d,\"cls_dim\":%d,\"score_sep\":%d,\"query_len\":%d,\"doc_len\":%d}",
-             co.k, co.c, co.score_sep, o->query_len, o->doc_len);
+    snprintf(coilbuf, sizeof coilbuf,
+             "{\"tok_dim\":%d,\"cls_dim\":%d,\"score_sep\":%d,\"query_len\":%d,\"doc_len\":%d,\"token_act\":%d}",
+             S.co.k, S.co.c, S.co.score_sep, o->query_len, o->doc_len, S.co.act);
     pb_kv meta[] = {
         {"method", (char *)S.mi.m->name}, {"method_config", desc}, {"task", "cranfield"}, {"seed", seedbuf},
         {"backbone", info.source}, {"backbone_config", cfgjson}, {"backbone_fingerprint", info.fingerprint},
@@ -706,7 +717,8 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     cJSON_AddNumberToObject(jpar, "stored", (double)pb_params_count(&S.m.params, -1, 0, 1));
     cJSON_AddNumberToObject(jpar, "all", (double)nall);
     cJSON_AddNumberToObject(jpar, "trainable_pct", 100.0 * (double)ntrain / (double)nall);
-    cJSON_AddNumberToObject(jpar, "projections", (double)(co.k * (co.d + 1) + co.c * (co.d + 1)));
+    cJSON_AddNumberToObject(jpar, "projections",
+                            (double)(S.co.k * (S.co.d + 1) + S.co.c * (S.co.d + 1) + (S.co.act == PB_COIL_ACT_LN ? 2 * S.co.k : 0)));
     char report[256];
     pb_params_report(&S.m.params, report, sizeof report);
     cJSON_AddStringToObject(jpar, "report", report);
@@ -717,7 +729,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     cJSON_AddNumberToObject(jst, "index_postings", (double)S.ix.n_postings);
     /* per example at the real lengths: one query (the test queries), one document (the collection) */
     pb_opcounts qx = {{{0}}}, dx = {{{0}}};
-    if (!(rc = count_per_text(&S, &co, &S.qt, S.ev[1].q, S.ev[1].n, &qx))) rc = count_per_text(&S, &co, &S.dt, NULL, c->n_docs, &dx);
+    if (!(rc = count_per_text(&S, &S.co, &S.qt, S.ev[1].q, S.ev[1].n, &qx))) rc = count_per_text(&S, &S.co, &S.dt, NULL, c->n_docs, &dx);
     if (rc) {
       cJSON_Delete(r);
       goto done;
@@ -732,13 +744,13 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
     const int nq = S.ev[0].n + S.ev[1].n;
     cJSON_AddItemToObject(jo, "search_per_query", pb_ops_json(&search_ops, nq));
     pb_opcounts one = {{{0}}}; /* at fixed lengths: query_len, doc_len */
-    if ((rc = pb_coil_count_encode(&co, &S.m, 1, o->query_len, &one))) {
+    if ((rc = pb_coil_count_encode(&S.co, &S.m, 1, o->query_len, &one))) {
       cJSON_Delete(r);
       goto done;
     }
     cJSON_AddItemToObject(jo, "query_encode_at_query_len", pb_ops_json(&one, 1));
     memset(&one, 0, sizeof one);
-    if ((rc = pb_coil_count_encode(&co, &S.m, 1, o->doc_len, &one))) {
+    if ((rc = pb_coil_count_encode(&S.co, &S.m, 1, o->doc_len, &one))) {
       cJSON_Delete(r);
       goto done;
     }

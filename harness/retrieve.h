@@ -24,6 +24,7 @@ typedef struct {
   int query_len, doc_len;          /* 32, 128 */
   int tok_dim, cls_dim;            /* 32, 0 = the backbone's hidden size */
   int score_sep;                   /* score the query's [SEP] too */
+  int token_act;                   /* PB_COIL_ACT_NONE (0), _RELU, _LN after the token projection */
   int group, queries_per_step;     /* 8, 4 */
   int epochs, steps;               /* 3 epochs (steps overrides) */
   double lr;                       /* 0: the method's default */

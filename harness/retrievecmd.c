@@ -25,6 +25,7 @@ static const char *USAGE =
     "  --query-len N (32)  --doc-len N (128)   WordPiece lengths with [CLS] and [SEP] (longer texts are cut)\n"
     "  --token-dim N (32)  --cls-dim N (hidden size)   COIL projections\n"
     "  --score-sep           score the query's [SEP] token too\n"
+    "  --token-act none|relu|layernorm (none)   after the token projection (layernorm: trainable, stored)\n"
     "  --group N (8)         documents per query: 1 positive + N-1 negatives\n"
     "  --queries N (4)       queries per training step\n"
     "  --hard-negatives N (100)  negatives from the BM25 top N not judged relevant (0: random)\n"
@@ -70,7 +71,7 @@ static void summary(const cJSON *r) {
 int pb_cmd_retrieve(int argc, char **argv) {
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_LOWER, O_DATA, O_K1, O_B, O_QLEN, O_DLEN, O_TOKDIM, O_CLSDIM, O_SEP,
          O_GROUP, O_QUERIES, O_HARD, O_NOINB, O_EPOCHS, O_STEPS, O_LR, O_WARMUP, O_WD, O_MAXGN, O_DROPOUT, O_SEED,
-         O_EVALB, O_THREADS, O_EVENTS, O_RESULTS, O_OUT, O_JSON, O_QUIET, O_FROM, O_FOLD };
+         O_EVALB, O_THREADS, O_EVENTS, O_RESULTS, O_OUT, O_JSON, O_QUIET, O_FROM, O_FOLD, O_ACT };
   static const struct option opts[] = {
       {"method", required_argument, 0, 'm'},       {"opt", required_argument, 0, 'o'},
       {"model", required_argument, 0, O_MODEL},    {"shape", required_argument, 0, O_SHAPE},
@@ -89,7 +90,7 @@ int pb_cmd_retrieve(int argc, char **argv) {
       {"events", required_argument, 0, O_EVENTS},  {"results", required_argument, 0, O_RESULTS},
       {"out", required_argument, 0, O_OUT},        {"json", no_argument, 0, O_JSON},
       {"quiet", no_argument, 0, O_QUIET},          {"from", required_argument, 0, O_FROM},
-      {"fold", required_argument, 0, O_FOLD},
+      {"fold", required_argument, 0, O_FOLD},      {"token-act", required_argument, 0, O_ACT},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   pb_retrieve_opts o;
@@ -144,6 +145,15 @@ int pb_cmd_retrieve(int argc, char **argv) {
       case O_JSON: json = 1; break;
       case O_QUIET: o.quiet = 1; break;
       case O_FROM: o.from = optarg; break;
+      case O_ACT:
+        if (!strcmp(optarg, "none")) o.token_act = 0;
+        else if (!strcmp(optarg, "relu")) o.token_act = 1;
+        else if (!strcmp(optarg, "layernorm")) o.token_act = 2;
+        else {
+          fprintf(stderr, "peftbench retrieve: --token-act '%s': expected none, relu or layernorm\n", optarg);
+          return 2;
+        }
+        break;
       case O_FOLD: if (!pb_cli_int("--fold", optarg, 0, 5, &iv)) return 2; o.fold = (int)iv; break;
       case 'h': fputs(USAGE, stdout); return 0;
       default: return pb_cli_bad_option("retrieve", argc, argv, opts);

@@ -127,6 +127,22 @@ fi
 expect "--from: not a task file" 1 "safetensors" "$BIN" retrieve --from "$R" --data-dir "$DATA" --out "$O"
 expect "--from: another method" 2 "holds method lora, not full" "$BIN" retrieve --from "$TF" --method full --data-dir "$DATA" --out "$O"
 
+# the token LayerNorm: stored in the task file, and --from restores it
+if "$BIN" retrieve --method bitfit --token-act layernorm --shape 1,32,2,64 --steps 1 --query-len 12 --doc-len 24 \
+    --group 4 --queries 2 --data-dir "$DATA" --out "$W/ln" --results "$W/ln.jsonl" --threads 1 --quiet >/dev/null 2>"$W/err"; then
+  LT=$(jget "$W/ln.jsonl" 1 storage/path)
+  "$BIN" retrieve --from "$LT" --data-dir "$DATA" --out "$W/ln" --results "$W/ln.jsonl" --threads 1 --quiet >/dev/null 2>&1
+  if grep -qa "coil.tok_norm.weight" "$LT" && [ "$(jget "$W/ln.jsonl" 2 config/token_act)" = layernorm ] &&
+    cmp -s "$(jget "$W/ln.jsonl" 1 predictions/test)" "$(jget "$W/ln.jsonl" 2 predictions/test)"; then
+    ok "--token-act layernorm: stored, restored by --from"
+  else
+    fail "--token-act layernorm" "$LT"
+  fi
+else
+  fail "--token-act layernorm" "$(cat "$W/err")"
+fi
+expect "--token-act bad" 2 "--token-act" "$BIN" retrieve --method lora --token-act tanh
+
 # ---- significance over queries
 CO_TEST=$(jget "$R" 3 predictions/test)
 if "$BIN" ircompare --a "$BM_TEST" --b "$CO_TEST" --samples 2000 --json >"$W/cmp.json" 2>"$W/err"; then

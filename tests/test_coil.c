@@ -24,7 +24,7 @@ typedef struct {
   pb_coil_train t;
 } rig;
 
-static void build(rig *r, const char *method, const char *const *opts, int score_sep) {
+static void build(rig *r, const char *method, const char *const *opts, int score_sep, int act) {
   memset(r, 0, sizeof *r);
   pb_config cfg;
   pb_test_tiny_config(&cfg, 0.0f);
@@ -32,6 +32,8 @@ static void build(rig *r, const char *method, const char *const *opts, int score
   CHECK_OK(pb_model_declare(&r->m, &cfg));
   CHECK_OK(r->mi.m->attach(r->mi.ctx, &r->m));
   CHECK_OK(pb_coil_declare(&r->co, &r->m, K, C, score_sep, CLS, SEP, PAD));
+  CHECK_OK(pb_coil_set_act(&r->co, &r->m, act));
+  CHECK_OK(pb_coil_reserve(&r->co, Q * G * TP));
   CHECK_OK(pb_model_alloc(&r->m, Q * G, TP));
   pb_model_init_random(&r->m, 7);
   /* LoRA's B starts at zero: give every method tensor a non-zero value so all paths carry gradient */
@@ -68,6 +70,7 @@ static void build(rig *r, const char *method, const char *const *opts, int score
 
 static void destroy(rig *r) {
   pb_coil_train_free(&r->t);
+  pb_coil_free(&r->co);
   pb_model_free(&r->m);
   pb_method_destroy(&r->mi);
 }
@@ -79,9 +82,9 @@ static double loss_of(rig *r) {
 }
 
 /* central differences over sampled entries of every trainable tensor */
-static void gradcheck(const char *method, const char *const *opts, int in_batch, int score_sep) {
+static void gradcheck(const char *method, const char *const *opts, int in_batch, int score_sep, int act) {
   rig r;
-  build(&r, method, opts, score_sep);
+  build(&r, method, opts, score_sep, act);
   r.t.in_batch = in_batch;
   pb_params_zero_grad(&r.m.params);
   float L;
@@ -115,10 +118,11 @@ static void gradcheck(const char *method, const char *const *opts, int in_batch,
       }
     }
   }
-  printf("gradients %s (%s, %s): loss %.5f, %d tensors, max |g - fd| %.2e, worst %.3f of the tolerance at %s\n",
-         method, in_batch ? "in-batch" : "own group", score_sep ? "[SEP] scored" : "no [SEP]", L, tensors, worst_abs,
+  static const char *const acts[3] = {"", ", relu", ", layernorm"};
+  printf("gradients %s%s (%s, %s): loss %.5f, %d tensors, max |g - fd| %.2e, worst %.3f of the tolerance at %s\n",
+         method, acts[act], in_batch ? "in-batch" : "own group", score_sep ? "[SEP] scored" : "no [SEP]", L, tensors, worst_abs,
          worst, at);
-  CHECK(coil_seen == 4, "the four projection tensors train (%d)", coil_seen);
+  CHECK(coil_seen == (act == PB_COIL_ACT_LN ? 6 : 4), "the projection tensors train (%d)", coil_seen);
   CHECK(worst < 1.0, "%s: gradient mismatch at %s", method, at);
   destroy(&r);
 }
@@ -131,7 +135,7 @@ static uint64_t owner_sum(const pb_opcounts *o, int kind) {
 
 static void counts(void) {
   rig r;
-  build(&r, "full", NULL, 0);
+  build(&r, "full", NULL, 0, PB_COIL_ACT_NONE);
   const pb_config *cf = &r.m.cfg;
   const uint64_t d = cf->hidden, F = cf->ffn, L = cf->layers;
   for (int t = 1; t <= TP; t++) {
@@ -245,12 +249,48 @@ static void counts(void) {
   destroy(&r);
 }
 
+/* the token activation's charges: relu k FLOP per position, LayerNorm 8k FLOP + 1 rsqrt */
+static void act_counts(void) {
+  for (int act = PB_COIL_ACT_RELU; act <= PB_COIL_ACT_LN; act++) {
+    rig r;
+    build(&r, "full", NULL, 0, act);
+    for (int t = 1; t <= TP; t += 3) {
+      pb_opcounts enc = {{{0}}};
+      CHECK_OK(pb_coil_count_encode(&r.co, &r.m, 1, t, &enc));
+      const uint64_t T = (uint64_t)t, flop = T * K + C + (act == PB_COIL_ACT_RELU ? T * K : 8 * T * K);
+      const uint64_t trans = act == PB_COIL_ACT_LN ? T : 0;
+      CHECK(enc.c[PB_OPO_HEAD][PB_OPK_FLOP] == flop && enc.c[PB_OPO_HEAD][PB_OPK_TRANS] == trans,
+            "act %d t=%d: %llu FLOP %llu TRANS, closed form %llu %llu", act, t,
+            (unsigned long long)enc.c[PB_OPO_HEAD][PB_OPK_FLOP], (unsigned long long)enc.c[PB_OPO_HEAD][PB_OPK_TRANS],
+            (unsigned long long)flop, (unsigned long long)trans);
+    }
+    /* a real encoding equals its counting-only twin */
+    float tok[TP * K], cls[C], cin[16];
+    pb_opc_reset();
+    pb_opc_enable(1);
+    pb_opcounts a0 = pb_opc_snapshot();
+    CHECK_OK(pb_coil_encode(&r.co, &r.m, r.t.dids, r.t.dmask, 1, TP, 0, 0, tok, cls, cin));
+    pb_opcounts a1 = pb_opc_snapshot(), real, cnt = {{{0}}};
+    pb_opcounts_sub(&real, &a1, &a0);
+    pb_opc_enable(0);
+    CHECK_OK(pb_coil_count_encode(&r.co, &r.m, 1, TP, &cnt));
+    CHECK(memcmp(&real, &cnt, sizeof real) == 0, "act %d: real encode == counting-only encode", act);
+    int nonneg = 1;
+    for (int i = 0; i < TP * K; i++) nonneg &= act != PB_COIL_ACT_RELU || tok[i] >= 0;
+    CHECK(nonneg, "relu token vectors are >= 0");
+    destroy(&r);
+  }
+}
+
 int main(void) {
-  gradcheck("full", NULL, 1, 0);
-  gradcheck("full", NULL, 0, 1);
+  gradcheck("full", NULL, 1, 0, PB_COIL_ACT_NONE);
+  gradcheck("full", NULL, 0, 1, PB_COIL_ACT_NONE);
   static const char *const lora_opts[] = {"r=2", NULL};
-  gradcheck("lora", lora_opts, 1, 0);
-  gradcheck("layerconnect", NULL, 1, 0);
+  gradcheck("lora", lora_opts, 1, 0, PB_COIL_ACT_NONE);
+  gradcheck("layerconnect", NULL, 1, 0, PB_COIL_ACT_NONE);
+  gradcheck("full", NULL, 1, 0, PB_COIL_ACT_RELU);
+  gradcheck("lora", lora_opts, 1, 0, PB_COIL_ACT_LN);
+  act_counts();
   counts();
   printf("%d checks, %d failures\n", checks, failures);
   return check_exit_status();
