@@ -311,7 +311,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
   if (!o->method) return pb_set_error(PB_ERR_ARG, "retrieve: --method is required (bm25 or a method: see `peftbench methods`)");
   const int bm25_only = strcmp(o->method, "bm25") == 0;
   if (o->query_len < 3 || o->doc_len < 3 || o->tok_dim < 1 || o->cls_dim < 0 || o->group < 2 ||
-      o->queries_per_step < 1 || o->fold < 0 || o->fold > PB_CRANFIELD_FOLDS || o->eval_batch < 1 || o->hard_depth < 0 || (o->epochs <= 0 && o->steps <= 0) ||
+      o->queries_per_step < 1 || o->queries_per_step > 256 || o->group > 64 || o->eval_batch > 1024 || o->fold < 0 || o->fold > PB_CRANFIELD_FOLDS || o->eval_batch < 1 || o->hard_depth < 0 || (o->epochs <= 0 && o->steps <= 0) ||
       (o->from && strcmp(o->method, "bm25") == 0)) {
     pb_kv_free(meta, nmeta);
     return pb_set_error(PB_ERR_ARG, "retrieve: need --query-len/--doc-len >= 3, --token-dim >= 1, --group >= 2, "
