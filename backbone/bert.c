@@ -1006,7 +1006,7 @@ int pb_forward(pb_model *m, const int *ids, const int *types, const int *mask, i
   /* head: pooler on [CLS], dropout, classifier, loss over the rows that reached the end */
   pb_opc_set_owner(PB_OPO_HEAD);
   float head_loss = 0.0f;
-  if (!rc && Brun > 0) {
+  if (!rc && Brun > 0 && !m->no_head) {
     rc = pb_head_fwd(m, &m->head, &a->head, h, Brun, T, m->labels, m->targets, training,
                      site_seed(m, -1, SITE_POOLED), &head_loss);
     for (int i = 0; !rc && i < Brun; i++)

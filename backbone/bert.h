@@ -196,6 +196,9 @@ typedef struct pb_model {
   int count_last;          /* counting-only runs: step after which every row leaves (-1: none) */
   float loss;
   int training;            /* dropout on */
+  int no_head;             /* set by the caller: forwards stop after the encoder, no pooler, classifier or
+                              loss (retrieval encoders read the last step's hidden states and go back with
+                              pb_backward_hidden); logits are then left as they were */
   int infer_only;          /* allocated by pb_model_alloc_infer with shared layer buffers */
   uint64_t seed;           /* dropout seed of the current step */
   pb_kd kd;                /* distillation (all zero: none; pb_model_set_kd) */

@@ -383,6 +383,7 @@ void pb_agg_free(pb_agg *a) {
   free(a->splits);
   free(a->rows);
   cJSON_Delete(a->all);
+  cJSON_Delete(a->retrieval);
   memset(a, 0, sizeof *a);
 }
 
@@ -525,6 +526,16 @@ static int agg_group(cJSON *all, pb_agg *a) {
     cJSON *cfg = NULL;
     int crc = cJSON_IsObject(rec) ? pb_record_config(rec, &cfg) : PB_ERR_ARG;
     if (crc == PB_ERR_NOMEM) return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
+    const char *family = pb_json_str(rec, "task_family");
+    if (cJSON_IsObject(rec) && family && strcmp(family, "retrieval") == 0 && method && method[0] && !crc &&
+        (!schema || strcmp(schema, PB_RESULT_SCHEMA) == 0)) { /* kept apart: the retrieval table and figure */
+      cJSON_Delete(cfg);
+      if (!a->retrieval && !(a->retrieval = cJSON_CreateArray())) return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
+      cJSON_AddItemToArray(a->retrieval, cJSON_DetachItemViaPointer(all, rec));
+      a->n_retrieval++;
+      rec = next;
+      continue;
+    }
     if (!cJSON_IsObject(rec) || t < 0 || !method || !method[0] || crc ||
         (schema && strcmp(schema, PB_RESULT_SCHEMA) != 0)) {
       cJSON_Delete(cfg);
@@ -613,7 +624,7 @@ int pb_agg_build(const cJSON *records, pb_agg *a) {
   cJSON *all = cJSON_Duplicate(records, 1);
   if (!all) return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
   int rc = agg_group(all, a);
-  if (!rc && a->n_rows == 0) rc = pb_set_error(PB_ERR_FORMAT, "table: no result records");
+  if (!rc && a->n_rows == 0 && a->n_retrieval == 0) rc = pb_set_error(PB_ERR_FORMAT, "table: no result records");
   if (rc) pb_agg_free(a);
   return rc;
 }
@@ -649,7 +660,7 @@ int pb_agg_load(const char *const *files, int n_files, const char *who, FILE *wa
             "%s: warning: %d duplicate record%s (same configuration, task and seed as a later record, e.g. %s): "
             "the later record of each is used\n",
             who, a->n_dup, a->n_dup == 1 ? "" : "s", a->dup_example);
-  if (!rc && a->n_rows == 0)
+  if (!rc && a->n_rows == 0 && a->n_retrieval == 0)
     rc = pb_set_error(PB_ERR_FORMAT, "no result records in %s%s", files[0], n_files > 1 ? " ..." : "");
   if (rc) pb_agg_free(a);
   return rc;

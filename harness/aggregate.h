@@ -133,6 +133,10 @@ typedef struct {
   char dup_example[160]; /* the first duplicate: "lora rte seed 0" ("" when none) */
   int n_splits;
   pb_agg_split *splits; /* [n_splits] methods whose rows differ in labelled keys, row order */
+  cJSON *retrieval;   /* records of the retrieval family ("task_family": "retrieval", `peftbench
+                         retrieve`), kept apart from the GLUE rows for the retrieval table and
+                         figure (harness/iragg.h); NULL when none (owned) */
+  int n_retrieval;
 } pb_agg;
 
 /* Reads the JSONL files [n_files] and groups their records. When warn != NULL, prints one

@@ -21,6 +21,7 @@
 #include "harness/table.h"
 #include "harness/trainer.h"
 #include "harness/results.h"
+#include "harness/retrieve.h"
 #include "harness/run.h"
 #include "harness/slendercmd.h"
 #include "harness/sweepcmd.h"
@@ -279,7 +280,9 @@ static const char *USAGE =
     "  pretrain  masked-language-model pre-training of a backbone\n"
     "  methods   list the methods and their options\n"
     "  tasks     list the GLUE tasks\n"
-    "  submit    GLUE leaderboard files (CoLA.tsv ... AX.tsv) from test-split predictions\n";
+    "  submit    GLUE leaderboard files (CoLA.tsv ... AX.tsv) from test-split predictions\n"
+    "  retrieve  retrieval on Cranfield: BM25, or COIL over the backbone with any method\n"
+    "  ircompare paired significance tests over queries between two retrieval runs\n";
 
 typedef int (*cmd_fn)(int, char **);
 static const struct {
@@ -288,7 +291,8 @@ static const struct {
 } COMMANDS[] = {
     {"run", cmd_run}, {"eval", pb_cmd_eval}, {"ops", pb_cmd_ops}, {"table", pb_cmd_table}, {"plot", pb_cmd_plot},
     {"pretrain", pb_cmd_pretrain}, {"submit", pb_cmd_submit}, {"compare", pb_cmd_compare}, {"slenderize", pb_cmd_slenderize},
-    {"sweep", pb_cmd_sweep}, {"autoencoder", pb_cmd_autoencoder}, {"compress", pb_cmd_compress}, {NULL, NULL},
+    {"sweep", pb_cmd_sweep}, {"autoencoder", pb_cmd_autoencoder}, {"compress", pb_cmd_compress},
+    {"retrieve", pb_cmd_retrieve}, {"ircompare", pb_cmd_ircompare}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {
@@ -300,7 +304,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "tasks") == 0) return cmd_tasks();
   for (int i = 0; COMMANDS[i].name; i++)
     if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, compare, pretrain, submit, slenderize, sweep, autoencoder, compress, methods, tasks)\n",
+  fprintf(stderr, "peftbench: unknown command '%s' (valid: run, eval, ops, table, plot, compare, pretrain, submit, slenderize, sweep, autoencoder, compress, retrieve, ircompare, methods, tasks)\n",
           argv[1]);
   return 2;
 }

@@ -11,6 +11,8 @@
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/opscmd.h"
+
+#include "harness/coil.h"
 #include "harness/opsreport.h"
 
 #define MAX_OPTS 32
@@ -149,6 +151,36 @@ static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_confi
   return add_entry_share(methods, ref, cfg, 0, 0);
 }
 
+/* COIL over a reference configuration (harness/coil.h): encoding one query at T = 32 and one
+ * document at T = 128 (backbone + method + token/[CLS] projections, token dim 32, cls dim d) */
+static int add_coil_entry(cJSON *coil, const pb_ops_refconfig *ref, const pb_config *cfg) {
+  pb_model m;
+  pb_method_inst mi;
+  int rc = pb_ops_model_build(&m, &mi, cfg, ref->method, ref->options);
+  if (rc) return rc;
+  pb_coil co;
+  pb_opcounts q = {{{0}}}, d = {{{0}}};
+  rc = pb_coil_declare(&co, &m, 32, cfg->hidden, 0, 101, 102, 0);
+  if (!rc) rc = pb_coil_count_encode(&co, &m, 1, 32, &q);
+  if (!rc) rc = pb_coil_count_encode(&co, &m, 1, 128, &d);
+  cJSON *e = rc ? NULL : cJSON_AddObjectToObject(coil, ref->label);
+  if (!rc && !e) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+  if (!rc) {
+    char opts[256];
+    join_opts(opts, sizeof opts, ref->options);
+    cJSON_AddStringToObject(e, "method", ref->method);
+    cJSON_AddStringToObject(e, "options", opts);
+    cJSON_AddNumberToObject(e, "tok_dim", 32);
+    cJSON_AddNumberToObject(e, "cls_dim", cfg->hidden);
+    rc = add_counts(e, "query_encode_T32", &q);
+    if (!rc) rc = add_counts(e, "doc_encode_T128", &d);
+    if (!rc) rc = add_exact(e, "trainable", pb_params_count(&m.params, -1, 1, 0));
+  }
+  pb_method_destroy(&mi);
+  pb_model_free(&m);
+  return rc;
+}
+
 cJSON *pb_ops_baseline_build(void) {
   cJSON *doc = cJSON_CreateObject();
   if (!doc) {
@@ -179,6 +211,10 @@ cJSON *pb_ops_baseline_build(void) {
     cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
     if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
     for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_entry(methods, pb_ops_ref_at(i), &cfg);
+    /* retrieval: COIL encoders over the same configurations (entries added beside "methods") */
+    cJSON *coil = rc ? NULL : cJSON_AddObjectToObject(sh, "coil");
+    if (!rc && !coil) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_coil_entry(coil, pb_ops_ref_at(i), &cfg);
   }
   /* parameter-shared backbones and ODE-step inference (share.h): the same reference
    * configurations over shared weight sets, at all steps and at fewer ODE steps */

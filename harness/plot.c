@@ -15,6 +15,7 @@
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/glue.h"
+#include "harness/iragg.h"
 #include "util/strbuf.h"
 #include "methods/method.h"
 
@@ -757,6 +758,31 @@ static void plot_usage(FILE *f, const char *cmd) {
           cmd, PB_SOURCE_DIR);
 }
 
+/* renders plots_dir/NAME.gp over out/NAME.dat into out/NAME.png and/or .svg (written under a temp
+ * name, then renamed); check_script: a missing script is an error naming it */
+static int draw(const char *plots_dir, const char *out, const char *name, const char *vars, int want_png,
+                int want_svg, int check_script, int *n_files) {
+  char script[4096];
+  snprintf(script, sizeof script, "%s/%s.gp", plots_dir, name);
+  if (check_script && access(script, R_OK) != 0)
+    return pb_set_error(PB_ERR_NOTFOUND, "gnuplot script %s not found (set --plots-dir to the plots/ folder of the source)",
+                        script);
+  int rc = PB_OK;
+  for (int f = 0; !rc && f < 2; f++) {
+    if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
+    const char *ext = f == 0 ? "png" : "svg";
+    char data[4096], fig[4096], tmp[4096];
+    snprintf(data, sizeof data, "%s/%s.dat", out, name);
+    snprintf(fig, sizeof fig, "%s/%s.%s", out, name, ext);
+    snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, name, ext, (long)getpid());
+    rc = pb_gnuplot_run(script, data, tmp, ext, vars);
+    if (!rc && rename(tmp, fig) != 0) rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
+    if (rc) unlink(tmp);
+    else (*n_files)++;
+  }
+  return rc;
+}
+
 int pb_cmd_plot(int argc, char **argv) {
   const char *cmd = argc > 0 && argv[0] ? argv[0] : "plot";
   const char *out = NULL, *format = "both", *plots_dir = PB_SOURCE_DIR "/plots";
@@ -830,55 +856,25 @@ int pb_cmd_plot(int argc, char **argv) {
   memset(&info, 0, sizeof info);
   int *npoints = info.npoints;
   int rc = pb_mkdir_p(out);
-  if (!rc) rc = pb_plot_write_data(&a, out, &info);
+  if (!rc && a.n_rows > 0) rc = pb_plot_write_data(&a, out, &info);
   int n_files = 0;
   static const char *const lacks[PB_PLOT_COUNT] = {"scores or params", "scores or ops", "storage.file_bytes",
                                                    "metrics.score"};
-  for (int i = 0; !rc && i < PB_PLOT_COUNT; i++) {
+  for (int i = 0; !rc && a.n_rows > 0 && i < PB_PLOT_COUNT; i++) { /* the GLUE figures, when GLUE records exist */
     if (npoints[i] == 0) {
       fprintf(stderr, "%s: warning: nothing to draw in %s (the records lack %s); figure skipped\n", who,
               g_names[i], lacks[i]);
       continue;
     }
-    for (int f = 0; !rc && f < 2; f++) {
-      if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
-      const char *ext = f == 0 ? "png" : "svg";
-      char script[4096], data[4096], fig[4096], tmp[4096];
-      snprintf(script, sizeof script, "%s/%s.gp", plots_dir, g_names[i]);
-      snprintf(data, sizeof data, "%s/%s.dat", out, g_names[i]);
-      snprintf(fig, sizeof fig, "%s/%s.%s", out, g_names[i], ext);
-      snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, g_names[i], ext, (long)getpid());
-      rc = pb_gnuplot_run(script, data, tmp, ext, info.vars[i][0] ? info.vars[i] : NULL);
-      if (!rc && rename(tmp, fig) != 0)
-        rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
-      if (rc) unlink(tmp);
-      else n_files++;
-    }
+    rc = draw(plots_dir, out, g_names[i], info.vars[i][0] ? info.vars[i] : NULL, want_png, want_svg, 0, &n_files);
   }
   /* the early-exit figure, only when some record has exits (harness/plot.h) */
-  int n_data = PB_PLOT_COUNT, nx = 0;
+  int n_data = a.n_rows > 0 ? PB_PLOT_COUNT : 0, nx = 0;
   char xvars[700] = "";
   if (!rc) rc = pb_plot_write_exits(&a, out, &nx, xvars, sizeof xvars);
   if (!rc && nx > 0) {
     n_data++;
-    char script[4096];
-    snprintf(script, sizeof script, "%s/%s.gp", plots_dir, PB_PLOT_EXITS_NAME);
-    if (access(script, R_OK) != 0)
-      rc = pb_set_error(PB_ERR_NOTFOUND, "gnuplot script %s not found (set --plots-dir to the plots/ folder of the source)",
-                        script);
-    for (int f = 0; !rc && f < 2; f++) {
-      if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
-      const char *ext = f == 0 ? "png" : "svg";
-      char data[4096], fig[4096], tmp[4096];
-      snprintf(data, sizeof data, "%s/%s.dat", out, PB_PLOT_EXITS_NAME);
-      snprintf(fig, sizeof fig, "%s/%s.%s", out, PB_PLOT_EXITS_NAME, ext);
-      snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, PB_PLOT_EXITS_NAME, ext, (long)getpid());
-      rc = pb_gnuplot_run(script, data, tmp, ext, xvars);
-      if (!rc && rename(tmp, fig) != 0)
-        rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
-      if (rc) unlink(tmp);
-      else n_files++;
-    }
+    rc = draw(plots_dir, out, PB_PLOT_EXITS_NAME, xvars, want_png, want_svg, 1, &n_files);
   }
   /* the latent-compression memory figure, only when some record has a compressed backbone */
   int nl = 0;
@@ -886,24 +882,15 @@ int pb_cmd_plot(int argc, char **argv) {
   if (!rc) rc = pb_plot_write_latent(&a, out, &nl, lvars, sizeof lvars);
   if (!rc && nl > 0) {
     n_data++;
-    char script[4096];
-    snprintf(script, sizeof script, "%s/%s.gp", plots_dir, PB_PLOT_LATENT_NAME);
-    if (access(script, R_OK) != 0)
-      rc = pb_set_error(PB_ERR_NOTFOUND, "gnuplot script %s not found (set --plots-dir to the plots/ folder of the source)",
-                        script);
-    for (int f = 0; !rc && f < 2; f++) {
-      if ((f == 0 && !want_png) || (f == 1 && !want_svg)) continue;
-      const char *ext = f == 0 ? "png" : "svg";
-      char data[4096], fig[4096], tmp[4096];
-      snprintf(data, sizeof data, "%s/%s.dat", out, PB_PLOT_LATENT_NAME);
-      snprintf(fig, sizeof fig, "%s/%s.%s", out, PB_PLOT_LATENT_NAME, ext);
-      snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp.%ld", out, PB_PLOT_LATENT_NAME, ext, (long)getpid());
-      rc = pb_gnuplot_run(script, data, tmp, ext, lvars);
-      if (!rc && rename(tmp, fig) != 0)
-        rc = pb_set_error(PB_ERR_IO, "%s: cannot rename to %s: %s", tmp, fig, strerror(errno));
-      if (rc) unlink(tmp);
-      else n_files++;
-    }
+    rc = draw(plots_dir, out, PB_PLOT_LATENT_NAME, lvars, want_png, want_svg, 1, &n_files);
+  }
+  /* the retrieval figure, only when some record is a retrieval run (harness/iragg.h) */
+  int nr = 0;
+  char rvars[128] = "";
+  if (!rc) rc = pb_plot_write_retrieval(&a, out, &nr, rvars, sizeof rvars);
+  if (!rc && nr > 0) {
+    n_data++;
+    rc = draw(plots_dir, out, PB_PLOT_RETRIEVAL_NAME, rvars[0] ? rvars : NULL, want_png, want_svg, 1, &n_files);
   }
   pb_agg_free(&a);
   if (!rc && n_files == 0) rc = pb_set_error(PB_ERR_FORMAT, "nothing to draw: the records hold no scores, params, ops or storage");

@@ -11,6 +11,7 @@
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/glue.h"
+#include "harness/iragg.h"
 #include "harness/results.h"
 #include "util/strbuf.h"
 
@@ -833,6 +834,96 @@ static void build_exits(const pb_agg *a, tbl *t, int digits) {
   free(rows);
 }
 
+/* ---------------------------------------------------------------- retrieval table */
+
+static pb_stat scaled(pb_stat s, double f) {
+  s.mean *= f;
+  s.std *= f;
+  s.min *= f;
+  s.max *= f;
+  return s;
+}
+
+/* One row per retrieval configuration (harness/iragg.h): the test split's MRR@10, nDCG@10,
+ * MAP and Recall@100 and the dev nDCG@10 (x100, mean ± std over seeds), then the trainable
+ * parameters, task file, index size and the FLOPs of encoding a query / a document and of
+ * searching the collection for one query. */
+static void build_retrieval(const pb_agg *a, tbl *t, int digits) {
+  pb_ir_group *g = NULL;
+  int ng = 0;
+  if (pb_ir_groups(a->retrieval, &g, &ng)) {
+    t->oom = 1;
+    return;
+  }
+  const int csv = t->fmt == F_CSV;
+  t->title = strdup("Retrieval on Cranfield (test: 50 queries, dev: 25; x100, mean ± std over seeds)");
+  static const char *const mk[5] = {"mrr@10", "ndcg@10", "map", "recall@100", "ndcg@10"};
+  static const char *const mh[5] = {"MRR@10", "nDCG@10", "MAP", "R@100", "dev nDCG@10"};
+  tbl_col(t, "Method", 0);
+  tbl_col(t, "Config", 0);
+  for (int m = 0; m < 5; m++) {
+    tbl_col(t, mh[m], 1);
+    if (csv) {
+      char h[64];
+      snprintf(h, sizeof h, "%s std", mh[m]);
+      tbl_col(t, h, 1);
+      snprintf(h, sizeof h, "%s n", mh[m]);
+      tbl_col(t, h, 1);
+    }
+  }
+  tbl_col(t, "Trainable", 1);
+  tbl_col(t, "Storage/task (KB)", 1);
+  tbl_col(t, "Index (MB)", 1);
+  tbl_col(t, "FLOPs/query enc", 1);
+  tbl_col(t, "FLOPs/doc enc", 1);
+  tbl_col(t, "FLOPs/search", 1);
+  int ranged = 0;
+  for (int i = 0; i < ng && !t->oom; i++) {
+    tbl_row(t);
+    int c = 0;
+    tbl_set_text(t, c++, g[i].label);
+    const char *desc = pb_json_str(g[i].recs[0], "method_desc");
+    tbl_set_text(t, c++, desc ? desc : "");
+    for (int m = 0; m < 5; m++) {
+      pb_stat s = scaled(pb_ir_group_stat(&g[i], "metrics", "splits", m == 4 ? "dev" : "test", mk[m], NULL), 100);
+      if (csv) {
+        if (s.n) {
+          tbl_set_raw(t, c, csv_num(s.mean));
+          tbl_set_raw(t, c + 1, csv_num(s.std));
+          char n[16];
+          snprintf(n, sizeof n, "%d", s.n);
+          tbl_set_raw(t, c + 2, strdup(n));
+        }
+        c += 3;
+      } else {
+        if (s.n) tbl_set_raw(t, c, cell_stat(t->fmt, s, digits));
+        c++;
+      }
+    }
+    pb_stat s = pb_ir_group_stat(&g[i], "params", "trainable", NULL);
+    if (s.n) tbl_set_raw(t, c, cell_quantity(t->fmt, s, fmt_commas, &ranged));
+    c++;
+    s = scaled(pb_ir_group_stat(&g[i], "storage", "file_bytes", NULL), 1.0 / 1000);
+    if (s.n) tbl_set_raw(t, c, cell_quantity(t->fmt, s, fmt_commas1, &ranged));
+    c++;
+    s = scaled(pb_ir_group_stat(&g[i], "storage", "index_bytes", NULL), 1e-6);
+    if (s.n) tbl_set_raw(t, c, cell_quantity(t->fmt, s, fmt_commas1, &ranged));
+    c++;
+    static const char *const ok[3] = {"query_encode_per_query", "doc_encode_per_doc", "search_per_query"};
+    for (int k = 0; k < 3; k++, c++) {
+      s = pb_ir_group_stat(&g[i], "ops", ok[k], "flops", "total", NULL);
+      if (s.n) tbl_set_raw(t, c, cell_quantity(t->fmt, s, fmt_si, &ranged));
+    }
+  }
+  tbl_note(t, "COIL over the backbone with the method (full, lora, ...); BM25 is the lexical baseline (k1, b in "
+              "Config). Metrics: trec_eval's definitions over the top 1000 (graded nDCG gains: code 1..4 -> 4..1, "
+              "-1 -> 0); significance per query: `peftbench ircompare`.");
+  tbl_note(t, "Trainable: the method's parameters plus the COIL projections; FLOPs per query / per document at "
+              "their real lengths (mean), search: one query over all 1,400 documents (inverted index).");
+  if (ranged) tbl_note(t, "a–b: the value differs between the configuration's runs.");
+  free(g);
+}
+
 int pb_table_render(const pb_agg *a, const char *format, int which, int digits, char **out) {
   *out = NULL;
   int fmt;
@@ -844,15 +935,20 @@ int pb_table_render(const pb_agg *a, const char *format, int which, int digits, 
   if (fmt == F_CSV && which == 3)
     return pb_set_error(PB_ERR_ARG, "csv holds one table: use --table main or --table counters");
   if (digits < 0 || digits > 6) return pb_set_error(PB_ERR_ARG, "--digits must be 0..6");
-  if (!a || a->n_rows == 0) return pb_set_error(PB_ERR_FORMAT, "table: no result records");
+  if (!a || (a->n_rows == 0 && a->n_retrieval == 0)) return pb_set_error(PB_ERR_FORMAT, "table: no result records");
   pb_strbuf b = {0};
   int oom = 0;
-  for (int k = 1; k <= 4; k *= 2) {
-    if (!(which & k)) continue;
+  /* the GLUE tables over the GLUE rows; the retrieval table (with the main one) over retrieval
+   * records; the early-exit table (--table exits) over the GLUE rows' exit records */
+  for (int k = 1; k <= 4; k++) {
+    if (!(which & (k == 3 ? 1 : k == 4 ? 4 : k))) continue;
+    if ((k != 3 && a->n_rows == 0) || (k == 3 && a->n_retrieval == 0)) continue;
+    if (k == 3 && fmt == F_CSV && a->n_rows > 0) continue; /* csv: one table (the GLUE one when both) */
     tbl t = {0};
     t.fmt = fmt;
     if (k == 1) build_main(a, &t, digits);
     else if (k == 2) build_counters(a, &t);
+    else if (k == 3) build_retrieval(a, &t, digits);
     else build_exits(a, &t, digits);
     if (!t.title) t.oom = 1;
     if (!t.oom) {
