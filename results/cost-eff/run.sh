@@ -17,7 +17,10 @@ BIN=${2:-build}/peftbench
 OUT=${PB_COSTEFF_OUT:-/work/costeff-run}
 R=results/cost-eff
 mkdir -p "$OUT"
-COMMON="--max-train 4000 --epochs 2 --max-len 64 --batch 32 --seed 0 --threads 2 --quiet"
+THREADS=${PB_COSTEFF_THREADS:-2}
+COMMON="--max-train 4000 --epochs 2 --max-len 64 --batch 32 --seed 0 --threads $THREADS --quiet"
+# the SST-2 pipeline: 1 epoch (four trainings and a teacher)
+COMMON1="--max-train 4000 --epochs 1 --max-len 64 --batch 32 --seed 0 --threads $THREADS --quiet"
 THR2=0,0.05,0.1,0.2,0.3,0.4,0.5,0.55,0.6,0.65,0.68,0.69,0.693
 
 # the task file of the last record of FILE with this task and method_desc prefix
@@ -47,16 +50,16 @@ fi
 
 if [ "$PHASE" = all ] || [ "$PHASE" = sst2 ]; then
   S="$R/sst2.jsonl"
-  "$BIN" run --task sst2 --method full --lr 1e-4 $COMMON --skip-done --out "$OUT/sst2" --results $S
+  "$BIN" run --task sst2 --method full --lr 1e-4 $COMMON1 --skip-done --out "$OUT/sst2" --results $S
   TEACHER=$(task_file $S sst2 "")
-  "$BIN" run --task sst2 --method exits -o pooler=tanh --lr 1e-4 $COMMON --teacher "$TEACHER" --kd-alpha 0.5 \
+  "$BIN" run --task sst2 --method exits -o pooler=tanh --lr 1e-4 $COMMON1 --teacher "$TEACHER" --kd-alpha 0.5 \
     --kd-hidden 1 --skip-done --out "$OUT/sst2" --results $S
   # slenderized from the fine-tuned teacher (COST-EFF prunes the fine-tuned model), its head kept
   [ -d "$OUT/slim" ] || "$BIN" slenderize --task sst2 --from "$TEACHER" --out "$OUT/slim" --heads 2 --ffn 256 \
     --word-rank 128 --batches 16 --max-len 64 --seed 0 | tee "$R/slenderize.log"
-  "$BIN" run --task sst2 --method exits -o pooler=tanh --model "$OUT/slim" --lr 1e-4 $COMMON --skip-done \
+  "$BIN" run --task sst2 --method exits -o pooler=tanh --model "$OUT/slim" --lr 1e-4 $COMMON1 --skip-done \
     --out "$OUT/sst2" --results $S
-  "$BIN" run --task sst2 --method exits -o pooler=tanh --model "$OUT/slim" --lr 1e-4 $COMMON --teacher "$TEACHER" \
+  "$BIN" run --task sst2 --method exits -o pooler=tanh --model "$OUT/slim" --lr 1e-4 $COMMON1 --teacher "$TEACHER" \
     --kd-alpha 0.5 --skip-done --out "$OUT/sst2" --results $S
   # every exits model of the pipeline (plain, distilled, slender, slender distilled)
   perl -MJSON::PP -ne 'my $o = decode_json($_); print $o->{storage}{path}, "\n" if $o->{method} eq "exits"' <$S |
