@@ -118,6 +118,15 @@ static int write_outputs(split_eval *e, const pb_cranfield *c, pb_strbuf *run) {
   return rc;
 }
 
+/* a split's evaluation done: its mean metrics, the TREC run and per-query files (stem.SPLIT.run,
+ * stem.SPLIT.predictions.tsv) */
+static int finish_split(split_eval *e, const pb_cranfield *c, const char *stem, pb_strbuf *run) {
+  mean_scores(e);
+  snprintf(e->run_path, sizeof e->run_path, "%s.%s.run", stem, pb_cranfield_split_name(e->split));
+  snprintf(e->pq_path, sizeof e->pq_path, "%s.%s.predictions.tsv", stem, pb_cranfield_split_name(e->split));
+  return write_outputs(e, c, run);
+}
+
 static cJSON *scores_json(const pb_ir_scores *s) {
   cJSON *o = cJSON_CreateObject();
   for (int k = 0; k < PB_IR_NMETRICS; k++) cJSON_AddNumberToObject(o, pb_ir_metric_name(k), pb_ir_metric_get(s, k));
@@ -403,10 +412,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
         if ((rc = pb_bm25_score(&S.bm, c->query_text[e->q[a]], S.scores))) break;
         score_query(c, e->q[a], S.scores, S.order, &e->s[a], &run, "bm25");
       }
-      mean_scores(e);
-      snprintf(e->run_path, sizeof e->run_path, "%s.%s.run", stem, pb_cranfield_split_name(e->split));
-      snprintf(e->pq_path, sizeof e->pq_path, "%s.%s.predictions.tsv", stem, pb_cranfield_split_name(e->split));
-      if (!rc) rc = write_outputs(e, c, &run);
+      if (!rc) rc = finish_split(e, c, stem, &run);
       free(run.s);
     }
     pb_papi_stop("eval");
@@ -582,10 +588,7 @@ int pb_retrieve(const pb_retrieve_opts *o, cJSON **record) {
           if (!rc) score_query(c, e->q[s + b], S.scores, S.order, &e->s[s + b], &run, tag);
         }
       }
-      mean_scores(e);
-      snprintf(e->run_path, sizeof e->run_path, "%s.%s.run", stem, pb_cranfield_split_name(e->split));
-      snprintf(e->pq_path, sizeof e->pq_path, "%s.%s.predictions.tsv", stem, pb_cranfield_split_name(e->split));
-      if (!rc) rc = write_outputs(e, c, &run);
+      if (!rc) rc = finish_split(e, c, stem, &run);
       free(run.s);
     }
     pb_papi_stop("eval");

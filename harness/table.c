@@ -431,6 +431,23 @@ static void note_splits(const pb_agg *a, tbl *t) {
              a->n_dup, a->n_dup == 1 ? "" : "s");
 }
 
+/* a score's cells from column c: CSV mean, std and n (three columns), else one "mean ± std" cell
+ * (empty when no record has it); returns the next column */
+static int set_score_cells(tbl *t, int c, pb_stat s, int csv, int digits) {
+  if (csv) {
+    if (s.n) {
+      tbl_set_raw(t, c, csv_num(s.mean));
+      tbl_set_raw(t, c + 1, csv_num(s.std));
+      char n[16];
+      snprintf(n, sizeof n, "%d", s.n);
+      tbl_set_raw(t, c + 2, strdup(n));
+    }
+    return c + 3;
+  }
+  if (s.n) tbl_set_raw(t, c, cell_stat(t->fmt, s, digits));
+  return c + 1;
+}
+
 static void build_main(const pb_agg *a, tbl *t, int digits) {
   metcol cols[32];
   int nm = metric_columns(a, cols, 32);
@@ -477,19 +494,7 @@ static void build_main(const pb_agg *a, tbl *t, int digits) {
     }
     for (int m = 0; m < nm; m++) {
       pb_stat s = metric_stat(r, &cols[m]);
-      if (csv) {
-        if (s.n) {
-          tbl_set_raw(t, c, csv_num(s.mean));
-          tbl_set_raw(t, c + 1, csv_num(s.std));
-          char n[16];
-          snprintf(n, sizeof n, "%d", s.n);
-          tbl_set_raw(t, c + 2, strdup(n));
-        }
-        c += 3;
-      } else {
-        if (s.n) tbl_set_raw(t, c, cell_stat(t->fmt, s, digits));
-        c++;
-      }
+      c = set_score_cells(t, c, s, csv, digits);
     }
     int k = 0;
     double avg = pb_agg_avg_score(r, &k);
@@ -886,19 +891,7 @@ static void build_retrieval(const pb_agg *a, tbl *t, int digits) {
     tbl_set_text(t, c++, desc ? desc : "");
     for (int m = 0; m < 5; m++) {
       pb_stat s = scaled(pb_ir_group_stat(&g[i], "metrics", "splits", m == 4 ? "dev" : "test", mk[m], NULL), 100);
-      if (csv) {
-        if (s.n) {
-          tbl_set_raw(t, c, csv_num(s.mean));
-          tbl_set_raw(t, c + 1, csv_num(s.std));
-          char n[16];
-          snprintf(n, sizeof n, "%d", s.n);
-          tbl_set_raw(t, c + 2, strdup(n));
-        }
-        c += 3;
-      } else {
-        if (s.n) tbl_set_raw(t, c, cell_stat(t->fmt, s, digits));
-        c++;
-      }
+      c = set_score_cells(t, c, s, csv, digits);
     }
     pb_stat s = pb_ir_group_stat(&g[i], "params", "trainable", NULL);
     if (s.n) tbl_set_raw(t, c, cell_quantity(t->fmt, s, fmt_commas, &ranged));

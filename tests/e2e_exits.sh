@@ -20,20 +20,7 @@
 # - plot renders score_vs_flops (one curve of three points, static points for the run records).
 # Needs bash, coreutils, perl (JSON::PP), gnuplot.
 set -u
-if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-exits.XXXXXX")"
-trap '[ -n "${PB_TEST_KEEP:-}" ] || rm -rf "$W"' EXIT
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ -z "${LSAN_OPTIONS:-}" ]; then
-  printf 'leak:libsde.so\n' >"$W/lsan.supp"
-  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
-fi
-n_ok=0
-n_fail=0
-ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
-fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; [ -f "$W/err" ] && sed 's/^/       stderr: /' "$W/err" | head -5; }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+. "$(dirname "$0")/lib/e2e.sh" exits "$@"
 # field of record LINE (1-based; -1 = last) of a JSONL file: jget FILE LINE a.b.c
 jget() {
   perl -MJSON::PP -e '
@@ -206,5 +193,4 @@ for f in score_vs_params score_vs_ops storage task_scores; do
   [ -s "$W/figs/$f.png" ] && ok "$f.png still rendered" || fail "$f.png missing"
 done
 
-printf '%d passed, %d failed\n' "$n_ok" "$n_fail"
-[ "$n_fail" -eq 0 ]
+finish

@@ -16,20 +16,7 @@
 #   --init project on a nonlinear map, pca with two widths (exit 2), a missing --ae file and an
 #   autoencoder of another backbone (exit 1, no folder written).
 set -u
-if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-latent.XXXXXX")"
-trap '[ -n "${PB_TEST_KEEP:-}" ] || rm -rf "$W"' EXIT
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ -z "${LSAN_OPTIONS:-}" ]; then
-  printf 'leak:libsde.so\n' >"$W/lsan.supp"
-  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
-fi
-n_ok=0
-n_fail=0
-ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
-fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; [ -f "$W/err" ] && sed 's/^/       stderr: /' "$W/err" | head -5; }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+. "$(dirname "$0")/lib/e2e.sh" latent "$@"
 json() { perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $r = JSON::PP->new->decode(<$h>);
   for my $k (split /\./, $ARGV[1]) { $r = ref $r eq "ARRAY" ? $r->[$k] : $r->{$k} } print ref $r eq "ARRAY" ? join(",", @$r) : $r' "$1" "$2" 2>/dev/null; }
 
@@ -156,5 +143,4 @@ bad "autoencoder of another backbone" 1 "fingerprint" compress --variant ae --ae
 bad "unknown variant" 2 "ae, aes, ll or pca" compress --variant xx --out "$W/bad" --shape 3,32,4,64
 [ ! -e "$W/bad" ] && [ ! -e "$W/bad.st" ] && ok "refused commands wrote nothing" || fail "a refused command wrote output"
 
-printf '%d passed, %d failed\n' "$n_ok" "$n_fail"
-[ "$n_fail" -eq 0 ]
+finish

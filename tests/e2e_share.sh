@@ -12,20 +12,7 @@
 #   --groups 3 of 4 layers and pretrain --groups 3 are usage errors (exit 2);
 # - plot draws the ODE sweep as a score-vs-FLOPs curve (S'=K points).
 set -u
-if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-share.XXXXXX")"
-trap '[ -n "${PB_TEST_KEEP:-}" ] || rm -rf "$W"' EXIT
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ -z "${LSAN_OPTIONS:-}" ]; then
-  printf 'leak:libsde.so\n' >"$W/lsan.supp"
-  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
-fi
-n_ok=0
-n_fail=0
-ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
-fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; [ -f "$W/err" ] && sed 's/^/       stderr: /' "$W/err" | head -5; }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+. "$(dirname "$0")/lib/e2e.sh" share "$@"
 json() { perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $j = JSON::PP->new->decode(<$h>); my $e = $ARGV[1]; my $v = eval $e; print defined $v ? $v : "undef"' "$1" "$2" 2>/dev/null; }
 
 words=(the a film was is and it very movie story plot)

@@ -11,20 +11,7 @@
 #   kept tensors; exits train on it; --from another method is a usage error, a missing file exit 1;
 # - bad shapes (heads 0 / 5, FFN 65, rank 32 = d) and a missing --out are usage errors (exit 2).
 set -u
-if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-slender.XXXXXX")"
-trap '[ -n "${PB_TEST_KEEP:-}" ] || rm -rf "$W"' EXIT
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ -z "${LSAN_OPTIONS:-}" ]; then
-  printf 'leak:libsde.so\n' >"$W/lsan.supp"
-  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
-fi
-n_ok=0
-n_fail=0
-ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
-fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; [ -f "$W/err" ] && sed 's/^/       stderr: /' "$W/err" | head -5; }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+. "$(dirname "$0")/lib/e2e.sh" slender "$@"
 
 words=(the a film was is and it very movie story plot)
 mkdir -p "$W/glue/SST-2"
@@ -123,5 +110,4 @@ done
 "$BIN" slenderize --task sst2 --heads 2 --ffn 32 --word-rank 0 "${COMMON[@]}" >/dev/null 2>"$W/err"
 expect "slenderize without --out refused" "$?" 2
 
-printf '%d passed, %d failed\n' "$n_ok" "$n_fail"
-[ "$n_fail" -eq 0 ]
+finish

@@ -16,21 +16,8 @@
 #   oversubscribing "threads": one line naming the file or the option;
 # - the README's GLUE sweep file (between its sweep-example markers) plans 72 runs.
 set -u
-if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 REPO="$(pwd)" # ctest runs from the repository root
-W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-sweep.XXXXXX")"
-trap '[ -n "${PB_TEST_KEEP:-}" ] || rm -rf "$W"' EXIT
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ -z "${LSAN_OPTIONS:-}" ]; then
-  printf 'leak:libsde.so\n' >"$W/lsan.supp"
-  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
-fi
-n_ok=0
-n_fail=0
-ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
-fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; [ -f "$W/err" ] && sed 's/^/       stderr: /' "$W/err" | head -5; }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+. "$(dirname "$0")/lib/e2e.sh" sweep "$@"
 count() { ls "$1" 2>/dev/null | wc -l | tr -d ' '; }
 
 mkdir -p "$W/glue/SST-2"
@@ -155,5 +142,4 @@ grep -q 'oversubscribe' "$W/err" && ok "  the message says why" || fail "oversub
 "$BIN" sweep frobnicate s.json >/dev/null 2>"$W/err"
 expect "unknown sweep command: exit" "$?" 2
 
-printf '%d passed, %d failed\n' "$n_ok" "$n_fail"
-[ "$n_fail" -eq 0 ]
+finish
