@@ -173,8 +173,10 @@ int pb_slender_factor(const float *E, int V, int d, int r, float *Eo, float *P, 
 
 /* ---------------------------------------------------------------- pruning */
 
-void pb_slender_top_k(const float *v, int n, int k, int *keep) {
-  unsigned char *taken = calloc((size_t)n, 1);
+int pb_slender_top_k(const float *v, int n, int k, int *keep) {
+  if (k < 0 || k > n) return pb_set_error(PB_ERR_ARG, "slenderize: keep %d of %d units", k, n);
+  unsigned char *taken = calloc((size_t)n + 1, 1);
+  if (!taken) return pb_set_error(PB_ERR_NOMEM, "slenderize: out of memory");
   for (int c = 0; c < k; c++) {
     int best = -1;
     for (int i = 0; i < n; i++)
@@ -185,6 +187,7 @@ void pb_slender_top_k(const float *v, int n, int k, int *keep) {
   for (int i = 0; i < n && o < k; i++)
     if (taken[i]) keep[o++] = i;
   free(taken);
+  return PB_OK;
 }
 
 int pb_slender_declare(const pb_model *src, int heads_keep, int ffn_keep, int word_rank, pb_model *dst) {
@@ -266,9 +269,16 @@ int pb_slender_prune_ex(const pb_model *src, const float *head_imp, const float 
   for (int l = 0; l < L; l++) {
     const pb_width ws = src->width[l];
     const int hd = ws.head_dim, as = pb_width_attn(ws), F = ws.ffn, ad = heads_keep * hd;
-    pb_slender_top_k(head_imp + pb_slender_head_off(src, l), ws.heads, heads_keep, kh);
-    pb_slender_top_k(ffn_imp + pb_slender_ffn_off(src, l), F, ffn_keep, kf);
-    rows = realloc(rows, sizeof(int) * (size_t)ad);
+    int *nr = realloc(rows, sizeof(int) * (size_t)ad);
+    int rc = nr ? PB_OK : pb_set_error(PB_ERR_NOMEM, "slenderize: out of memory");
+    if (nr) rows = nr;
+    if (!rc) rc = pb_slender_top_k(head_imp + pb_slender_head_off(src, l), ws.heads, heads_keep, kh);
+    if (!rc) rc = pb_slender_top_k(ffn_imp + pb_slender_ffn_off(src, l), F, ffn_keep, kf);
+    if (rc) {
+      free(kh), free(rows);
+      pb_model_free(dst);
+      return rc;
+    }
     for (int i = 0; i < heads_keep; i++)
       for (int j = 0; j < hd; j++) rows[i * hd + j] = kh[i] * hd + j;
     const pb_layer_idx *a = &src->layer[l], *b = &dst->layer[l];

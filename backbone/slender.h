@@ -72,7 +72,8 @@ int pb_slender_prune(const pb_model *src, const float *head_imp, const float *ff
  * *rel_err (may be NULL) = sqrt(sum_{k>=r} s_k^2 / sum_k s_k^2). LAPACKE_sgesdd. */
 int pb_slender_factor(const float *E, int V, int d, int r, float *Eo, float *P, float *s, double *rel_err);
 
-/* indices of the k largest of v[0..n) (ties: lower index first), ascending in keep[0..k) */
-void pb_slender_top_k(const float *v, int n, int k, int *keep);
+/* indices of the k largest of v[0..n) (ties: lower index first), ascending in keep[0..k);
+ * PB_ERR_ARG when k is outside 0..n, PB_ERR_NOMEM */
+int pb_slender_top_k(const float *v, int n, int k, int *keep);
 
 #endif
