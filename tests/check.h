@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "backbone/bert.h"
+#include "util/rng.h"
 #include "util/status.h"
 
 static int failures = 0; /* CHECKs that failed */
@@ -83,6 +84,19 @@ static inline double check_model_gradients(pb_model *m, float (*loss)(pb_model *
          what, tensors, worst_abs, worst_rel, worst, atol, rtol, at);
   CHECK(worst < 1.0, "%s: gradient mismatch at %s", what, at);
   return worst_abs;
+}
+
+/* Moves every 1-D tensor (biases, LayerNorm gains and shifts), and with method_too every tensor
+ * owned by a method (LoRA's zero B), away from its initialisation constants: each entry gets
+ * 0.2 * normal(0, 1) from a stream seeded with `seed`, in table order. */
+static inline void pb_test_perturb(pb_model *m, uint64_t seed, int method_too) {
+  pb_rng r;
+  pb_rng_seed(&r, seed);
+  for (int i = 0; i < m->params.n; i++) {
+    pb_tensor *t = &m->params.t[i];
+    if (t->ndim == 1 || (method_too && t->owner == PB_OWNER_METHOD))
+      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
+  }
 }
 
 /* The method tests' batch: B x T token ids below the vocabulary, token types 0/1, every

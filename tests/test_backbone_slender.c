@@ -75,17 +75,6 @@ static void declare_slender(pb_model *m, float dropout) {
   CHECK_OK(pb_model_factor_word(m, RANK));
 }
 
-/* every tensor away from its init constants (biases, LayerNorms; LoRA's zero B) */
-static void perturb(pb_model *m, uint64_t seed) {
-  pb_rng r;
-  pb_rng_seed(&r, seed);
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (t->ndim == 1 || t->owner == PB_OWNER_METHOD)
-      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
-  }
-}
-
 static void all_trainable(pb_model *m) {
   for (int i = 0; i < m->params.n; i++) m->params.t[i].trainable = 1;
 }
@@ -156,7 +145,7 @@ static void slender_tiny(void) {
   all_trainable(&m);
   CHECK_OK(pb_model_alloc(&m, B, T));
   pb_model_init_random(&m, 61);
-  perturb(&m, 62);
+  pb_test_perturb(&m, 62, 1);
   gradcheck(&m, "slender gradcheck (a 8 | 6 | 12, F 12 | 10 | 12, word rank 3)", 5e-5, 2e-3);
   pb_model_free(&m);
 
@@ -238,7 +227,7 @@ static void slender_tiny(void) {
     m.params.t[which ? m.word : m.word_proj].trainable = 1;
     CHECK_OK(pb_model_alloc(&m, B, T));
     pb_model_init_random(&m, 64);
-    perturb(&m, 65);
+    pb_test_perturb(&m, 65, 1);
     gradcheck(&m, which ? "word E alone (P frozen)" : "word projection P alone (E frozen)", 5e-5, 2e-3);
     CHECK(!m.params.t[which ? m.word_proj : m.word].grad, "a frozen tensor got a gradient");
     pb_model_free(&m);
@@ -297,7 +286,7 @@ static void default_unchanged(void) {
     all_trainable(ms[k]);
     CHECK_OK(pb_model_alloc(ms[k], B, T));
     pb_model_init_random(ms[k], 71);
-    perturb(ms[k], 72);
+    pb_test_perturb(ms[k], 72, 1);
     pb_params_zero_grad(&ms[k]->params);
   }
   CHECK(p.act_floats == q.act_floats && p.act_floats == s.act_floats && p.params.n == q.params.n,
@@ -439,7 +428,7 @@ static void prefix_pruned(void) {
   CHECK_OK(pb_model_count(&m, B, T, PB_COUNT_TRAIN, &counted));
   CHECK_OK(pb_model_alloc(&m, B, T));
   pb_model_init_random(&m, 91);
-  perturb(&m, 92);
+  pb_test_perturb(&m, 92, 1);
   gradcheck(&m, "key/value prefix rows of width a (8 | 6 | 12)", 1.5e-4, 2e-3);
   pb_opc_reset();
   pb_opc_enable(1);
@@ -470,7 +459,7 @@ static void lora_pruned(void) {
           m.params.t[oa].shape[1]);
   CHECK_OK(pb_model_alloc(&m, B, T));
   pb_model_init_random(&m, 81);
-  perturb(&m, 82); /* B away from 0: every LoRA gradient and the update itself matter */
+  pb_test_perturb(&m, 82, 1); /* B away from 0: every LoRA gradient and the update itself matter */
   gradcheck(&m, "lora q,v,attn_out over pruned heads", 1.5e-4, 2e-3);
   /* merged: the same logits up to rounding */
   float plain[B * C];

@@ -61,17 +61,6 @@ static void make_batch(void) {
   }
 }
 
-/* every tensor away from its init constants (biases, LayerNorms) */
-static void perturb(pb_model *m, uint64_t seed) {
-  pb_rng r;
-  pb_rng_seed(&r, seed);
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (t->ndim == 1)
-      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
-  }
-}
-
 static void all_trainable(pb_model *m) {
   for (int i = 0; i < m->params.n; i++) m->params.t[i].trainable = 1;
 }
@@ -118,7 +107,7 @@ static void layer_plan(void) {
   CHECK_OK(pb_model_alloc(&s, B, T));
   CHECK_OK(pb_model_alloc(&u, B, T));
   pb_model_init_random(&s, 11);
-  perturb(&s, 12);
+  pb_test_perturb(&s, 12, 0);
   /* u: the same embeddings/pooler/head, layer k = a copy of weight set plan[k] */
   char name[PB_NAME_MAX];
   for (int i = 0; i < u.params.n; i++) {
@@ -176,7 +165,7 @@ static void layer_plan(void) {
   all_trainable(&s);
   CHECK_OK(pb_model_alloc(&s, B, T));
   pb_model_init_random(&s, 13);
-  perturb(&s, 14);
+  pb_test_perturb(&s, 14, 0);
   gradcheck(&s, "plan 0,0,1,1 gradcheck", 1.5e-4, 2e-3);
   /* aliases: another name finds the shared tensor, which still counts once */
   const int q0 = pb_params_find(&s.params, "bert.encoder.layer.0.attention.self.query.weight");
@@ -362,7 +351,7 @@ static void hook_chain(void) {
   printf("second non-additive hook: %s\n", pb_last_error());
   CHECK_OK(pb_model_alloc(&m, B, T));
   pb_model_init_random(&m, 21);
-  perturb(&m, 22);
+  pb_test_perturb(&m, 22, 0);
   gradcheck(&m, "chain (linear_in, linear_out, embed + additive linear)", 1.5e-4, 2e-3);
   /* the hooks change the function: without them the loss differs */
   const float with = loss_of(&m);
@@ -469,7 +458,7 @@ static void early_exit(void) {
   all_trainable(&m);
   CHECK_OK(pb_model_alloc(&m, B, T));
   pb_model_init_random(&m, 31);
-  perturb(&m, 32);
+  pb_test_perturb(&m, 32, 0);
   gradcheck(&m, "exit head at step 0 (loss term + gradient injection)", 1.5e-4, 2e-3);
   /* the loss is the sum: the model with the exit weighted 0 gives the final loss alone */
   float both = 0, alone = 0;
@@ -596,7 +585,7 @@ static void width_segments(void) {
   CHECK_OK(pb_model_add_hooks(&m, &width_hooks, &wc));
   CHECK_OK(pb_model_alloc(&m, B, T));
   pb_model_init_random(&m, 41);
-  perturb(&m, 42);
+  pb_test_perturb(&m, 42, 0);
   printf("width segments 8 | 6 6 over 3 steps: %zu parameters + %d in the width map\n", n, 48);
   gradcheck(&m, "width segments (8 -> 6 before step 1)", 1.5e-4, 2e-3);
   /* op count by execution = the real step's instrumented count */

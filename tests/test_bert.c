@@ -56,13 +56,7 @@ static int build(pb_model *m, int C, int full) {
     for (int i = 0; i < m->params.n; i++) m->params.t[i].trainable = 1;
   if ((rc = pb_model_alloc(m, B, T))) return rc;
   pb_model_init_random(m, 42);
-  pb_rng r;
-  pb_rng_seed(&r, 7);
-  for (int i = 0; i < m->params.n; i++) { /* biases and LayerNorms away from 0/1 */
-    pb_tensor *t = &m->params.t[i];
-    if (t->ndim == 1)
-      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
-  }
+  pb_test_perturb(m, 7, 0); /* biases and LayerNorms away from 0/1 */
   return PB_OK;
 }
 

@@ -66,16 +66,6 @@ static void make_batch(void) {
   }
 }
 
-static void perturb(pb_model *m, uint64_t seed) {
-  pb_rng r;
-  pb_rng_seed(&r, seed);
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (t->ndim == 1)
-      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
-  }
-}
-
 /* the exits' classifier weights x s: sharper exit distributions, a spread of entropies */
 static void sharpen(pb_model *m, float s) {
   char name[PB_NAME_MAX];
@@ -110,7 +100,7 @@ static void build(pb_model *m, pb_method_inst *mi, const char *spec, const char 
   CHECK_OK(mi->m->attach(mi->ctx, m));
   CHECK_OK(pb_model_alloc(m, 7, T));
   pb_model_init_random(m, seed);
-  perturb(m, seed + 1);
+  pb_test_perturb(m, seed + 1, 0);
 }
 
 /* the plain model holding m's backbone and head values */

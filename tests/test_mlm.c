@@ -55,13 +55,7 @@ static int build(pb_model *m, pb_mlm *h, float dropout) {
   if ((rc = pb_model_alloc(m, B, T))) return rc;
   if ((rc = pb_mlm_alloc(h, m, B * T))) return rc;
   pb_model_init_random(m, 42);
-  pb_rng r;
-  pb_rng_seed(&r, 7);
-  for (int i = 0; i < m->params.n; i++) { /* biases and LayerNorms away from 0/1 */
-    pb_tensor *t = &m->params.t[i];
-    if (t->ndim == 1)
-      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
-  }
+  pb_test_perturb(m, 7, 0); /* biases and LayerNorms away from 0/1 */
   return PB_OK;
 }
 
@@ -275,7 +269,7 @@ static void gradcheck_nsp(void) {
     return;
   }
   pb_model_init_random(&m, 43);
-  pb_rng r;
+  pb_rng r; /* continued below: the entries of the finite-difference check */
   pb_rng_seed(&r, 8);
   for (int i = 0; i < m.params.n; i++) {
     pb_tensor *t = &m.params.t[i];

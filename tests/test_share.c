@@ -46,17 +46,6 @@ static float loss_of(pb_model *m) {
   return loss;
 }
 
-/* every 1-D tensor away from its init constants */
-static void perturb(pb_model *m, uint64_t seed) {
-  pb_rng r;
-  pb_rng_seed(&r, seed);
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (t->ndim == 1)
-      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
-  }
-}
-
 static size_t total_params(const pb_model *m) { return pb_params_count(&m->params, -1, 0, 0); }
 
 /* ---------------------------------------------------------------- closed forms */
@@ -176,7 +165,7 @@ static void plain_bit_for_bit(void) {
     CHECK_OK(pb_model_declare_shared(&m, &c, G));
     CHECK_OK(pb_model_alloc(&m, B, T));
     pb_model_init_random(&m, 7);
-    perturb(&m, 8);
+    pb_test_perturb(&m, 8, 0);
     float l0, l1, l2;
     float *ref = malloc(sizeof(float) * B * 3);
     CHECK_OK(pb_forward(&m, ids, types, mask, B, T, labels, NULL, 1, 99, &l0)); /* training: dropout on */
@@ -238,7 +227,7 @@ static void gradients(void) {
     for (int i = 0; i < m.params.n; i++) m.params.t[i].trainable = 1;
     CHECK_OK(pb_model_alloc(&m, B, T));
     pb_model_init_random(&m, 20 + k);
-    perturb(&m, 30 + k);
+    pb_test_perturb(&m, 30 + k, 0);
     CHECK_OK(pb_model_set_ode_steps(&m, Sp));
     char what[64];
     snprintf(what, sizeof what, "G=%d S'=%d (h=%g) gradcheck", G, Sp, 4.0 / Sp);
@@ -257,7 +246,7 @@ static void gradients(void) {
     CHECK_OK(mi.m->attach(mi.ctx, &m));
     CHECK_OK(pb_model_alloc(&m, B, T));
     pb_model_init_random(&m, 40 + k);
-    perturb(&m, 50 + k);
+    pb_test_perturb(&m, 50 + k, 0);
     /* method tensors away from their zero init (so every path carries gradient) */
     pb_rng r;
     pb_rng_seed(&r, 60 + k);
@@ -361,7 +350,7 @@ static void albert_folder(void) {
   CHECK_OK(pb_model_declare_shared(&a, &c, 2));
   CHECK_OK(pb_model_alloc(&a, B, T));
   pb_model_init_random(&a, 70);
-  perturb(&a, 71);
+  pb_test_perturb(&a, 71, 0);
   char dir[] = "/tmp/pb_test_share_XXXXXX";
   CHECK(mkdtemp(dir) != NULL, "mkdtemp");
   CHECK_OK(pb_model_save_hf(&a, dir));
@@ -482,7 +471,7 @@ static void init_mean(void) {
   CHECK_OK(pb_model_alloc(&u, B, T));
   CHECK_OK(pb_model_alloc(&s, B, T));
   pb_model_init_random(&u, 80);
-  perturb(&u, 81);
+  pb_test_perturb(&u, 81, 0);
   CHECK_OK(pb_share_init_from(&s, &u, PB_SHARE_INIT_MEAN));
   double worst = 0;
   for (int g = 0; g < 2; g++) {

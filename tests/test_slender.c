@@ -61,16 +61,6 @@ static void make_batch(void) {
   }
 }
 
-static void perturb(pb_model *m, uint64_t seed) {
-  pb_rng r;
-  pb_rng_seed(&r, seed);
-  for (int i = 0; i < m->params.n; i++) {
-    pb_tensor *t = &m->params.t[i];
-    if (t->ndim == 1)
-      for (size_t j = 0; j < t->numel; j++) t->data[j] += 0.2f * pb_rng_normal(&r);
-  }
-}
-
 static size_t n_params(const pb_model *m) {
   size_t n = 0;
   for (int i = 0; i < m->params.n; i++) n += m->params.t[i].numel;
@@ -83,7 +73,7 @@ static void new_tiny(pb_model *m, uint64_t seed) {
   CHECK_OK(pb_model_declare(m, &c));
   CHECK_OK(pb_model_alloc(m, B, T));
   pb_model_init_random(m, seed);
-  perturb(m, seed + 1);
+  pb_test_perturb(m, seed + 1, 0);
 }
 
 /* ---------------------------------------------------------------- pruning by set importances */
@@ -201,7 +191,7 @@ static void importance_fd(void) {
   CHECK_OK(pb_slender_imp_attach(&m, &imp));
   CHECK_OK(pb_model_alloc(&m, B, T));
   pb_model_init_random(&m, 21);
-  perturb(&m, 22);
+  pb_test_perturb(&m, 22, 0);
   new_tiny(&ref, 21);
   for (int i = 0; i < ref.params.n; i++)
     memcpy(ref.params.t[i].data, m.params.t[i].data, ref.params.t[i].numel * sizeof(float));
