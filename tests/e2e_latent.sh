@@ -20,16 +20,7 @@ set -u
 json() { perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $r = JSON::PP->new->decode(<$h>);
   for my $k (split /\./, $ARGV[1]) { $r = ref $r eq "ARRAY" ? $r->[$k] : $r->{$k} } print ref $r eq "ARRAY" ? join(",", @$r) : $r' "$1" "$2" 2>/dev/null; }
 
-words=(the a film was is and it very movie story plot)
-mkdir -p "$W/glue/SST-2"
-{
-  printf 'sentence\tlabel\n'
-  for i in $(seq 0 63); do
-    if [ $((i % 2)) = 1 ]; then p="good great"; else p="bad awful"; fi
-    printf '%s %s %s %s\t%d\n' "${words[i % 11]}" "$p" "${words[(i * 7) % 11]}" "${words[(i * 3) % 11]}" $((i % 2))
-  done
-} >"$W/glue/SST-2/train.tsv"
-head -17 "$W/glue/SST-2/train.tsv" >"$W/glue/SST-2/dev.tsv"
+sst2_folder 64 17
 BB=(--shape 3,32,4,64 --data-dir "$W/glue")
 
 # ---- autoencoder and PCA on layer 1

@@ -15,16 +15,7 @@ set -u
 . "$(dirname "$0")/lib/e2e.sh" share "$@"
 json() { perl -MJSON::PP -e 'local $/; open(my $h, "<", $ARGV[0]) or die; my $j = JSON::PP->new->decode(<$h>); my $e = $ARGV[1]; my $v = eval $e; print defined $v ? $v : "undef"' "$1" "$2" 2>/dev/null; }
 
-words=(the a film was is and it very movie story plot)
-mkdir -p "$W/glue/SST-2"
-{
-  printf 'sentence\tlabel\n'
-  for i in $(seq 0 63); do
-    if [ $((i % 2)) = 1 ]; then p="good great"; else p="bad awful"; fi
-    printf '%s %s %s %s\t%d\n' "${words[i % 11]}" "$p" "${words[(i * 7) % 11]}" "${words[(i * 3) % 11]}" $((i % 2))
-  done
-} >"$W/glue/SST-2/train.tsv"
-head -17 "$W/glue/SST-2/train.tsv" >"$W/glue/SST-2/dev.tsv"
+sst2_folder 64 17
 PT=(--layers 4 --hidden 32 --heads 4 --ffn 64 --max-len 16 --batch 4 --steps 2 --data-dir "$W/glue" --quiet)
 
 # ---- pretrain: unshared, shared from it (mean), shared from scratch with random steps

@@ -13,16 +13,7 @@
 set -u
 . "$(dirname "$0")/lib/e2e.sh" slender "$@"
 
-words=(the a film was is and it very movie story plot)
-mkdir -p "$W/glue/SST-2"
-{
-  printf 'sentence\tlabel\n'
-  for i in $(seq 0 47); do
-    if [ $((i % 2)) = 1 ]; then p="good great"; else p="bad awful"; fi
-    printf '%s %s %s %s\t%d\n' "${words[i % 11]}" "$p" "${words[(i * 7) % 11]}" "${words[(i * 3) % 11]}" $((i % 2))
-  done
-} >"$W/glue/SST-2/train.tsv"
-head -17 "$W/glue/SST-2/train.tsv" >"$W/glue/SST-2/dev.tsv"
+sst2_folder 48 17
 COMMON=(--shape 2,32,4,64 --data-dir "$W/glue" --batch 8 --max-len 16)
 
 "$BIN" slenderize --task sst2 --out "$W/slim" --heads 2 --ffn 32 --word-rank 16 --batches 3 "${COMMON[@]}" >"$W/out" 2>"$W/err"

@@ -5,6 +5,8 @@
 # OpenMP, LSan's suppression of libsde's own leak (unless LSAN_OPTIONS is set), and the checks:
 #   ok MSG / fail MSG (FAIL, with the first lines of $W/err) / expect MSG GOT WANT
 #   finish   prints "N passed, M failed" and returns non-zero when something failed
+#   sst2_folder ROWS DEV   an SST-2-layout folder $W/glue/SST-2 whose label is in its words
+#            (ROWS training rows; dev.tsv: the header and the first DEV-1 of them)
 if [ $# -lt 2 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
 BIN="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
 W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-$1.XXXXXX")"
@@ -22,4 +24,16 @@ expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"
 finish() {
   printf '%d passed, %d failed\n' "$n_ok" "$n_fail"
   [ "$n_fail" -eq 0 ]
+}
+sst2_folder() {
+  local words=(the a film was is and it very movie story plot) p i
+  mkdir -p "$W/glue/SST-2"
+  {
+    printf 'sentence\tlabel\n'
+    for i in $(seq 0 $(($1 - 1))); do
+      if [ $((i % 2)) = 1 ]; then p="good great"; else p="bad awful"; fi
+      printf '%s %s %s %s\t%d\n' "${words[i % 11]}" "$p" "${words[(i * 7) % 11]}" "${words[(i * 3) % 11]}" $((i % 2))
+    done
+  } >"$W/glue/SST-2/train.tsv"
+  head -"$2" "$W/glue/SST-2/train.tsv" >"$W/glue/SST-2/dev.tsv"
 }
