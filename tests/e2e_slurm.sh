@@ -12,13 +12,12 @@
 # only when the daemons are not installed, not root, or cannot start.
 set -u
 if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 skip() { echo "SKIP: $1"; exit 77; }
 for b in munged slurmctld slurmd sbatch squeue scontrol; do
   command -v "$b" >/dev/null 2>&1 || skip "$b not installed (Debian: slurm-wlm, munge; tools/install-deps.sh)"
 done
 [ "$(id -u)" -eq 0 ] || skip "the private cluster runs its daemons as root (SlurmUser=root)"
-W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-slurm.XXXXXX")"
+. "$(dirname "$0")/lib/e2e.sh" slurm "$@"
 chmod 755 "$W"
 export SLURM_CONF="$W/slurm.conf"
 cleanup() {
@@ -32,17 +31,7 @@ cleanup() {
   done
   [ -n "${PB_TEST_KEEP:-}" ] || rm -rf "$W"
 }
-trap cleanup EXIT
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ -z "${LSAN_OPTIONS:-}" ]; then
-  printf 'leak:libsde.so\n' >"$W/lsan.supp"
-  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
-fi
-n_ok=0
-n_fail=0
-ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
-fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+trap cleanup EXIT # replaces the library's: the daemons go first
 
 # ---------------------------------------------------------------- the cluster
 H=$(hostname -s)
@@ -90,15 +79,7 @@ done
 ok "private cluster up (slurmctld + slurmd on $H, ports $PORT-$((PORT + 1)))"
 
 # ---------------------------------------------------------------- the sweep
-mkdir -p "$W/glue/SST-2"
-{
-  printf 'sentence\tlabel\n'
-  for i in $(seq 0 39); do
-    if [ $((i % 2)) = 1 ]; then p="good great"; else p="bad awful"; fi
-    printf 'the %s film %d\t%d\n' "$p" "$i" $((i % 2))
-  done
-} >"$W/glue/SST-2/train.tsv"
-head -11 "$W/glue/SST-2/train.tsv" >"$W/glue/SST-2/dev.tsv"
+sst2_folder 40 11
 cat >"$W/s.json" <<EOF
 {"name": "slurmtiny", "tasks": ["sst2"], "seeds": [0, 1],
  "train": {"shape": "2,32,2,64", "steps": 2, "batch": 8, "max_len": 16, "data_dir": "$W/glue"},
@@ -135,5 +116,4 @@ expect "  one row per configuration (bitfit, lora)" "$(grep -c '^"\?\(bitfit\|lo
 "$BIN" sweep slurm s.json >"$W/again" 2>&1
 grep -q 'every run is done; nothing to submit' "$W/again" && ok "nothing left to submit" || fail "again: $(cat "$W/again")"
 
-printf '%d passed, %d failed\n' "$n_ok" "$n_fail"
-[ "$n_fail" -eq 0 ]
+finish

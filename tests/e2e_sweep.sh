@@ -20,15 +20,7 @@ REPO="$(pwd)" # ctest runs from the repository root
 . "$(dirname "$0")/lib/e2e.sh" sweep "$@"
 count() { ls "$1" 2>/dev/null | wc -l | tr -d ' '; }
 
-mkdir -p "$W/glue/SST-2"
-{
-  printf 'sentence\tlabel\n'
-  for i in $(seq 0 47); do
-    if [ $((i % 2)) = 1 ]; then p="good great"; else p="bad awful"; fi
-    printf 'the %s film %d\t%d\n' "$p" "$i" $((i % 2))
-  done
-} >"$W/glue/SST-2/train.tsv"
-head -13 "$W/glue/SST-2/train.tsv" >"$W/glue/SST-2/dev.tsv"
+sst2_folder 48 13
 cat >"$W/s.json" <<EOF
 {"name": "tiny", "tasks": ["sst2"], "seeds": [0, 1],
  "train": {"shape": "2,32,2,64", "steps": 3, "batch": 8, "max_len": 16, "data_dir": "$W/glue"},
