@@ -18,22 +18,9 @@
 # Inputs: the tiny fixture (tests/fixtures/tiny_bert: 2 layers, d=32, a 3-label head) and small
 # official-layout SST-2 and MNLI folders written here. Needs bash, coreutils, perl (JSON::PP).
 set -u
-if [ $# -lt 1 ]; then echo "usage: $0 PEFTBENCH" >&2; exit 2; fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 TINY=tests/fixtures/tiny_bert
 [ -f "$TINY/model.safetensors" ] || { echo "e2e_outputs: run from the repo root" >&2; exit 2; }
-W="$(mktemp -d "${TMPDIR:-/tmp}/pb-e2e-out.XXXXXX")"
-trap 'rm -rf "$W"' EXIT
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ -z "${LSAN_OPTIONS:-}" ]; then
-  printf 'leak:libsde.so\n' >"$W/lsan.supp"
-  export LSAN_OPTIONS="suppressions=$W/lsan.supp:print_suppressions=0"
-fi
-n_ok=0
-n_fail=0
-ok() { n_ok=$((n_ok + 1)); printf 'ok   %s\n' "$1"; }
-fail() { n_fail=$((n_fail + 1)); printf 'FAIL %s\n' "$1"; [ -f "$W/err" ] && sed 's/^/       stderr: /' "$W/err" | head -5; }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+. "$(dirname "$0")/lib/e2e.sh" out "$@"
 # jq-like field access on the last record of a JSONL file (or a JSON file): jget FILE a.b.c
 jget() {
   perl -MJSON::PP -MB -e '
