@@ -11,6 +11,7 @@
 
 #include "backbone/share.h"
 #include "backbone/latent.h"
+#include "backbone/bf16.h"
 #include "util/fileio.h"
 #include "util/status.h"
 
@@ -371,6 +372,7 @@ int pb_model_load_hf_ex(pb_model *m, const char *model_dir, int load_head) {
   for (int i = 0; i < p->n && !rc; i++)
     if (src[i] >= 0) rc = read_checked(&f, src[i], &p->t[i]);
   p->version++;
+  pb_bf16_weights_changed();
 out:
   free(src);
   pb_st_close(&f);
@@ -514,6 +516,7 @@ int pb_task_load(pb_model *m, const char *path, pb_kv **meta, int *n_meta) {
   for (int i = 0; i < p->n && !rc; i++)
     if (src[i] >= 0) rc = read_checked(&f, src[i], &p->t[i]);
   p->version++;
+  pb_bf16_weights_changed();
   if (!rc && meta) { /* hand the metadata over */
     *meta = f.meta;
     *n_meta = f.n_meta;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone/bf16.h"
 #include "backbone/blas.h"
 #include "util/rng.h"
 #include "counters/opcount.h"
@@ -158,6 +159,20 @@ static void sgemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, 
   }
 }
 
+/* the linear kernels' products in the process precision (backbone/bf16.h): bf16 through
+ * oneDNN, else sgemm_. b_weight: B is the layer's weight (its bf16 copy is cached). A bf16 call
+ * that fails (oneDNN refused it, out of memory) runs in fp32 and is counted by
+ * pb_bf16_fallbacks(). */
+static void linear_gemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K,
+                         float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                         const float *bias, int b_weight) {
+  if (pb_get_precision() == PB_PREC_BF16 &&
+      pb_bf16_gemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, A, lda, B, ldb, bias ? 0.0f : beta, C, ldc, bias,
+                   b_weight) == 0)
+    return;
+  sgemm_(split, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
 /* ------------------------------------------------------------------ elementwise threading */
 
 /* Large elementwise/row kernels (GELU, LayerNorm, dropout, add) split their range over the
@@ -214,8 +229,8 @@ void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b,
    * accumulates onto it (beta = 1): one write pass instead of OpenBLAS's zeroing pass plus a
    * read-modify-write bias pass */
   if (IC > 0)
-    sgemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC,
-           b);
+    linear_gemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out,
+                 OC, b, 1);
   else if (b)
     fill_bias(out, OC, b, 0, N, 0, OC);
   else
@@ -232,11 +247,13 @@ void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const f
   (void)pb_get_threads();
   if (dinp && IC > 0) {
     /* dinp[N,IC] += dout[N,OC] @ w[OC,IC] */
-    sgemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC, NULL);
+    linear_gemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC, NULL,
+                 1);
   }
   if (dw && IC > 0) {
     /* dw[OC,IC] += dout^T[OC,N] @ inp[N,IC] */
-    sgemm_(split_gemm(IC, OC, N), CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC, NULL);
+    linear_gemm_(split_gemm(IC, OC, N), CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC, NULL,
+                 0);
   }
   if (db) {
     for (int n = 0; n < N; n++) {

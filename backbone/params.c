@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "backbone/bf16.h"
 #include "util/status.h"
 
 int pb_params_add(pb_params *p, const char *name, pb_owner owner, int ndim, const int *shape,
@@ -190,6 +191,7 @@ void pb_params_init_owner(pb_params *p, pb_rng *rng, int owner) {
     }
   }
   p->version++;
+  pb_bf16_weights_changed();
 }
 
 void pb_params_zero_grad(pb_params *p) {
@@ -294,6 +296,7 @@ int pb_adamw_step(pb_params *p, const pb_adamw *o, int t) {
     }
   }
   p->version++;
+  pb_bf16_weights_changed();
   return PB_OK;
 }
 

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "backbone/bert.h"
+#include "backbone/bf16.h"
 #include "backbone/blas.h"
 #include "backbone/ops.h"
 #include "backbone/params.h"
@@ -234,17 +235,37 @@ static double sgemm_gflops(int n, int threads) {
   return 2.0 * n * n * (double)n / best / 1e9;
 }
 
+/* the bf16 peak: the same 2048^3 product through pb_bf16_gemm (oneDNN, operands rounded to bf16
+ * beforehand: the A operand is rounded in every call, as in the backbone, B is a cached weight) */
+static double bf16_gflops(int n, int threads) {
+  pb_set_threads(threads);
+  float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n),
+        *c = malloc(sizeof(float) * (size_t)n * n);
+  for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 0.001f * (float)(i % 997), c[i] = 0;
+  double best = 1e30;
+  for (int r = 0; r < 12; r++) {
+    double t0 = now_s();
+    if (pb_bf16_gemm(0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n, NULL, 1)) best = 0;
+    double t = now_s() - t0;
+    if (r > 0 && t < best) best = t;
+  }
+  free(a), free(b), free(c);
+  return best > 0 ? 2.0 * n * n * (double)n / best / 1e9 : 0;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_backbone --shape tiny|mini|base --batch B [--seq T] [--modes infer,full,lora] [--reps N]\n"
           "                      [--warmup N] [--threads N] [--round R] [--counters off|opcount|papi] [--overhead | --ab VAR=VALUE]\n"
-          "       bench_backbone --sgemm [--threads N]\n");
+          "                      [--precision fp32|bf16]\n"
+          "       bench_backbone --sgemm [--threads N] [--precision fp32|bf16]\n");
 }
 
 int main(int argc, char **argv) {
   const char *shape = "tiny", *modes = "infer,full,lora";
   int B = 32, T = 128, reps = 3, warmup = 1, threads = 2, round = 0, do_sgemm = 0, do_overhead = 0;
   const char *ab = NULL; /* --ab VAR=VALUE */
+  pb_precision prec = PB_PREC_FP32;
   int counters = 0; /* timed steps with: 0 nothing, 1 op counting, 2 op counting + PAPI start/stop */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -260,17 +281,25 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--warmup")) warmup = atoi(v), i++;
     else if (!strcmp(a, "--threads")) threads = atoi(v), i++;
     else if (!strcmp(a, "--round")) round = atoi(v), i++;
-    else if (!strcmp(a, "--counters")) counters = !strcmp(v, "opcount") ? 1 : !strcmp(v, "papi") ? 2 : 0, i++;
+    else if (!strcmp(a, "--precision")) {
+      if (pb_precision_parse(v, &prec)) return fprintf(stderr, "bench_backbone: %s\n", pb_last_error()), usage(), 2;
+      i++;
+    } else if (!strcmp(a, "--counters")) counters = !strcmp(v, "opcount") ? 1 : !strcmp(v, "papi") ? 2 : 0, i++;
     else return usage(), 2;
   }
   if (B < 1 || T < 1 || reps < 1 || warmup < 0 || threads < 1 || reps > 1000) return usage(), 2;
   pb_set_threads(threads);
+  if (pb_set_precision(prec)) return fprintf(stderr, "bench_backbone: %s\n", pb_last_error()), 1;
   if (do_sgemm) {
     const pb_blas_info *bi = pb_blas_get();
     for (int t = 1; t <= threads; t++)
       printf("{\"impl\":\"sgemm\",\"threads\":%d,\"n\":2048,\"gflops\":%.2f,\"blas_core\":\"%s\","
              "\"blas_detected\":\"%s\"}\n",
              t, sgemm_gflops(2048, t), bi->core, bi->detected);
+    if (prec == PB_PREC_BF16)
+      for (int t = 1; t <= threads; t++)
+        printf("{\"impl\":\"bf16gemm\",\"threads\":%d,\"n\":2048,\"gflops\":%.2f,\"kernel\":\"%s\",\"library\":\"%s\"}\n", t,
+               bf16_gflops(2048, t), pb_bf16_kernel(), pb_bf16_library());
     return 0;
   }
   pb_config cfg;
@@ -315,8 +344,8 @@ int main(int argc, char **argv) {
         return 1;
       }
       printf("{\"impl\":\"c\",\"setting\":\"c%d\",\"shape\":\"%s\",\"batch\":%d,\"seq\":%d,\"mode\":\"%s\","
-             "\"round\":%d,\"times\":[",
-             threads, shape, B, T, mode, round);
+             "\"round\":%d,\"precision\":\"%s\",\"kernel\":\"%s\",\"times\":[",
+             threads, shape, B, T, mode, round, pb_precision_name(prec), prec == PB_PREC_BF16 ? pb_bf16_kernel() : "openblas sgemm");
       for (int r = 0; r < reps; r++) printf("%s%.5f", r ? "," : "", ts[r]);
       double med = median(ts, reps);
       printf("],\"median_s\":%.5f,\"flops\":%.6g,\"gflops\":%.2f,\"peak_rss_mib\":%.1f,\"setup_s\":%.2f", med,

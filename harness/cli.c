@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone/bf16.h"
 #include "util/status.h"
 #include "harness/setup.h"
 
@@ -50,6 +51,13 @@ int pb_cli_num(const char *opt, const char *v, double lo, double hi, double *out
   }
   *out = x;
   return 1;
+}
+
+int pb_cli_precision(const char *v, int *out) {
+  pb_precision p;
+  if (pb_precision_parse(v, &p) == PB_OK) return *out = (int)p, 1;
+  fprintf(stderr, "peftbench: --precision '%s': expected fp32 or bf16\n", v);
+  return 0;
 }
 
 int pb_cli_lower_case(const char *v, int *out) {

@@ -15,5 +15,7 @@ int pb_cli_num(const char *opt, const char *v, double lo, double hi, double *out
 /* --lower-case auto|yes|no into the pb_backbone_opts encoding (harness/setup.h); 0 (after one
  * line on stderr) on a bad value */
 int pb_cli_lower_case(const char *v, int *out);
+/* --precision fp32|bf16 (backbone/bf16.h) into *out; 0 (after one line on stderr) on a bad value */
+int pb_cli_precision(const char *v, int *out);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "backbone/checkpoint.h"
 #include "counters/timing.h"
+#include "backbone/bf16.h"
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/cli.h"
@@ -50,6 +51,7 @@ static const char *EVAL_USAGE =
     "                    scaled by S/S', pb_model_set_ode_steps), each with its own prediction files\n"
     "                    (eval-<name>-ode<S'>.<split>.predictions.tsv) and result record (\"ode\" block);\n"
     "                    --json then holds \"ode\": [{steps, splits}]\n"
+    "  --precision fp32|bf16  linear-layer products in fp32 (default) or bf16 on AMX (README, \"bf16\")\n"
     "  --results FILE    with TASKFILE: append one result record per evaluation (harness/exitstats.h;\n"
     "                    with exits: the \"exits\" block)\n";
 
@@ -63,6 +65,7 @@ typedef struct {
   double thr[64];
   int n_ode;                /* --ode-steps: step counts S' (0: all steps, once) */
   int ode[64];
+  int precision;            /* --precision: pb_precision (backbone/bf16.h) */
 } eval_opts;
 
 typedef struct {
@@ -265,6 +268,8 @@ static int eval_main(const char *path, eval_opts *o, eval_state *s) {
   int T = 0, rc;
   s->rep = cJSON_CreateObject();
   cJSON_AddStringToObject(s->rep, "schema", "peftbench-eval/1");
+  if ((rc = pb_set_precision((pb_precision)o->precision))) return rc;
+  pb_precision_json_add(s->rep);
   if (path) rc = build_from_task_file(path, o, s, &task, &T);
   else {
     if (!(task = pb_task_find(o->task_name))) {
@@ -375,7 +380,7 @@ static int parse_thresholds(const char *list, eval_opts *o) {
 
 int pb_cmd_eval(int argc, char **argv) {
   enum { O_MODEL = 256, O_TASK, O_VOCAB, O_LOWER, O_DATA, O_SPLIT, O_TEST, O_BATCH, O_MAXEVAL, O_MAXLEN, O_MERGE,
-         O_OUT, O_JSON, O_EXIT_THR, O_RESULTS, O_ODE };
+         O_OUT, O_JSON, O_EXIT_THR, O_RESULTS, O_ODE, O_PREC };
   static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                        {"task", required_argument, 0, O_TASK},
                                        {"vocab", required_argument, 0, O_VOCAB},
@@ -392,6 +397,7 @@ int pb_cmd_eval(int argc, char **argv) {
                                        {"exit-threshold", required_argument, 0, O_EXIT_THR},
                                        {"results", required_argument, 0, O_RESULTS},
                                        {"ode-steps", required_argument, 0, O_ODE},
+                                       {"precision", required_argument, 0, O_PREC},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   eval_opts o;
@@ -421,6 +427,7 @@ int pb_cmd_eval(int argc, char **argv) {
       case O_RESULTS: o.results = optarg; break;
       case O_EXIT_THR: if (!parse_thresholds(optarg, &o)) return 2; break;
       case O_ODE: if (!parse_ode_steps(optarg, &o)) return 2; break;
+      case O_PREC: if (!pb_cli_precision(optarg, &o.precision)) return 2; break;
       case 'h': fputs(EVAL_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("eval", argc, argv, opts);
     }

@@ -47,6 +47,8 @@ static const char *RUN_USAGE =
     "  --seed N (0)          initialisation, batch order, dropout\n"
     "  --data-seed N (0)     the --max-train subsample (fixed across --seed)\n"
     "  --threads N (all cores)\n"
+    "  --precision fp32|bf16 (fp32)  bf16: linear-layer products in bf16 on AMX (oneDNN), fp32 accumulation,\n"
+    "                        fp32 master weights, optimizer, LayerNorm, softmax, losses (README, \"bf16\")\n"
     "  --lower-case auto|yes|no  tokenizer casing (auto: tokenizer_config.json, else the vocab's convention)\n"
     "  --new-head            train a fresh head even if the checkpoint has one (required when its shape differs)\n"
     "  --test                also write predictions for the task's unlabelled test split(s)\n"
@@ -114,7 +116,7 @@ static int cmd_run(int argc, char **argv) {
   int json = 0;
   enum { O_MODEL = 256, O_SHAPE, O_VOCAB, O_DATA, O_EPOCHS, O_STEPS, O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_WD,
          O_DROPOUT, O_MAXTRAIN, O_MAXEVAL, O_SEED, O_THREADS, O_RESULTS, O_OUT, O_EVENTS, O_MERGE, O_JSON, O_QUIET,
-         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER, O_SKIPDONE, O_MAXGN, O_TEACHER, O_KDALPHA, O_KDTEMP, O_KDHIDDEN };
+         O_DATASEED, O_TEST, O_NEWHEAD, O_LOWER, O_SKIPDONE, O_MAXGN, O_TEACHER, O_KDALPHA, O_KDTEMP, O_KDHIDDEN, O_PREC };
   int kd_set = 0;
   static const struct option opts[] = {
       {"task", required_argument, 0, 't'},      {"method", required_argument, 0, 'm'},
@@ -134,6 +136,7 @@ static int cmd_run(int argc, char **argv) {
       {"lower-case", required_argument, 0, O_LOWER}, {"skip-done", no_argument, 0, O_SKIPDONE}, {"max-grad-norm", required_argument, 0, O_MAXGN},
       {"teacher", required_argument, 0, O_TEACHER}, {"kd-alpha", required_argument, 0, O_KDALPHA},
       {"kd-temp", required_argument, 0, O_KDTEMP}, {"kd-hidden", required_argument, 0, O_KDHIDDEN},
+      {"precision", required_argument, 0, O_PREC},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -188,6 +191,7 @@ static int cmd_run(int argc, char **argv) {
       case O_TEACHER: o.teacher = optarg; break;
       case O_KDALPHA: if (!pb_cli_num("--kd-alpha", optarg, 0, 1, &dv)) return 2; o.kd_alpha = dv; kd_set = 1; break;
       case O_KDTEMP: if (!pb_cli_num("--kd-temp", optarg, 1e-3, 1e3, &dv)) return 2; o.kd_temp = dv; kd_set = 1; break;
+      case O_PREC: if (!pb_cli_precision(optarg, &o.precision)) return 2; break;
       case O_KDHIDDEN: if (!pb_cli_num("--kd-hidden", optarg, 0, 1e6, &dv)) return 2; o.kd_beta = dv; kd_set = 1; break;
       case 'h': fputs(RUN_USAGE, stdout); return 0;
       default: return pb_cli_bad_option("run", argc, argv, opts);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backbone/bf16.h"
 #include "backbone/bert.h"
 #include "backbone/checkpoint.h"
 #include "backbone/share.h"
@@ -70,6 +71,7 @@ static const pb_optdef OPTS[] = {
     {"save-every", PB_OPT_INT, FIELD(save_every), 0, "N", "checkpoint every N steps (0: only at the end)"},
     {"time-limit", PB_OPT_DOUBLE, FIELD(time_limit_min), 0, "MIN", "stop cleanly after MIN minutes, saving everything"},
     {"threads", PB_OPT_INT, FIELD(threads), 0, "N", "kernel threads (1)"},
+    {"precision", PB_OPT_STR, FIELD(precision), 0, "P", "fp32|bf16 linear-layer products (fp32; README, \"bf16\")"},
     {"resume", PB_OPT_FLAG, FIELD(resume), 0, NULL, "continue from DIR/checkpoint.safetensors"},
     {"fp16", PB_OPT_FLAG, FIELD(fp16), 0, NULL, "write the final model.safetensors in F16"},
     {"export", PB_OPT_STR, FIELD(export_dir), 0, "DIR", "no training: write the final folder to DIR from DIR(--out)/checkpoint"},
@@ -82,6 +84,7 @@ void pb_pretrain_defaults(pb_pretrain_opts *o) {
   memset(o, 0, sizeof *o);
   o->layers = 4;
   snprintf(o->share_init, sizeof o->share_init, "mean");
+  snprintf(o->precision, sizeof o->precision, "fp32");
   o->hidden = 256;
   o->heads = 4;
   o->ffn = 1024;
@@ -295,6 +298,8 @@ static int run_meta(const run_state *s, const char *stop_reason, double seconds,
   pb_utc_now(now, (int)sizeof now);
   kv_set(kv, &n, "saved", "%s", now);
   kv_set(kv, &n, "threads", "%d", s->o.threads);
+  kv_set(kv, &n, "precision", "%s", pb_precision_name(pb_get_precision()));
+  if (pb_get_precision() == PB_PREC_BF16) kv_set(kv, &n, "precision_kernel", "%s %s", pb_bf16_library(), pb_bf16_kernel());
   kv_set(kv, &n, "save_every", "%d", s->o.save_every);
   for (int i = 0; i < NOPTS; i++) {
     if (!OPTS[i].defining) continue;
@@ -647,6 +652,8 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   if (rc) return rc;
   if (o.export_dir[0]) return do_export(&o);
   pb_set_threads(o.threads);
+  pb_precision prec;
+  if ((rc = pb_precision_parse(o.precision, &prec)) || (rc = pb_set_precision(prec))) return rc;
   if (mkdir(o.out_dir, 0755) != 0 && errno != EEXIST)
     return pb_set_error(PB_ERR_IO, "pretrain: cannot create %s: %s", o.out_dir, strerror(errno));
   run_state *s = calloc(1, sizeof *s);

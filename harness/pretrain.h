@@ -60,6 +60,7 @@ typedef struct {
                                            rest (e.g. a new head) keeps its random init; fresh AdamW */
   int layers, hidden, heads, ffn;       /* model shape (4, 256, 4, 1024) */
   int groups;                           /* --groups G: the layers share G weight sets (0: unshared; share.h) */
+  char precision[8];                    /* --precision fp32|bf16 (backbone/bf16.h; fp32) */
   char share_init[16];                  /* --share-init mean|first: a shared model from an unshared --init-from
                                            folder: each set = the mean (or first) of its group's layers */
   int random_steps;                     /* --random-steps: every step runs S' ~ U{1..S} ODE steps (step size

@@ -148,7 +148,7 @@ int pb_pretrain_export(pb_model *m, const char *dir, int fp16, const char *vocab
                                            "prediction on the pooled [CLS] (BertForPreTraining heads)"
                                          : "peftbench masked-language-model pretraining (BertForMaskedLM head, tied decoder)");
   const char *str_keys[] = {"command", "last_command", "stop_reason", "started", "saved", "corpus_tasks", "corpus_extra",
-                            "corpus_hash"};
+                            "corpus_hash", "precision", "precision_kernel"};
   for (size_t i = 0; i < sizeof str_keys / sizeof *str_keys; i++) {
     const char *v = pb_kv_get(kv, n, str_keys[i]);
     cJSON_AddStringToObject(r, str_keys[i], v ? v : "");

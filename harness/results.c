@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backbone/bf16.h"
 #include "backbone/blas.h"
 #include "util/fileio.h"
 #include "util/status.h"
@@ -104,6 +105,19 @@ int pb_results_read(const char *path, cJSON **out, int *n_bad) {
   return PB_OK;
 }
 
+void pb_precision_json_add(cJSON *obj) {
+  const int bf = pb_get_precision() == PB_PREC_BF16;
+  cJSON *p = cJSON_AddObjectToObject(obj, "precision");
+  cJSON_AddStringToObject(p, "mode", pb_precision_name(pb_get_precision()));
+  cJSON_AddStringToObject(p, "linear", bf ? pb_bf16_library() : "OpenBLAS sgemm");
+  cJSON_AddStringToObject(p, "kernel", bf ? pb_bf16_kernel() : pb_blas_get()->core);
+  cJSON_AddStringToObject(p, "attention", "fp32 (OpenBLAS sgemm)");
+  if (bf) {
+    cJSON_AddNumberToObject(p, "fp32_fallbacks", (double)pb_bf16_fallbacks());
+    cJSON_AddNumberToObject(p, "bf16_cache_mib", (double)pb_bf16_cache_bytes() / (1024.0 * 1024.0));
+  }
+}
+
 cJSON *pb_host_json(int threads) {
   cJSON *h = cJSON_CreateObject();
   char name[256] = "";
@@ -135,6 +149,7 @@ cJSON *pb_host_json(int threads) {
   cJSON_AddStringToObject(blas, "core", b->core);
   cJSON_AddStringToObject(blas, "detected", b->detected);
   cJSON_AddBoolToObject(blas, "switched", b->switched);
+  pb_precision_json_add(h);
   return h;
 }
 

@@ -43,7 +43,8 @@
  *   "timings": {"train": {"wall_s", "cpu_s", "intervals"}, "eval": {...}, "total_wall_s": num},
  *   "memory": {"peak_rss_kb", "vm_hwm_kb", "current_rss_kb"},
  *   "host": {"hostname": str, "cpu": str, "cores": int, "threads": int,
- *            "blas": {"core": str, "detected": str, "switched": bool}},  (backbone/blas.h)
+ *            "blas": {"core": str, "detected": str, "switched": bool},  (backbone/blas.h)
+ *            "precision": {"mode": "fp32"|"bf16", "linear", "kernel", "attention", ...}},  (backbone/bf16.h)
  *   "commit": "git sha" | null, "commit_dirty": bool | null   (compiled in at build time)
  * }
  * Records written by `peftbench eval --results` (harness/exitstats.h) add "source": "eval" and
@@ -76,6 +77,10 @@ int pb_results_read(const char *path, cJSON **out, int *n_bad);
 /* "host" object; the source commit the binary was built from (compiled in at build time;
  * NULL when unknown) and whether that tree had uncommitted changes (1), none (0), unknown (-1). */
 cJSON *pb_host_json(int threads);
+/* the "precision" object (also inside "host"): mode fp32|bf16, the library and kernel of the
+ * linear products, the attention products' precision; for bf16 also fp32_fallbacks and
+ * bf16_cache_mib (backbone/bf16.h) */
+void pb_precision_json_add(cJSON *obj);
 const char *pb_source_commit(void);
 int pb_source_dirty(void);
 /* Adds obj.commit (sha or null) and obj.commit_dirty (bool or null). */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backbone/bf16.h"
 #include "backbone/blas.h"
 #include "backbone/checkpoint.h"
 #include "backbone/latent.h"
@@ -249,6 +250,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
     return pb_set_error(PB_ERR_ARG, "need --batch >= 1, --max-len >= 3 and --epochs or --steps > 0");
   if ((rc = pb_method_create(&S.mi, o->method ? o->method : "", o->method_opts))) return rc;
   if (o->threads > 0) pb_set_threads(o->threads);
+  if ((rc = pb_set_precision((pb_precision)o->precision))) goto done;
   double t_start = pb_wall_seconds();
 
   /* data */
@@ -342,7 +344,7 @@ int pb_run(const pb_run_opts *o, cJSON **result) {
       .epochs = o->steps > 0 ? 0 : o->epochs, .steps = o->steps, .batch = B, .lr = o->lr > 0 ? o->lr : S.mi.m->default_lr > 0 ? S.mi.m->default_lr : 1e-3,
       .warmup_ratio = o->warmup_ratio, .weight_decay = o->weight_decay, .hidden_dropout = S.m.cfg.hidden_dropout,
       .attn_dropout = S.m.cfg.attn_dropout, .merge_eval = o->merge_eval, .new_head = o->new_head,
-      .max_grad_norm = o->max_grad_norm, .distill = o->teacher ? pb_distill_config_json(&S.kd) : NULL};
+      .max_grad_norm = o->max_grad_norm, .precision = pb_precision_name((pb_precision)o->precision), .distill = o->teacher ? pb_distill_config_json(&S.kd) : NULL};
   char cfg_id[9];
   if (!(S.jcfg = pb_run_config_json(&rcfg))) rc = pb_set_error(PB_ERR_NOMEM, "run: out of memory");
   if (rc || (rc = pb_config_id(S.jcfg, cfg_id))) goto done;

@@ -37,6 +37,7 @@ typedef struct {
   int curve_every;          /* loss-curve sampling (steps) */
   const char *teacher;      /* --teacher TASKFILE: distil from it (harness/distill.h; NULL: none) */
   double kd_alpha, kd_temp, kd_beta; /* --kd-alpha (0.5), --kd-temp (1), --kd-hidden (0) */
+  int precision;            /* --precision: pb_precision (backbone/bf16.h), PB_PREC_FP32 by default */
 } pb_run_opts;
 
 void pb_run_defaults(pb_run_opts *o);

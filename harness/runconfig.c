@@ -38,6 +38,7 @@ cJSON *pb_run_config_json(const pb_run_config *c) {
   cJSON_AddNumberToObject(o, "merge_eval", c->merge_eval);
   cJSON_AddNumberToObject(o, "new_head", c->new_head);
   cJSON_AddNumberToObject(o, "max_grad_norm", c->max_grad_norm);
+  if (c->precision && strcmp(c->precision, "fp32")) cJSON_AddStringToObject(o, "precision", c->precision);
   if (c->distill) cJSON_AddItemToObject(o, "distill", c->distill);
   return o;
 }

@@ -28,6 +28,7 @@ typedef struct {
   double lr, warmup_ratio, weight_decay, hidden_dropout, attn_dropout;
   int merge_eval, new_head;
   double max_grad_norm;     /* gradient clipping (0 = off) */
+  const char *precision;    /* "fp32" or "bf16": a key only for bf16, so fp32 runs keep their old ids */
   cJSON *distill;           /* run --teacher: its "distill" object, appended last (taken); NULL: no key,
                                so the ids of runs without a teacher are unchanged */
 } pb_run_config;
