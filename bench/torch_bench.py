@@ -1,14 +1,28 @@
 #!/usr/bin/python3
 """PyTorch twin of bench/bench_backbone.c: the same post-LN BERT (tools/reference/make_fixture.py,
-in float32), the same shapes and steps, one JSON line per (mode, thread setting).
+float32 parameters), the same shapes and steps, one JSON line per (mode, thread setting).
 
     /usr/bin/python3 bench/torch_bench.py --shape tiny|mini|base --batch B [--seq 128]
         [--modes infer,full,lora] [--settings t1,t2,t2b] [--reps 3] [--warmup 1] [--round 0]
+        [--precision fp32|bf16]
 
 Modes: infer = forward under torch.inference_mode (dropout off); full = zero_grad + forward +
 cross-entropy + backward + AdamW over all params; lora = the same with LoRA r=8 alpha=16 on
 query,value and the backbone frozen (requires_grad False). Dropout 0.1 in training steps (as in
 the C run). AdamW lr 1e-5, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on >= 2-D tensors only.
+
+Precision (the C run's --precision): fp32 (default) runs everything in float32. bf16 is PyTorch's
+mixed-precision recipe: every mode's forward and loss run under torch.autocast("cpu",
+dtype=torch.bfloat16), the backward outside it; parameters, gradients and AdamW state stay
+float32. Under torch 1.13's CPU autocast, F.linear and matmul run in bf16 (oneDNN; fp32
+accumulation, bf16 outputs) and the element-wise ops on their outputs (scale, mask, softmax, GELU,
+tanh, the LoRA sum) stay bf16; the residual adds promote to float32, so LayerNorm runs in float32,
+and cross-entropy is on autocast's float32 list (tools/reference/make_bf16_fixture.py records the
+dtypes). Each JSON line carries "precision" and "torch_kernels": what backs this precision's
+matmuls, found once before timing by running the model's three kinds of matmul at its shapes in a
+subprocess under ONEDNN_VERBOSE: "onednn:<implementations>" (e.g. onednn:brg:avx512_core_amx_bf16),
+with "+native" when one of them bypassed oneDNN (torch 1.13 gives small bf16 GEMMs, such as the
+classifier at small batches, to its own kernel); fp32: "openblas".
 
 Thread settings (switched in-process; OpenBLAS is the GEMM backend of Debian's torch, so its own
 pool is set through ctypes, the same library torch loaded):
@@ -18,6 +32,7 @@ pool is set through ctypes, the same library torch loaded):
 Peak RSS per mode: VmHWM after writing 5 to /proc/self/clear_refs.
 """
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -25,6 +40,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -62,6 +78,39 @@ def blas_core():
         return "unknown"
     OPENBLAS.openblas_get_corename.restype = ctypes.c_char_p
     return OPENBLAS.openblas_get_corename().decode()
+
+
+KERNEL_PROBE = r"""
+import sys, torch, torch.nn.functional as F
+torch.set_num_threads(1)
+bf16 = sys.argv[1] == "bf16"
+B, T, d, A, C = (int(v) for v in sys.argv[2:])
+with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    F.linear(torch.randn(B * T, d), torch.randn(d, d), torch.randn(d))             # q/k/v/o, FFN
+    torch.randn(B, A, T, d // A) @ torch.randn(B, A, d // A, T)                   # attention
+    F.linear(torch.randn(B, d), torch.randn(C, d), torch.randn(C))                # classifier
+"""
+
+
+def torch_kernels(precision, B, T, d, A, C):
+    """what backs this precision's matmuls: the model's three kinds of matmul (at its shapes), run
+    once in a subprocess under ONEDNN_VERBOSE; 'onednn:<implementations>', plus '+native' when
+    one of them did not go to oneDNN (torch 1.13 sends small bf16 GEMMs to its own kernel),
+    'openblas' (fp32 without oneDNN) or 'native'"""
+    env = dict(os.environ, DNNL_VERBOSE="1", ONEDNN_VERBOSE="1")
+    try:
+        r = subprocess.run([sys.executable, "-c", KERNEL_PROBE, precision, str(B), str(T), str(d), str(A),
+                            str(C)], env=env, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if r.returncode != 0:
+        return "unknown"
+    ex = [ln.split(",") for ln in r.stdout.splitlines()
+          if ln.startswith(("onednn_verbose,exec,cpu,matmul", "dnnl_verbose,exec,cpu,matmul"))]
+    other = "openblas" if precision == "fp32" and OPENBLAS is not None else "native"
+    if not ex:
+        return other
+    return "onednn:" + "+".join(sorted({f[4] for f in ex})) + ("+" + other if len(ex) < 3 else "")
 
 
 def set_threads(setting):
@@ -162,12 +211,17 @@ class Bert(torch.nn.Module):
         return F.linear(pooled, self.cls_w, self.cls_b)
 
 
-def make_step(model, mode, ids, types, mask, labels):
+def make_step(model, mode, ids, types, mask, labels, precision):
+    if precision == "bf16":
+        def amp():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+    else:
+        amp = contextlib.nullcontext
     if mode == "infer":
         model.eval()
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), amp():
                 model(ids, types, mask)
         return step
     model.train()
@@ -178,8 +232,9 @@ def make_step(model, mode, ids, types, mask, labels):
 
     def step():
         opt.zero_grad(set_to_none=SET_TO_NONE)
-        loss = F.cross_entropy(model(ids, types, mask), labels)
-        loss.backward()
+        with amp():
+            loss = F.cross_entropy(model(ids, types, mask), labels)
+        loss.backward()  # outside autocast, as the PyTorch docs recommend
         opt.step()
     return step
 
@@ -194,6 +249,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--round", type=int, default=0)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     a = ap.parse_args()
     d, L, A, ff = SHAPES[a.shape]
     B, T = a.batch, a.seq
@@ -202,12 +258,13 @@ def main():
     types = (torch.arange(T) >= T // 2).long()[None].expand(B, T).contiguous()
     mask = torch.ones(B, T, dtype=torch.long)
     labels = torch.arange(B) % 2
+    kernels = torch_kernels(a.precision, B, T, d, A, C)  # once, before any timing
     for mode in a.modes.split(","):
         gc.collect()
         reset_peak_rss()
         t0 = time.perf_counter()
         model = Bert(d, L, A, ff, lora=(mode == "lora"))
-        step = make_step(model, mode, ids, types, mask, labels)
+        step = make_step(model, mode, ids, types, mask, labels, a.precision)
         setup_s = time.perf_counter() - t0
         for si, setting in enumerate(a.settings.split(",")):
             set_threads(setting)
@@ -222,7 +279,8 @@ def main():
                               "mode": mode, "round": a.round, "times": [round(t, 5) for t in ts],
                               "median_s": round(statistics.median(ts), 5), "peak_rss_mib": round(peak_rss_mib(), 1),
                               "setup_s": round(setup_s, 2), "torch": torch.__version__,
-                              "blas_core": blas_core()}), flush=True)
+                              "blas_core": blas_core(), "precision": a.precision,
+                              "torch_kernels": kernels}), flush=True)
         del step, model
     return 0
 
