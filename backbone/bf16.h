@@ -5,7 +5,8 @@
  * bfloat16 (round to nearest even), the products accumulate in fp32 and are written in fp32.
  * Everything else stays fp32: master weights, gradients, AdamW state, LayerNorm, softmax, GELU,
  * dropout, losses and every reduction. The attention products (QK^T, PV and their backward)
- * stay fp32 too (README, "bf16"). fp32 is the default and the reference.
+ * run in bf16 too (batched over batch rows and heads, pb_bf16_bmm), with the softmax, its mask
+ * and dropout in fp32. fp32 is the default and the reference.
  *
  * Kernels: oneDNN's matmul primitive (Debian libdnnl-dev), which on this CPU runs its AMX
  * brgemm ("brg:avx512_core_amx_bf16"); pb_bf16_kernel() names the implementation oneDNN chose.
@@ -47,6 +48,16 @@ const char *pb_bf16_library(void);
  * negative PB_ERR code (with its message) when oneDNN refuses the shape or memory runs out. */
 int pb_bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc, const float *bias, int b_weight);
+
+/* Batched: for every (b0, b1) < (dims[0], dims[1]), C[b0,b1] (dims[2] x dims[3]) = alpha A[b0,b1]
+ * (dims[2] x K) B[b0,b1] (K x dims[3]) + beta C[b0,b1]; each operand's element (i0, i1, i2, i3) at
+ * offset i0*s[0] + i1*s[1] + i2*s[2] + i3*s[3] of its base pointer (as, bs, cs: any plain strides,
+ * so heads of [B,T,d] activations and transposes need no copies). A and B are rounded to bf16
+ * over the span they cover. dry != 0: only creates the primitive and sizes the buffers (no
+ * operand is read, C is untouched), so a caller can make sure every product of a sequence will
+ * run before it starts. Returns 0 or a negative PB_ERR code. */
+int pb_bf16_bmm(const long dims[4], long K, float alpha, const float *A, const long as[4], const float *B,
+                const long bs[4], float beta, float *C, const long cs[4], int dry);
 
 /* bf16 products that failed and ran in fp32 instead (0 in a healthy run) */
 long pb_bf16_fallbacks(void);

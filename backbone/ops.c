@@ -25,12 +25,14 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backbone/bf16.h"
 #include "backbone/blas.h"
 #include "util/rng.h"
+#include "util/status.h"
 #include "counters/opcount.h"
 
 /* ------------------------------------------------------------------ threading */
@@ -736,11 +738,123 @@ static void attn_fwd_pair(float *ctx, float *probs, const float *q, const float 
   }
 }
 
+/* ------------------------------------------------------------------ bf16 attention */
+
+/* --precision bf16 (backbone/bf16.h): the four (forward two) attention products as batched bf16
+ * matmuls over (batch row, head), reading the heads of [B,T,d] / [B,S,d] activations and the
+ * transposes through strides; the mask, softmax and dropout stay in fp32, row by row, exactly as
+ * the fp32 path. Every product is prepared (pb_bf16_bmm dry) before any output is touched: a
+ * non-zero return means nothing was written and the caller runs the fp32 path. A product that
+ * fails after its preparation succeeded (not expected: the buffers exist) stops the process. */
+typedef struct {
+  long dS[4], dC[4], dV[4];          /* dims: scores [B,A,T,S], ctx [B,A,T,hd], dk/dv [B,A,S,hd] */
+  long sQ[4], sKt[4], sP[4], sPt[4]; /* strides: q/ctx/dq as [T,hd], k^T [hd,S], P [T,S], P^T [S,T] */
+  long sV[4];                        /* k, v, dk, dv as [S,hd] */
+  long hd, S;
+  float sc;
+} attn_views;
+
+static attn_views attn_views_of(int B, int T, int P, int d, int A) {
+  attn_views v;
+  const long hd = d / A, S = (long)P + T, TS = (long)T * S;
+  v.hd = hd, v.S = S, v.sc = 1.0f / sqrtf((float)hd);
+  const long dS[4] = {B, A, T, S}, dC[4] = {B, A, T, hd}, dV[4] = {B, A, S, hd};
+  const long sQ[4] = {(long)T * d, hd, d, 1}, sKt[4] = {S * d, hd, 1, d}, sP[4] = {(long)A * TS, TS, S, 1};
+  const long sPt[4] = {(long)A * TS, TS, 1, S}, sV[4] = {S * d, hd, d, 1};
+  memcpy(v.dS, dS, sizeof dS), memcpy(v.dC, dC, sizeof dC), memcpy(v.dV, dV, sizeof dV);
+  memcpy(v.sQ, sQ, sizeof sQ), memcpy(v.sKt, sKt, sizeof sKt), memcpy(v.sP, sP, sizeof sP);
+  memcpy(v.sPt, sPt, sizeof sPt), memcpy(v.sV, sV, sizeof sV);
+  return v;
+}
+
+static void bmm_or_die(const long dims[4], long K, float alpha, const float *A, const long as[4], const float *B,
+                       const long bs[4], float beta, float *C, const long cs[4]) {
+  if (pb_bf16_bmm(dims, K, alpha, A, as, B, bs, beta, C, cs, 0)) {
+    fprintf(stderr, "peftbench: bf16 attention: %s (after its preparation succeeded)\n", pb_last_error());
+    abort();
+  }
+}
+
+static float *g_attn_tmp; /* the dropped probabilities of the bf16 forward [B,A,T,S] */
+static size_t g_attn_cap;
+
+/* dst[B*A pairs of T*S] = dropout(src) with the per-pair indices of the fp32 path */
+static void drop_pairs_(float *dst, const float *src, int npairs, size_t TS, float p, uint64_t seed) {
+  const uint64_t hs = pb_hash64(seed);
+  const float dsc = pb_dropout_scale_(p);
+#pragma omp parallel for schedule(static) num_threads(elem_threads((size_t)npairs * TS))
+  for (int pair = 0; pair < npairs; pair++)
+    mask_scale_(dst + (size_t)pair * TS, src + (size_t)pair * TS, TS, hs, (uint64_t)pair * TS, p, dsc);
+}
+
+static int attn_fwd_bf16(float *ctx, float *probs, const float *q, const float *kx, const float *vx, const int *mask,
+                         int B, int T, int P, int d, int A, float p, uint64_t seed) {
+  const attn_views v = attn_views_of(B, T, P, d, A);
+  const int drop = p > 0.0f, npairs = B * A;
+  const size_t TS = (size_t)T * v.S, n = (size_t)npairs * TS;
+  if (pb_bf16_bmm(v.dS, v.hd, v.sc, NULL, v.sQ, NULL, v.sKt, 0.0f, NULL, v.sP, 1) ||
+      pb_bf16_bmm(v.dC, v.S, 1.0f, NULL, v.sP, NULL, v.sV, 0.0f, NULL, v.sQ, 1))
+    return -1;
+  if (drop && n > g_attn_cap) {
+    float *t = realloc(g_attn_tmp, n * sizeof(float));
+    if (!t) return -1;
+    g_attn_tmp = t, g_attn_cap = n;
+  }
+  bmm_or_die(v.dS, v.hd, v.sc, q, v.sQ, kx, v.sKt, 0.0f, probs, v.sP);
+  const long rows = (long)npairs * T;
+#pragma omp parallel for schedule(static) num_threads(elem_threads(n))
+  for (long r = 0; r < rows; r++) {
+    const int b = (int)(r / T / A);
+    softmax_row_(probs + (size_t)r * v.S, mask ? mask + (size_t)b * T : NULL, P, (int)v.S);
+  }
+  const float *Pd = probs;
+  if (drop) {
+    drop_pairs_(g_attn_tmp, probs, npairs, TS, p, seed);
+    Pd = g_attn_tmp;
+  }
+  bmm_or_die(v.dC, v.S, 1.0f, Pd, v.sP, vx, v.sV, 0.0f, ctx, v.sQ);
+  return 0;
+}
+
+static int attn_bwd_bf16(float *dq, float *dkx, float *dvx, float *scratch, const float *dctx, const float *q,
+                         const float *kx, const float *vx, const float *probs, int B, int T, int P, int d, int A,
+                         float p, uint64_t seed) {
+  const attn_views v = attn_views_of(B, T, P, d, A);
+  const int drop = p > 0.0f, npairs = B * A;
+  const size_t TS = (size_t)T * v.S, n = (size_t)npairs * TS;
+  if ((dvx && pb_bf16_bmm(v.dV, T, 1.0f, NULL, v.sPt, NULL, v.sQ, 1.0f, NULL, v.sV, 1)) ||
+      ((dq || dkx) && pb_bf16_bmm(v.dS, v.hd, 1.0f, NULL, v.sQ, NULL, v.sKt, 0.0f, NULL, v.sP, 1)) ||
+      (dq && pb_bf16_bmm(v.dC, v.S, v.sc, NULL, v.sP, NULL, v.sV, 1.0f, NULL, v.sQ, 1)) ||
+      (dkx && pb_bf16_bmm(v.dV, T, v.sc, NULL, v.sPt, NULL, v.sQ, 1.0f, NULL, v.sV, 1)))
+    return -1;
+  /* dv[S,hd] += P_drop^T dctx */
+  if (dvx) {
+    const float *Pd = probs;
+    if (drop) {
+      drop_pairs_(scratch, probs, npairs, TS, p, seed);
+      Pd = scratch;
+    }
+    bmm_or_die(v.dV, T, 1.0f, Pd, v.sPt, dctx, v.sQ, 1.0f, dvx, v.sV);
+  }
+  if (!dq && !dkx) return 0;
+  /* dP_drop = dctx v^T, through the dropout mask, then the softmax backward */
+  bmm_or_die(v.dS, v.hd, 1.0f, dctx, v.sQ, vx, v.sKt, 0.0f, scratch, v.sP);
+  if (drop) drop_pairs_(scratch, scratch, npairs, TS, p, seed);
+  const long rows = (long)npairs * T;
+#pragma omp parallel for schedule(static) num_threads(elem_threads(n))
+  for (long r = 0; r < rows; r++) softmax_bwd_row_(scratch + (size_t)r * v.S, probs + (size_t)r * v.S, (int)v.S);
+  if (dq) bmm_or_die(v.dC, v.S, v.sc, scratch, v.sP, kx, v.sV, 1.0f, dq, v.sQ);
+  if (dkx) bmm_or_die(v.dV, T, v.sc, scratch, v.sPt, q, v.sQ, 1.0f, dkx, v.sV);
+  return 0;
+}
+
 void pb_attention_prefix_fwd(float *ctx, float *probs, const float *q, const float *kx, const float *vx,
                              const int *mask, int B, int T, int P, int d, int A, float p, uint64_t seed) {
   if (B <= 0 || T <= 0 || P < 0 || A <= 0 || d <= 0 || d % A != 0) return;
   pb_attn_count_fwd(B, T, P, d, A, p);
   if (pb_opc_counting()) return;
+  if (pb_get_precision() == PB_PREC_BF16 && attn_fwd_bf16(ctx, probs, q, kx, vx, mask, B, T, P, d, A, p, seed) == 0)
+    return;
   const int nthr = pb_get_threads();
   const int npairs = B * A;
   const int drop = p > 0.0f;
@@ -811,6 +925,9 @@ void pb_attention_prefix_bwd(float *dq, float *dkx, float *dvx, float *scratch, 
   if (B <= 0 || T <= 0 || P < 0 || A <= 0 || d <= 0 || d % A != 0) return;
   pb_attn_count_bwd(dq, dkx, dvx, B, T, P, d, A, p);
   if (pb_opc_counting()) return;
+  if (pb_get_precision() == PB_PREC_BF16 &&
+      attn_bwd_bf16(dq, dkx, dvx, scratch, dctx, q, kx, vx, probs, B, T, P, d, A, p, seed) == 0)
+    return;
   const int nthr = pb_get_threads();
   const int npairs = B * A;
   const size_t TS = (size_t)T * (P + T);

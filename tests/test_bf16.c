@@ -9,6 +9,9 @@
  *     the fp32 one by bf16 rounding (> 1e-4 relative): the bf16 path really ran
  *  3. the weight cache: a weight rewritten in place is seen (fingerprint), a one-element change
  *     after pb_bf16_weights_changed() is seen, a repeated call reuses the cached copy
+ *  3b. attention (pb_attention_prefix_fwd/bwd) in bf16 against the fp32 kernels, with padding,
+ *     dropout and a prefix: every output within 3e-2 of its max (measured <= 1e-2), never
+ *     closer than 1e-5 (bf16 ran), padded keys exactly 0
  *  4. a whole train step of the tiny BERT (forward, loss, backward, AdamW) in bf16: the same
  *     op counts as fp32 (kinds and owners), loss and gradients within bf16 distance of fp32
  *     (loss 2e-2 relative, gradients 0.1 relative to each tensor's max, measured <= 0.03), and
@@ -173,6 +176,58 @@ static void test_weight_cache(void) {
   free(A), free(W), free(C), free(R);
 }
 
+/* the bf16 attention path against the fp32 kernels on the same inputs: padding mask, dropout,
+ * a key/value prefix; bf16-sized differences (relative to each output's max), never fp32-sized */
+static void test_attention(void) {
+  printf("attention: bf16 products vs fp32 (mask, dropout, prefix), forward and backward\n");
+  const int B = 3, T = 17, d = 64, A = 4;
+  double worst = 0;
+  for (int P = 0; P <= 3; P += 3)
+    for (int di = 0; di < 2; di++) {
+      const float p = di ? 0.1f : 0.0f;
+      const int S = P + T;
+      const size_t nq = (size_t)B * T * d, nk = (size_t)B * S * d, np = (size_t)B * A * T * S;
+      float *q = frand(nq, 1.0f), *k = frand(nk, 1.0f), *v = frand(nk, 1.0f), *dctx = frand(nq, 1.0f);
+      int mask[3 * 17];
+      for (int i = 0; i < B * T; i++) mask[i] = (i % T) < T - 2 * (i / T); /* rows padded by 0, 2, 4 */
+      float *out[2][6]; /* ctx, probs, dq, dk, dv, scratch */
+      for (int pr = 0; pr < 2; pr++) {
+        CHECK_OK(pb_set_precision(pr ? PB_PREC_BF16 : PB_PREC_FP32));
+        float *ctx = calloc(nq, 4), *probs = calloc(np, 4), *dq = calloc(nq, 4), *dk = calloc(nk, 4),
+              *dv = calloc(nk, 4), *sc = calloc(np, 4);
+        pb_attention_prefix_fwd(ctx, probs, q, k, v, mask, B, T, P, d, A, p, 99);
+        pb_attention_prefix_bwd(dq, dk, dv, sc, dctx, q, k, v, probs, B, T, P, d, A, p, 99);
+        out[pr][0] = ctx, out[pr][1] = probs, out[pr][2] = dq, out[pr][3] = dk, out[pr][4] = dv, out[pr][5] = sc;
+      }
+      CHECK_OK(pb_set_precision(PB_PREC_BF16));
+      const char *names[] = {"ctx", "probs", "dq", "dk", "dv"};
+      const size_t ns[] = {nq, np, nq, nk, nk};
+      for (int o = 0; o < 5; o++) {
+        double md = 0, mr = 0;
+        for (size_t i = 0; i < ns[o]; i++) {
+          md = fmax(md, fabs((double)out[1][o][i] - out[0][o][i]));
+          mr = fmax(mr, fabs((double)out[0][o][i]));
+        }
+        const double e = md / (mr > 0 ? mr : 1);
+        worst = fmax(worst, e);
+        CHECK(e <= 3e-2 && e > 1e-5, "P %d dropout %g %s: bf16 vs fp32 relative difference %.3g (want 1e-5 .. 3e-2)", P,
+              (double)p, names[o], e);
+      }
+      /* padded keys get probability exactly 0 in both */
+      int zeros = 1;
+      for (int b = 0; b < B; b++)
+        for (int j = 0; j < T; j++)
+          if (!mask[b * T + j])
+            for (int h = 0; h < A; h++)
+              for (int i = 0; i < T; i++) zeros &= out[1][1][(((size_t)b * A + h) * T + i) * S + P + j] == 0.0f;
+      CHECK(zeros, "P %d: a padded key has a non-zero bf16 probability", P);
+      for (int pr = 0; pr < 2; pr++)
+        for (int o = 0; o < 6; o++) free(out[pr][o]);
+      free(q), free(k), free(v), free(dctx);
+    }
+  printf("  worst relative difference %.3g (tolerance 3e-2)\n", worst);
+}
+
 enum { BB = 4, TT = 12 };
 
 typedef struct {
@@ -290,6 +345,7 @@ int main(void) {
   test_rounding();
   test_gemm();
   test_weight_cache();
+  test_attention();
   test_model_step();
   pb_bf16_release();
   printf("%d checks, %d failures\n", checks, failures);
