@@ -226,6 +226,7 @@ size_t pb_bf16_cache_bytes(void) {
  * products use the last two dims/strides. */
 typedef struct {
   int nd, bias;
+  int threads;     /* omp_get_max_threads() at creation: oneDNN plans its work split then */
   long dims[4], K; /* b0, b1, M, N */
   long as[4], bs[4], cs[4];
   float alpha, beta;
@@ -413,7 +414,7 @@ int pb_bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *
   pkey k;
   memset(&k, 0, sizeof k); /* padding compared by memcmp */
   /* the operands are rounded into compact buffers: A [M,K] (or stored [K,M]), B [K,N] (or [N,K]) */
-  k.nd = 2, k.bias = bias != NULL, k.K = K, k.alpha = alpha, k.beta = beta;
+  k.nd = 2, k.bias = bias != NULL, k.K = K, k.alpha = alpha, k.beta = beta, k.threads = omp_get_max_threads();
   k.dims[0] = k.dims[1] = 1, k.dims[2] = M, k.dims[3] = N;
   k.as[2] = ta ? 1 : K, k.as[3] = ta ? M : 1;
   k.bs[2] = tb ? 1 : N, k.bs[3] = tb ? K : 1;
@@ -453,7 +454,7 @@ int pb_bf16_bmm(const long dims[4], long K, float alpha, const float *A, const l
   if ((rc = engine_get()) != PB_OK) goto done;
   pkey k;
   memset(&k, 0, sizeof k);
-  k.nd = 4, k.K = K, k.alpha = alpha, k.beta = beta;
+  k.nd = 4, k.K = K, k.alpha = alpha, k.beta = beta, k.threads = omp_get_max_threads();
   memcpy(k.dims, dims, sizeof k.dims), memcpy(k.as, as, sizeof k.as), memcpy(k.bs, bs, sizeof k.bs);
   memcpy(k.cs, cs, sizeof k.cs);
   pentry *e = pentry_get(&k, &rc);
