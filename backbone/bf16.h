@@ -44,10 +44,15 @@ const char *pb_bf16_library(void);
 
 /* C[M,N] = alpha op(A) op(B) + beta C (+ bias[N] on every row when bias != NULL, then alpha must
  * be 1 and beta 0), row-major; ta/tb: 0 = as stored, 1 = transposed. A and B are fp32 and are rounded to
- * bf16; b_weight != 0 marks B as a weight, whose rounded copy is cached. Returns 0, or a
- * negative PB_ERR code (with its message) when oneDNN refuses the shape or memory runs out. */
+ * bf16. flags: PB_BF16_B_WEIGHT marks B as a weight, whose rounded copy is cached;
+ * PB_BF16_A_AGAIN says A holds the same values as the previous call's A (same storage, shape and
+ * leading dimension, unchanged since): its rounding is reused (a linear backward's dout, read by
+ * both of its products). Returns 0, or a negative PB_ERR code (with its message) when oneDNN
+ * refuses the shape or memory runs out. */
+#define PB_BF16_B_WEIGHT 1
+#define PB_BF16_A_AGAIN 2
 int pb_bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc, const float *bias, int b_weight);
+                 float beta, float *C, int ldc, const float *bias, int flags);
 
 /* Batched: for every (b0, b1) < (dims[0], dims[1]), C[b0,b1] (dims[2] x dims[3]) = alpha A[b0,b1]
  * (dims[2] x K) B[b0,b1] (K x dims[3]) + beta C[b0,b1]; each operand's element (i0, i1, i2, i3) at

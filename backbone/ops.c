@@ -162,15 +162,15 @@ static void sgemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, 
 }
 
 /* the linear kernels' products in the process precision (backbone/bf16.h): bf16 through
- * oneDNN, else sgemm_. b_weight: B is the layer's weight (its bf16 copy is cached). A bf16 call
+ * oneDNN, else sgemm_. flags: PB_BF16_B_WEIGHT / PB_BF16_A_AGAIN (backbone/bf16.h). A bf16 call
  * that fails (oneDNN refused it, out of memory) runs in fp32 and is counted by
  * pb_bf16_fallbacks(). */
 static void linear_gemm_(int split, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K,
                          float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                         const float *bias, int b_weight) {
+                         const float *bias, int flags) {
   if (pb_get_precision() == PB_PREC_BF16 &&
       pb_bf16_gemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, A, lda, B, ldb, bias ? 0.0f : beta, C, ldc, bias,
-                   b_weight) == 0)
+                   flags) == 0)
     return;
   sgemm_(split, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
 }
@@ -232,7 +232,7 @@ void pb_matmul_fwd(float *out, const float *inp, const float *w, const float *b,
    * read-modify-write bias pass */
   if (IC > 0)
     linear_gemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out,
-                 OC, b, 1);
+                 OC, b, PB_BF16_B_WEIGHT);
   else if (b)
     fill_bias(out, OC, b, 0, N, 0, OC);
   else
@@ -250,12 +250,13 @@ void pb_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const f
   if (dinp && IC > 0) {
     /* dinp[N,IC] += dout[N,OC] @ w[OC,IC] */
     linear_gemm_(split_gemm(IC, OC, N), CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC, NULL,
-                 1);
+                 PB_BF16_B_WEIGHT);
   }
   if (dw && IC > 0) {
     /* dw[OC,IC] += dout^T[OC,N] @ inp[N,IC] */
+    /* dout was just rounded for dinp: the bf16 path reuses it */
     linear_gemm_(split_gemm(IC, OC, N), CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC, NULL,
-                 0);
+                 dinp ? PB_BF16_A_AGAIN : 0);
   }
   if (db) {
     for (int n = 0; n < N; n++) {

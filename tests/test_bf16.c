@@ -8,7 +8,8 @@
  *     (tolerance 2e-6 relative to max|C|, measured <= 4e-7); and the same product differs from
  *     the fp32 one by bf16 rounding (> 1e-4 relative): the bf16 path really ran
  *  3. the weight cache: a weight rewritten in place is seen (fingerprint), a one-element change
- *     after pb_bf16_weights_changed() is seen, a repeated call reuses the cached copy
+ *     after pb_bf16_weights_changed() is seen, a repeated call reuses the cached copy; A_AGAIN
+ *     reuses the previous A's rounding only for the same storage and shape
  *  3b. attention (pb_attention_prefix_fwd/bwd) in bf16 against the fp32 kernels, with padding,
  *     dropout and a prefix: every output within 3e-2 of its max (measured <= 1e-2), never
  *     closer than 1e-5 (bf16 ran), padded keys exactly 0
@@ -173,6 +174,21 @@ static void test_weight_cache(void) {
   ref_gemm(0, 1, M, N, K, 1.0f, A, K, W, K, 0.0f, NULL, N, NULL, 1, R);
   CHECK(rel_to_max(C, N, R, M, N) <= 2e-6, "a one-element change after pb_bf16_weights_changed was not seen: %.3g",
         rel_to_max(C, N, R, M, N));
+  /* A_AGAIN: the same A, read transposed, reuses its rounding; a changed A without the flag is
+   * rounded again; with the flag but another shape it is rounded again too */
+  float *D = malloc(sizeof(float) * K * N);
+  double *RD = malloc(sizeof(double) * K * N);
+  CHECK_OK(pb_bf16_gemm(1, 0, K, N, M, 1.0f, A, K, C, N, 0.0f, D, N, NULL, PB_BF16_A_AGAIN));
+  ref_gemm(1, 0, K, N, M, 1.0f, A, K, C, N, 0.0f, NULL, N, NULL, 1, RD);
+  CHECK(rel_to_max(D, N, RD, K, N) <= 2e-6, "A_AGAIN over the same A, transposed: %.3g", rel_to_max(D, N, RD, K, N));
+  for (int i = 0; i < M * K; i++) A[i] = -A[i] + 0.25f;
+  CHECK_OK(pb_bf16_gemm(1, 0, K, N, M, 1.0f, A, K, C, N, 0.0f, D, N, NULL, 0));
+  ref_gemm(1, 0, K, N, M, 1.0f, A, K, C, N, 0.0f, NULL, N, NULL, 1, RD);
+  CHECK(rel_to_max(D, N, RD, K, N) <= 2e-6, "a changed A without A_AGAIN: %.3g", rel_to_max(D, N, RD, K, N));
+  CHECK_OK(pb_bf16_gemm(1, 0, K / 2, N, M, 1.0f, A, K, C, N, 0.0f, D, N, NULL, PB_BF16_A_AGAIN));
+  ref_gemm(1, 0, K / 2, N, M, 1.0f, A, K, C, N, 0.0f, NULL, N, NULL, 1, RD);
+  CHECK(rel_to_max(D, N, RD, K / 2, N) <= 2e-6, "A_AGAIN with another shape: %.3g", rel_to_max(D, N, RD, K / 2, N));
+  free(D), free(RD);
   free(A), free(W), free(C), free(R);
 }
 
