@@ -44,6 +44,8 @@ const char *pb_precision_name(pb_precision p) { return p == PB_PREC_BF16 ? "bf16
 pb_precision pb_get_precision(void) { return g_prec; }
 
 int pb_bf16_cpu_supported(void) {
+  const char *no = getenv("PEFTBENCH_NO_BF16"); /* act as a CPU without bf16 (tests, comparisons) */
+  if (no && *no && strcmp(no, "0")) return 0;
   unsigned a, b, c, d;
   int avx512bf16 = 0, amxbf16 = 0;
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) avx512bf16 = (a >> 5) & 1;

@@ -34,7 +34,8 @@ const char *pb_precision_name(pb_precision p);
 int pb_set_precision(pb_precision p);
 pb_precision pb_get_precision(void);
 
-/* 1 when this CPU can run bf16 products natively (avx512_bf16 or amx_bf16), else 0 */
+/* 1 when this CPU can run bf16 products natively (avx512_bf16 or amx_bf16), else 0; 0 also when
+ * the environment sets PEFTBENCH_NO_BF16 (to anything but 0): a CPU without bf16, for tests */
 int pb_bf16_cpu_supported(void);
 
 /* oneDNN's implementation for bf16 products ("brg:avx512_core_amx_bf16"), or "" before

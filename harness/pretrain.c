@@ -855,6 +855,11 @@ int pb_cmd_pretrain(int argc, char **argv) {
     }
     q = *end ? end + 1 : end;
   }
+  pb_precision prec;
+  if (pb_precision_parse(o.precision, &prec)) {
+    fprintf(stderr, "peftbench pretrain: --precision '%s': expected fp32 or bf16\n", o.precision);
+    return 2;
+  }
   /* sharing options are usage errors (exit 2) before any work */
   if ((o.groups < 0 || (o.groups > 0 && o.layers % o.groups)) ||
       (strcmp(o.share_init, "mean") != 0 && strcmp(o.share_init, "first") != 0)) {
