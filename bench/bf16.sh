@@ -25,13 +25,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-PY=/usr/bin/python3
-"$PY" -c "import torch" 2>/dev/null || { echo "bench: $PY has no torch (apt-get install python3-torch)" >&2; exit 2; }
-if [ ! -x "$BUILD/bench/bench_backbone" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$BUILD" -j2 --target bench_backbone >/dev/null
-BIN="$BUILD/bench/bench_backbone"
+. bench/common.sh
 [ -n "$OUT" ] || OUT="bench/bf16-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
 echo "bench: $(nproc) cores, $THREADS threads -> $OUT" >&2

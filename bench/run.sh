@@ -29,13 +29,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-PY=/usr/bin/python3
-"$PY" -c "import torch" 2>/dev/null || { echo "bench: $PY has no torch (apt-get install python3-torch)" >&2; exit 2; }
-if [ ! -x "$BUILD/bench/bench_backbone" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$BUILD" -j2 --target bench_backbone >/dev/null
-BIN="$BUILD/bench/bench_backbone"
+. bench/common.sh
 if [ "$TUNE" = 1 ]; then
   # policy = "GEMM split limit / elementwise split minimum" (backbone/ops.c)
   POLICIES="-1/65536 -1/0 128/65536 0/65536 0/0"

@@ -32,15 +32,8 @@
 #define RATIO 1.5
 
 static cJSON *load_json(const char *path) {
-  char *txt = NULL;
-  size_t n = 0;
-  CHECK_OK(pb_read_file(path, &txt, &n));
-  cJSON *j = cJSON_Parse(txt);
-  free(txt);
-  if (!j) {
-    printf("FAIL: %s: not JSON\n", path);
-    exit(1);
-  }
+  cJSON *j = NULL;
+  CHECK_OK(pb_read_json_object(path, &j));
   return j;
 }
 
