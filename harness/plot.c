@@ -2,16 +2,15 @@
 #include "harness/plot.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/proc.h"
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/glue.h"
@@ -673,64 +672,19 @@ int pb_gnuplot_run(const char *script, const char *datafile, const char *outfile
   if (asprintf(&vars, "datafile='%s'; outfile='%s'; fmt='%s'%s%s", datafile, outfile, fmt,
                extra ? "; " : "", extra ? extra : "") < 0)
     return pb_set_error(PB_ERR_NOMEM, "plot: out of memory");
-  int pfd[2];
-  if (pipe(pfd) != 0) {
-    free(vars);
-    return pb_set_error(PB_ERR_IO, "plot: pipe: %s", strerror(errno));
-  }
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(pfd[0]), close(pfd[1]);
-    free(vars);
-    return pb_set_error(PB_ERR_IO, "plot: fork: %s", strerror(errno));
-  }
-  if (pid == 0) {
-    /* child: stderr (and stdout) into the pipe, stdin from /dev/null */
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(pfd[1], 1);
-    dup2(pfd[1], 2);
-    close(pfd[0]);
-    close(pfd[1]);
-    char *argv[] = {"gnuplot", "-e", vars, (char *)script, NULL};
-    execvp("gnuplot", argv);
-    dprintf(2, "cannot run gnuplot: %s\n", strerror(errno));
-    _exit(127);
-  }
-  close(pfd[1]);
-  free(vars);
-  /* gnuplot's messages: kept (up to 16 KB, the end) for the error line */
+  /* gnuplot's messages (stdout and stderr): the end is kept (16 KB) for the error line */
+  const char *argv[] = {"gnuplot", "-e", vars, script, NULL};
   char msg[16384];
-  size_t got = 0;
-  for (;;) {
-    char chunk[4096];
-    ssize_t k = read(pfd[0], chunk, sizeof chunk);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) break;
-    if (got + (size_t)k >= sizeof msg) { /* keep the tail */
-      size_t drop = got + (size_t)k - (sizeof msg - 1);
-      if (drop > got) drop = got;
-      memmove(msg, msg + drop, got - drop);
-      got -= drop;
-    }
-    size_t take = (size_t)k < sizeof msg - 1 - got ? (size_t)k : sizeof msg - 1 - got;
-    memcpy(msg + got, chunk + (size_t)k - take, take);
-    got += take;
-  }
-  msg[got] = 0;
-  close(pfd[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return pb_set_error(PB_ERR_IO, "plot: waitpid: %s", strerror(errno));
-  }
+  const int status = pb_proc_capture(argv, PB_PROC_MERGE_STDERR | PB_PROC_KEEP_TAIL, msg, sizeof msg);
+  free(vars);
+  if (status == PB_ERR_NOTFOUND) return pb_set_error(PB_ERR_IO, "plot: cannot run %s (install gnuplot-nox)", pb_last_error());
+  if (status < 0) return pb_set_error(PB_ERR_IO, "plot: %s", pb_last_error());
   char last[512];
   last_line(msg, last, sizeof last);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (status != 0) {
     char how[64];
-    if (WIFEXITED(status)) snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(status));
-    else snprintf(how, sizeof how, "signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    if (status < 128) snprintf(how, sizeof how, "exit status %d", status);
+    else snprintf(how, sizeof how, "signal %d", status - 128);
     return pb_set_error(PB_ERR_IO, "gnuplot failed on %s (%s)%s%s", script, how, last[0] ? ": " : "", last);
   }
   struct stat st;

@@ -2,65 +2,16 @@
 #include "harness/sweepslurm.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/proc.h"
 #include "util/fileio.h"
 #include "util/status.h"
 #include "harness/sweeprun.h"
-
-int pb_run_capture(const char *const *argv, char *out, size_t n) {
-  int p[2];
-  if (pipe(p) != 0) return pb_set_error(PB_ERR_IO, "pipe: %s", strerror(errno));
-  int e[2]; /* exec failure reported through a close-on-exec pipe */
-  if (pipe2(e, O_CLOEXEC) != 0) {
-    close(p[0]), close(p[1]);
-    return pb_set_error(PB_ERR_IO, "pipe: %s", strerror(errno));
-  }
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(p[0]), close(p[1]), close(e[0]), close(e[1]);
-    return pb_set_error(PB_ERR_IO, "fork: %s", strerror(errno));
-  }
-  if (pid == 0) {
-    close(p[0]);
-    close(e[0]);
-    dup2(p[1], 1);
-    const int nul = open("/dev/null", O_RDONLY);
-    if (nul >= 0) dup2(nul, 0);
-    execvp(argv[0], (char *const *)argv);
-    const int err = errno;
-    if (write(e[1], &err, sizeof err) < 0) _exit(127);
-    _exit(127);
-  }
-  close(p[1]);
-  close(e[1]);
-  size_t len = 0;
-  for (;;) {
-    char buf[4096];
-    const ssize_t k = read(p[0], buf, sizeof buf);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) break;
-    const size_t take = len + (size_t)k < n - 1 ? (size_t)k : n - 1 - len;
-    memcpy(out + len, buf, take);
-    len += take;
-  }
-  out[len] = 0;
-  close(p[0]);
-  int err = 0;
-  const ssize_t ke = read(e[0], &err, sizeof err);
-  close(e[0]);
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (ke == (ssize_t)sizeof err) return pb_set_error(PB_ERR_NOTFOUND, "%s: %s", argv[0], strerror(err));
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
 
 /* the plan indices as Slurm array ranges: "0-3,7,9-10" */
 static int ranges(const int *idx, int k, char *out, size_t n) {
@@ -148,7 +99,7 @@ int pb_sweep_slurm_write(const pb_sweep *sw, const char *dir, const char *bin, c
 int pb_sweep_slurm_submit(const char *dir, const char *script, char *jobid, size_t n) {
   char out[4096];
   const char *argv[] = {"sbatch", "--parsable", script, NULL};
-  const int st = pb_run_capture(argv, out, sizeof out);
+  const int st = pb_proc_capture(argv, 0, out, sizeof out);
   if (st == PB_ERR_NOTFOUND)
     return pb_set_error(PB_ERR_NOTFOUND, "sbatch not found (install Slurm, or submit %s on a login node)", script);
   if (st < 0) return st;
@@ -183,7 +134,7 @@ int pb_sweep_slurm_acct(const char *dir, int n_runs, char (*acct)[16]) {
   if (!*list) return 0;
   static char out[1 << 20];
   const char *argv[] = {"sacct", "-n", "-P", "-X", "-j", list, "-o", "JobID,State", NULL};
-  if (pb_run_capture(argv, out, sizeof out) != 0) return 0; /* no sacct, or no accounting storage */
+  if (pb_proc_capture(argv, 0, out, sizeof out) != 0) return 0; /* no sacct, or no accounting storage */
   for (char *t = strtok(out, "\n"); t; t = strtok(NULL, "\n")) { /* "JOB_TASK|STATE" (later jobs win) */
     char *us = strchr(t, '_'), *bar = strchr(t, '|');
     if (!us || !bar || us > bar) continue;
@@ -204,7 +155,7 @@ int pb_sweep_slurm_queue(const char *dir, int n_runs, char *state) {
   if (!*list) return 0;
   static char out[1 << 20];
   const char *argv[] = {"squeue", "-h", "-r", "-j", list, "-o", "%K|%T", NULL};
-  const int st = pb_run_capture(argv, out, sizeof out);
+  const int st = pb_proc_capture(argv, 0, out, sizeof out);
   if (st == PB_ERR_NOTFOUND) return 0;
   if (st != 0) return 0; /* finished jobs are unknown to squeue: nothing queued */
   for (char *t = strtok(out, "\n"); t; t = strtok(NULL, "\n")) {

@@ -28,8 +28,5 @@ int pb_sweep_slurm_queue(const char *dir, int n_runs, char *state);
  * Returns 1 when sacct answered, 0 when there is no accounting (no sacct, no jobs, or Slurm
  * without an accounting storage). */
 int pb_sweep_slurm_acct(const char *dir, int n_runs, char (*acct)[16]);
-/* Runs argv (argv[0] looked up in PATH), its stdout into out[n] (NUL-terminated, truncated);
- * returns its exit status, or PB_ERR_NOTFOUND when it cannot be executed. */
-int pb_run_capture(const char *const *argv, char *out, size_t n);
 
 #endif
