@@ -483,7 +483,7 @@ int pb_bf16_bmm(const long dims[4], long K, float alpha, const float *A, const l
   round_matrix(b16, B, 1, (int)nb, (int)nb);
   rc = pentry_run(e, a16, b16, C, NULL);
 done:
-  if (!dry) note_fallback(rc);
+  note_fallback(rc); /* a failed preparation sends the whole attention call to fp32: a fallback too */
   pthread_mutex_unlock(&g_lock);
   return rc;
 }

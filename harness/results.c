@@ -111,7 +111,7 @@ void pb_precision_json_add(cJSON *obj) {
   cJSON_AddStringToObject(p, "mode", pb_precision_name(pb_get_precision()));
   cJSON_AddStringToObject(p, "linear", bf ? pb_bf16_library() : "OpenBLAS sgemm");
   cJSON_AddStringToObject(p, "kernel", bf ? pb_bf16_kernel() : pb_blas_get()->core);
-  cJSON_AddStringToObject(p, "attention", "fp32 (OpenBLAS sgemm)");
+  cJSON_AddStringToObject(p, "attention", bf ? "bf16 (oneDNN batched matmul; softmax, mask, dropout fp32)" : "fp32 (OpenBLAS sgemm)");
   if (bf) {
     cJSON_AddNumberToObject(p, "fp32_fallbacks", (double)pb_bf16_fallbacks());
     cJSON_AddNumberToObject(p, "bf16_cache_mib", (double)pb_bf16_cache_bytes() / (1024.0 * 1024.0));
