@@ -28,7 +28,7 @@ typedef enum { PB_PREC_FP32 = 0, PB_PREC_BF16 = 1 } pb_precision;
 int pb_precision_parse(const char *s, pb_precision *out);
 const char *pb_precision_name(pb_precision p);
 
-/* Sets the precision of every later linear-layer matrix product in this process. bf16 needs a
+/* Sets the precision of every later matrix product (linear layers, attention) in this process. bf16 needs a
  * CPU with avx512_bf16 or AMX-BF16 and a oneDNN matmul that uses them: otherwise it returns
  * PB_ERR_UNSUPPORTED with one line saying what is missing, and the precision stays fp32. */
 int pb_set_precision(pb_precision p);

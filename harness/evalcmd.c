@@ -51,7 +51,7 @@ static const char *EVAL_USAGE =
     "                    scaled by S/S', pb_model_set_ode_steps), each with its own prediction files\n"
     "                    (eval-<name>-ode<S'>.<split>.predictions.tsv) and result record (\"ode\" block);\n"
     "                    --json then holds \"ode\": [{steps, splits}]\n"
-    "  --precision fp32|bf16  linear-layer products in fp32 (default) or bf16 on AMX (README, \"bf16\")\n"
+    "  --precision fp32|bf16  matrix products in fp32 (default) or bf16 on AMX (README, \"bf16\")\n"
     "  --results FILE    with TASKFILE: append one result record per evaluation (harness/exitstats.h;\n"
     "                    with exits: the \"exits\" block)\n";
 

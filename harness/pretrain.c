@@ -71,7 +71,7 @@ static const pb_optdef OPTS[] = {
     {"save-every", PB_OPT_INT, FIELD(save_every), 0, "N", "checkpoint every N steps (0: only at the end)"},
     {"time-limit", PB_OPT_DOUBLE, FIELD(time_limit_min), 0, "MIN", "stop cleanly after MIN minutes, saving everything"},
     {"threads", PB_OPT_INT, FIELD(threads), 0, "N", "kernel threads (1)"},
-    {"precision", PB_OPT_STR, FIELD(precision), 0, "P", "fp32|bf16 linear-layer products (fp32; README, \"bf16\")"},
+    {"precision", PB_OPT_STR, FIELD(precision), 0, "P", "fp32|bf16 matrix products (fp32; README, \"bf16\")"},
     {"resume", PB_OPT_FLAG, FIELD(resume), 0, NULL, "continue from DIR/checkpoint.safetensors"},
     {"fp16", PB_OPT_FLAG, FIELD(fp16), 0, NULL, "write the final model.safetensors in F16"},
     {"export", PB_OPT_STR, FIELD(export_dir), 0, "DIR", "no training: write the final folder to DIR from DIR(--out)/checkpoint"},
