@@ -3,8 +3,10 @@
  * - Operands are rounded to bf16 into compact buffers (activations per call, into scratch that
  *   grows and is kept; weights once per weight epoch, into a cache keyed by the weight's
  *   address and size), then one matmul primitive computes C in fp32 with fp32 accumulation.
- * - Primitives are cached per (transposes, M, N, K, ldc, alpha, beta, bias): creating one costs
- *   tens of microseconds, executing a cached one a few.
+ * - Primitives are cached per (dimensions, strides, alpha, beta, bias, thread count): creating
+ *   one costs tens of microseconds, executing a cached one a few; oneDNN plans its work split for
+ *   the thread count at creation, so a primitive made at 1 thread is not reused at 2.
+ * - oneDNN's scratchpad is one buffer of ours (user mode), grown to the largest primitive's need.
  * - oneDNN threads with OpenMP, the same libgomp pool as the rest of the backbone, with
  *   omp_get_max_threads() threads (pb_set_threads sets it); calls come from outside parallel
  *   regions.
