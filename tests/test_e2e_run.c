@@ -56,6 +56,7 @@ static void check_fields(const cJSON *r) {
       "ops.method_merged_T128", "ops.train_step.flops.optimizer", "ops.measured.eval_match", "counters.available",
       "counters.phases.train", "counters.phases.eval", "timings.train.wall_s", "timings.eval.cpu_s",
       "memory.peak_rss_kb", "host.cpu", "host.cores", "host.blas.core", "host.blas.detected", "host.blas.switched",
+      "host.precision.mode", "host.precision.linear", "host.precision.kernel",
       "commit", "commit_dirty", "config.lr", "config.backbone", "config_id", "head.source", "head.detail",
       "tokenizer.vocab", "tokenizer.vocab_sha256", "tokenizer.lower_case", "data.data_seed", "data.train_subset",
       "predictions.dev"};
