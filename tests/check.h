@@ -49,7 +49,10 @@ static inline double check_fd_used(double fd, double g, double atol, double rtol
 static inline double check_model_gradients(pb_model *m, float (*loss)(pb_model *), const int *word_rows, int samples,
                                            float eps, double atol, double rtol, const char *what) {
   pb_params_zero_grad(&m->params);
-  loss(m);
+  const float l0 = loss(m);
+  /* the finest step the quotient can resolve: one ulp of the float loss over 2 eps; an atol not
+   * well above it fails on whichever host rounds the loss the other way */
+  const double resolution = (double)(nextafterf(fabsf(l0), INFINITY) - fabsf(l0)) / (2.0 * eps);
   int rc = pb_backward(m);
   CHECK(rc == PB_OK, "%s: backward: %s", what, pb_last_error());
   if (rc) return INFINITY;
@@ -80,8 +83,9 @@ static inline double check_model_gradients(pb_model *m, float (*loss)(pb_model *
       }
     }
   }
-  printf("%s: %d tensors, max |g - fd| %.2e (relative %.2e where above atol), worst %.3f of the tolerance (%.1e abs or %.1e rel) at %s\n",
-         what, tensors, worst_abs, worst_rel, worst, atol, rtol, at);
+  printf("%s: %d tensors, max |g - fd| %.2e (relative %.2e where above atol), worst %.3f of the tolerance (%.1e abs or %.1e rel) at %s; "
+         "quotient resolution %.1e\n",
+         what, tensors, worst_abs, worst_rel, worst, atol, rtol, at, resolution);
   CHECK(worst < 1.0, "%s: gradient mismatch at %s", what, at);
   return worst_abs;
 }

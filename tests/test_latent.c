@@ -184,7 +184,10 @@ static void methods_on_top(void) {
     snprintf(what, sizeof what, "%s on a compressed model (16 -> 8 before step 1)", names[i]);
     int rows[64];
     for (int k = 0; k < 64; k++) rows[k] = ids[k % (B * T)];
-    check_model_gradients(&m, model_loss_train, rows, 6, 3e-3f, 4e-5, 2e-2, what);
+    /* eps 1e-2: the float loss resolves the quotient only to ulp(loss) / 2 eps, about 4e-5 (the
+     * whole atol) at eps 3e-3, and that failed on an Intel host whose BLAS rounds differently;
+     * LoRA's truncation error at 1e-2 stays below 0.3% */
+    check_model_gradients(&m, model_loss_train, rows, 6, 1e-2f, 4e-5, 2e-2, what);
     if (strcmp(names[i], "layerconnect") == 0) { /* 3d FLOPs per token per step at its own width */
       pb_opcounts oi = {0};
       CHECK_OK(pb_model_count(&m, B, T, PB_COUNT_INFER, &oi));
