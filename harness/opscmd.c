@@ -117,6 +117,28 @@ static void join_opts(char *buf, size_t n, const char *const *opts) {
   for (int i = 0; opts && opts[i] && o < n; i++) o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? " " : "", opts[i]);
 }
 
+/* one method entry of the baseline from its report: method, options, desc, the counts, params */
+static int add_report(cJSON *methods, const pb_ops_refconfig *ref, const pb_ops_report *r) {
+  int rc;
+  cJSON *e = cJSON_AddObjectToObject(methods, ref->label);
+  if (!e) return pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+  char opts[256];
+  join_opts(opts, sizeof opts, ref->options);
+  cJSON_AddStringToObject(e, "method", ref->method);
+  cJSON_AddStringToObject(e, "options", opts);
+  cJSON_AddStringToObject(e, "desc", r->method_desc);
+  if ((rc = add_counts(e, "inference_T128", &r->infer))) return rc;
+  if (r->has_merge && (rc = add_counts(e, "inference_merged_T128", &r->infer_merged))) return rc;
+  if ((rc = add_counts(e, "train_step", &r->train_step))) return rc;
+  cJSON *p = cJSON_AddObjectToObject(e, "params");
+  if (!p) return pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+  if ((rc = add_exact(p, "backbone", r->p_backbone)) || (rc = add_exact(p, "method", r->p_method)) ||
+      (rc = add_exact(p, "head", r->p_head)) || (rc = add_exact(p, "trainable", r->p_trainable)) ||
+      (rc = add_exact(p, "stored", r->p_stored)) || (rc = add_exact(p, "all", r->p_all)))
+    return rc;
+  return PB_OK;
+}
+
 /* groups > 0: cfg's layers over that many shared weight sets; ode > 0: counted at S' = ode steps
  * (a configuration that refuses them, PB_ERR_UNSUPPORTED, e.g. early exit with S' < S, gets no
  * entry) */
@@ -127,28 +149,27 @@ static int add_entry_share(cJSON *methods, const pb_ops_refconfig *ref, const pb
                          : pb_ops_report_for(cfg, ref->method, ref->options, PB_OPS_BASELINE_T, PB_OPS_BASELINE_TRAIN_B,
                                              PB_OPS_BASELINE_TRAIN_T, &r);
   if (rc == PB_ERR_UNSUPPORTED && (groups || ode)) return PB_OK;
-  if (rc) return rc;
-  cJSON *e = cJSON_AddObjectToObject(methods, ref->label);
-  if (!e) return pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
-  char opts[256];
-  join_opts(opts, sizeof opts, ref->options);
-  cJSON_AddStringToObject(e, "method", ref->method);
-  cJSON_AddStringToObject(e, "options", opts);
-  cJSON_AddStringToObject(e, "desc", r.method_desc);
-  if ((rc = add_counts(e, "inference_T128", &r.infer))) return rc;
-  if (r.has_merge && (rc = add_counts(e, "inference_merged_T128", &r.infer_merged))) return rc;
-  if ((rc = add_counts(e, "train_step", &r.train_step))) return rc;
-  cJSON *p = cJSON_AddObjectToObject(e, "params");
-  if (!p) return pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
-  if ((rc = add_exact(p, "backbone", r.p_backbone)) || (rc = add_exact(p, "method", r.p_method)) ||
-      (rc = add_exact(p, "head", r.p_head)) || (rc = add_exact(p, "trainable", r.p_trainable)) ||
-      (rc = add_exact(p, "stored", r.p_stored)) || (rc = add_exact(p, "all", r.p_all)))
-    return rc;
-  return PB_OK;
+  return rc ? rc : add_report(methods, ref, &r);
 }
 
 static int add_entry(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg) {
   return add_entry_share(methods, ref, cfg, 0, 0);
+}
+
+/* over a compressed model (latent.h); a method the compressed model refuses (exits with
+ * init=copy: its exit heads would read another width) gets {"refused": the message}, so a
+ * change in what is refused shows in the check too */
+static int add_entry_latent(cJSON *methods, const pb_ops_refconfig *ref, const pb_config *cfg, const pb_latent_spec *s) {
+  pb_ops_report r;
+  int rc = pb_ops_report_for_latent(cfg, s, ref->method, ref->options, PB_OPS_BASELINE_T, PB_OPS_BASELINE_TRAIN_B,
+                                    PB_OPS_BASELINE_TRAIN_T, &r);
+  if (rc == PB_ERR_UNSUPPORTED || rc == PB_ERR_ARG || rc == PB_ERR_SHAPE) {
+    cJSON *e = cJSON_AddObjectToObject(methods, ref->label);
+    if (!e || !cJSON_AddStringToObject(e, "refused", pb_last_error()))
+      return pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    return PB_OK;
+  }
+  return rc ? rc : add_report(methods, ref, &r);
 }
 
 /* COIL over a reference configuration (harness/coil.h): encoding one query at T = 32 and one
@@ -236,6 +257,39 @@ cJSON *pb_ops_baseline_build(void) {
     if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
     for (int i = 0; i < pb_ops_ref_count() && !rc; i++)
       rc = add_entry_share(methods, pb_ops_ref_at(i), &cfg, SH[k].groups, SH[k].ode);
+  }
+  /* compressed models (latent.h): k layers at d, the encoder half of a map, the rest at d'
+   * (heads as the backbone, FFN scaled by d'/d as `compress` defaults); LL trains its linear map,
+   * AE's nonlinear map is frozen; the widths of the bert-base entry are the paper's */
+  static const struct { const char *name; int base, cut, n, widths[4], form, trainable; const char *variant; } LT[] = {
+      {"default k=2 d'=128 ll", 0, 2, 1, {256, 128}, PB_LATENT_LINEAR, 1, "ll"},
+      {"default k=2 d'=128 ae 256,192,128", 0, 2, 2, {256, 192, 128}, PB_LATENT_NONLINEAR, 0, "ae"},
+      {"bert-base k=6 d'=384 ae 768,576,480,384", 1, 6, 3, {768, 576, 480, 384}, PB_LATENT_NONLINEAR, 0, "ae"}};
+  cJSON *latent = rc ? NULL : cJSON_AddObjectToObject(doc, "latent");
+  if (!rc && !latent) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+  for (size_t k = 0; k < sizeof LT / sizeof *LT && !rc; k++) {
+    pb_config cfg;
+    if (LT[k].base) pb_config_bert_base(&cfg, PB_OPS_BASELINE_LABELS);
+    else pb_config_default(&cfg, PB_OPS_BASELINE_LABELS);
+    pb_latent_spec s;
+    memset(&s, 0, sizeof s);
+    s.cut = LT[k].cut, s.n = LT[k].n, s.form = LT[k].form, s.trainable = LT[k].trainable;
+    memcpy(s.widths, LT[k].widths, sizeof LT[k].widths);
+    s.heads = cfg.heads, s.ffn = cfg.ffn * s.widths[s.n] / cfg.hidden;
+    snprintf(s.variant, sizeof s.variant, "%s", LT[k].variant);
+    cJSON *sh = cJSON_AddObjectToObject(latent, LT[k].name);
+    if (!sh) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    if (!rc) rc = add_config(sh, &cfg);
+    if (!rc) {
+      cJSON_AddNumberToObject(sh, "cut", s.cut);
+      cJSON_AddItemToObject(sh, "widths", cJSON_CreateIntArray(s.widths, s.n + 1));
+      cJSON_AddNumberToObject(sh, "heads_above", s.heads);
+      cJSON_AddNumberToObject(sh, "ffn_above", s.ffn);
+      cJSON_AddStringToObject(sh, "variant", s.variant);
+    }
+    cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
+    if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+    for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_entry_latent(methods, pb_ops_ref_at(i), &cfg, &s);
   }
   if (!rc) rc = sort_json(doc);
   if (rc) {

@@ -138,6 +138,27 @@ int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int gro
   return rc;
 }
 
+int pb_ops_report_for_latent(const pb_config *cfg, const pb_latent_spec *spec, const char *name,
+                             const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
+  pb_model m;
+  pb_method_inst mi;
+  memset(&mi, 0, sizeof mi);
+  int rc = pb_method_create(&mi, name, options);
+  if (rc) return rc;
+  rc = pb_model_declare(&m, cfg);
+  if (rc) {
+    pb_method_destroy(&mi);
+    return rc;
+  }
+  rc = pb_model_set_latent(&m, spec);
+  if (!rc) rc = mi.m->attach(mi.ctx, &m);
+  if (!rc) pb_latent_apply_trainable(&m);
+  if (!rc) rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
+  pb_method_destroy(&mi);
+  pb_model_free(&m);
+  return rc;
+}
+
 void pb_ops_report_record_add(cJSON *jo, const pb_ops_report *r, int T, int train_B, int train_T) {
   cJSON_AddItemToObject(jo, "inference_T128", pb_ops_json(&r->infer, 1));
   cJSON_AddItemToObject(jo, "per_token_T128", pb_ops_json(&r->infer, T));

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "backbone/latent.h"
 #include "methods/method.h"
 
 typedef struct {
@@ -66,6 +67,12 @@ int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const cha
  * `ode_steps` S' (pb_model_set_ode_steps after the method attached; 0: all steps). */
 int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const char *name,
                             const char *const *options, int T, int train_B, int train_T, pb_ops_report *out);
+
+/* The same for a compressed model (backbone/latent.h): layers 1..spec->cut at cfg's width, the
+ * encoder half of the map, the layers above at spec's d' (pb_model_set_latent before the method
+ * attaches; the map trains per spec->trainable). */
+int pb_ops_report_for_latent(const pb_config *cfg, const pb_latent_spec *spec, const char *name,
+                             const char *const *options, int T, int train_B, int train_T, pb_ops_report *out);
 
 /* JSON object:
  * {"method", "method_desc", "T", "inference": OPS, "per_token": OPS (/T),

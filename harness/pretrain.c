@@ -592,9 +592,11 @@ static int pt_periodic(void *ctx, const pb_train_step *st) {
   /* train_seconds in the checkpoint = earlier runs + this run so far */
   int rc = save_checkpoint(s, "checkpoint", s->ts.seconds + (pb_wall_seconds() - st->t_start));
   if (rc) return rc;
-  if (!s->o.quiet && !isatty(STDERR_FILENO))
-    fprintf(stderr, "pretrain: checkpoint at step %d (val MLM loss %.4f, NSP loss %.4f acc %.3f)\n", s->ts.step,
-            (double)s->val_loss, (double)s->val_nsp_loss, (double)s->val_nsp_acc);
+  if (!s->o.quiet && !isatty(STDERR_FILENO)) {
+    char nsp[64] = "";
+    if (s->o.nsp) snprintf(nsp, sizeof nsp, ", NSP loss %.4f acc %.3f", (double)s->val_nsp_loss, (double)s->val_nsp_acc);
+    fprintf(stderr, "pretrain: checkpoint at step %d (val MLM loss %.4f%s)\n", s->ts.step, (double)s->val_loss, nsp);
+  }
   return PB_OK;
 }
 
@@ -759,12 +761,14 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
     pb_kv_free(meta, n_meta);
     if (rc) goto out;
   }
-  if (!o.quiet)
-    fprintf(stderr, "pretrain: %s at step %d/%d: final MLM loss %.4f (mean of last %d steps), val MLM loss %.4f, "
-            "val NSP loss %.4f acc %.3f; model in %s (%s)%s\n",
+  if (!o.quiet) {
+    char nsp[64] = "";
+    if (o.nsp) snprintf(nsp, sizeof nsp, ", val NSP loss %.4f acc %.3f", (double)s->val_nsp_loss, (double)s->val_nsp_acc);
+    fprintf(stderr, "pretrain: %s at step %d/%d: final MLM loss %.4f (mean of last %d steps), val MLM loss %.4f%s; "
+            "model in %s (%s)%s\n",
             stop, s->ts.step, o.steps, window_mean(s), s->ts.win_n < PB_TRAIN_WINDOW ? s->ts.win_n : PB_TRAIN_WINDOW,
-            (double)s->val_loss, (double)s->val_nsp_loss, (double)s->val_nsp_acc, o.out_dir, o.fp16 ? "F16" : "F32",
-            s->ts.step < o.steps ? "; continue with --resume" : "");
+            (double)s->val_loss, nsp, o.out_dir, o.fp16 ? "F16" : "F32", s->ts.step < o.steps ? "; continue with --resume" : "");
+  }
 out:
   run_free(s);
   free(s);

@@ -198,9 +198,16 @@ int pb_pretrain_export(pb_model *m, const char *dir, int fp16, const char *vocab
     cJSON_AddBoolToObject(sh, "random_steps", rs && atoi(rs) != 0);
     cJSON_AddStringToObject(sh, "random_steps_is", "each training step runs S' ~ U{1..S} ODE steps with step size S/S' (pb_model_set_ode_steps); validation at S");
   }
-  cJSON *op = cJSON_AddObjectToObject(r, "options");
+  cJSON *op = cJSON_AddObjectToObject(r, "options"); /* numbers as numbers, words and paths as strings, "" as null */
   for (int i = 0; i < n; i++)
-    if (strncmp(kv[i].key, "opt.", 4) == 0) json_num_or_null(op, kv[i].key + 4, kv[i].value);
+    if (strncmp(kv[i].key, "opt.", 4) == 0) {
+      const char *v = kv[i].value;
+      char *end = NULL;
+      const double d = v && *v ? strtod(v, &end) : NAN;
+      if (v && *v && *end == '\0' && isfinite(d)) cJSON_AddNumberToObject(op, kv[i].key + 4, d);
+      else if (v && *v) cJSON_AddStringToObject(op, kv[i].key + 4, v);
+      else cJSON_AddNullToObject(op, kv[i].key + 4);
+    }
   cJSON_AddNumberToObject(r, "parameters", (double)n_params);
   cJSON_AddStringToObject(r, "dtype", fp16 ? "F16" : "F32");
   char *s = cJSON_Print(r);

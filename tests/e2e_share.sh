@@ -28,6 +28,8 @@ expect "config.json steps/groups/embedding_size" \
   "$(json "$W/shared/config.json" 'join ",", $j->{num_hidden_layers}, $j->{num_hidden_groups}, $j->{inner_group_num}, $j->{embedding_size}')" "4,2,1,32"
 expect "pretrain.json sharing" "$(json "$W/shared/pretrain.json" 'join ",", $j->{sharing}{steps}, $j->{sharing}{weight_sets}, $j->{sharing}{init}')" \
   "4,2,mean of each group's layers of --init-from"
+expect "pretrain.json options keep string values" \
+  "$(json "$W/shared/pretrain.json" 'join ",", $j->{options}{"init-from"} eq "'"$W/plain"'" ? 1 : 0, $j->{options}{"share-init"}, $j->{options}{groups}')" "1,mean,2"
 names=$(perl -MJSON::PP -e 'open(my $h, "<", $ARGV[0]) or die; read($h, my $n, 8); my $l = unpack("Q<", $n); read($h, my $hd, $l);
   my @k = grep { $_ ne "__metadata__" } keys %{JSON::PP->new->decode($hd)}; print scalar(grep { /^albert\.encoder\.albert_layer_groups\.\d\.albert_layers\.0\./ } @k), ",",
   scalar(grep { /^bert\.encoder/ } @k), ",", scalar(grep { /embedding_hidden_mapping_in/ } @k)' "$W/shared/model.safetensors")

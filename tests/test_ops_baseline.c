@@ -142,6 +142,35 @@ int main(void) {
     CHECK(mm && cJSON_GetNumberValue(cJSON_GetObjectItem(mm, "matmul_macs")) == 0 &&
               cJSON_GetNumberValue(cJSON_GetObjectItem(mm, "elementwise_flops")) == 0,
           "lora merged must add zero ops");
+
+    /* a compressed bert-base (the paper's widths 768 -> 576 -> 480 -> 384 above layer 6), full
+     * fine-tuning, against closed forms written here: every parameter, and the matmul MACs of one
+     * example at T = 128 summed over owners (per layer at width w, FFN F: 4 T w^2 + 2 T w F + 2 T^2 w;
+     * the map T * in * out per layer; pooler w'^2, classifier 2 w') */
+    const cJSON *lt = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "latent"), "bert-base k=6 d'=384 ae 768,576,480,384");
+    const cJSON *lf = cJSON_GetObjectItem(cJSON_GetObjectItem(lt, "methods"), "full");
+    const double T = 128, V = 30522, P = 512, w[4] = {768, 576, 480, 384};
+    double params = V * w[0] + P * w[0] + 2 * w[0] + 2 * w[0], macs = 0; /* embeddings: word, position, type, LN */
+    for (int l = 0; l < 12; l++) {
+      const double d = l < 6 ? 768 : 384, F = l < 6 ? 3072 : 1536;
+      params += 4 * d * d + 4 * d + 2 * d + d * F + F + F * d + d + 2 * d;
+      macs += 4 * T * d * d + 2 * T * d * F + 2 * T * T * d;
+    }
+    for (int i = 0; i < 3; i++) params += w[i] * w[i + 1] + w[i + 1], macs += T * w[i] * w[i + 1];
+    params += w[3] * w[3] + w[3] + w[3] * 2 + 2, macs += w[3] * w[3] + w[3] * 2;
+    double got_p = cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(lf, "params"), "all")), got_m = 0;
+    const cJSON *inf = cJSON_GetObjectItem(lf, "inference_T128");
+    for (const cJSON *o = inf ? inf->child : NULL; o; o = o->next)
+      got_m += cJSON_GetNumberValue(cJSON_GetObjectItem(o, "matmul_macs"));
+    printf("latent bert-base k=6 d'=384: params %.0f (closed form %.0f), inference MACs %.0f (closed form %.0f)\n", got_p,
+           params, got_m, macs);
+    CHECK(got_p == params && got_m == macs, "latent bert-base entry: params %.0f vs %.0f, MACs %.0f vs %.0f", got_p,
+          params, got_m, macs);
+    /* the map is frozen (AE): full fine-tuning trains everything else */
+    double tr = cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(lf, "params"), "trainable"));
+    CHECK(tr == params - (576 * 768 + 576 + 480 * 576 + 480 + 384 * 480 + 384), "latent AE map must be frozen (trainable %.0f)", tr);
+    const cJSON *ref = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(lt, "methods"), "prefix P=20"), "refused");
+    CHECK(cJSON_IsString(ref), "prefix over a compressed model must be recorded as refused");
   }
 
   /* 2. one count changed -> exit 1, diff names the counter */

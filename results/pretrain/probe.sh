@@ -9,7 +9,7 @@ for model in models/default "$1"; do
   for m in lora full; do
     lr=1e-3; [ "$m" = full ] && lr=1e-4
     ./build/peftbench run --task sst2 --method "$m" --model "$model" --max-train 4000 --epochs 1 --max-len 64 \
-      --lr "$lr" --seed 1 --precision bf16 --threads 2 --results "$2" --out /tmp/pb-probe --skip-done --quiet >/dev/null
+      --vocab ../shared/data/vocab/bert-base-uncased-vocab.txt --lr "$lr" --seed 1 --precision bf16 --threads 2 --results "$2" --out /tmp/pb-probe --skip-done --quiet >/dev/null
   done
 done
 /usr/bin/python3 - "$2" <<'PY'
