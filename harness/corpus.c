@@ -194,9 +194,14 @@ static int add_fortunes(packer *pk, const char *root) {
   return pack_flush(pk);
 }
 
-/* Tokenises and packs the GLUE training sentences, then the extra texts (see corpus.h). */
 int pb_corpus_build(pb_corpus *c, const pb_tokenizer *tk, const char *data_dir, int T, const char *extra,
                     int quiet) {
+  return pb_corpus_build_split(c, tk, data_dir, "train", T, extra, quiet);
+}
+
+/* Tokenises and packs the GLUE sentences of one split, then the extra texts (see corpus.h). */
+int pb_corpus_build_split(pb_corpus *c, const pb_tokenizer *tk, const char *data_dir, const char *split, int T,
+                          const char *extra, int quiet) {
   memset(c, 0, sizeof *c);
   c->T = T;
   packer pk = {c, tk, pb_tok_id(tk, "[CLS]"), pb_tok_id(tk, "[SEP]"), pb_tok_id(tk, "[PAD]"), 0, 0, NULL, NULL, 4096};
@@ -211,23 +216,29 @@ int pb_corpus_build(pb_corpus *c, const pb_tokenizer *tk, const char *data_dir, 
   size_t tl = 0;
   for (int ti = 0; ti < pb_task_count() && rc == PB_OK; ti++) {
     const pb_task *t = pb_task_at(ti);
-    pb_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    rc = pb_glue_load(t, data_dir, "train", 0, &ds);
-    if (rc == PB_ERR_NOTFOUND) {
-      if (!quiet) fprintf(stderr, "pretrain: %s: no train file in %s, skipped (%s)\n", t->name, data_dir, pb_last_error());
-      rc = PB_OK;
-      continue;
+    /* "dev": each task's evaluation splits (MNLI: dev_matched and dev_mismatched) */
+    const int dev = strcmp(split, "dev") == 0, ns = dev ? t->n_eval : 1;
+    for (int si = 0; si < ns && rc == PB_OK; si++) {
+      const char *sp = dev ? t->eval_splits[si] : split;
+      pb_dataset ds;
+      memset(&ds, 0, sizeof ds);
+      rc = pb_glue_load(t, data_dir, sp, 0, &ds);
+      if (rc == PB_ERR_NOTFOUND) {
+        if (!quiet) fprintf(stderr, "pretrain: %s: no %s file in %s, skipped (%s)\n", t->name, sp, data_dir, pb_last_error());
+        rc = PB_OK;
+        continue;
+      }
+      if (rc) break;
+      for (int e = 0; e < ds.n && rc == PB_OK; e++) {
+        const char *sent[2] = {ds.ex[e].a, ds.ex[e].b};
+        for (int k = 0; k < 2 && rc == PB_OK; k++)
+          if (sent[k]) rc = pack_sentence(&pk, sent[k]);
+      }
+      if (rc == PB_OK && tl < sizeof c->tasks)
+        tl += (size_t)snprintf(c->tasks + tl, sizeof c->tasks - tl, "%s%s%s%s:%d", tl ? " " : "", t->name, dev && ns > 1 ? "/" : "",
+                               dev && ns > 1 ? sp : "", ds.n);
+      pb_dataset_free(&ds);
     }
-    if (rc) break;
-    for (int e = 0; e < ds.n && rc == PB_OK; e++) {
-      const char *sent[2] = {ds.ex[e].a, ds.ex[e].b};
-      for (int k = 0; k < 2 && rc == PB_OK; k++)
-        if (sent[k]) rc = pack_sentence(&pk, sent[k]);
-    }
-    if (rc == PB_OK && tl < sizeof c->tasks)
-      tl += (size_t)snprintf(c->tasks + tl, sizeof c->tasks - tl, "%s%s:%d", tl ? " " : "", t->name, ds.n);
-    pb_dataset_free(&ds);
   }
   if (rc == PB_OK) rc = pack_flush(&pk);
   if (rc == PB_OK) {
@@ -235,8 +246,8 @@ int pb_corpus_build(pb_corpus *c, const pb_tokenizer *tk, const char *data_dir, 
     c->n_glue_tokens = c->n_tokens;
   }
   if (rc == PB_OK && c->n_seq == 0)
-    rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: no GLUE training text found in %s (need e.g. %s/SST-2/train.tsv)",
-                      data_dir, data_dir);
+    rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: no GLUE %s text found in %s (need e.g. %s/SST-2/%s.tsv)", split,
+                      data_dir, data_dir, split);
   /* extra texts, in the order given */
   const char *root = getenv("PEFTBENCH_TEXT_ROOT");
   if (!root) root = "";

@@ -34,6 +34,10 @@ typedef struct {
  * A missing source is PB_ERR_NOTFOUND, an unknown name PB_ERR_ARG. */
 int pb_corpus_build(pb_corpus *c, const pb_tokenizer *tk, const char *data_dir, int T, const char *extra,
                     int quiet);
+/* The same over another GLUE split of every task ("dev": the text `pretrain --eval-dev` scores,
+ * never pre-training text; a task without that split is skipped). */
+int pb_corpus_build_split(pb_corpus *c, const pb_tokenizer *tk, const char *data_dir, const char *split, int T,
+                          const char *extra, int quiet);
 void pb_corpus_free(pb_corpus *c);
 
 #endif

@@ -67,6 +67,17 @@ int pb_mlm_data_init(pb_mlm_data *d, const pb_corpus *cp, const pb_tokenizer *tk
   return PB_OK;
 }
 
+int pb_mlm_data_hold_out_all(pb_mlm_data *d, const pb_corpus *cp) {
+  int *v = malloc(((size_t)cp->n_seq + 1) * sizeof(int));
+  if (!v) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  for (int i = 0; i < cp->n_seq; i++) v[i] = i;
+  free(d->val_idx);
+  d->val_idx = v;
+  d->n_val = cp->n_seq;
+  d->n_train = 0;
+  return PB_OK;
+}
+
 void pb_mlm_data_free(pb_mlm_data *d) {
   free(d->cont);
   free(d->train_idx);

@@ -42,6 +42,8 @@ typedef struct {
 int pb_mlm_data_init(pb_mlm_data *d, const pb_corpus *cp, const pb_tokenizer *tk, int B, uint64_t seed,
                      float mask_prob, int wwm);
 void pb_mlm_data_free(pb_mlm_data *d);
+/* Every sequence of the corpus held out, in corpus order (an evaluation corpus: none trains). */
+int pb_mlm_data_hold_out_all(pb_mlm_data *d, const pb_corpus *cp);
 
 /* d->seq[0..B) = step t's training sequences */
 void pb_mlm_data_step(pb_mlm_data *d, int t);

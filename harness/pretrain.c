@@ -75,6 +75,7 @@ static const pb_optdef OPTS[] = {
     {"resume", PB_OPT_FLAG, FIELD(resume), 0, NULL, "continue from DIR/checkpoint.safetensors"},
     {"fp16", PB_OPT_FLAG, FIELD(fp16), 0, NULL, "write the final model.safetensors in F16"},
     {"export", PB_OPT_STR, FIELD(export_dir), 0, "DIR", "no training: write the final folder to DIR from DIR(--out)/checkpoint"},
+    {"eval-dev", PB_OPT_STR, FIELD(eval_dev), 0, "DIR", "no training: MLM loss of the HF folder DIR on the GLUE dev text (--seed, --batch, --max-len)"},
     {"quiet", PB_OPT_FLAG, FIELD(quiet), 0, NULL, "no progress output"},
     {"stop-after", PB_OPT_INT, FIELD(stop_after), 0, "N", "testing aid: act as if interrupted after N steps"},
 };
@@ -103,7 +104,7 @@ void pb_pretrain_defaults(pb_pretrain_opts *o) {
 }
 
 static int validate_opts(const pb_pretrain_opts *o) {
-  if (!o->out_dir[0]) return pb_set_error(PB_ERR_ARG, "pretrain: --out DIR is required");
+  if (!o->out_dir[0] && !o->eval_dev[0]) return pb_set_error(PB_ERR_ARG, "pretrain: --out DIR is required (or --eval-dev DIR)");
   if (o->layers < 1 || o->hidden < 1 || o->heads < 1 || o->ffn < 1 || o->hidden % o->heads)
     return pb_set_error(PB_ERR_ARG, "pretrain: bad model shape (layers %d, hidden %d, heads %d, ffn %d)", o->layers,
                         o->hidden, o->heads, o->ffn);
@@ -501,6 +502,73 @@ out:
   return rc;
 }
 
+/* --eval-dev DIR: no training. The MLM loss of the HF folder DIR (its config.json shape, its
+ * tensors as --init-from loads them, the MLM head included) on every sentence of the GLUE dev
+ * splits, packed as the pre-training corpus, all sequences scored, masks drawn from --seed as the
+ * held-out set's are. No pre-training run ever reads dev text, so this loss compares any two
+ * checkpoints, whatever seeds their runs split their held-out sets with. Prints one line on stdout. */
+static int do_eval_dev(const pb_pretrain_opts *o) {
+  run_state *s = calloc(1, sizeof *s);
+  if (!s) return pb_set_error(PB_ERR_NOMEM, "pretrain: out of memory");
+  s->o = *o;
+  char path[PB_PRETRAIN_PATH_MAX + 64];
+  join(path, sizeof path, o->eval_dev, "config.json");
+  pb_config c;
+  memset(&c, 0, sizeof c);
+  int rc = pb_config_load_hf(path, &c);
+  if (rc) goto out;
+  s->o.layers = c.layers, s->o.hidden = c.hidden, s->o.heads = c.heads, s->o.ffn = c.ffn, s->o.max_pos = c.max_pos;
+  s->o.groups = 0, s->o.nsp = 0;
+  if (s->o.max_len > c.max_pos) {
+    rc = pb_set_error(PB_ERR_ARG, "pretrain: --max-len %d exceeds %s's max_position_embeddings %d", s->o.max_len, path, c.max_pos);
+    goto out;
+  }
+  /* the folder's own vocab.txt, else --vocab / the default one */
+  join(path, sizeof path, o->eval_dev, "vocab.txt");
+  if ((rc = resolve_vocab(o->vocab[0] ? o->vocab : file_exists(path) ? path : "", s->vocab_path, sizeof s->vocab_path)))
+    goto out;
+  if ((rc = pb_tok_load(&s->tk, s->vocab_path))) goto out;
+  if (pb_tok_vocab_size(s->tk) != c.vocab_size) {
+    rc = pb_set_error(PB_ERR_SHAPE, "pretrain: --eval-dev %s: vocab_size %d, but %s has %d tokens", o->eval_dev, c.vocab_size,
+                      s->vocab_path, pb_tok_vocab_size(s->tk));
+    goto out;
+  }
+  if ((rc = pb_glue_data_dir(o->data_dir, s->data_dir, sizeof s->data_dir))) goto out;
+  if ((rc = pb_corpus_build_split(&s->cp, s->tk, s->data_dir, "dev", s->o.max_len, NULL, 1))) goto out;
+  if ((rc = pb_mlm_data_init(&s->d, &s->cp, s->tk, s->o.batch, s->o.seed, s->o.mask_prob, s->o.wwm)) ||
+      (rc = pb_mlm_data_hold_out_all(&s->d, &s->cp)))
+    goto out;
+  if ((rc = build_model(s, c.vocab_size))) goto out;
+  { /* a folder without the MLM head (a fine-tuning export) would be scored through a random one */
+    join(path, sizeof path, o->eval_dev, "model.safetensors");
+    pb_st_file f;
+    if ((rc = pb_st_open(&f, path))) goto out;
+    const int has = pb_st_find(&f, s->m.params.t[s->h.dense_w].name) >= 0;
+    pb_st_close(&f);
+    if (!has) {
+      rc = pb_set_error(PB_ERR_NOTFOUND, "pretrain: --eval-dev %s: no %s in %s (not an MLM checkpoint)", o->eval_dev,
+                        s->m.params.t[s->h.dense_w].name, path);
+      goto out;
+    }
+  }
+  int nl = 0;
+  if ((rc = init_from_folder(s, o->eval_dev, &nl))) goto out;
+  pb_set_threads(o->threads);
+  const float l = eval_val(s);
+  if (!isfinite(l)) {
+    rc = pb_set_error(PB_ERR_NUMERIC, "pretrain: --eval-dev %s: the MLM loss is not finite", o->eval_dev);
+    goto out;
+  }
+  printf("%s: MLM loss %.4f on the GLUE dev text (%s; %d sequences of <= %d tokens, %ld tokens; masks seeded %llu, "
+         "%s%.2f masked)\n",
+         o->eval_dev, (double)l, s->cp.tasks, s->cp.n_seq, s->o.max_len, s->cp.n_tokens, (unsigned long long)s->o.seed,
+         s->o.wwm ? "whole words, " : "", (double)s->o.mask_prob);
+out:
+  run_free(s);
+  free(s);
+  return rc;
+}
+
 /* log.tsv: on a fresh start a new file; on resume keep the lines up to the checkpoint step */
 static FILE *open_log(const run_state *s) {
   char path[PB_PRETRAIN_PATH_MAX + 64];
@@ -653,6 +721,7 @@ int pb_pretrain(const pb_pretrain_opts *opts) {
   int rc = validate_opts(&o);
   if (rc) return rc;
   if (o.export_dir[0]) return do_export(&o);
+  if (o.eval_dev[0]) return do_eval_dev(&o);
   pb_set_threads(o.threads);
   pb_precision prec;
   if ((rc = pb_precision_parse(o.precision, &prec)) || (rc = pb_set_precision(prec))) return rc;
@@ -820,8 +889,12 @@ int pb_cmd_pretrain(int argc, char **argv) {
     fprintf(stderr, "peftbench pretrain: unexpected argument '%s' (see --help)\n", argv[optind]);
     return 2;
   }
-  if (!o.out_dir[0]) {
+  if (!o.out_dir[0] && !o.eval_dev[0]) {
     fprintf(stderr, "peftbench pretrain: --out DIR is required (see --help)\n");
+    return 2;
+  }
+  if (o.eval_dev[0] && (o.out_dir[0] || o.resume || o.export_dir[0])) {
+    fprintf(stderr, "peftbench pretrain: --eval-dev trains nothing: it takes no --out, --resume or --export\n");
     return 2;
   }
   /* --resume: options not given take the checkpoint's values */

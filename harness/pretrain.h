@@ -54,6 +54,8 @@ typedef struct {
   char data_dir[PB_PRETRAIN_PATH_MAX];  /* --data-dir ("" = default resolution, harness/glue.h) */
   char vocab[PB_PRETRAIN_PATH_MAX];     /* --vocab ("" = default bert-base-uncased vocab) */
   char export_dir[PB_PRETRAIN_PATH_MAX];/* --export DIR: only write the final folder from the checkpoint */
+  char eval_dev[PB_PRETRAIN_PATH_MAX];  /* --eval-dev DIR: no training; the MLM loss of the HF folder DIR
+                                         * on the GLUE dev text (never pre-training text) */
   char init_from[PB_PRETRAIN_PATH_MAX]; /* --init-from DIR: start from DIR/model.safetensors (an HF BERT
                                            folder of the same shape) instead of random weights; every
                                            tensor of the table found there is loaded (F16 is fine), the

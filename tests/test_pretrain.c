@@ -453,6 +453,54 @@ int main(void) {
     CHECK(rc == 1, "--init-from of another shape returned %d (want 1)", rc);
   }
 
+  /* --eval-dev: the MLM loss of a folder on the dev text. A nearly untrained model (1 step at lr
+   * 1e-12: logits ~ 0.02 * |LayerNorm output| ~ 0.08) scores about ln V (V = 99); the trained A
+   * scores otherwise; the same call twice prints the same line; errors are one line each */
+  {
+    char R[300], out[400], line[2][4096];
+    snprintf(R, sizeof R, "%s/untrained", root);
+    rc = run(R, data, "--steps 1 --warmup 0 --lr 1e-12");
+    CHECK(rc == 0, "untrained run: %d %s", rc, pb_last_error());
+    double l[3] = {NAN, NAN, NAN};
+    const char *dirs[3] = {R, A, R};
+    for (int i = 0; i < 3; i++) {
+      snprintf(out, sizeof out, "%s/evaldev.txt", root);
+      char *argv[] = {"pretrain", "--eval-dev", (char *)dirs[i], "--data-dir", data, "--max-len", "24", "--batch", "4", NULL};
+      FILE *keep = stdout;
+      stdout = fopen(out, "w");
+      int erc = pb_cmd_pretrain(9, argv);
+      fclose(stdout);
+      stdout = keep;
+      char *t = slurp(out);
+      CHECK(erc == 0 && t && strstr(t, "MLM loss "), "--eval-dev %s: rc %d, '%s' (%s)", dirs[i], erc, t ? t : "", pb_last_error());
+      if (t && strstr(t, "MLM loss ")) l[i] = atof(strstr(t, "MLM loss ") + 9);
+      if (i != 1) snprintf(line[i / 2], sizeof line[0], "%s", t ? t : "");
+      if (i == 0) printf("eval-dev: %s", t ? t : "(none)\n");
+      free(t);
+    }
+    printf("eval-dev: untrained %.4f (ln 99 = %.4f), trained A %.4f\n", l[0], log(99.0), l[1]);
+    CHECK(fabs(l[0] - log(99.0)) < 0.05, "untrained model's dev MLM loss %.4f, expected about ln 99 = %.4f", l[0], log(99.0));
+    CHECK(isfinite(l[1]) && fabs(l[1] - l[0]) > 0.01, "trained A's dev loss %.4f equals the untrained one's %.4f", l[1], l[0]);
+    CHECK(strcmp(line[0], line[1]) == 0, "--eval-dev twice differs: '%s' vs '%s'", line[0], line[1]);
+    CHECK(strstr(line[0], "sst2:20") != NULL, "the dev text is SST-2's 20 dev rows only: %s", line[0]);
+    char *both[] = {"pretrain", "--eval-dev", R, "--out", R, NULL};
+    CHECK(pb_cmd_pretrain(5, both) == 2, "--eval-dev with --out must be a usage error");
+    char *nodev[] = {"pretrain", "--eval-dev", R, "--data-dir", data2, "--max-len", "24", "--quiet", NULL};
+    rc = pb_cmd_pretrain(8, nodev);
+    CHECK(rc == 1 && strstr(pb_last_error(), "no GLUE dev text"), "--eval-dev without dev files: %d %s", rc, pb_last_error());
+    /* a folder without the MLM head (as a fine-tuning export) */
+    snprintf(p, sizeof p, "%s/nohead", root);
+    mkdir(p, 0755);
+    snprintf(q, sizeof q, "cp tests/fixtures/tiny_bert/config.json tests/fixtures/tiny_bert/model.safetensors tests/fixtures/tiny_bert/vocab.txt %.400s/", p);
+    if (system(q) == 0) {
+      char *nohead[] = {"pretrain", "--eval-dev", p, "--data-dir", data, "--max-len", "24", "--quiet", NULL};
+      rc = pb_cmd_pretrain(8, nohead);
+      printf("eval-dev without an MLM head -> %d: %s\n", rc, pb_last_error());
+      CHECK(rc == 1 && strstr(pb_last_error(), "not an MLM checkpoint"), "--eval-dev of a folder without the MLM head: %d %s",
+            rc, pb_last_error());
+    }
+  }
+
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf %s", root);
   if (failures == 0 && system(cmd) != 0) printf("(could not remove %s)\n", root);
