@@ -176,11 +176,18 @@ typedef struct {
 static wentry g_w[PB_WCACHE_MAX];
 static int g_nw;
 
-static uint64_t fingerprint(const float *x, size_t n) {
+/* 16 values spread over the matrix [rows, cols] (leading dimension ld): over the flat array when
+ * it is contiguous, else along the diagonal from the first row's first value to the last row's
+ * last, so that every row band is sampled, never the padding */
+static uint64_t fingerprint(const float *x, int rows, int cols, int ld) {
+  const size_t n = (size_t)rows * cols;
   uint64_t h = 1469598103934665603ull;
   for (int i = 0; i < 16; i++) {
+    size_t at;
+    if (ld == cols) at = n > 1 ? (size_t)((double)(n - 1) * i / 15.0) : 0;
+    else at = (size_t)((double)(rows - 1) * i / 15.0) * (size_t)ld + (size_t)((double)(cols - 1) * i / 15.0);
     uint32_t u;
-    memcpy(&u, x + (n > 1 ? (size_t)((double)(n - 1) * i / 15.0) : 0), 4);
+    memcpy(&u, x + at, 4);
     h = (h ^ u) * 1099511628211ull;
   }
   return h;
@@ -201,7 +208,7 @@ static const uint16_t *weight_bf16(const float *B, int rows, int cols, int ld) {
       e = &g_w[i];
       break;
     }
-  const uint64_t fp = fingerprint(B, ld == cols ? n : (size_t)cols);
+  const uint64_t fp = fingerprint(B, rows, cols, ld);
   if (e && e->epoch == g_epoch && e->print == fp) return e->bf;
   if (!e) {
     if (g_nw == PB_WCACHE_MAX) { /* a full cache starts over */

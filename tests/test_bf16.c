@@ -174,6 +174,19 @@ static void test_weight_cache(void) {
   ref_gemm(0, 1, M, N, K, 1.0f, A, K, W, K, 0.0f, NULL, N, NULL, 1, R);
   CHECK(rel_to_max(C, N, R, M, N) <= 2e-6, "a one-element change after pb_bf16_weights_changed was not seen: %.3g",
         rel_to_max(C, N, R, M, N));
+  /* a padded weight (ld > cols) whose last row is rewritten in place, no epoch bump: the
+   * fingerprint samples every row band, not only the first row */
+  {
+    const int ldw = K + 8;
+    float *Wp = frand((size_t)N * ldw, 1.0f);
+    CHECK_OK(pb_bf16_gemm(0, 1, M, N, K, 1.0f, A, K, Wp, ldw, 0.0f, C, N, NULL, 1));
+    for (int j = 0; j < K; j++) Wp[(size_t)(N - 1) * ldw + j] += 3.0f;
+    CHECK_OK(pb_bf16_gemm(0, 1, M, N, K, 1.0f, A, K, Wp, ldw, 0.0f, C, N, NULL, 1));
+    ref_gemm(0, 1, M, N, K, 1.0f, A, K, Wp, ldw, 0.0f, NULL, N, NULL, 1, R);
+    CHECK(rel_to_max(C, N, R, M, N) <= 2e-6, "a padded weight's last row rewritten in place was not seen: %.3g",
+          rel_to_max(C, N, R, M, N));
+    free(Wp);
+  }
   /* A_AGAIN: the same A, read transposed, reuses its rounding; a changed A without the flag is
    * rounded again; with the flag but another shape it is rounded again too */
   float *D = malloc(sizeof(float) * K * N);
