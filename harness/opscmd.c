@@ -202,6 +202,16 @@ static int add_coil_entry(cJSON *coil, const pb_ops_refconfig *ref, const pb_con
   return rc;
 }
 
+/* parent[name] = {"config": bert-base's (base) or the default's}; cfg gets that config */
+static cJSON *shape_entry(cJSON *parent, const char *name, int base, pb_config *cfg, int *rc) {
+  if (base) pb_config_bert_base(cfg, PB_OPS_BASELINE_LABELS);
+  else pb_config_default(cfg, PB_OPS_BASELINE_LABELS);
+  cJSON *sh = cJSON_AddObjectToObject(parent, name);
+  if (!sh) *rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
+  if (!*rc) *rc = add_config(sh, cfg);
+  return *rc ? NULL : sh;
+}
+
 cJSON *pb_ops_baseline_build(void) {
   cJSON *doc = cJSON_CreateObject();
   if (!doc) {
@@ -224,11 +234,7 @@ cJSON *pb_ops_baseline_build(void) {
   int rc = shapes ? PB_OK : pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
   for (int s = 0; s < 2 && !rc; s++) {
     pb_config cfg;
-    if (s == 0) pb_config_bert_base(&cfg, PB_OPS_BASELINE_LABELS);
-    else pb_config_default(&cfg, PB_OPS_BASELINE_LABELS);
-    cJSON *sh = cJSON_AddObjectToObject(shapes, s == 0 ? "bert-base" : "default");
-    if (!sh) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
-    if (!rc) rc = add_config(sh, &cfg);
+    cJSON *sh = shape_entry(shapes, s == 0 ? "bert-base" : "default", s == 0, &cfg, &rc);
     cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
     if (!rc && !methods) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
     for (int i = 0; i < pb_ops_ref_count() && !rc; i++) rc = add_entry(methods, pb_ops_ref_at(i), &cfg);
@@ -246,11 +252,7 @@ cJSON *pb_ops_baseline_build(void) {
   if (!rc && !shared) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
   for (size_t k = 0; k < sizeof SH / sizeof *SH && !rc; k++) {
     pb_config cfg;
-    if (SH[k].base) pb_config_bert_base(&cfg, PB_OPS_BASELINE_LABELS);
-    else pb_config_default(&cfg, PB_OPS_BASELINE_LABELS);
-    cJSON *sh = cJSON_AddObjectToObject(shared, SH[k].name);
-    if (!sh) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
-    if (!rc) rc = add_config(sh, &cfg);
+    cJSON *sh = shape_entry(shared, SH[k].name, SH[k].base, &cfg, &rc);
     if (!rc) cJSON_AddNumberToObject(sh, "weight_sets", SH[k].groups ? SH[k].groups : cfg.layers);
     if (!rc) cJSON_AddNumberToObject(sh, "ode_steps", SH[k].ode ? SH[k].ode : cfg.layers);
     cJSON *methods = rc ? NULL : cJSON_AddObjectToObject(sh, "methods");
@@ -269,17 +271,13 @@ cJSON *pb_ops_baseline_build(void) {
   if (!rc && !latent) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
   for (size_t k = 0; k < sizeof LT / sizeof *LT && !rc; k++) {
     pb_config cfg;
-    if (LT[k].base) pb_config_bert_base(&cfg, PB_OPS_BASELINE_LABELS);
-    else pb_config_default(&cfg, PB_OPS_BASELINE_LABELS);
+    cJSON *sh = shape_entry(latent, LT[k].name, LT[k].base, &cfg, &rc);
     pb_latent_spec s;
     memset(&s, 0, sizeof s);
     s.cut = LT[k].cut, s.n = LT[k].n, s.form = LT[k].form, s.trainable = LT[k].trainable;
     memcpy(s.widths, LT[k].widths, sizeof LT[k].widths);
     s.heads = cfg.heads, s.ffn = cfg.ffn * s.widths[s.n] / cfg.hidden;
     snprintf(s.variant, sizeof s.variant, "%s", LT[k].variant);
-    cJSON *sh = cJSON_AddObjectToObject(latent, LT[k].name);
-    if (!sh) rc = pb_set_error(PB_ERR_NOMEM, "ops baseline: out of memory");
-    if (!rc) rc = add_config(sh, &cfg);
     if (!rc) {
       cJSON_AddNumberToObject(sh, "cut", s.cut);
       cJSON_AddItemToObject(sh, "widths", cJSON_CreateIntArray(s.widths, s.n + 1));

@@ -117,8 +117,10 @@ int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const cha
   return rc;
 }
 
-int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const char *name,
-                            const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
+/* the model (shared over `groups` sets, shaped by shape_dir, compressed by spec: each optional),
+ * the method attached, ODE steps set, then the report */
+static int report_over(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const pb_latent_spec *spec,
+                       const char *name, const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
   pb_model m;
   pb_method_inst mi;
   memset(&mi, 0, sizeof mi);
@@ -130,7 +132,9 @@ int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int gro
     return rc;
   }
   if (shape_dir) rc = pb_model_apply_hf_shape(&m, shape_dir);
+  if (!rc && spec) rc = pb_model_set_latent(&m, spec);
   if (!rc) rc = mi.m->attach(mi.ctx, &m);
+  if (!rc) pb_latent_apply_trainable(&m); /* a compressed model's map trains or not by its variant */
   if (!rc && ode_steps > 0) rc = pb_model_set_ode_steps(&m, ode_steps);
   if (!rc) rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
   pb_method_destroy(&mi);
@@ -138,25 +142,14 @@ int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int gro
   return rc;
 }
 
+int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const char *name,
+                            const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
+  return report_over(cfg, shape_dir, groups, ode_steps, NULL, name, options, T, train_B, train_T, out);
+}
+
 int pb_ops_report_for_latent(const pb_config *cfg, const pb_latent_spec *spec, const char *name,
                              const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
-  pb_model m;
-  pb_method_inst mi;
-  memset(&mi, 0, sizeof mi);
-  int rc = pb_method_create(&mi, name, options);
-  if (rc) return rc;
-  rc = pb_model_declare(&m, cfg);
-  if (rc) {
-    pb_method_destroy(&mi);
-    return rc;
-  }
-  rc = pb_model_set_latent(&m, spec);
-  if (!rc) rc = mi.m->attach(mi.ctx, &m);
-  if (!rc) pb_latent_apply_trainable(&m);
-  if (!rc) rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
-  pb_method_destroy(&mi);
-  pb_model_free(&m);
-  return rc;
+  return report_over(cfg, NULL, 0, 0, spec, name, options, T, train_B, train_T, out);
 }
 
 void pb_ops_report_record_add(cJSON *jo, const pb_ops_report *r, int T, int train_B, int train_T) {
