@@ -13,10 +13,12 @@
 #include "harness/results.h"
 #include "tests/check.h"
 
-/* accuracy above the majority baseline (0.5092) that every method must reach: 3 points, i.e.
- * 26 of the 872 dev sentences. Measured over models/default (--threads 1, deterministic):
- * full +12.7, LoRA +6.4, Adapter +5.1, LayerConnect +4.8 points. */
-#define MARGIN 0.03
+/* accuracy above the majority baseline (0.5092) that every method must reach: 5 points, i.e.
+ * 44 of the 872 dev sentences. Measured over models/default (stage 3, c8277967; --threads 1,
+ * deterministic): full +16.4, LoRA +11.4, Adapter +7.9, LayerConnect +7.6 points (at lr 1e-2;
+ * at its default 1e-3 it stays at the baseline here, at 3e-3 +3.6). Over stage 1 they were
+ * +12.7, +6.4, +5.1 and +4.8 with a 3-point margin. */
+#define MARGIN 0.05
 
 
 static const char *bin;
@@ -88,8 +90,9 @@ int main(void) {
   snprintf(results, sizeof results, "%s/results.jsonl", dir);
 
   static const char *methods[] = {"full", "lora", "adapter", "layerconnect"};
-  /* full fine-tuning's default lr (2e-5) is bert-base's; the small default backbone wants 1e-4 */
-  static const char *extra[] = {"--lr 1e-4", "", "", ""};
+  /* full fine-tuning's default lr (2e-5) is bert-base's; the small default backbone wants 1e-4;
+   * LayerConnect's 5k parameters need 1e-2 to move in 189 steps (see MARGIN) */
+  static const char *extra[] = {"--lr 1e-4", "", "", "--lr 1e-2"};
   for (int i = 0; i < 4; i++) CHECK(run(methods[i], extra[i], results) == 0, "run %s failed", methods[i]);
   /* determinism: lora again with the same seed */
   CHECK(run("lora", "", results) == 0, "second lora run failed");
