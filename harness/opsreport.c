@@ -83,14 +83,17 @@ int pb_ops_model_build(pb_model *m, pb_method_inst *mi, const pb_config *cfg, co
   return pb_ops_model_build_dir(m, mi, cfg, NULL, name, options);
 }
 
-int pb_ops_model_build_dir(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *shape_dir,
-                           const char *name, const char *const *options) {
+/* the model (shared over `groups` sets, shaped by shape_dir, compressed by spec: each optional)
+ * with the method attached; on failure nothing is left allocated */
+static int build_over(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *shape_dir, int groups,
+                      const pb_latent_spec *spec, const char *name, const char *const *options) {
   memset(m, 0, sizeof *m);
   memset(mi, 0, sizeof *mi);
   int rc = pb_method_create(mi, name, options);
   if (rc) return rc;
-  rc = pb_model_declare(m, cfg);
+  rc = groups > 0 ? pb_model_declare_shared(m, cfg, groups) : pb_model_declare(m, cfg);
   if (!rc && shape_dir) rc = pb_model_apply_hf_shape(m, shape_dir);
+  if (!rc && spec) rc = pb_model_set_latent(m, spec);
   if (!rc) rc = mi->m->attach(mi->ctx, m);
   if (!rc) pb_latent_apply_trainable(m); /* a compressed model's map trains or not by its variant */
   if (rc) {
@@ -100,46 +103,33 @@ int pb_ops_model_build_dir(pb_model *m, pb_method_inst *mi, const pb_config *cfg
   return rc;
 }
 
+int pb_ops_model_build_dir(pb_model *m, pb_method_inst *mi, const pb_config *cfg, const char *shape_dir,
+                           const char *name, const char *const *options) {
+  return build_over(m, mi, cfg, shape_dir, 0, NULL, name, options);
+}
+
 int pb_ops_report_for(const pb_config *cfg, const char *name, const char *const *options, int T, int train_B,
                       int train_T, pb_ops_report *out) {
   return pb_ops_report_for_dir(cfg, NULL, name, options, T, train_B, train_T, out);
 }
 
-int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const char *name, const char *const *options,
-                          int T, int train_B, int train_T, pb_ops_report *out) {
+/* build_over, ODE steps set (0: all), then the report */
+static int report_over(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const pb_latent_spec *spec,
+                       const char *name, const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
   pb_model m;
   pb_method_inst mi;
-  int rc = pb_ops_model_build_dir(&m, &mi, cfg, shape_dir, name, options);
+  int rc = build_over(&m, &mi, cfg, shape_dir, groups, spec, name, options);
   if (rc) return rc;
-  rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
+  if (ode_steps > 0) rc = pb_model_set_ode_steps(&m, ode_steps);
+  if (!rc) rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
   pb_method_destroy(&mi);
   pb_model_free(&m);
   return rc;
 }
 
-/* the model (shared over `groups` sets, shaped by shape_dir, compressed by spec: each optional),
- * the method attached, ODE steps set, then the report */
-static int report_over(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const pb_latent_spec *spec,
-                       const char *name, const char *const *options, int T, int train_B, int train_T, pb_ops_report *out) {
-  pb_model m;
-  pb_method_inst mi;
-  memset(&mi, 0, sizeof mi);
-  int rc = pb_method_create(&mi, name, options);
-  if (rc) return rc;
-  rc = groups > 0 ? pb_model_declare_shared(&m, cfg, groups) : pb_model_declare(&m, cfg);
-  if (rc) {
-    pb_method_destroy(&mi);
-    return rc;
-  }
-  if (shape_dir) rc = pb_model_apply_hf_shape(&m, shape_dir);
-  if (!rc && spec) rc = pb_model_set_latent(&m, spec);
-  if (!rc) rc = mi.m->attach(mi.ctx, &m);
-  if (!rc) pb_latent_apply_trainable(&m); /* a compressed model's map trains or not by its variant */
-  if (!rc && ode_steps > 0) rc = pb_model_set_ode_steps(&m, ode_steps);
-  if (!rc) rc = pb_ops_report_compute(&m, &mi, T, train_B, train_T, out);
-  pb_method_destroy(&mi);
-  pb_model_free(&m);
-  return rc;
+int pb_ops_report_for_dir(const pb_config *cfg, const char *shape_dir, const char *name, const char *const *options,
+                          int T, int train_B, int train_T, pb_ops_report *out) {
+  return report_over(cfg, shape_dir, 0, 0, NULL, name, options, T, train_B, train_T, out);
 }
 
 int pb_ops_report_for_share(const pb_config *cfg, const char *shape_dir, int groups, int ode_steps, const char *name,
