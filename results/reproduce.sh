@@ -8,7 +8,9 @@
 #   results/targets.md   issue 14's targets, computed from those records (results/targets.py)
 # Settings: every training example; SST-2 1 epoch at --max-len 64 (seed 1), the small tasks
 # (CoLA, MRPC, STS-B, RTE, WNLI) 3 epochs at --max-len 128 with seeds 1, 2 and 3; batch 32; each
-# method's default learning rate except full fine-tuning at 1e-4 (its 2e-5 default is bert-base's);
+# method at the learning rate results/lr-sweep.sh chose over the default backbone (its records:
+# results/lr-sweep.jsonl; the methods' default rates are bert-base's and leave them at the
+# majority baseline here), full fine-tuning at 1e-4; the random backbone at the same rates;
 # bf16 matrix products (PB_REPRO_PRECISION=fp32 where the CPU has no bf16); two runs at a time,
 # one thread each. About 2.5 hours on the 2-core machine (measured phases: README, "Reproduced
 # results").
@@ -38,13 +40,17 @@ fresh() { # PB_REPRO_FRESH=1: set the phase's JSONL aside before its first run
   fi
 }
 
+lr_of() { # the rates of results/lr-sweep.sh (its table: README, "Reproduced results")
+  case $1 in full) echo 1e-4 ;; lora) echo 2e-3 ;; adapter) echo 4e-3 ;; layerconnect) echo 3e-2 ;; esac
+}
+
 # the runs of one backbone: $1 = backbone options, $2 = results file, $3 = out folder, $4.. = tasks
 runs() {
   local bb=$1 res=$2 dir=$3
   shift 3
   for task in "$@"; do
     for method in full lora adapter layerconnect; do
-      lr=""; [ $method = full ] && lr="--lr 1e-4"
+      lr="--lr $(lr_of $method)"
       if [ "$task" = sst2 ]; then
         echo "$BIN run --task sst2 --method $method $lr $bb --epochs 1 --max-len 64 --seed 1 $COMMON --out $dir --results $res"
       else
