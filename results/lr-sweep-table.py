@@ -19,25 +19,21 @@ def main(path):
                 cells.setdefault(key, {})[r["task"]] = 100.0 * r["metrics"]["score"]
             except (ValueError, KeyError, TypeError) as e:
                 sys.exit(f"{path}:{n}: not a peftbench result record ({e})")
+    means = {key: sum(sc[t] for t in TASKS) / len(TASKS) for key, sc in cells.items() if all(t in sc for t in TASKS)}
     best = {}
-    for key, scores in cells.items():
-        if all(t in scores for t in TASKS):
-            mean = sum(scores[t] for t in TASKS) / len(TASKS)
-            group = key[:2]
-            if group not in best or mean > best[group][1]:
-                best[group] = (key, mean)
-    chosen = {v[0] for v in best.values()}
+    for key, mean in means.items():
+        group = key[:2]
+        if group not in best or mean > means[best[group]]:
+            best[group] = key
+    chosen = set(best.values())
     print("| backbone | method | lr | " + " | ".join(TASKS) + " | mean |")
     print("|---|---|---:|" + "---:|" * (len(TASKS) + 1))
     for key in sorted(cells):
-        scores = cells[key]
-        row = [f"{scores[t]:.1f}" if t in scores else "–" for t in TASKS]
-        complete = all(t in scores for t in TASKS)
-        mean = f"{sum(scores[t] for t in TASKS) / len(TASKS):.1f}" if complete else "–"
+        row = [f"{cells[key][t]:.1f}" if t in cells[key] else "–" for t in TASKS]
+        mean = f"{means[key]:.1f}" if key in means else "–"
         if key in chosen:
             mean = f"**{mean}**"
         print(f"| {key[0]} | {key[1]} | {key[2]:g} | " + " | ".join(row) + f" | {mean} |")
-
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
