@@ -246,6 +246,21 @@ static int legacy_key(const char *k) {
 /* keys that never take part in a comparison */
 static int ignored_key(const char *k) { return !k || !strcmp(k, "task") || !strcmp(k, "seed"); }
 
+/* keys of a task's training protocol (aggregate.h): compared per cell, not per row */
+static int task_key(const char *k) {
+  static const char *keys[] = {"data_sha256", "data_seed", "max_train", "max_eval", "max_len", "epochs", "steps"};
+  for (size_t i = 0; k && i < sizeof keys / sizeof keys[0]; i++)
+    if (!strcmp(k, keys[i])) return 1;
+  return 0;
+}
+
+/* which keys a comparison looks at */
+enum { CMP_ALL, CMP_ROW, CMP_TASK };
+static int compared(const char *k, int mode) {
+  if (ignored_key(k)) return 0;
+  return mode == CMP_ALL || (mode == CMP_ROW) == !task_key(k);
+}
+
 char *pb_config_value_text(const cJSON *v) {
   char buf[64];
   if (cJSON_IsString(v)) return strdup(v->valuestring ? v->valuestring : "");
@@ -272,23 +287,26 @@ static int value_equal(const cJSON *a, const cJSON *b) {
   return eq;
 }
 
-static int n_keys(const cJSON *o) {
+static int n_keys_mode(const cJSON *o, int mode) {
   int n = 0;
   const cJSON *k;
-  cJSON_ArrayForEach(k, o) if (!ignored_key(k->string)) n++;
+  cJSON_ArrayForEach(k, o) if (compared(k->string, mode)) n++;
   return n;
 }
+static int n_keys(const cJSON *o) { return n_keys_mode(o, CMP_ALL); }
 
-int pb_config_equal(const cJSON *a, const cJSON *b) {
-  if (!cJSON_IsObject(a) || !cJSON_IsObject(b) || n_keys(a) != n_keys(b)) return 0;
+static int config_equal_mode(const cJSON *a, const cJSON *b, int mode) {
+  if (!cJSON_IsObject(a) || !cJSON_IsObject(b) || n_keys_mode(a, mode) != n_keys_mode(b, mode)) return 0;
   const cJSON *k;
   cJSON_ArrayForEach(k, a) {
-    if (ignored_key(k->string)) continue;
+    if (!compared(k->string, mode)) continue;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(b, k->string);
     if (!o || !value_equal(k, o)) return 0;
   }
   return 1;
 }
+
+int pb_config_equal(const cJSON *a, const cJSON *b) { return config_equal_mode(a, b, CMP_ALL); }
 
 int pb_record_same_config(const cJSON *a, const cJSON *b) {
   if (!cJSON_IsObject(a) || !cJSON_IsObject(b)) return 0;
@@ -375,7 +393,7 @@ void pb_agg_free(pb_agg *a) {
     pb_agg_row *r = &a->rows[i];
     free(r->method), free(r->desc), free(r->fp), free(r->label), free(r->diff), free(r->name);
     cJSON_Delete(r->config);
-    for (int t = 0; t < PB_AGG_NTASKS; t++) free(r->recs[t]);
+    for (int t = 0; t < PB_AGG_NTASKS; t++) free(r->recs[t]), cJSON_Delete(r->proto[t]);
   }
   for (int i = 0; i < a->n_splits; i++) {
     free(a->splits[i].method), free(a->splits[i].keys), free(a->splits[i].modal);
@@ -404,6 +422,79 @@ static int add_rec(pb_agg_row *r, int t, const cJSON *rec, int *dup) {
   p[r->n_recs[t]++] = rec;
   r->recs[t] = p;
   return PB_OK;
+}
+
+/* the text of key k in a cell's protocol, "none" when absent; long hex digests shortened to
+ * 12 characters like fingerprints (NULL on OOM) */
+static char *proto_text(const cJSON *proto, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(proto, k);
+  char *s = v ? pb_config_value_text(v) : strdup("none");
+  size_t n = s ? strlen(s) : 0;
+  if (n >= 24 && strspn(s, "0123456789abcdefABCDEF") == n) s[12] = 0;
+  return s;
+}
+
+/* Puts into r->config, for each protocol key of its cells, what the row's cells hold: the value
+ * itself when every cell agrees, else the distinct values in task order joined by "/"
+ * ("64/128"). */
+static int summarize_protocol(pb_agg_row *r) {
+  for (int t0 = 0; t0 < PB_AGG_NTASKS; t0++) {
+    const cJSON *k;
+    if (!r->proto[t0]) continue;
+    cJSON_ArrayForEach(k, r->proto[t0]) {
+      if (!task_key(k->string) || ignored_key(k->string)) continue;
+      int done = 0; /* handled at an earlier cell */
+      for (int t = 0; t < t0 && !done; t++) done = r->proto[t] && cJSON_GetObjectItemCaseSensitive(r->proto[t], k->string);
+      if (done) continue;
+      pb_strbuf b = {0};
+      pb_sb_add(&b, "%s", "");
+      int distinct = 0;
+      char *seen[PB_AGG_NTASKS];
+      for (int t = 0; t < PB_AGG_NTASKS; t++) {
+        seen[t] = NULL;
+        if (!r->proto[t]) continue;
+        char *v = proto_text(r->proto[t], k->string);
+        if (!v) b.oom = 1;
+        int dup = !v;
+        for (int q = 0; q < t && !dup; q++) dup = seen[q] && !strcmp(seen[q], v);
+        if (!dup) pb_sb_add(&b, "%s%s", distinct++ ? "/" : "", v);
+        seen[t] = v;
+      }
+      for (int t = 0; t < PB_AGG_NTASKS; t++) free(seen[t]);
+      char *joined = pb_sb_take(&b);
+      if (!joined) return PB_ERR_NOMEM;
+      cJSON *nv = distinct == 1 ? cJSON_Duplicate(k, 1) : cJSON_CreateString(joined);
+      free(joined);
+      if (!nv) return PB_ERR_NOMEM;
+      if (cJSON_GetObjectItemCaseSensitive(r->config, k->string)) {
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(r->config, k->string, nv)) return cJSON_Delete(nv), PB_ERR_NOMEM;
+      } else if (!cJSON_AddItemToObject(r->config, k->string, nv)) {
+        cJSON_Delete(nv);
+        return PB_ERR_NOMEM;
+      }
+    }
+  }
+  return PB_OK;
+}
+
+/* 1 when two of the rows [lo, hi) have cells of one task whose protocol differs in key k
+ * (rows that cannot have k, legacy ones, are left out) */
+static int protocol_conflict(const pb_agg *a, int lo, int hi, const char *k, int *oom) {
+  for (int t = 0; t < PB_AGG_NTASKS; t++)
+    for (int i = lo; i < hi; i++) {
+      const pb_agg_row *x = &a->rows[i];
+      if (!x->proto[t] || (x->legacy && !legacy_key(k))) continue;
+      for (int j = i + 1; j < hi; j++) {
+        const pb_agg_row *y = &a->rows[j];
+        if (!y->proto[t] || (y->legacy && !legacy_key(k))) continue;
+        char *u = proto_text(x->proto[t], k), *v = proto_text(y->proto[t], k);
+        int differ = u && v && strcmp(u, v);
+        if (!u || !v) *oom = 1;
+        free(u), free(v);
+        if (differ) return 1;
+      }
+    }
+  return 0;
 }
 
 /* A row's value of key k for labelling: its text, "none" when absent; NULL when the row
@@ -464,6 +555,7 @@ static int label_method(pb_agg *a, int lo, int hi) {
           if (vals[q] && strcmp(vals[q], vals[j])) differ = 1;
         n_elig++;
       }
+      if (differ && task_key(key)) differ = protocol_conflict(a, lo, hi, key, &oom);
       if (n_elig >= 2 && differ) {
         /* the most common value, if one value is strictly the most common (and not unique) */
         int best = -1, best_n = 0, tie = 0;
@@ -553,7 +645,9 @@ static int agg_group(cJSON *all, pb_agg *a) {
     int k;
     for (k = 0; k < a->n_rows; k++)
       if (!strcmp(a->rows[k].method, method) && !strcmp(a->rows[k].desc, desc) &&
-          !strcmp(a->rows[k].fp, fp) && a->rows[k].legacy == legacy && pb_config_equal(a->rows[k].config, cfg))
+          !strcmp(a->rows[k].fp, fp) && a->rows[k].legacy == legacy &&
+          config_equal_mode(a->rows[k].config, cfg, CMP_ROW) &&
+          (!a->rows[k].proto[t] || config_equal_mode(a->rows[k].proto[t], cfg, CMP_TASK)))
         break;
     if (k == a->n_rows) {
       pb_agg_row *rows = realloc(a->rows, (size_t)(a->n_rows + 1) * sizeof *rows);
@@ -569,11 +663,11 @@ static int agg_group(cJSON *all, pb_agg *a) {
       rows[k].fp = strdup(fp);
       rows[k].config = cfg;
       rows[k].legacy = legacy;
-      if (!rows[k].method || !rows[k].desc || !rows[k].fp)
+      if (!rows[k].method || !rows[k].desc || !rows[k].fp || !(cfg = cJSON_Duplicate(cfg, 1)))
         return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
-    } else {
-      cJSON_Delete(cfg);
     }
+    if (!a->rows[k].proto[t]) a->rows[k].proto[t] = cfg; /* the cell's protocol */
+    else cJSON_Delete(cfg);
     int dup = 0;
     if (add_rec(&a->rows[k], t, rec, &dup)) return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
     if (dup && a->n_dup++ == 0) {
@@ -584,6 +678,8 @@ static int agg_group(cJSON *all, pb_agg *a) {
     a->task_present[t] = 1;
     rec = next;
   }
+  for (int i = 0; i < a->n_rows; i++)
+    if (summarize_protocol(&a->rows[i])) return pb_set_error(PB_ERR_NOMEM, "table: out of memory");
   if (a->n_rows > 1) qsort(a->rows, (size_t)a->n_rows, sizeof *a->rows, row_cmp);
   /* diff labels per method (rows of a method are adjacent after the sort) */
   for (int lo = 0; lo < a->n_rows;) {
@@ -666,3 +762,65 @@ int pb_agg_load(const char *const *files, int n_files, const char *who, FILE *wa
   return rc;
 }
 
+
+/* ---------------------------------------------------------------- per-task protocol */
+
+char *pb_agg_protocol_note(const pb_agg *a) {
+  pb_strbuf b = {0};
+  pb_sb_add(&b, "%s", "");
+  const char *done[32];
+  int n_done = 0;
+  for (int i = 0; i < a->n_rows; i++)
+    for (int t0 = 0; t0 < PB_AGG_NTASKS; t0++) {
+      const cJSON *k;
+      if (!a->rows[i].proto[t0]) continue;
+      cJSON_ArrayForEach(k, a->rows[i].proto[t0]) {
+        const char *key = k->string;
+        if (!task_key(key) || !strcmp(key, "data_sha256") || n_done == 32) continue;
+        int seen = 0;
+        for (int q = 0; q < n_done && !seen; q++) seen = !strcmp(done[q], key);
+        if (seen) continue;
+        done[n_done++] = key;
+        /* has[v][t]: value v (in order of first appearance, task order) occurs in task t */
+        char *vals[64];
+        int nv = 0, has[64][PB_AGG_NTASKS];
+        memset(has, 0, sizeof has);
+        for (int t = 0; t < PB_AGG_NTASKS; t++)
+          for (int r = 0; r < a->n_rows; r++) {
+            const pb_agg_row *row = &a->rows[r];
+            if (!row->proto[t] || (row->legacy && !legacy_key(key))) continue;
+            char *v = proto_text(row->proto[t], key);
+            if (!v) {
+              b.oom = 1;
+              continue;
+            }
+            int j = 0;
+            while (j < nv && strcmp(vals[j], v)) j++;
+            if (j == nv && nv < 64) vals[nv++] = v;
+            else free(v);
+            if (j < nv) has[j][t] = 1;
+          }
+        /* noted only when the tasks do not all hold the same set of values */
+        int same = 1, first = -1;
+        for (int t = 0; t < PB_AGG_NTASKS && same; t++) {
+          int any = 0;
+          for (int j = 0; j < nv; j++) any |= has[j][t];
+          if (!any) continue;
+          if (first < 0) first = t;
+          for (int j = 0; j < nv; j++) same &= has[j][t] == has[j][first];
+        }
+        if (!same) {
+          pb_sb_add(&b, "%s%s: ", b.n ? "; " : "", key);
+          for (int j = 0; j < nv; j++) {
+            pb_sb_add(&b, "%s%s (", j ? ", " : "", vals[j]);
+            int c = 0;
+            for (int t = 0; t < PB_AGG_NTASKS; t++)
+              if (has[j][t]) pb_sb_add(&b, "%s%s", c++ ? ", " : "", pb_task_at(t)->dir);
+            pb_sb_add(&b, ")");
+          }
+        }
+        for (int j = 0; j < nv; j++) free(vals[j]);
+      }
+    }
+  return pb_sb_take(&b);
+}

@@ -16,6 +16,18 @@
  * when their common keys agree; legacy records are averaged with each other under the same
  * rule over their derived keys.
  *
+ * Per-task protocol. The keys data_sha256, data_seed, max_train, max_eval, max_len, epochs and
+ * steps describe how one task was trained (its data, its length, its budget) and may differ
+ * between the tasks of one row: a reproduction that trains SST-2 1 epoch at length 64 and the
+ * small tasks 3 epochs at 128, each on its own data (data_sha256), is one row per method. They
+ * are compared per cell instead: a record joins a row when every other key agrees and the
+ * row's cell of its task is empty or holds records with the same protocol keys; otherwise it
+ * starts (or joins) another row. Records join the first such row in input order. A row's
+ * config then holds, for each protocol key, the value its cells share, or their distinct
+ * values in task order joined by "/" ("64/128"); rows of one method are labelled by a
+ * protocol key only when two of them differ in it on the same task. pb_agg_protocol_note
+ * names the protocol keys that differ between tasks.
+ *
  * Inside one (row, task) cell two records with the same seed are duplicates (a re-run), not
  * two seeds: the later one in input order (file order, then line order) is kept, the earlier
  * dropped and counted (pb_agg.n_dup; pb_agg_load warns). Records without a numeric seed are
@@ -98,7 +110,8 @@ typedef struct {
   char *desc;        /* method_desc, "" when absent (owned) */
   char *fp;          /* backbone fingerprint, "" when absent (owned) */
   cJSON *config;     /* the configuration shared by the row's records (owned; pb_record_config
-                        of its first record) */
+                        of its first record, protocol keys summarised over the cells: see
+                        "Per-task protocol" above) */
   int legacy;        /* 1: the records have no "config" (derived configuration) */
   char *diff;        /* what tells this row from the method's other rows, besides
                         method_desc and backbone: "lr=0.003, epochs=2", "legacy record";
@@ -110,6 +123,8 @@ typedef struct {
                         " [fp8]" with several backbones (owned) */
   int n_recs[PB_AGG_NTASKS];          /* records per task */
   const cJSON **recs[PB_AGG_NTASKS];  /* [task][n_recs[task]] records (borrowed from pb_agg.all) */
+  cJSON *proto[PB_AGG_NTASKS];        /* [task] the configuration of the cell's first record (its
+                                         protocol keys are the cell's; NULL: empty cell; owned) */
 } pb_agg_row;
 
 /* A method with several rows: the keys its rows differ in. */
@@ -147,6 +162,11 @@ typedef struct {
 int pb_agg_load(const char *const *files, int n_files, const char *who, FILE *warn, pb_agg *a);
 /* Groups the records of an array (each is copied; the caller keeps `records`). */
 int pb_agg_build(const cJSON *records, pb_agg *a);
+/* The protocol keys (max_len, epochs, max_train, ...; not data_sha256) whose values differ
+ * between tasks, for a table note: "max_len: 128 (CoLA, MRPC), 64 (SST-2); epochs: 3 (CoLA,
+ * MRPC), 1 (SST-2)", values in order of first appearance in task order ("" when every task
+ * holds the same values). Malloc'd; NULL on OOM. */
+char *pb_agg_protocol_note(const pb_agg *a);
 void pb_agg_free(pb_agg *a);
 
 /* The number at a path of object keys (NULL-terminated key list). Returns 1 and sets *v

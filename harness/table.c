@@ -533,6 +533,12 @@ static void build_main(const pb_agg *a, tbl *t, int digits) {
               "configuration ± the sample standard deviation, with the number of runs n when "
               "n > 1; – means not run.");
   note_splits(a, t);
+  char *proto = pb_agg_protocol_note(a);
+  if (!proto) t->oom = 1;
+  else if (proto[0])
+    tbl_note(t, "Training protocol per task (it differs between tasks; a row holds each task's "
+                "own): %s.", proto);
+  free(proto);
   tbl_note(t, "Avg: GLUE score, i.e. each task's score (the mean of its metrics; MNLI: of m and "
               "mm) averaged over the tasks present%s.",
            partial_avg ? "; * marks a row averaged over fewer tasks than the table has" : "");

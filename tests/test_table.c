@@ -414,6 +414,100 @@ static void test_config_grouping(const char *dir) {
   }
 }
 
+/* ---------------------------------------------------------------- per-task protocol */
+
+/* A config as run.c writes it, with the per-task protocol keys given. */
+static void proto_cfg(char *o, size_t n, const char *method, int max_len, int epochs, char hex) {
+  char sha[65];
+  memset(sha, hex, 64);
+  sha[64] = 0;
+  snprintf(o, n,
+           "{\"method\":\"%s\",\"method_desc\":\"r=8,alpha=16\",\"backbone\":\"0123456789abcdef\","
+           "\"data_sha256\":\"%s\",\"data_seed\":0,\"max_train\":0,\"max_len\":%d,\"epochs\":%d,"
+           "\"batch\":32,\"lr\":0.002}",
+           method, sha, max_len, epochs);
+}
+
+/* SST-2 at length 64 for 1 epoch and RTE at 128 for 3, each on its own data (the
+ * reproduction's protocol): one row per method, not one per task; a second LoRA protocol on
+ * RTE is another row, labelled by the key that differs on RTE. */
+static void test_task_protocol(const char *dir) {
+  char path[600], c[1024];
+  snprintf(path, sizeof path, "%s/protocol.jsonl", dir);
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  proto_cfg(c, sizeof c, "full", 64, 1, 'a');
+  rec_cfg(f, "sst2", "full", 1, 0.80, c, 2e-3, 1);
+  proto_cfg(c, sizeof c, "full", 128, 3, 'b');
+  rec_cfg(f, "rte", "full", 1, 0.55, c, 2e-3, 3);
+  proto_cfg(c, sizeof c, "lora", 64, 1, 'a');
+  rec_cfg(f, "sst2", "lora", 1, 0.70, c, 2e-3, 1);
+  proto_cfg(c, sizeof c, "lora", 128, 3, 'b');
+  rec_cfg(f, "rte", "lora", 1, 0.52, c, 2e-3, 3);
+  rec_cfg(f, "rte", "lora", 2, 0.54, c, 2e-3, 3);
+  proto_cfg(c, sizeof c, "lora", 64, 3, 'b'); /* RTE at another length: another row */
+  rec_cfg(f, "rte", "lora", 1, 0.50, c, 2e-3, 3);
+  proto_cfg(c, sizeof c, "lora", 64, 1, 'a'); /* a re-run of SST-2 seed 1: a duplicate */
+  rec_cfg(f, "sst2", "lora", 1, 0.72, c, 2e-3, 1);
+  fclose(f);
+  const int SST2 = 1, RTE = 7;
+  const char *files[] = {path};
+  pb_agg a;
+  int rc = pb_agg_load(files, 1, "test", NULL, &a);
+  CHECK(rc == 0 && a.n_rows == 3, "protocol scenario: 3 rows (full, 2 LoRA), got %d (rc %d)", a.n_rows, rc);
+  if (rc == 0 && a.n_rows == 3) {
+    /* ordered by configuration: data_sha256 "aaaa…/bbbb…" before "bbbb…" */
+    CHECK(!strcmp(a.rows[0].label, "full") && !strcmp(a.rows[1].label, "lora (max_len=64/128)") &&
+              !strcmp(a.rows[2].label, "lora (max_len=64)"),
+          "labels '%s' / '%s' / '%s'", a.rows[0].label, a.rows[1].label, a.rows[2].label);
+    pb_stat fs = pb_agg_task_score(&a.rows[0], SST2), fr = pb_agg_task_score(&a.rows[0], RTE);
+    CHECK(fs.n == 1 && fabs(fs.mean - 80) < 1e-9 && fr.n == 1 && fabs(fr.mean - 55) < 1e-9,
+          "full: SST-2 and RTE in one row (%d %.1f, %d %.1f)", fs.n, fs.mean, fr.n, fr.mean);
+    pb_stat ls = pb_agg_task_score(&a.rows[1], SST2), lr = pb_agg_task_score(&a.rows[1], RTE);
+    CHECK(ls.n == 1 && fabs(ls.mean - 72) < 1e-9 && lr.n == 2 && fabs(lr.mean - 53) < 1e-9,
+          "lora: SST-2 (the later record, 72) and RTE over 2 seeds (53) in one row (%d %.1f, %d %.1f)", ls.n,
+          ls.mean, lr.n, lr.mean);
+    pb_stat o = pb_agg_task_score(&a.rows[2], RTE);
+    CHECK(o.n == 1 && fabs(o.mean - 50) < 1e-9 && pb_agg_task_score(&a.rows[2], SST2).n == 0,
+          "lora at length 64 on RTE: its own row (%d %.1f)", o.n, o.mean);
+    CHECK(a.n_dup == 1 && strstr(a.dup_example, "lora sst2 seed 1"), "the SST-2 re-run is one duplicate (%d '%s')",
+          a.n_dup, a.dup_example);
+    CHECK(a.n_splits == 1 && !strcmp(a.splits[0].keys, "max_len"), "lora rows split on max_len only ('%s')",
+          a.n_splits ? a.splits[0].keys : "");
+    char *note = pb_agg_protocol_note(&a);
+    CHECK(note && !strcmp(note, "max_len: 64 (SST-2, RTE), 128 (RTE); epochs: 1 (SST-2), 3 (RTE)"),
+          "protocol note '%s'", note ? note : "(null)");
+    free(note);
+    char *md = NULL;
+    CHECK_OK(pb_table_render(&a, "md", 1, 1, &md));
+    CHECK(md && strstr(md, "\n| full | r=8,alpha=16 | 80.0 | 55.0 | 67.5 |"), "full row holds both tasks:\n%s",
+          md ? md : "");
+    CHECK(md && strstr(md, "- Training protocol per task (it differs between tasks; a row holds each task's own): "
+                           "max_len: 64 (SST-2, RTE), 128 (RTE); epochs: 1 (SST-2), 3 (RTE).\n"),
+          "the protocol note in the table");
+    free(md);
+  }
+  pb_agg_free(&a);
+
+  /* one task, or tasks with the same protocol: no note */
+  cJSON *one = cJSON_CreateArray();
+  cJSON *arr = NULL;
+  int bad = 0;
+  CHECK_OK(pb_results_read(path, &arr, &bad));
+  cJSON *r0 = cJSON_DetachItemFromArray(arr, 0);
+  cJSON_AddItemToArray(one, r0);
+  rc = pb_agg_build(one, &a);
+  char *note = rc == 0 ? pb_agg_protocol_note(&a) : NULL;
+  CHECK(rc == 0 && note && !note[0], "a single cell: no protocol note ('%s')", note ? note : "(null)");
+  free(note);
+  if (rc == 0) pb_agg_free(&a);
+  cJSON_Delete(one);
+  cJSON_Delete(arr);
+}
+
 int main(void) {
   char dir[] = "/tmp/pb_test_table_XXXXXX";
   if (!mkdtemp(dir)) {
@@ -581,6 +675,7 @@ int main(void) {
 
   /* 7. grouping by training configuration */
   test_config_grouping(dir);
+  test_task_protocol(dir);
 
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
