@@ -12,8 +12,8 @@
 # results/lr-sweep.jsonl; the methods' default rates are bert-base's and leave them at the
 # majority baseline here), full fine-tuning at 1e-4; the random backbone at the same rates;
 # bf16 matrix products (PB_REPRO_PRECISION=fp32 where the CPU has no bf16); two runs at a time,
-# one thread each. About 2.5 hours on the 2-core machine (measured phases: README, "Reproduced
-# results").
+# one thread each. About 2 hours on the 2-core machine: default 70 min, random 51 min (README,
+# "Reproduced results").
 # Resumable: every run appends its record straight to the committed JSONL with --skip-done, so a
 # stopped reproduction (Ctrl-C, a closed session) continues where it stopped when run again; start
 # afresh with PB_REPRO_FRESH=1 (the old JSONL is moved into PB_REPRO_TMP first, never deleted):
