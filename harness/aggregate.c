@@ -762,7 +762,6 @@ int pb_agg_load(const char *const *files, int n_files, const char *who, FILE *wa
   return rc;
 }
 
-
 /* ---------------------------------------------------------------- per-task protocol */
 
 char *pb_agg_protocol_note(const pb_agg *a) {
