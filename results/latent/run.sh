@@ -6,7 +6,7 @@
 # file under /usr/bin/time for the peak inference memory (results/latent/eval-rss.sh). Fine-tuning:
 # at most 4,000 training examples, 2 epochs, --max-len 64, seed 1, bf16, one thread. From the repo
 # root, after the build:
-#   bash results/latent/run.sh            (about 40 minutes on one core of the 2-core machine)
+#   bash results/latent/run.sh            (46 minutes on one thread of the 2-core machine, partly shared)
 # Records: results/latent/TASK-default.jsonl; reconstruction reports: results/latent/autoencoders.txt;
 # peak RSS of each eval: results/latent/eval-rss[-TASK].tsv; tables summary[-TASK].md. Resumable:
 # runs already recorded are skipped (--skip-done); a new backbone needs the old records moved away.
