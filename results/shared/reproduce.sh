@@ -44,8 +44,8 @@ one() { # task backbone method
   local mark="$W/done/$1-$(basename "$2")-$3"
   [ -f "$mark" ] && return 0
   $PB run --task "$1" --model "$2" --method "$3" --lr "$(lr_of "$3")" --max-train 4000 --epochs 2 --max-len 64 \
-    --seed 1 --precision bf16 --threads 1 --out "$W/out" --results results/shared/runs.jsonl --quiet --json > "$W/last-run.json"
-  tf=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storage']['path'])" "$W/last-run.json")
+    --seed 1 --precision bf16 --threads 1 --out "$W/out" --results results/shared/runs.jsonl --quiet --json > "$W/last-run-$1.json"
+  tf=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storage']['path'])" "$W/last-run-$1.json")
   $PB eval "$tf" --ode-steps 1,2,3,4 --precision bf16 --out "$W/out" --results "results/shared/ode-$1.jsonl" > /dev/null
   touch "$mark"
 }
