@@ -40,9 +40,7 @@ fresh() { # PB_REPRO_FRESH=1: set the phase's JSONL aside before its first run
   fi
 }
 
-lr_of() { # the rates of results/lr-sweep.sh (its table: README, "Reproduced results")
-  case $1 in full) echo 1e-4 ;; lora) echo 2e-3 ;; adapter) echo 4e-3 ;; layerconnect) echo 3e-2 ;; esac
-}
+. results/lr-of.sh # lr_of METHOD: the rates of results/lr-sweep.sh
 
 # the runs of one backbone: $1 = backbone options, $2 = results file, $3 = out folder, $4.. = tasks
 runs() {

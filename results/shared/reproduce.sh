@@ -39,7 +39,7 @@ done
 cp "$W/shared/pretrain.json" results/shared/pretrain-shared.json
 cp "$W/shared-rs/pretrain.json" results/shared/pretrain-shared-rs.json
 cp "$W/default-val/pretrain.json" results/shared/pretrain-default-val.json
-lr_of() { case $1 in lora) echo 2e-3 ;; adapter) echo 4e-3 ;; layerconnect) echo 3e-2 ;; esac; }
+. results/lr-of.sh # lr_of METHOD: the rates of results/lr-sweep.sh
 one() { # task backbone method
   local mark="$W/done/$1-$(basename "$2")-$3"
   [ -f "$mark" ] && return 0
