@@ -18,8 +18,9 @@ M=${MODELS:-/tmp/pb-latent}
 R=$OUT/sst2-default.jsonl
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 mkdir -p "$M"
+. results/lr-of.sh # lr_of METHOD: the rates of results/lr-sweep.sh
 FT=(--max-train 4000 --epochs 2 --max-len 64 --threads 1 --seed 1 --precision bf16 --skip-done --quiet --out "$M/out")
-RUN=(run --task sst2 --method full --lr 1e-4 "${FT[@]}" --results "$R")
+RUN=(run --task sst2 --method full --lr "$(lr_of full)" "${FT[@]}" --results "$R")
 [ -d "$M/pca-proj-k2-d64" ] || : >"$OUT/autoencoders.txt" # a fresh start (a resumed run keeps the reports)
 ae() { "$BIN" autoencoder --quiet "$@" --sequences 400 --max-len 64 | tee -a "$OUT/autoencoders.txt"; }
 
@@ -55,7 +56,7 @@ python3 "$OUT/summary.py" "$R" "$OUT/eval-rss.tsv" >"$OUT/summary.md"
 
 # LoRA on the compressed model (the projected upper layers frozen) against LoRA on the uncompressed one
 # (LoRA at 2e-3, the rate results/lr-sweep.sh chose over the default backbone)
-LORA=(run --task sst2 --method lora --lr 2e-3 "${FT[@]}" --results "$OUT/sst2-lora.jsonl")
+LORA=(run --task sst2 --method lora --lr "$(lr_of lora)" "${FT[@]}" --results "$OUT/sst2-lora.jsonl")
 "$BIN" "${LORA[@]}"
 "$BIN" "${LORA[@]}" --model "$M/pca-proj-k2-d128"
 python3 "$OUT/summary.py" "$OUT/sst2-lora.jsonl" "$OUT/eval-rss.tsv" >"$OUT/summary-lora.md"
@@ -66,7 +67,7 @@ all=("$R")
 for task in rte cola mrpc stsb wnli; do
   TR=$OUT/$task-default.jsonl
   all+=("$TR")
-  T=(run --task "$task" --method full --lr 1e-4 "${FT[@]}" --results "$TR")
+  T=(run --task "$task" --method full --lr "$(lr_of full)" "${FT[@]}" --results "$TR")
   "$BIN" "${T[@]}"
   for f in pca-proj-k2-d64 pca-proj-k2-d128 pca-proj-k1-d128 ae-k2-d128 ll-k2-d128; do "$BIN" "${T[@]}" --model "$M/$f"; done
   bash "$OUT/eval-rss.sh" "$TR" && mv "$OUT/eval-rss.tsv" "$OUT/eval-rss-$task.tsv"
